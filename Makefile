@@ -1,0 +1,44 @@
+# One Makefile for the whole lifecycle. `make help` lists the targets.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -ec
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-from-lock
+# pip prints a warning per package for index folders this machine's pip.conf lists but lacks
+PIPFILTER := sed -u '/is ignored: it is neither a file nor a directory/d'
+
+.DEFAULT_GOAL := help
+.PHONY: help venv run test test-unit test-integration lint mlflow-ui clean-data lock
+
+help: ## Show this help
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+
+venv: $(STAMP) ## Create .venv from the committed lock (requirements.lock); no-op when up to date
+
+$(STAMP): requirements.lock
+	@echo "==> creating $(VENV) from requirements.lock (first time: about 2-3 minutes)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check --no-input -r requirements.lock 2>&1 | $(PIPFILTER)
+	@touch $(STAMP)
+
+run: venv ## Run the whole daily cycle once on simulated data (simulate, validate, dvc repro, score, drift)
+	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pipelines run
+
+test: venv ## Run the whole test suite (unit + integration, real tools)
+	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest
+
+test-unit: venv ## Run only the fast unit tests
+	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest tests/unit
+
+mlflow-ui: venv ## Open the MLflow UI on http://127.0.0.1:5000 (foreground; Ctrl-C to stop)
+	@$(VENV)/bin/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}" --host 127.0.0.1 --port 5000
+
+clean-data: ## Delete generated data, models and the local MLflow store (keeps .venv)
+	rm -rf data models mlflow.db mlartifacts dvc-storage metrics/*.json
+
+lock: ## Re-resolve the top-level requirements into requirements.lock (maintainers only)
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet -r requirements.in 2>&1 | $(PIPFILTER)
+	.lock-venv/bin/pip freeze --all --exclude pip --exclude setuptools > requirements.lock
+	rm -rf .lock-venv

@@ -1,0 +1,252 @@
+"""Command line: `python -m pipelines <command>`; each command is a thin wrapper over a function.
+
+Exit code 0 on success; non-zero with a one-line reason on stderr on failure (a failed
+validation is a failure and lists one line per failed expectation).
+
+Process exit: with pyarrow 25 a short-lived process that has read Parquet with threads can
+abort at interpreter exit ("terminate called without an active exception", SIGABRT) after its
+work is done. Reads use ``use_threads=False`` (pipelines/io.py) and, once a command has
+finished and flushed its output, the process leaves with ``os._exit`` so no native thread
+pool is torn down during interpreter finalization.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, Optional
+
+import typer
+
+from pipelines.errors import PipelineError, ValidationFailed
+
+app = typer.Typer(
+    help="Credit-default MLOps pipeline: simulate, validate, train, gate, promote, score, watch drift.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+STATE: dict[str, Any] = {"params": None}
+
+
+def _settings() -> Any:
+    from pipelines.config import load_settings
+
+    return load_settings(STATE["params"])
+
+
+def _emit(result: Any) -> None:
+    if result is not None:
+        print(json.dumps(result, indent=2, default=str))
+
+
+def _run(fn: Callable[[], Any], emit: bool = True) -> Any:
+    """Run a step; turn a PipelineError into a one-line reason and exit code 1."""
+    try:
+        result = fn()
+    except ValidationFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        for line in exc.failures:
+            print(f"  - {line}", file=sys.stderr)
+        _exit(1)
+    except PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        _exit(1)
+    if emit:
+        _emit(result)
+    return result
+
+
+def _exit(code: int) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _day(value: Optional[str], folder_attr: str = "validated_dir") -> Any:
+    from pipelines.io import parse_date, partition_files
+
+    if value:
+        return parse_date(value)
+    days = list(partition_files(getattr(_settings(), folder_attr)))
+    if not days:
+        raise PipelineError("no day found; pass --date YYYY-MM-DD")
+    return days[-1]
+
+
+@app.callback()
+def main(
+    params: Optional[str] = typer.Option(None, "--params", help="params.yaml to use (default: the project's)."),
+) -> None:
+    STATE["params"] = params
+
+
+@app.command()
+def simulate(
+    start: Optional[str] = typer.Option(None, help="First day (YYYY-MM-DD); default simulate.start."),
+    days: Optional[int] = typer.Option(None, help="Number of days; default simulate.days."),
+    scenario: Optional[str] = typer.Option(None, help="stable | feature_drift | concept_drift | data_quality."),
+    scenario_start: Optional[str] = typer.Option(None, help="First day the scenario applies; default: --start."),
+    rows: Optional[int] = typer.Option(None, help="Rows per day; default simulate.rows_per_day."),
+) -> None:
+    """Generate seeded daily batches (data/raw) and matured labels (data/labels)."""
+    from pipelines.simulate import simulate as fn
+
+    _run(lambda: fn(_settings(), start, days, scenario, scenario_start, rows))  # type: ignore[arg-type]
+
+
+@app.command()
+def validate(
+    date: Optional[str] = typer.Option(None, "--date", help="Validate the raw batch of this day."),
+    all_days: bool = typer.Option(False, "--all", help="Validate every raw day not yet validated."),
+    training: bool = typer.Option(False, "--training", help="Validate data/training/{train,holdout}.parquet."),
+    profile: Optional[str] = typer.Option(
+        None, "--profile", help="Propose a suite (daily_batch | training_set) from reference data instead."
+    ),
+    out: Optional[str] = typer.Option(None, help="With --profile: where to write the proposal."),
+) -> None:
+    """Validate data with the Great Expectations suites in expectations/; failures quarantine."""
+    from pipelines import validate as v
+
+    def go() -> Any:
+        s = _settings()
+        if profile:
+            return _propose(s, profile, out)
+        if training:
+            return v.validate_training(s)
+        if all_days:
+            from pipelines.cycle import validate_new_days
+
+            res = validate_new_days(s)
+            if res["failed"]:
+                raise PipelineError(f"{len(res['failed'])} day(s) failed validation and were quarantined: {res['failed']}")
+            return res
+        return v.validate_batch(s, _day(date, "raw_dir"))
+
+    _run(go)
+
+
+def _propose(s: Any, kind: str, out: Optional[str]) -> dict[str, Any]:
+    import pandas as pd
+
+    from pipelines.io import partition_files, read_frame, write_json
+    from pipelines.validate import normalize, propose_suite
+
+    if kind == "training_set":
+        ref = read_frame(s.training_dir / "train.parquet")
+    else:
+        files = list(partition_files(s.validated_dir).values()) or list(partition_files(s.raw_dir).values())
+        if not files:
+            raise PipelineError("no batches to profile: run `simulate` or point data.raw_dir at your data")
+        ref = pd.concat([normalize(read_frame(f), s) for f in files], ignore_index=True)
+    suite = propose_suite(s, ref, kind)
+    dest = s.expectations_dir / f"{kind}.proposed.json" if out is None else s.path(out)
+    write_json(suite, dest)
+    return {"proposed": str(dest), "expectations": len(suite["expectations"]), "review_then": f"mv {dest} {s.expectations_dir / (kind + '.json')}"}
+
+
+@app.command()
+def prepare() -> None:
+    """Assemble the training window and fresh holdout from validated, labelled days."""
+    from pipelines.prepare import prepare as fn
+
+    _run(lambda: fn(_settings()))
+
+
+@app.command()
+def train() -> None:
+    """Train the candidate Pipeline and log it to MLflow (writes models/candidate.json)."""
+    from pipelines.train import train as fn
+
+    _run(lambda: fn(_settings()))
+
+
+@app.command()
+def evaluate() -> None:
+    """Gate: evaluate candidate and champion on the same holdout; write the decision record."""
+    from pipelines.evaluate import evaluate as fn
+
+    def go() -> Any:
+        decision = fn(_settings())
+        print(f"gate: {decision['verdict']}" + (f" ({'; '.join(decision['reasons'])})" if decision["reasons"] else ""), file=sys.stderr)
+        return decision
+
+    _run(go)
+
+
+@app.command()
+def promote(
+    version: Optional[str] = typer.Option(None, help="Manually make this version champion (needs --reason)."),
+    reason: Optional[str] = typer.Option(None, help="Written justification for a manual promotion."),
+) -> None:
+    """Register the gated candidate (champion if it passed, else challenger), or promote by hand."""
+    from pipelines import registry
+
+    if version:
+        _run(lambda: registry.promote_version(_settings(), version, reason or ""))
+    else:
+        _run(lambda: registry.promote_candidate(_settings()))
+
+
+@app.command()
+def rollback(reason: str = typer.Option(..., help="Why the current champion is being rolled back.")) -> None:
+    """Move the champion alias back to the previous champion."""
+    from pipelines.registry import rollback as fn
+
+    _run(lambda: fn(_settings(), reason))
+
+
+@app.command()
+def score(date: Optional[str] = typer.Option(None, "--date", help="Day to score; default the latest validated.")) -> None:
+    """Score a validated daily batch with models:/<name>@champion."""
+    from pipelines.score import score as fn
+
+    _run(lambda: fn(_settings(), _day(date)))
+
+
+@app.command()
+def drift(date: Optional[str] = typer.Option(None, "--date", help="Day to check; default the latest validated.")) -> None:
+    """PSI per feature against the champion's reference (Evidently); says if retraining is due."""
+    from pipelines.drift import drift as fn
+
+    def go() -> Any:
+        res = fn(_settings(), _day(date))
+        print(f"drift: retrain {'DUE' if res['retrain'] else 'not due'} - {res['reason']}", file=sys.stderr)
+        return res
+
+    _run(go)
+
+
+@app.command()
+def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """Champion, challenger, last gate decision and where the latest outputs are."""
+    from pipelines.registry import status as fn
+
+    res = _run(lambda: fn(_settings()), emit=as_json)
+    if not as_json:
+        ch, cl = res["champion"], res["challenger"]
+        print(f"model: {res['model_name']}  ({res['tracking_uri']})")
+        print(f"champion:   {('v' + ch['version'] + ' holdout AUC ' + str(ch['holdout_roc_auc'])) if ch else 'none'}")
+        print(f"challenger: {('v' + cl['version'] + ' - ' + str(cl['gate_reasons'])) if cl else 'none'}")
+        print(f"history:    {res['champion_history']}")
+        print(f"predictions: {res['latest_predictions']}\ndrift report: {res['latest_drift_report']}")
+
+
+@app.command()
+def run() -> None:
+    """The whole cycle once: simulate, validate, dvc repro, score, drift, then a summary."""
+    from pipelines.cycle import run_cycle, summary_lines
+
+    res = _run(lambda: run_cycle(_settings()), emit=False)
+    print("\n".join(["", *summary_lines(res)]))
+
+
+if __name__ == "__main__":
+    try:
+        app()  # standalone mode: click prints usage errors and raises SystemExit
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    _exit(code)

@@ -1,0 +1,201 @@
+"""Load and validate params.yaml, the single source of configuration.
+
+No side effects at import: nothing is created, no tracking URI is set. Deployment settings
+(MLflow URI, project root) come from environment variables read when a function asks.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipelines.errors import PipelineError
+
+Scenario = Literal["stable", "feature_drift", "concept_drift", "data_quality"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProjectParams(_Section):
+    model_name: str = "credit-default"
+    experiment: str = "credit-default"
+
+
+class DataParams(_Section):
+    raw_dir: str = "data/raw"
+    labels_dir: str = "data/labels"
+    id_col: str = "customer_id"
+    timestamp_col: str = "event_ts"
+    target: str = "default"
+    numerical: list[str]
+    categorical: list[str]
+
+    @model_validator(mode="after")
+    def _distinct_roles(self) -> "DataParams":
+        roles = [self.id_col, self.timestamp_col, self.target, *self.numerical, *self.categorical]
+        dupes = sorted({c for c in roles if roles.count(c) > 1})
+        if dupes:
+            raise ValueError(f"columns listed in more than one role: {', '.join(dupes)}")
+        if not self.numerical and not self.categorical:
+            raise ValueError("no feature columns: list at least one in data.numerical or data.categorical")
+        return self
+
+    @property
+    def features(self) -> list[str]:
+        return [*self.numerical, *self.categorical]
+
+
+class SimulateParams(_Section):
+    seed: int = 42
+    start: str = "2026-01-01"
+    days: int = Field(24, ge=1)
+    rows_per_day: int = Field(2000, ge=1)
+    label_delay_days: int = Field(7, ge=0)
+    scenario: Scenario = "stable"
+    scenario_start: str | None = None
+
+
+class ValidateParams(_Section):
+    min_rows: int = Field(100, ge=0)
+    max_rows: int = Field(5_000_000, ge=1)
+    max_null_fraction: float = Field(0.05, ge=0, le=1)
+
+
+class PrepareParams(_Section):
+    window_days: int = Field(30, ge=1)
+    holdout_days: int = Field(3, ge=1)
+    reference_rows: int = Field(5000, ge=100)
+
+
+class TrainParams(_Section):
+    seed: int = 42
+    learning_rate: float = Field(0.1, gt=0)
+    max_iter: int = Field(200, ge=1)
+    max_depth: int | None = Field(6, ge=1)
+    min_samples_leaf: int = Field(40, ge=1)
+    l2_regularization: float = Field(0.0, ge=0)
+
+
+class GateParams(_Section):
+    min_roc_auc: float = Field(0.65, ge=0, le=1)
+    max_roc_auc_regression: float = Field(0.01, ge=0, le=1)
+
+
+class ScoreParams(_Section):
+    chunk_rows: int = Field(250_000, ge=1)
+
+
+class DriftParams(_Section):
+    psi_threshold: float = Field(0.2, gt=0)
+    max_reference_rows: int = Field(50_000, ge=100)
+
+
+class Params(_Section):
+    project: ProjectParams = ProjectParams()
+    data: DataParams
+    simulate: SimulateParams = SimulateParams()
+    validate_: ValidateParams = Field(ValidateParams(), alias="validate")
+    prepare: PrepareParams = PrepareParams()
+    train: TrainParams = TrainParams()
+    gate: GateParams = GateParams()
+    score: ScoreParams = ScoreParams()
+    drift: DriftParams = DriftParams()
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _data_required(cls, v: object) -> object:
+        if v is None:
+            raise ValueError("the data section is required")
+        return v
+
+
+class Settings:
+    """Resolved configuration: params plus the project root all relative paths hang off."""
+
+    def __init__(self, params: Params, root: Path) -> None:
+        self.params = params
+        self.root = root
+
+    @property
+    def p(self) -> Params:
+        return self.params
+
+    def path(self, *parts: str) -> Path:
+        """A path inside the project (absolute paths in params are kept as they are)."""
+        return self.root.joinpath(*parts)
+
+    @cached_property
+    def raw_dir(self) -> Path:
+        return self.path(self.p.data.raw_dir)
+
+    @cached_property
+    def labels_dir(self) -> Path:
+        return self.path(self.p.data.labels_dir)
+
+    @property
+    def validated_dir(self) -> Path:
+        return self.path("data", "validated")
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.path("data", "quarantine")
+
+    @property
+    def training_dir(self) -> Path:
+        return self.path("data", "training")
+
+    @property
+    def predictions_dir(self) -> Path:
+        return self.path("data", "predictions")
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.path("data", "reports")
+
+    @property
+    def models_dir(self) -> Path:
+        return self.path("models")
+
+    @property
+    def expectations_dir(self) -> Path:
+        return self.path("expectations")
+
+
+def project_root() -> Path:
+    """The project root: $PIPELINES_ROOT if set, else the folder holding this package."""
+    env = os.environ.get("PIPELINES_ROOT")
+    return Path(env).resolve() if env else Path(__file__).resolve().parent.parent
+
+
+def _one_line(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"]).replace("validate_", "validate")
+        parts.append(f"{loc}: {e['msg']}" if loc else e["msg"])
+    return "; ".join(parts)
+
+
+def load_settings(params_file: Path | str | None = None) -> Settings:
+    """Read and validate params.yaml; raise PipelineError with a one-line reason if it is wrong."""
+    root = project_root()
+    path = Path(params_file) if params_file else root / "params.yaml"
+    if not path.is_file():
+        raise PipelineError(f"params file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise PipelineError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(raw, dict):
+        raise PipelineError(f"{path} must be a mapping of sections (project, data, ...)")
+    try:
+        params = Params.model_validate(raw)
+    except ValidationError as exc:
+        raise PipelineError(f"invalid {path.name}: {_one_line(exc)}") from exc
+    return Settings(params, path.resolve().parent)

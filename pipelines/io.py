@@ -1,0 +1,129 @@
+"""File I/O at the edges: date partitions, atomic writes, safe Parquet/CSV reads.
+
+Every write goes to a temporary file in the destination folder and is renamed into place,
+so a killed process never leaves a half-written partition.
+
+Parquet is read with ``use_threads=False``: with pyarrow 25 a threaded read in a short-lived
+process sometimes aborts at interpreter exit (see pipelines/__main__.py for the full story).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipelines.errors import PipelineError
+
+DATE_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.(parquet|csv)$")
+
+
+def parse_date(value: str) -> date:
+    """Parse YYYY-MM-DD or raise a one-line error."""
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError as exc:
+        raise PipelineError(f"not a date (expected YYYY-MM-DD): {value!r}") from exc
+
+
+def partition_files(folder: Path) -> dict[date, Path]:
+    """Map each day to its file in a folder of <YYYY-MM-DD>.parquet|csv files (Parquet wins)."""
+    found: dict[date, Path] = {}
+    if not folder.is_dir():
+        return found
+    for f in sorted(folder.iterdir()):
+        m = DATE_RE.match(f.name)
+        if m and f.is_file():
+            d = date.fromisoformat(m.group(1))
+            if d not in found or f.suffix == ".parquet":
+                found[d] = f
+    return dict(sorted(found.items()))
+
+
+def find_partition(folder: Path, day: date) -> Path | None:
+    for suffix in (".parquet", ".csv"):
+        p = folder / f"{day.isoformat()}{suffix}"
+        if p.is_file():
+            return p
+    return None
+
+
+def read_frame(path: Path) -> pd.DataFrame:
+    """Read a Parquet or CSV file; unreadable files raise a one-line PipelineError."""
+    if not path.is_file():
+        raise PipelineError(f"file not found: {path}")
+    if path.stat().st_size == 0:
+        raise PipelineError(f"empty file: {path}")
+    try:
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path, use_threads=False)
+        if path.suffix == ".csv":
+            return pd.read_csv(path)
+    except Exception as exc:  # the reader's own message is what the user needs
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PipelineError(f"cannot read {path}: {first}") from exc
+    raise PipelineError(f"unsupported file type {path.suffix!r} (use .parquet or .csv): {path}")
+
+
+@contextmanager
+def atomic_path(dest: Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``dest``; rename it onto ``dest`` only on success."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        if tmp_path.exists():  # a writer may delete it to signal "nothing changed"
+            os.replace(tmp_path, dest)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_parquet(df: pd.DataFrame, dest: Path) -> Path:
+    """Write a frame atomically; if ``dest`` already holds identical bytes, leave it untouched."""
+    with atomic_path(dest) as tmp:
+        df.to_parquet(tmp, index=False)
+        if dest.is_file() and file_md5(dest) == file_md5(tmp):
+            tmp.unlink()  # unchanged: keep the old file (and its mtime) so re-runs are no-ops
+    return dest
+
+
+def write_json(obj: Any, dest: Path) -> Path:
+    with atomic_path(dest) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+    return dest
+
+
+def write_text(text: str, dest: Path) -> Path:
+    with atomic_path(dest) as tmp:
+        tmp.write_text(text)
+    return dest
+
+
+def file_md5(path: Path) -> str:
+    """MD5 of a file's bytes: the same value DVC records for a file output."""
+    h = hashlib.md5()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_json(path: Path) -> Any:
+    if not path.is_file():
+        raise PipelineError(f"file not found: {path}")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise PipelineError(f"{path} is not valid JSON: {exc}") from exc

@@ -1,0 +1,193 @@
+"""Model Registry lifecycle with aliases only (champion, challenger), never stages.
+
+The champion's history is kept as a JSON list in the registered model's ``champion_history``
+tag, which is what `rollback` walks back. Each version is tagged with its lineage and gate
+decision, so the MLflow UI shows why it is or is not champion.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from pipelines.config import Settings
+from pipelines.errors import PipelineError
+from pipelines.evaluate import current_alias
+from pipelines.io import partition_files, read_json, write_json
+
+HISTORY_TAG = "champion_history"
+
+
+def _client(settings: Settings) -> Any:
+    from pipelines.tracking import setup_mlflow
+
+    return setup_mlflow(settings)
+
+
+def _history(client: Any, name: str) -> list[str]:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        rm = client.get_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return []  # no model registered yet: no history
+        raise
+    return json.loads(rm.tags.get(HISTORY_TAG, "[]"))
+
+
+def _set_champion(client: Any, name: str, version: str, reason: str) -> None:
+    history = _history(client, name)
+    if not history or history[-1] != version:
+        history.append(version)
+    client.set_registered_model_alias(name, "champion", version)
+    client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
+    client.set_model_version_tag(name, version, "champion_since", datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    client.set_model_version_tag(name, version, "champion_reason", reason)
+
+
+def promote_candidate(settings: Settings) -> dict[str, Any]:
+    """Register the gated candidate; make it champion if the gate passed, else challenger.
+
+    Safe to re-run: a candidate already registered is not registered twice. Refuses if the
+    champion changed after the gate ran (the candidate must be judged against the new one).
+    """
+    import mlflow
+
+    client = _client(settings)
+    name = settings.p.project.model_name
+    candidate = read_json(settings.models_dir / "candidate.json")
+    decision = read_json(settings.reports_dir / "gate" / "decision.json")
+    if decision["candidate"]["run_id"] != candidate["run_id"]:
+        raise PipelineError("the gate decision is for another candidate; run `dvc repro` (evaluate) first")
+    judged = (decision.get("champion") or {}).get("version")
+    now = current_alias(settings, "champion")
+    now_version = str(now.version) if now else None
+    if now_version != judged:
+        raise PipelineError(
+            f"champion moved from {judged or 'none'} to {now_version or 'none'} after the gate ran; "
+            "re-run the gate (`dvc repro -f evaluate`)"
+        )
+
+    existing = client.search_model_versions(f"name='{name}' and run_id='{candidate['run_id']}'")
+    if existing:
+        mv = existing[0]
+    else:
+        tags = {
+            "run_id": candidate["run_id"],
+            "git_commit": candidate["git_commit"],
+            "git_dirty": candidate["git_dirty"],
+            "data_md5": candidate["data_md5"],
+            "holdout_md5": candidate["holdout_md5"],
+            "params_md5": candidate["params_md5"],
+            "train_days": candidate["train_days"],
+            "gate_passed": str(decision["passed"]).lower(),
+            "gate_reasons": "; ".join(decision["reasons"]) or "all checks passed",
+            "holdout_roc_auc": str(decision["candidate"]["roc_auc"]),
+        }
+        mv = mlflow.register_model(candidate["model_uri"], name, tags=tags)
+    version = str(mv.version)
+    client.update_model_version(name, version, description=_card(candidate, decision))
+    if decision["passed"]:
+        _set_champion(client, name, version, "passed the gate")
+        role = "champion"
+    else:
+        client.set_registered_model_alias(name, "challenger", version)
+        role = "challenger"
+    out = {"model_name": name, "version": version, "role": role, "passed": decision["passed"], "reasons": decision["reasons"]}
+    write_json(out, settings.reports_dir / "gate" / "registration.json")
+    return out
+
+
+def _card(candidate: dict[str, Any], decision: dict[str, Any]) -> str:
+    champ = decision.get("champion")
+    lines = [
+        f"Gate: {'PASSED' if decision['passed'] else 'FAILED'} ({decision['verdict']}).",
+        f"Holdout ROC AUC {decision['candidate']['roc_auc']}"
+        + (f" vs champion v{champ['version']} {champ['roc_auc']}." if champ else " (no champion yet)."),
+        f"Trained on days {candidate['train_days']}, data md5 {candidate['data_md5']}, commit {candidate['git_commit'][:12]}"
+        + (" (dirty tree)." if candidate["git_dirty"] == "true" else "."),
+    ]
+    if decision["reasons"]:
+        lines.append("Reasons: " + "; ".join(decision["reasons"]))
+    return "\n".join(lines)
+
+
+def promote_version(settings: Settings, version: str, reason: str) -> dict[str, Any]:
+    """Manually make ``version`` champion; a written reason is required and recorded."""
+    if not reason or not reason.strip():
+        raise PipelineError("a manual promotion needs a written reason (--reason)")
+    client = _client(settings)
+    name = settings.p.project.model_name
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_model_version(name, version)
+    except MlflowException as exc:
+        raise PipelineError(f"model {name} has no version {version}") from exc
+    _set_champion(client, name, str(version), f"manual by {getpass.getuser()}: {reason.strip()}")
+    return {"model_name": name, "champion": str(version), "reason": reason.strip()}
+
+
+def rollback(settings: Settings, reason: str) -> dict[str, Any]:
+    """Move champion back to the previous champion and record who did it and why."""
+    if not reason or not reason.strip():
+        raise PipelineError("a rollback needs a written reason (--reason)")
+    client = _client(settings)
+    name = settings.p.project.model_name
+    history = _history(client, name)
+    if len(history) < 2:
+        raise PipelineError(f"no previous champion to roll back to (history: {history or 'empty'})")
+    current, previous = history[-1], history[-2]
+    who = getpass.getuser()
+    client.set_registered_model_alias(name, "champion", previous)
+    client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history[:-1]))
+    client.set_model_version_tag(name, current, "rolled_back", f"by {who}: {reason.strip()}")
+    client.set_model_version_tag(name, previous, "champion_reason", f"rollback from v{current} by {who}: {reason.strip()}")
+    return {"model_name": name, "champion": previous, "rolled_back": current, "by": who, "reason": reason.strip()}
+
+
+def status(settings: Settings) -> dict[str, Any]:
+    """Champion, challenger, and where the latest outputs are."""
+    from pipelines.tracking import tracking_uri
+
+    client = _client(settings)
+    name = settings.p.project.model_name
+
+    def describe(alias: str) -> dict[str, Any] | None:
+        mv = current_alias(settings, alias)
+        if mv is None:
+            return None
+        run = client.get_run(mv.run_id) if mv.run_id else None
+        metrics = run.data.metrics if run else {}
+        return {
+            "version": str(mv.version),
+            "run_id": mv.run_id,
+            "holdout_roc_auc": metrics.get("holdout_roc_auc"),
+            "train_roc_auc": metrics.get("train_roc_auc"),
+            "gate_passed": mv.tags.get("gate_passed"),
+            "gate_reasons": mv.tags.get("gate_reasons"),
+            "data_md5": mv.tags.get("data_md5"),
+            "git_commit": mv.tags.get("git_commit"),
+        }
+
+    def latest(folder: Any, pattern: str = "*") -> str | None:
+        files = sorted(p for p in folder.glob(pattern) if not p.name.startswith(".")) if folder.is_dir() else []
+        return str(files[-1]) if files else None
+
+    decision_path = settings.reports_dir / "gate" / "decision.json"
+    return {
+        "tracking_uri": tracking_uri(settings),
+        "model_name": name,
+        "champion": describe("champion"),
+        "challenger": describe("challenger"),
+        "champion_history": _history(client, name),
+        "last_gate_decision": read_json(decision_path) if decision_path.is_file() else None,
+        "validated_days": len(partition_files(settings.validated_dir)),
+        "quarantined_days": sorted(p.name for p in settings.quarantine_dir.iterdir()) if settings.quarantine_dir.is_dir() else [],
+        "latest_predictions": latest(settings.predictions_dir, "*.parquet"),
+        "latest_drift_report": latest(settings.reports_dir / "drift", "*.html"),
+        "latest_validation_report": latest(settings.reports_dir / "validation", "20*.json"),
+    }

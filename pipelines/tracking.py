@@ -1,0 +1,60 @@
+"""MLflow set-up at run time (never at import): honour MLFLOW_TRACKING_URI, else a SQLite
+store inside the project with artifacts beside it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from typing import TYPE_CHECKING, Any
+
+from pipelines.config import Settings
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+
+def tracking_uri(settings: Settings) -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{settings.path('mlflow.db')}"
+
+
+def setup_mlflow(settings: Settings) -> "MlflowClient":
+    """Point MLflow at the configured store and make sure the experiment exists."""
+    import mlflow
+
+    uri = tracking_uri(settings)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI") or uri)
+    client = mlflow.MlflowClient()
+    name = settings.p.project.experiment
+    if client.get_experiment_by_name(name) is None:
+        # With the embedded default, keep artifacts inside the project; a server decides its own.
+        location = None if "MLFLOW_TRACKING_URI" in os.environ else settings.path("mlartifacts").as_uri()
+        client.create_experiment(name, artifact_location=location)
+    mlflow.set_experiment(name)
+    return client
+
+
+def git_commit(settings: Settings) -> dict[str, str]:
+    """The code version: commit hash and whether the working tree had uncommitted changes."""
+    def run(*args: str) -> str:
+        try:
+            out = subprocess.run(["git", *args], cwd=settings.root, capture_output=True, text=True, timeout=20)
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        return out.stdout.strip() if out.returncode == 0 else ""
+
+    commit = run("rev-parse", "HEAD") or "unknown"
+    dirty = run("status", "--porcelain", "--untracked-files=no")
+    return {"git_commit": commit, "git_dirty": "true" if dirty else "false"}
+
+
+def params_md5(settings: Settings) -> str:
+    return hashlib.md5(settings.path("params.yaml").read_bytes()).hexdigest()
+
+
+def library_versions() -> dict[str, Any]:
+    from importlib.metadata import version
+
+    libs = ["scikit-learn", "pandas", "numpy", "pyarrow", "mlflow", "dvc", "great_expectations", "evidently"]
+    return {f"lib.{name}": version(name) for name in libs}

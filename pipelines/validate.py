@@ -1,0 +1,292 @@
+"""Great Expectations validation of daily batches and of the training set.
+
+Suites live in expectations/*.json, committed and reviewed like code; `propose_suite` drafts
+one from reference data for a human to review. Thresholds that belong to the deployment
+(row-count bounds, the batch's own day) are suite parameters filled from params.yaml at run time.
+
+A failing daily batch is moved to data/quarantine/<day>/ with its validation result, the
+command exits non-zero with one line per failed expectation, and nothing downstream runs
+(scoring and training read only data/validated/).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipelines.config import Settings
+from pipelines.errors import PipelineError, ValidationFailed
+from pipelines.io import find_partition, read_frame, write_json, write_parquet
+
+DAILY_SUITE = "daily_batch"
+TRAINING_SUITE = "training_set"
+NUMERIC_TYPES = ["int8", "int16", "int32", "int64", "Int64", "float32", "float64", "Float64"]
+
+
+# --------------------------------------------------------------------------- suites
+
+
+def load_suite(settings: Settings, name: str) -> dict[str, Any]:
+    path = settings.expectations_dir / f"{name}.json"
+    if not path.is_file():
+        raise PipelineError(f"expectation suite not found: {path} (propose one with `validate --profile`)")
+    return json.loads(path.read_text())
+
+
+def propose_suite(settings: Settings, reference: pd.DataFrame, kind: str) -> dict[str, Any]:
+    """Draft a suite from reference data: schema, null bounds, ranges, categories, ids.
+
+    The draft is a starting point for review; the committed suite is the one that runs.
+    """
+    d = settings.p.data
+    v = settings.p.validate_
+    if kind not in (DAILY_SUITE, TRAINING_SUITE):
+        raise PipelineError(f"unknown suite kind {kind!r} (daily_batch or training_set)")
+    columns = [d.id_col, d.timestamp_col, *d.features]
+    if kind == TRAINING_SUITE:
+        columns.append(d.target)
+    missing = [c for c in columns if c not in reference.columns]
+    if missing:
+        raise PipelineError(f"reference data lacks columns {missing}")
+    exps: list[dict[str, Any]] = [
+        {"type": "expect_table_columns_to_match_set", "kwargs": {"column_set": columns, "exact_match": True}},
+        {
+            "type": "expect_table_row_count_to_be_between",
+            "kwargs": {"min_value": {"$PARAMETER": "min_rows"}, "max_value": {"$PARAMETER": "max_rows"}},
+        },
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": d.id_col}},
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": d.timestamp_col}},
+        {"type": "expect_column_values_to_be_of_type", "kwargs": {"column": d.timestamp_col, "type_": "datetime64[ns]"}},
+    ]
+    if kind == DAILY_SUITE:
+        exps += [
+            {"type": "expect_column_values_to_be_unique", "kwargs": {"column": d.id_col}},
+            {
+                "type": "expect_column_values_to_be_between",
+                "kwargs": {
+                    "column": d.timestamp_col,
+                    "min_value": {"$PARAMETER": "day_start"},
+                    "max_value": {"$PARAMETER": "day_end"},
+                },
+            },
+        ]
+    else:
+        exps += [
+            {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": d.target}},
+            {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": d.target, "value_set": [0, 1]}},
+        ]
+    mostly = round(1.0 - v.max_null_fraction, 6)
+    for col in d.numerical:
+        s = pd.to_numeric(reference[col], errors="coerce")
+        s = s[np.isfinite(s)]
+        lo, hi = float(s.min()), float(s.max())
+        span = hi - lo if hi > lo else max(abs(hi), 1.0)
+        lower = 0.0 if lo >= 0 else lo - 0.25 * span
+        upper = hi + 0.25 * span
+        exps += [
+            {"type": "expect_column_values_to_be_in_type_list", "kwargs": {"column": col, "type_list": NUMERIC_TYPES}},
+            {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": col, "mostly": mostly}},
+            {
+                "type": "expect_column_values_to_be_between",
+                "kwargs": {"column": col, "min_value": _round(lower), "max_value": _round(upper)},
+            },
+        ]
+    for col in d.categorical:
+        cats = sorted(str(x) for x in reference[col].dropna().unique())
+        exps += [
+            {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": col, "mostly": mostly}},
+            {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": col, "value_set": cats}},
+        ]
+    return {
+        "name": kind,
+        "meta": {
+            "generated_by": "python -m pipelines validate --profile",
+            "note": "Drafted from reference data, then reviewed. Edit bounds here, not in code.",
+        },
+        "expectations": exps,
+    }
+
+
+def _round(x: float) -> float:
+    return float(f"{x:.6g}") if math.isfinite(x) else x
+
+
+# --------------------------------------------------------------------------- running
+
+
+def run_suite(df: pd.DataFrame, suite: dict[str, Any], parameters: dict[str, Any]) -> dict[str, Any]:
+    """Run a suite on a frame with Great Expectations; return the JSON-able result."""
+    import great_expectations as gx  # heavy: imported only when validating
+
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)  # keep task logs readable
+    batch_def = (
+        context.data_sources.add_pandas("pipelines")
+        .add_dataframe_asset("batch")
+        .add_batch_definition_whole_dataframe("whole")
+    )
+    gx_suite = context.suites.add(gx.ExpectationSuite(name=suite["name"], expectations=suite["expectations"]))
+    vd = context.validation_definitions.add(gx.ValidationDefinition(name=suite["name"], data=batch_def, suite=gx_suite))
+    result = vd.run(batch_parameters={"dataframe": df}, expectation_parameters=parameters, result_format="SUMMARY")
+    return result.to_json_dict()
+
+
+def failure_lines(result: dict[str, Any]) -> list[str]:
+    """One human line per failed expectation: column, what was expected, what was found."""
+    lines: list[str] = []
+    missing_cols: set[str] = set()
+    for r in result["results"]:
+        cfg = r["expectation_config"]
+        if cfg["type"] == "expect_table_columns_to_match_set" and not r["success"]:
+            missing_cols |= set(r["result"].get("details", {}).get("mismatched", {}).get("missing", []) or [])
+    for r in result["results"]:
+        if r["success"]:
+            continue
+        cfg = r["expectation_config"]
+        kw, res, typ = cfg["kwargs"], r.get("result", {}), cfg["type"]
+        col = kw.get("column")
+        exc = r.get("exception_info", {}) or {}
+        if exc.get("raised_exception"):
+            if col in missing_cols:
+                continue  # already reported as a missing column
+            msg = (exc.get("exception_message") or "error").strip().splitlines()[0]
+            lines.append(f"{col or 'table'}: could not check {typ}: {msg}")
+            continue
+        pct = res.get("unexpected_percent")
+        examples = _examples(res.get("partial_unexpected_list"))
+        if typ == "expect_table_columns_to_match_set":
+            mm = res.get("details", {}).get("mismatched", {})
+            parts = []
+            if mm.get("missing"):
+                parts.append(f"missing {sorted(mm['missing'])}")
+            if mm.get("unexpected"):
+                parts.append(f"unexpected {sorted(mm['unexpected'])}")
+            lines.append(f"columns: expected exactly the suite's columns, found {'; '.join(parts)}")
+        elif typ == "expect_table_row_count_to_be_between":
+            lines.append(f"rows: expected between {kw.get('min_value')} and {kw.get('max_value')}, found {res.get('observed_value')}")
+        elif typ == "expect_column_values_to_not_be_null":
+            allowed = 1 - float(kw.get("mostly", 1.0))
+            lines.append(f"{col}: expected at most {allowed:.1%} nulls, found {pct:.1f}% null")
+        elif typ == "expect_column_values_to_be_between":
+            lines.append(
+                f"{col}: expected values between {kw.get('min_value')} and {kw.get('max_value')}, "
+                f"found {res.get('unexpected_count')} outside ({pct:.1f}%), e.g. {examples}"
+            )
+        elif typ == "expect_column_values_to_be_in_set":
+            lines.append(f"{col}: expected values in {kw.get('value_set')}, found {res.get('unexpected_count')} others, e.g. {examples}")
+        elif typ == "expect_column_values_to_be_unique":
+            lines.append(f"{col}: expected unique values, found {res.get('unexpected_count')} duplicated, e.g. {examples}")
+        elif typ in ("expect_column_values_to_be_of_type", "expect_column_values_to_be_in_type_list"):
+            want = kw.get("type_") or kw.get("type_list")
+            lines.append(f"{col}: expected type {want}, found {res.get('observed_value')}")
+        else:
+            lines.append(f"{col or 'table'}: {typ} failed, found {res.get('observed_value', examples)}")
+    return lines
+
+
+def _examples(values: list[Any] | None) -> str:
+    if not values:
+        return "[]"
+    uniq: list[Any] = []
+    for v in values:
+        if v not in uniq:
+            uniq.append(v)
+    return str(uniq[:3])
+
+
+def normalize(df: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    """Parse the timestamp column (CSV files carry it as text); other columns are left as read."""
+    ts = settings.p.data.timestamp_col
+    out = df.copy()
+    if ts in out.columns and not pd.api.types.is_datetime64_any_dtype(out[ts]):
+        out[ts] = pd.to_datetime(out[ts], errors="coerce")
+    if ts in out.columns and isinstance(out[ts].dtype, pd.DatetimeTZDtype):
+        out[ts] = out[ts].dt.tz_convert("UTC").dt.tz_localize(None)
+    if ts in out.columns:
+        out[ts] = out[ts].astype("datetime64[ns]")
+    return out
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def validate_batch(settings: Settings, day: date) -> dict[str, Any]:
+    """Validate the raw batch of ``day``; on success write data/validated/<day>.parquet.
+
+    On failure the raw file moves to data/quarantine/<day>/ with the result, and
+    ValidationFailed lists one line per failed expectation. An earlier validated copy of
+    the day, if any, is kept as it was.
+    """
+    raw = find_partition(settings.raw_dir, day)
+    if raw is None:
+        raise PipelineError(f"no batch for {day} in {settings.raw_dir} (expected {day}.parquet or {day}.csv)")
+    report_path = settings.reports_dir / "validation" / f"{day.isoformat()}.json"
+    try:
+        df = read_frame(raw)
+    except PipelineError as exc:
+        _quarantine(settings, day, raw, {"success": False, "error": str(exc)})
+        raise ValidationFailed(f"batch {day} failed validation: {exc}", [str(exc)]) from exc
+    df = normalize(df, settings)
+    v = settings.p.validate_
+    params = {
+        "min_rows": v.min_rows,
+        "max_rows": v.max_rows,
+        "day_start": f"{day.isoformat()}T00:00:00",
+        "day_end": f"{(day + timedelta(days=1)).isoformat()}T00:00:00",
+    }
+    result = run_suite(df, load_suite(settings, DAILY_SUITE), params)
+    failures = failure_lines(result)
+    summary = {
+        "day": day.isoformat(),
+        "source": str(raw),
+        "rows": int(len(df)),
+        "success": bool(result["success"]),
+        "failures": failures,
+        "statistics": result.get("statistics", {}),
+    }
+    if not result["success"]:
+        qdir = _quarantine(settings, day, raw, {**summary, "result": result})
+        raise ValidationFailed(
+            f"batch {day} failed validation ({len(failures)} expectation(s)); quarantined in {qdir}",
+            failures,
+        )
+    write_json({**summary, "result": result}, report_path)
+    out = write_parquet(df, settings.validated_dir / f"{day.isoformat()}.parquet")
+    return {**summary, "validated": str(out), "report": str(report_path)}
+
+
+def _quarantine(settings: Settings, day: date, raw: Path, result: dict[str, Any]) -> Path:
+    """Move the raw file into data/quarantine/<day>/ beside its validation result."""
+    qdir = settings.quarantine_dir / day.isoformat()
+    qdir.mkdir(parents=True, exist_ok=True)
+    write_json(result, qdir / "validation_result.json")
+    shutil.move(str(raw), str(qdir / raw.name))
+    return qdir
+
+
+def validate_training(settings: Settings) -> dict[str, Any]:
+    """Validate the assembled training set and holdout with the training suite."""
+    suite = load_suite(settings, TRAINING_SUITE)
+    v = settings.p.validate_
+    report: dict[str, Any] = {"success": True, "parts": {}}
+    all_failures: list[str] = []
+    for part in ("train", "holdout"):
+        df = read_frame(settings.training_dir / f"{part}.parquet")
+        result = run_suite(df, suite, {"min_rows": v.min_rows, "max_rows": v.max_rows * 365})
+        failures = failure_lines(result)
+        report["parts"][part] = {"rows": int(len(df)), "success": bool(result["success"]), "failures": failures}
+        report["success"] = report["success"] and bool(result["success"])
+        all_failures += [f"{part}: {line}" for line in failures]
+    write_json(report, settings.reports_dir / "validation" / "training.json")
+    if not report["success"]:
+        raise ValidationFailed(f"training set failed validation ({len(all_failures)} expectation(s))", all_failures)
+    return report
