@@ -14,8 +14,12 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 
+def default_tracking_uri(settings: Settings) -> str:
+    return f"sqlite:///{settings.path('mlflow.db')}"
+
+
 def tracking_uri(settings: Settings) -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{settings.path('mlflow.db')}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(settings)
 
 
 def setup_mlflow(settings: Settings) -> "MlflowClient":
@@ -29,7 +33,8 @@ def setup_mlflow(settings: Settings) -> "MlflowClient":
     name = settings.p.project.experiment
     if client.get_experiment_by_name(name) is None:
         # With the embedded default, keep artifacts inside the project; a server decides its own.
-        location = None if "MLFLOW_TRACKING_URI" in os.environ else settings.path("mlartifacts").as_uri()
+        # (mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI, so compare URIs, not the env.)
+        location = settings.path("mlartifacts").as_uri() if uri == default_tracking_uri(settings) else None
         client.create_experiment(name, artifact_location=location)
     mlflow.set_experiment(name)
     return client
@@ -45,7 +50,8 @@ def git_commit(settings: Settings) -> dict[str, str]:
         return out.stdout.strip() if out.returncode == 0 else ""
 
     commit = run("rev-parse", "HEAD") or "unknown"
-    dirty = run("status", "--porcelain", "--untracked-files=no")
+    # dvc.lock and metrics/ are rewritten by `dvc repro` itself, mid-pipeline: not code changes.
+    dirty = run("status", "--porcelain", "--untracked-files=no", "--", ".", ":!dvc.lock", ":!metrics")
     return {"git_commit": commit, "git_dirty": "true" if dirty else "false"}
 
 
