@@ -28,7 +28,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-STATE: dict[str, Any] = {"params": None}
+STATE: dict[str, Any] = {"params": None, "json": False}
 
 
 def _settings() -> Any:
@@ -38,8 +38,20 @@ def _settings() -> Any:
 
 
 def _emit(result: Any) -> None:
-    if result is not None:
+    """Full JSON with --json; otherwise one readable line of the scalar fields."""
+    if result is None:
+        return
+    if STATE["json"] or not isinstance(result, dict):
         print(json.dumps(result, indent=2, default=str))
+        return
+    parts = []
+    for key, value in result.items():
+        if isinstance(value, (list, tuple)):
+            value = f"{len(value)} item(s)" if len(value) > 3 else ", ".join(map(str, value)) or "none"
+        elif isinstance(value, dict):
+            continue
+        parts.append(f"{key}={value}")
+    print("  ".join(parts))
 
 
 def _run(fn: Callable[[], Any], emit: bool = True) -> Any:
@@ -79,8 +91,10 @@ def _day(value: Optional[str], folder_attr: str = "validated_dir") -> Any:
 @app.callback()
 def main(
     params: Optional[str] = typer.Option(None, "--params", help="params.yaml to use (default: the project's)."),
+    as_json: bool = typer.Option(False, "--json", help="Print each command's full result as JSON."),
 ) -> None:
     STATE["params"] = params
+    STATE["json"] = as_json
 
 
 @app.command()
@@ -224,8 +238,11 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
     """Champion, challenger, last gate decision and where the latest outputs are."""
     from pipelines.registry import status as fn
 
-    res = _run(lambda: fn(_settings()), emit=as_json)
-    if not as_json:
+    as_json = as_json or STATE["json"]
+    res = _run(lambda: fn(_settings()), emit=False)
+    if as_json:
+        print(json.dumps(res, indent=2, default=str))
+    else:
         ch, cl = res["champion"], res["challenger"]
         print(f"model: {res['model_name']}  ({res['tracking_uri']})")
         print(f"champion:   {('v' + ch['version'] + ' holdout AUC ' + str(ch['holdout_roc_auc'])) if ch else 'none'}")

@@ -44,7 +44,9 @@ def validate_new_days(settings: Settings) -> dict[str, list[str]]:
 
 def dvc_repro(settings: Settings) -> None:
     """Run the training pipeline with the real dvc CLI."""
-    env = {**os.environ, "PIPELINES_ROOT": str(settings.root)}
+    # Stages run `python -m pipelines ...`: make `python` this interpreter (the project venv).
+    bindir = os.path.dirname(sys.executable)
+    env = {**os.environ, "PIPELINES_ROOT": str(settings.root), "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
     proc = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=settings.root, env=env)
     if proc.returncode != 0:
         raise PipelineError(f"`dvc repro` failed with exit code {proc.returncode} (see its output above)")

@@ -1,0 +1,38 @@
+"""The CLI contract: --help everywhere, one-line reasons and non-zero exits on failure."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+COMMANDS = ["simulate", "validate", "prepare", "train", "evaluate", "promote", "rollback", "score", "drift", "status", "run"]
+
+
+def _cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pipelines", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help(command: str) -> None:
+    res = _cli(command, "--help")
+    assert res.returncode == 0 and "Usage" in res.stdout
+
+
+def test_bad_date_is_one_line(tmp_path: Path) -> None:
+    res = _cli("score", "--date", "2026-13-45")
+    assert res.returncode == 1
+    assert res.stderr.strip() == "error: not a date (expected YYYY-MM-DD): '2026-13-45'"
+
+
+def test_bad_params_file_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_text("data: {numerical: [a], categorical: [a]}\n")
+    res = _cli("--params", str(tmp_path / "p.yaml"), "prepare")
+    assert res.returncode == 1
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "more than one role: a" in lines[0]
+
+
+def test_unknown_command_is_a_usage_error() -> None:
+    assert _cli("bogus").returncode == 2

@@ -1,0 +1,44 @@
+from pathlib import Path
+
+import pytest
+
+from pipelines.config import load_settings
+from pipelines.errors import PipelineError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_repo_params_load() -> None:
+    s = load_settings(REPO / "params.yaml")
+    assert s.p.data.target == "default"
+    assert "logins_30d" in s.p.data.features and "avg_spend_30d" in s.p.data.features
+    assert len(s.p.data.features) >= 10
+    assert s.root == REPO
+
+
+def test_unknown_key_is_a_one_line_error(tmp_path: Path) -> None:
+    text = (REPO / "params.yaml").read_text().replace("  psi_threshold: 0.2", "  psi_treshold: 0.2")
+    (tmp_path / "params.yaml").write_text(text)
+    with pytest.raises(PipelineError) as exc:
+        load_settings(tmp_path / "params.yaml")
+    msg = str(exc.value)
+    assert "drift.psi_treshold" in msg and "\n" not in msg
+
+
+def test_bad_value_names_the_key(tmp_path: Path) -> None:
+    text = (REPO / "params.yaml").read_text().replace("holdout_days: 3", "holdout_days: 0")
+    (tmp_path / "params.yaml").write_text(text)
+    with pytest.raises(PipelineError, match="prepare.holdout_days"):
+        load_settings(tmp_path / "params.yaml")
+
+
+def test_feature_in_two_roles_rejected(tmp_path: Path) -> None:
+    text = (REPO / "params.yaml").read_text().replace("categorical: [region,", "categorical: [age, region,")
+    (tmp_path / "params.yaml").write_text(text)
+    with pytest.raises(PipelineError, match="more than one role: age"):
+        load_settings(tmp_path / "params.yaml")
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(PipelineError, match="params file not found"):
+        load_settings(tmp_path / "nope.yaml")

@@ -1,0 +1,30 @@
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipelines.errors import PipelineError
+from pipelines.io import atomic_path, read_frame, write_parquet
+
+
+def test_atomic_write_leaves_old_file_when_writer_fails(tmp_path: Path) -> None:
+    dest = tmp_path / "x.parquet"
+    write_parquet(pd.DataFrame({"a": [1]}), dest)
+    with pytest.raises(RuntimeError):
+        with atomic_path(dest) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("killed")
+    assert read_frame(dest)["a"].tolist() == [1]
+    assert [p.name for p in tmp_path.iterdir()] == ["x.parquet"]
+
+
+def test_unreadable_files_are_one_line_errors(tmp_path: Path) -> None:
+    (tmp_path / "e.parquet").write_bytes(b"")
+    with pytest.raises(PipelineError, match="empty file"):
+        read_frame(tmp_path / "e.parquet")
+    (tmp_path / "c.parquet").write_bytes(b"garbage")
+    with pytest.raises(PipelineError, match="cannot read"):
+        read_frame(tmp_path / "c.parquet")
+    with pytest.raises(PipelineError, match="unsupported file type"):
+        (tmp_path / "d.xlsx").write_bytes(b"x")
+        read_frame(tmp_path / "d.xlsx")

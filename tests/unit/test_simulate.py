@@ -1,0 +1,62 @@
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from pipelines.errors import PipelineError
+from pipelines.simulate import generate_day, simulate
+
+DAY = date(2026, 3, 1)
+
+
+def test_same_seed_same_day_is_identical() -> None:
+    a, b = generate_day(DAY, 500, 7), generate_day(DAY, 500, 7)
+    pd.testing.assert_frame_equal(a.batch, b.batch)
+    pd.testing.assert_frame_equal(a.labels, b.labels)
+    assert not generate_day(DAY, 500, 8).batch.equals(a.batch)
+
+
+def test_batch_has_roles_and_no_label() -> None:
+    f = generate_day(DAY, 300, 1)
+    assert "default" not in f.batch.columns
+    assert f.batch["customer_id"].is_unique
+    assert (f.batch["event_ts"].dt.date == DAY).all()
+    assert set(f.labels.columns) == {"customer_id", "default"}
+    assert 0.02 < f.labels["default"].mean() < 0.4
+
+
+def test_feature_drift_lowers_logins_from_its_start_only() -> None:
+    before = generate_day(DAY, 2000, 1, "feature_drift", scenario_start=date(2026, 3, 2))
+    stable = generate_day(DAY, 2000, 1, "stable")
+    pd.testing.assert_frame_equal(before.batch, stable.batch)
+    after = generate_day(DAY, 2000, 1, "feature_drift", scenario_start=DAY)
+    assert after.batch["logins_30d"].mean() < 0.5 * stable.batch["logins_30d"].mean()
+    pd.testing.assert_series_equal(after.batch["income"], stable.batch["income"])
+
+
+def test_data_quality_injects_nulls_and_out_of_range() -> None:
+    f = generate_day(DAY, 2000, 1, "data_quality", scenario_start=DAY)
+    assert f.batch["income"].isna().mean() > 0.4
+    assert (f.batch["age"] == 150).any() and (f.batch["utilization"] < 0).any()
+
+
+def test_concept_drift_changes_labels_not_inputs() -> None:
+    stable = generate_day(DAY, 2000, 1, "stable")
+    cd = generate_day(DAY, 2000, 1, "concept_drift", scenario_start=DAY)
+    pd.testing.assert_frame_equal(cd.batch, stable.batch)
+    assert not cd.labels["default"].equals(stable.labels["default"])
+
+
+def test_simulate_writes_matured_labels_only(settings) -> None:
+    res = simulate(settings, start="2026-01-01", days=10, rows=200)
+    assert len(res["batches"]) == 10
+    # delay 7: labels mature for days 1..3 by "today" = day 10
+    assert res["labels"] == ["2026-01-01", "2026-01-02", "2026-01-03"]
+    mtime = (settings.raw_dir / "2026-01-01.parquet").stat().st_mtime_ns
+    simulate(settings, start="2026-01-01", days=10, rows=200)  # idempotent: unchanged files untouched
+    assert (settings.raw_dir / "2026-01-01.parquet").stat().st_mtime_ns == mtime
+
+
+def test_simulate_rejects_unknown_scenario(settings) -> None:
+    with pytest.raises(PipelineError, match="unknown scenario"):
+        simulate(settings, days=1, scenario="meteor", rows=10)  # type: ignore[arg-type]

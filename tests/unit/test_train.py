@@ -1,0 +1,45 @@
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines.errors import PipelineError
+from pipelines.features import model_input
+from pipelines.simulate import generate_day
+from pipelines.train import fit
+
+
+def _labelled(n: int = 1500) -> pd.DataFrame:
+    f = generate_day(date(2026, 1, 1), n, 11)
+    return f.batch.merge(f.labels, on="customer_id")
+
+
+def test_fit_learns_and_is_deterministic(settings) -> None:
+    df = _labelled()
+    m1, auc1 = fit(df, settings.p.data, settings.p.train)
+    m2, auc2 = fit(df, settings.p.data, settings.p.train)
+    assert auc1 > 0.7 and auc1 == auc2
+    X = model_input(df, settings.p.data)
+    np.testing.assert_array_equal(m1.predict_proba(X), m2.predict_proba(X))
+
+
+def test_model_handles_unseen_category_and_missing_numbers(settings) -> None:
+    df = _labelled()
+    model, _ = fit(df, settings.p.data, settings.p.train)
+    odd = df.head(3).copy()
+    odd["region"] = "atlantis"
+    odd["income"] = np.nan
+    p = model.predict_proba(model_input(odd, settings.p.data))[:, 1]
+    assert np.isfinite(p).all()
+
+
+def test_single_class_is_refused(settings) -> None:
+    df = _labelled().assign(default=0)
+    with pytest.raises(PipelineError, match="single class"):
+        fit(df, settings.p.data, settings.p.train)
+
+
+def test_missing_feature_is_named(settings) -> None:
+    with pytest.raises(PipelineError, match="logins_30d"):
+        model_input(_labelled(50).drop(columns=["logins_30d"]), settings.p.data)

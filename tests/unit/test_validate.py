@@ -1,0 +1,116 @@
+"""Daily-batch validation with the committed suite on real Great Expectations."""
+
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from pipelines.errors import ValidationFailed
+from pipelines.simulate import generate_day
+from pipelines.validate import validate_batch
+
+DAY = date(2026, 1, 5)
+
+
+def _land(settings, frame: pd.DataFrame, suffix: str = ".parquet") -> None:
+    settings.raw_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.raw_dir / f"{DAY}{suffix}"
+    if suffix == ".csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path, index=False)
+
+
+def _good() -> pd.DataFrame:
+    return generate_day(DAY, 500, 3).batch
+
+
+def _fails(settings, frame: pd.DataFrame) -> list[str]:
+    _land(settings, frame)
+    with pytest.raises(ValidationFailed) as exc:
+        validate_batch(settings, DAY)
+    q = settings.quarantine_dir / str(DAY)
+    assert (q / f"{DAY}.parquet").is_file(), "the bad batch is kept in quarantine"
+    assert (q / "validation_result.json").is_file()
+    assert not (settings.raw_dir / f"{DAY}.parquet").exists()
+    assert not (settings.validated_dir / f"{DAY}.parquet").exists(), "nothing reaches validated/"
+    return exc.value.failures
+
+
+def test_good_batch_passes_and_gets_a_report(settings) -> None:
+    _land(settings, _good())
+    res = validate_batch(settings, DAY)
+    assert res["success"] and res["rows"] == 500
+    assert (settings.validated_dir / f"{DAY}.parquet").is_file()
+    assert (settings.reports_dir / "validation" / f"{DAY}.json").is_file()
+
+
+def test_csv_batch_passes(settings) -> None:
+    _land(settings, _good(), ".csv")
+    assert validate_batch(settings, DAY)["success"]
+
+
+def test_null_spike_named(settings) -> None:
+    f = _good()
+    f.loc[f.index[:250], "income"] = None
+    lines = _fails(settings, f)
+    assert any(line.startswith("income: expected at most 5.0% nulls, found 50.0% null") for line in lines), lines
+
+
+def test_out_of_range_named(settings) -> None:
+    f = _good()
+    f.loc[f.index[:5], "age"] = 150
+    lines = _fails(settings, f)
+    assert any(line.startswith("age: expected values between") and "150" in line for line in lines), lines
+
+
+def test_missing_and_unexpected_columns(settings) -> None:
+    f = _good().drop(columns=["logins_30d"]).assign(surprise=1)
+    lines = _fails(settings, f)
+    assert any("missing ['logins_30d']" in line and "unexpected ['surprise']" in line for line in lines), lines
+
+
+def test_label_in_scoring_batch_rejected(settings) -> None:
+    lines = _fails(settings, _good().assign(default=0))
+    assert any("unexpected ['default']" in line for line in lines), lines
+
+
+def test_unseen_category(settings) -> None:
+    f = _good()
+    f.loc[f.index[:3], "region"] = "atlantis"
+    lines = _fails(settings, f)
+    assert any(line.startswith("region: expected values in") and "atlantis" in line for line in lines), lines
+
+
+def test_duplicated_ids(settings) -> None:
+    f = _good()
+    f.loc[f.index[1], "customer_id"] = f.loc[f.index[0], "customer_id"]
+    lines = _fails(settings, f)
+    assert any(line.startswith("customer_id: expected unique values") for line in lines), lines
+
+
+def test_timestamp_outside_its_day(settings) -> None:
+    f = _good()
+    f.loc[f.index[:2], "event_ts"] = pd.Timestamp("2026-02-01")
+    lines = _fails(settings, f)
+    assert any(line.startswith("event_ts: expected values between") for line in lines), lines
+
+
+def test_corrupted_parquet_is_quarantined_not_a_traceback(settings) -> None:
+    settings.raw_dir.mkdir(parents=True)
+    (settings.raw_dir / f"{DAY}.parquet").write_bytes(b"PAR1 this is not parquet")
+    with pytest.raises(ValidationFailed, match="cannot read"):
+        validate_batch(settings, DAY)
+    assert (settings.quarantine_dir / str(DAY) / f"{DAY}.parquet").is_file()
+
+
+def test_earlier_validated_copy_survives_a_bad_redelivery(settings) -> None:
+    _land(settings, _good())
+    validate_batch(settings, DAY)
+    before = (settings.validated_dir / f"{DAY}.parquet").read_bytes()
+    bad = _good()
+    bad.loc[bad.index[:300], "income"] = None
+    _land(settings, bad)
+    with pytest.raises(ValidationFailed):
+        validate_batch(settings, DAY)
+    assert (settings.validated_dir / f"{DAY}.parquet").read_bytes() == before
