@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-from-lock
 PIPFILTER := sed -u '/is ignored: it is neither a file nor a directory/d'
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-unit test-integration lint mlflow-ui clean-data lock
+.PHONY: help venv run test test-unit mlflow-ui up down unpause clean-data lock
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -34,8 +34,19 @@ test-unit: venv ## Run only the fast unit tests
 mlflow-ui: venv ## Open the MLflow UI on http://127.0.0.1:5000 (foreground; Ctrl-C to stop)
 	@$(VENV)/bin/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}" --host 127.0.0.1 --port 5000
 
+up: venv ## Start a local Airflow 3 (UI/API on :8080) and the MLflow UI (:5000) in the background
+	@scripts/services.sh up
+
+down: ## Stop exactly what `make up` started
+	@scripts/services.sh down
+
+unpause: venv ## Unpause the three DAGs (training, scoring, monitoring) on the local Airflow
+	@for d in training scoring monitoring; do \
+	  PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHONPATH="$(CURDIR)" AIRFLOW_HOME="$${AIRFLOW_HOME:-$(CURDIR)/airflow}" \
+	  AIRFLOW__CORE__DAGS_FOLDER="$(CURDIR)/dags" AIRFLOW__CORE__LOAD_EXAMPLES=False airflow dags unpause $$d 2>/dev/null | tail -1; done
+
 clean-data: ## Delete generated data, models and the local MLflow store (keeps .venv)
-	rm -rf data models mlflow.db mlartifacts dvc-storage metrics/*.json
+	rm -rf data models mlflow.db mlartifacts dvc-storage metrics/*.json dvc.lock
 
 lock: ## Re-resolve the top-level requirements into requirements.lock (maintainers only)
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv

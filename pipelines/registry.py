@@ -48,12 +48,16 @@ def _set_champion(client: Any, name: str, version: str, reason: str) -> None:
     client.set_model_version_tag(name, version, "champion_reason", reason)
 
 
-def promote_candidate(settings: Settings) -> dict[str, Any]:
+def promote_candidate(settings: Settings, override_reason: str | None = None) -> dict[str, Any]:
     """Register the gated candidate; make it champion if the gate passed, else challenger.
 
-    Safe to re-run: a candidate already registered is not registered twice. Refuses if the
-    champion changed after the gate ran (the candidate must be judged against the new one).
+    ``override_reason`` promotes a candidate that failed the gate; the written justification
+    is recorded on the version. Safe to re-run: a candidate already registered is not
+    registered twice. Refuses if the champion changed after the gate ran (the candidate must
+    be judged against the new one).
     """
+    if override_reason is not None and not override_reason.strip():
+        raise PipelineError("overriding the gate needs a written justification")
     import mlflow
 
     client = _client(settings)
@@ -93,6 +97,11 @@ def promote_candidate(settings: Settings) -> dict[str, Any]:
     if decision["passed"]:
         _set_champion(client, name, version, "passed the gate")
         role = "champion"
+    elif override_reason:
+        who = getpass.getuser()
+        client.set_model_version_tag(name, version, "gate_override", f"by {who}: {override_reason.strip()}")
+        _set_champion(client, name, version, f"gate overridden by {who}: {override_reason.strip()}")
+        role = "champion (gate overridden)"
     else:
         client.set_registered_model_alias(name, "challenger", version)
         role = "challenger"

@@ -1,0 +1,55 @@
+"""Monitoring: runs whenever scoring writes predictions (PREDICTIONS asset); checks drift of that
+day against the champion's reference with Evidently, and when PSI passes the threshold emits
+RETRAIN_REQUEST (with the reason) so the training DAG starts. Otherwise it ends quietly.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import dag, task
+
+from pipelines.airflow_assets import PREDICTIONS, RETRAIN_REQUEST
+
+DEFAULT_ARGS = {"retries": 1, "retry_delay": timedelta(seconds=30), "owner": "ml-platform"}
+
+
+@dag(
+    dag_id="monitoring",
+    schedule=[PREDICTIONS],
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["credit-default", "monitoring"],
+    doc_md=__doc__,
+)
+def monitoring() -> None:
+    @task
+    def check_drift(triggering_asset_events=None, params=None, logical_date=None, dag_run=None) -> dict:  # noqa: ANN001
+        from pipelines.orchestrate import drift_days
+
+        days = sorted({e.extra["day"] for evs in (triggering_asset_events or {}).values() for e in evs if e.extra.get("day")})
+        return drift_days(days, (params or {}).get("day"), logical_date, getattr(dag_run, "run_after", None))
+
+    @task.short_circuit
+    def retrain_due(decision: dict) -> bool:
+        print(decision["reason"])
+        return bool(decision["retrain"])
+
+    @task(outlets=[RETRAIN_REQUEST])
+    def request_retrain(decision: dict, outlet_events=None) -> dict:  # noqa: ANN001
+        if outlet_events is not None:
+            outlet_events[RETRAIN_REQUEST].extra = {
+                "day": decision["day"],
+                "reason": decision["reason"],
+                "drifted_features": decision["drifted_features"],
+                "champion_version": decision["champion_version"],
+            }
+        return {"requested": True, "reason": decision["reason"]}
+
+    decision = check_drift()
+    retrain_due(decision) >> request_retrain(decision)
+
+
+monitoring()

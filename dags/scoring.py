@@ -1,0 +1,62 @@
+"""Scoring: daily; lands and validates the day's batch, scores it with the champion, writes the
+date partition and emits the PREDICTIONS asset (which schedules monitoring).
+
+A validation failure fails the run: the batch is quarantined and nothing downstream runs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import Param, dag, task
+
+from pipelines.airflow_assets import PREDICTIONS
+
+DEFAULT_ARGS = {"retries": 1, "retry_delay": timedelta(seconds=30), "owner": "ml-platform"}
+
+
+@dag(
+    dag_id="scoring",
+    schedule="@daily",
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["credit-default", "scoring"],
+    params={
+        "day": Param(None, type=["null", "string"], description="Day to score (YYYY-MM-DD); default the logical date."),
+        "scenario": Param(None, type=["null", "string"], description="Simulated feed only: stable, feature_drift, ..."),
+    },
+    doc_md=__doc__,
+)
+def scoring() -> None:
+    @task
+    def land_batch(params: dict | None = None, logical_date=None, dag_run=None) -> str:  # noqa: ANN001
+        from pipelines.orchestrate import land_batch, resolve_day
+
+        p = params or {}
+        day = resolve_day(p.get("day"), logical_date, getattr(dag_run, "run_after", None))
+        land_batch(day, p.get("scenario"))
+        return day.isoformat()
+
+    @task
+    def validate_batch(day: str) -> dict:
+        from pipelines.io import parse_date
+        from pipelines.orchestrate import validate_day
+
+        return validate_day(parse_date(day))
+
+    @task(outlets=[PREDICTIONS])
+    def score_batch(validated: dict, outlet_events=None) -> dict:  # noqa: ANN001
+        from pipelines.io import parse_date
+        from pipelines.orchestrate import score_day
+
+        res = score_day(parse_date(validated["day"]))
+        if outlet_events is not None:
+            outlet_events[PREDICTIONS].extra = {"day": res["day"], "model_version": res["model_version"]}
+        return res
+
+    score_batch(validate_batch(land_batch()))
+
+
+scoring()

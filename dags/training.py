@@ -1,0 +1,75 @@
+"""Training: daily, on manual trigger (with a reason and an optional gate override), and when
+the monitoring DAG requests a retrain through the RETRAIN_REQUEST asset.
+
+Each task is one call into pipelines.orchestrate; the stages are dvc.yaml's, run by `dvc repro`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import Param, dag, task
+from airflow.timetables.assets import AssetOrTimeSchedule
+from airflow.timetables.trigger import CronTriggerTimetable
+
+from pipelines.airflow_assets import RETRAIN_REQUEST
+
+DEFAULT_ARGS = {"retries": 1, "retry_delay": timedelta(seconds=30), "owner": "ml-platform"}
+
+
+@dag(
+    dag_id="training",
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 3 * * *", timezone="UTC"), assets=[RETRAIN_REQUEST]
+    ),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,  # two retrains never race for the champion alias
+    default_args=DEFAULT_ARGS,
+    tags=["credit-default", "training"],
+    params={
+        "reason": Param("scheduled", type="string", description="Why this run (shown in the decision log)."),
+        "override_gate": Param(False, type="boolean", description="Promote even if the gate fails."),
+        "justification": Param("", type="string", description="Required when override_gate is on."),
+    },
+    doc_md=__doc__,
+)
+def training() -> None:
+    @task
+    def assemble_window(params: dict | None = None, triggering_asset_events: dict | None = None) -> dict:
+        from pipelines.orchestrate import dvc_stage
+
+        why = [e.extra for events in (triggering_asset_events or {}).values() for e in events]
+        print(f"reason: {(params or {}).get('reason')}; asset events: {why or 'none'}")
+        return dvc_stage("prepare")
+
+    @task
+    def validate_training_set() -> dict:
+        from pipelines.orchestrate import dvc_stage
+
+        return dvc_stage("validate_training")
+
+    @task
+    def train() -> dict:
+        from pipelines.orchestrate import dvc_stage
+
+        return dvc_stage("train")
+
+    @task
+    def evaluation_gate() -> dict:
+        from pipelines.orchestrate import dvc_stage, gate_summary
+
+        dvc_stage("evaluate")
+        return gate_summary()
+
+    @task
+    def register_and_promote(params: dict | None = None) -> dict:
+        from pipelines.orchestrate import promote
+
+        p = params or {}
+        return promote(override=bool(p.get("override_gate")), justification=str(p.get("justification") or ""))
+
+    assemble_window() >> validate_training_set() >> train() >> evaluation_gate() >> register_and_promote()
+
+
+training()

@@ -1,0 +1,133 @@
+"""Task-sized entry points for the Airflow DAGs: each one call, small JSON-able results.
+
+Kept free of Airflow imports so the same functions run from a test or a shell. Every
+function is keyed by an explicit day (the DAG passes the logical date), never by now().
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import date, datetime
+from typing import Any
+
+from pipelines.config import Settings, load_settings
+from pipelines.errors import PipelineError
+from pipelines.io import find_partition, parse_date
+
+DVC_STAGES = ("prepare", "validate_training", "train", "evaluate", "promote")
+
+
+def settings() -> Settings:
+    return load_settings()
+
+
+def resolve_day(conf_day: str | None, logical: datetime | None, run_after: datetime | None) -> date:
+    """The day a run works on: conf 'day' if given, else the logical date, else run_after."""
+    if conf_day:
+        return parse_date(conf_day)
+    when = logical or run_after
+    if when is None:
+        raise PipelineError("no day to work on: pass {'day': 'YYYY-MM-DD'} in the run's conf")
+    return when.date()
+
+
+def land_batch(day: date, scenario: str | None = None) -> str:
+    """Make sure the day's raw batch is there. With simulated data, simulate it (the demo feed)."""
+    s = settings()
+    existing = find_partition(s.raw_dir, day)
+    if existing is not None and scenario is None:
+        return str(existing)
+    if s.p.data.raw_dir != "data/raw":
+        if existing is not None:
+            return str(existing)
+        raise PipelineError(f"no batch for {day} in {s.raw_dir} (expected {day}.parquet or {day}.csv)")
+    from pipelines.simulate import simulate
+
+    simulate(s, start=day.isoformat(), days=1, scenario=scenario, scenario_start=day.isoformat())  # type: ignore[arg-type]
+    return str(find_partition(s.raw_dir, day))
+
+
+def validate_day(day: date) -> dict[str, Any]:
+    """Validate the day's batch; a failure raises (the task fails, downstream does not run)."""
+    from pipelines.validate import validate_batch
+
+    s = settings()
+    if find_partition(s.raw_dir, day) is None and (s.quarantine_dir / day.isoformat()).is_dir():
+        raise PipelineError(
+            f"batch {day} is in quarantine ({s.quarantine_dir / day.isoformat()}): it failed validation; "
+            "fix the feed, put the file back in the raw folder and re-run"
+        )
+    res = validate_batch(s, day)
+    return {"day": res["day"], "rows": res["rows"], "validated": res["validated"], "report": res["report"]}
+
+
+def dvc_stage(stage: str) -> dict[str, Any]:
+    """Run one stage of dvc.yaml with the real dvc CLI (skipped by DVC when nothing changed)."""
+    if stage not in DVC_STAGES:
+        raise PipelineError(f"unknown stage {stage!r}; dvc.yaml has {', '.join(DVC_STAGES)}")
+    s = settings()
+    bindir = os.path.dirname(sys.executable)
+    env = {**os.environ, "PIPELINES_ROOT": str(s.root), "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "dvc", "repro", "--single-item", stage],
+        cwd=s.root,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    print(proc.stdout[-20000:], proc.stderr[-20000:], sep="\n")
+    if proc.returncode != 0:
+        last = [line for line in (proc.stderr or proc.stdout).strip().splitlines() if line.strip()]
+        raise PipelineError(f"dvc stage {stage} failed (exit {proc.returncode}): {last[-1] if last else 'no output'}")
+    return {"stage": stage, "ran": f"Running stage '{stage}'" in proc.stdout}
+
+
+def gate_summary() -> dict[str, Any]:
+    from pipelines.io import read_json
+
+    decision = read_json(settings().reports_dir / "gate" / "decision.json")
+    print(f"gate: {decision['verdict']}")
+    for check in decision["checks"]:
+        print(f"  {'PASS' if check['passed'] else 'FAIL'} {check['check']}: {check['value']} (needs {check['threshold']})")
+    return {"passed": decision["passed"], "candidate_roc_auc": decision["candidate"]["roc_auc"], "reasons": decision["reasons"]}
+
+
+def promote(override: bool = False, justification: str = "") -> dict[str, Any]:
+    """Register the candidate through DVC, or with a justified override of a failed gate."""
+    from pipelines.registry import promote_candidate
+
+    if override:
+        if not justification.strip():
+            raise PipelineError("overriding the gate needs a written justification (the 'justification' param)")
+        return promote_candidate(settings(), override_reason=justification)
+    dvc_stage("promote")
+    from pipelines.io import read_json
+
+    return read_json(settings().reports_dir / "gate" / "registration.json")
+
+
+def score_day(day: date) -> dict[str, Any]:
+    from pipelines.score import score
+
+    res = score(settings(), day)
+    return {k: res[k] for k in ("day", "rows", "model_version", "mean_score", "predictions")}
+
+
+def drift_day(day: date) -> dict[str, Any]:
+    from pipelines.drift import drift
+
+    res = drift(settings(), day)
+    print(f"drift {day}: retrain {'DUE' if res['retrain'] else 'not due'} - {res['reason']}")
+    return {k: res[k] for k in ("day", "retrain", "drifted_features", "reason", "champion_version", "report_html")}
+
+
+def drift_days(days: list[str], conf_day: str | None, logical: datetime | None, run_after: datetime | None) -> dict[str, Any]:
+    """Drift for every day whose predictions triggered this run (several events can be merged
+    into one run); retraining is due if any of them drifted."""
+    targets = [parse_date(d) for d in days] or [resolve_day(conf_day, logical, run_after)]
+    results = [drift_day(d) for d in targets]
+    due = [r for r in results if r["retrain"]]
+    chosen = due[-1] if due else results[-1]
+    return {**chosen, "days_checked": [r["day"] for r in results]}

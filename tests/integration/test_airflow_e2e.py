@@ -1,0 +1,159 @@
+"""End to end on a real Airflow 3 (`airflow standalone`: scheduler, API server, dag-processor,
+triggerer; SQLite; LocalExecutor), started by the test in a temporary AIRFLOW_HOME on a free port.
+
+Trigger training through the REST API (the call the UI's Trigger button makes), wait for it,
+find the champion in the MLflow registry; then land a drifted batch through the scoring DAG and
+watch monitoring emit the retrain asset and a training run start by itself. Every process the
+test started is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.test_cycle import IGNORE, REPO, Project
+
+pytestmark = pytest.mark.integration
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Api:
+    def __init__(self, base: str, home: Path) -> None:
+        self.base = base
+        password = json.loads((home / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
+        token = self._call("POST", "/auth/token", {"username": "admin", "password": password}, auth=False)
+        self.token = token["access_token"]
+
+    def _call(self, method: str, path: str, body: Any = None, auth: bool = True) -> Any:
+        req = urllib.request.Request(self.base + path, method=method)
+        req.add_header("Content-Type", "application/json")
+        if auth:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        data = json.dumps(body).encode() if body is not None else None
+        with urllib.request.urlopen(req, data=data, timeout=30) as resp:
+            return json.loads(resp.read() or b"{}")
+
+    def get(self, path: str) -> Any:
+        return self._call("GET", path)
+
+    def patch(self, path: str, body: Any) -> Any:
+        return self._call("PATCH", path, body)
+
+    def post(self, path: str, body: Any) -> Any:
+        return self._call("POST", path, body)
+
+    def wait_run(self, dag_id: str, run_id: str, timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run = self.get(f"/api/v2/dags/{dag_id}/dagRuns/{urllib.request.quote(run_id, safe='')}")
+            if run["state"] in ("success", "failed"):
+                return run
+            time.sleep(5)
+        raise AssertionError(f"{dag_id} run {run_id} did not finish within {timeout}s")
+
+    def wait_new_run(self, dag_id: str, run_type: str, after: set[str], timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            runs = self.get(f"/api/v2/dags/{dag_id}/dagRuns?order_by=-run_after&limit=20")["dag_runs"]
+            fresh = [r for r in runs if r["run_type"] == run_type and r["dag_run_id"] not in after]
+            if fresh:
+                return fresh[0]
+            time.sleep(5)
+        raise AssertionError(f"no new {run_type} run of {dag_id} within {timeout}s")
+
+
+@pytest.fixture(scope="module")
+def airflow_project(tmp_path_factory: pytest.TempPathFactory):
+    base = tmp_path_factory.mktemp("airflow-e2e")
+    root = base / "repo"
+    shutil.copytree(REPO, root, ignore=IGNORE)
+    proj = Project(root)
+    proj.run("git", "init", "-q")
+    proj.run("git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
+    proj.run("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy")
+    proj.cli("simulate", "--start", "2026-01-01", "--days", "20", "--rows", "1500")
+    proj.cli("validate", "--all")
+
+    port = free_port()
+    home = base / "airflow-home"
+    env = {
+        **proj.env,
+        "VENV": str(Path(sys.executable).parent.parent),
+        "AIRFLOW_HOME": str(home),
+        "RUN_DIR": str(base / "run"),
+        "AIRFLOW_PORT": str(port),
+        "MLFLOW_UI_PORT": "0",
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+    }
+    up = subprocess.run([str(root / "scripts/services.sh"), "up"], env=env, capture_output=True, text=True, timeout=400)
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert f"http://127.0.0.1:{port}" in up.stdout and "password:" in up.stdout
+        yield proj, Api(f"http://127.0.0.1:{port}", home), base
+    finally:
+        down = subprocess.run([str(root / "scripts/services.sh"), "down"], env=env, capture_output=True, text=True, timeout=120)
+        log = base / "run" / "airflow.log"
+        if log.exists():
+            print("---- airflow.log (tail) ----\n" + "\n".join(log.read_text(errors="replace").splitlines()[-40:]))
+        assert down.returncode == 0, down.stderr
+        pids = subprocess.run(["pgrep", "-f", str(home)], capture_output=True, text=True).stdout.split()
+        assert not pids, f"processes left running: {pids}"
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0, "the API port is still open"
+
+
+def test_manual_training_then_drift_triggers_retraining(airflow_project) -> None:
+    proj, api, _ = airflow_project
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        dags = {d["dag_id"] for d in api.get("/api/v2/dags")["dags"]}
+        if dags >= {"training", "scoring", "monitoring"}:
+            break
+        time.sleep(3)
+    assert api.get("/api/v2/importErrors")["total_entries"] == 0
+    api.patch("/api/v2/dags/training", {"is_paused": False})
+
+    # 1. manual trigger, as the UI's Trigger button does
+    run = api.post("/api/v2/dags/training/dagRuns", {"logical_date": None, "conf": {"reason": "e2e test"}})
+    done = api.wait_run("training", run["dag_run_id"], timeout=900)
+    assert done["state"] == "success", done
+    st = proj.status()
+    assert st["champion"] is not None and st["champion"]["gate_passed"] == "true"
+
+    # 2. a drifted batch lands; scoring -> monitoring (asset) -> training (asset), by themselves
+    before = {r["dag_run_id"] for r in api.get("/api/v2/dags/training/dagRuns?limit=50")["dag_runs"]}
+    api.patch("/api/v2/dags/monitoring", {"is_paused": False})
+    api.patch("/api/v2/dags/scoring", {"is_paused": False})
+    run = api.post(
+        "/api/v2/dags/scoring/dagRuns",
+        {"logical_date": None, "conf": {"day": "2026-01-21", "scenario": "feature_drift"}},
+    )
+    scored = api.wait_run("scoring", run["dag_run_id"], timeout=600)
+    assert scored["state"] == "success", scored
+    assert (proj.root / "data/predictions/2026-01-21.parquet").is_file()
+
+    retrain = api.wait_new_run("training", "asset_triggered", before, timeout=600)
+    finished = api.wait_run("training", retrain["dag_run_id"], timeout=900)
+    assert finished["state"] == "success", finished
+    drift = json.loads((proj.root / "data/reports/drift/2026-01-21.json").read_text())
+    assert drift["retrain"] is True and "logins_30d" in drift["drifted_features"]
+    events = api.get("/api/v2/assets/events?limit=50")["asset_events"]
+    reasons = [e["extra"].get("reason", "") for e in events if e.get("extra")]
+    assert any("logins_30d" in r for r in reasons), reasons
