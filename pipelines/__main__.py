@@ -194,11 +194,16 @@ def evaluate() -> None:
 def promote(
     version: Optional[str] = typer.Option(None, help="Manually make this version champion (needs --reason)."),
     reason: Optional[str] = typer.Option(None, help="Written justification for a manual promotion."),
+    override: Optional[str] = typer.Option(
+        None, help="Promote the gated candidate even if the gate failed; the value is the recorded justification."
+    ),
 ) -> None:
     """Register the gated candidate (champion if it passed, else challenger), or promote by hand."""
     from pipelines import registry
 
-    if version:
+    if override is not None:
+        _run(lambda: registry.promote_candidate(_settings(), override_reason=override))
+    elif version:
         _run(lambda: registry.promote_version(_settings(), version, reason or ""))
     else:
         _run(lambda: registry.promote_candidate(_settings()))
