@@ -3,18 +3,24 @@
 Exit code 0 on success; non-zero with a one-line reason on stderr on failure (a failed
 validation is a failure and lists one line per failed expectation).
 
-Process exit: with pyarrow 25 a short-lived process that has read Parquet with threads can
-abort at interpreter exit ("terminate called without an active exception", SIGABRT) after its
-work is done. Reads use ``use_threads=False`` (pipelines/io.py) and, once a command has
-finished and flushed its output, the process leaves with ``os._exit`` so no native thread
-pool is torn down during interpreter finalization.
+Process exit: with pyarrow 25 a short-lived process that has read Parquet can abort at
+interpreter exit ("terminate called without an active exception", SIGABRT) after its work is
+done (apache/arrow#34314). Arrow's global CPU/IO thread pools are joined by C++ static
+destructors during finalization, and a race there ends in std::terminate; the pool threads
+exist whether or not a read used threads. So every command, on every path (success, failure,
+usage error, uncaught bug), leaves with ``os._exit`` once its output is flushed: static
+destructors never run and the teardown never happens. Reads also use ``use_threads=False``
+(pipelines/io.py). Airflow tasks are safe for the same reason: the task supervisor's forked
+child ends with ``os._exit``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
+import traceback
 from collections.abc import Callable
 from typing import Any, Optional
 
@@ -72,6 +78,12 @@ def _run(fn: Callable[[], Any], emit: bool = True) -> Any:
 
 
 def _exit(code: int) -> None:
+    """Leave without interpreter finalization (see the module docstring), after doing by hand
+    the clean-up that atexit would have done: end an open MLflow run, flush logs and streams."""
+    mlflow = sys.modules.get("mlflow")
+    if mlflow is not None and mlflow.active_run() is not None:
+        mlflow.end_run(status="FINISHED" if code == 0 else "FAILED")
+    logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
@@ -270,5 +282,10 @@ if __name__ == "__main__":
         app()  # standalone mode: click prints usage errors and raises SystemExit
         code = 0
     except SystemExit as exc:
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr)
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:  # a bug: show it, but still leave without finalization
+        traceback.print_exc()
+        code = 1
     _exit(code)

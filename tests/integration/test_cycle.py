@@ -149,13 +149,22 @@ def test_bad_batch_fails_validation_and_nothing_downstream_runs(project: Project
     assert after == old_predictions
 
 
-def test_rollback_and_manual_promotion(project: Project) -> None:
-    res = project.cli("promote", "--version", "2", ok=False)
-    assert res.returncode == 1 and "needs a written reason" in res.stderr
-    project.cli("promote", "--version", "2", "--reason", "testing rollback")
-    assert project.status()["champion"]["version"] == "2"
+def test_gate_override_needs_justification_then_rollback(project: Project) -> None:
+    res = project.cli("promote", "--override", "  ", ok=False)
+    assert res.returncode == 1 and "needs a written justification" in res.stderr
+    assert project.status()["champion"]["version"] == "1"
+    project.cli("promote", "--override", "risk team accepts the lower AUC for this test")
+    st = project.status()
+    assert st["champion"]["version"] == "2" and st["champion_history"] == ["1", "2"]
     project.cli("rollback", "--reason", "v2 is the crippled one")
     st = project.status()
     assert st["champion"]["version"] == "1" and st["champion_history"] == ["1"]
     res = project.cli("rollback", "--reason", "again", ok=False)
     assert res.returncode == 1 and "no previous champion" in res.stderr
+
+
+def test_manual_promotion_needs_a_reason(project: Project) -> None:
+    res = project.cli("promote", "--version", "2", ok=False)
+    assert res.returncode == 1 and "needs a written reason" in res.stderr
+    res = project.cli("promote", "--version", "99", "--reason", "x", ok=False)
+    assert res.returncode == 1 and "has no version 99" in res.stderr
