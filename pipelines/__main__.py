@@ -37,6 +37,18 @@ app = typer.Typer(
 STATE: dict[str, Any] = {"params": None, "json": False}
 
 
+def _quiet_libraries() -> None:
+    """Keep step output readable: library chatter below WARNING and known-benign hints off."""
+    import warnings
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    # We pass 0/1 integer labels on purpose; MLflow's classifier evaluator still guesses "None".
+    logging.getLogger("mlflow.models.evaluation.evaluators.classifier").setLevel(logging.ERROR)
+    # Model input is float64 by construction (pipelines/features.py); the hint is about the label.
+    warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
+
+
 def _settings() -> Any:
     from pipelines.config import load_settings
 
@@ -107,6 +119,7 @@ def main(
 ) -> None:
     STATE["params"] = params
     STATE["json"] = as_json
+    _quiet_libraries()
 
 
 @app.command()
@@ -262,9 +275,14 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
     else:
         ch, cl = res["champion"], res["challenger"]
         print(f"model: {res['model_name']}  ({res['tracking_uri']})")
-        print(f"champion:   {('v' + ch['version'] + ' holdout AUC ' + str(ch['holdout_roc_auc'])) if ch else 'none'}")
+        auc = f" holdout ROC AUC {ch['holdout_roc_auc']:.4f}" if ch and ch.get("holdout_roc_auc") is not None else ""
+        print(f"champion:   {('v' + ch['version'] + auc) if ch else 'none'}")
         print(f"challenger: {('v' + cl['version'] + ' - ' + str(cl['gate_reasons'])) if cl else 'none'}")
         print(f"history:    {res['champion_history']}")
+        dec = res["last_gate_decision"]
+        if dec:
+            why = "; ".join(dec["reasons"]) or "all checks passed"
+            print(f"last gate:  candidate {dec['candidate']['roc_auc']:.4f} -> {dec['verdict']} ({why})")
         print(f"predictions: {res['latest_predictions']}\ndrift report: {res['latest_drift_report']}")
 
 

@@ -82,9 +82,16 @@ def run_cycle(settings: Settings) -> dict[str, Any]:
 def summary_lines(result: dict[str, Any]) -> list[str]:
     st, sc, dr = result["status"], result["score"], result["drift"]
     ch = st["champion"] or {}
+
+    def rel(path: str | None) -> str:
+        return os.path.relpath(path) if path else "none"
+
+    def num(x: float | None) -> str:
+        return f"{x:.4f}" if isinstance(x, (int, float)) else "n/a"
+
     lines = [
-        f"Champion: {st['model_name']} v{ch.get('version')} (holdout ROC AUC {ch.get('holdout_roc_auc')}, "
-        f"train ROC AUC {ch.get('train_roc_auc')}), tracked at {st['tracking_uri']}",
+        f"Champion: {st['model_name']} v{ch.get('version')} (holdout ROC AUC {num(ch.get('holdout_roc_auc'))}, "
+        f"train ROC AUC {num(ch.get('train_roc_auc'))}), tracked at {st['tracking_uri']}",
     ]
     dec = st.get("last_gate_decision") or {}
     if dec:
@@ -92,10 +99,10 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     if st.get("challenger"):
         lines.append(f"Challenger: v{st['challenger']['version']} ({st['challenger'].get('gate_reasons')})")
     lines += [
-        f"Predictions: {sc['predictions']} ({sc['rows']} rows, model v{sc['model_version']})",
-        f"Validation report: {st.get('latest_validation_report')} ({st['validated_days']} days validated, "
+        f"Predictions: {rel(sc['predictions'])} ({sc['rows']} rows, model v{sc['model_version']})",
+        f"Validation report: {rel(st.get('latest_validation_report'))} ({st['validated_days']} days validated, "
         f"{len(st['quarantined_days'])} quarantined)",
-        f"Drift report: {dr['report_html']} - retrain {'DUE' if dr['retrain'] else 'not due'}: {dr['reason']}",
+        f"Drift report: {rel(dr['report_html'])} - retrain {'DUE' if dr['retrain'] else 'not due'}: {dr['reason']}",
         "Inspect: `make mlflow-ui` then http://127.0.0.1:5000, or `.venv/bin/python -m pipelines status --json`",
     ]
     return lines
