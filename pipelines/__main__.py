@@ -42,7 +42,7 @@ def _quiet_libraries() -> None:
     import warnings
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     # We pass 0/1 integer labels on purpose; MLflow's classifier evaluator still guesses "None".
     logging.getLogger("mlflow.models.evaluation.evaluators.classifier").setLevel(logging.ERROR)
     # Model input is float64 by construction (pipelines/features.py); the hint is about the label.

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pipelines.errors import PipelineError
 
-Scenario = Literal["stable", "feature_drift", "concept_drift", "data_quality"]
+Scenario = Literal["stable", "feature_drift", "concept_drift", "data_quality", "skew"]
 
 
 class _Section(BaseModel):
@@ -66,6 +66,8 @@ class ValidateParams(_Section):
     min_rows: int = Field(100, ge=0)
     max_rows: int = Field(5_000_000, ge=1)
     max_null_fraction: float = Field(0.05, ge=0, le=1)
+    max_single_feature_auc: float = Field(0.95, gt=0.5, le=1)
+    skew_scale_factor: float = Field(4.0, gt=1)
 
 
 class PrepareParams(_Section):

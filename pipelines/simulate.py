@@ -24,6 +24,7 @@ from pipelines.config import Scenario, Settings
 from pipelines.errors import PipelineError
 from pipelines.io import parse_date, write_parquet
 
+SCENARIOS = ("stable", "feature_drift", "concept_drift", "data_quality", "skew")
 REGIONS = ["north", "south", "east", "west", "central"]
 PRODUCTS = ["basic", "gold", "platinum"]
 EMPLOYMENT = ["employed", "self_employed", "unemployed", "retired", "student"]
@@ -100,6 +101,10 @@ def generate_day(
                 - 0.5 * np.log(income / 55_000)
                 + np.where(product == "basic", 0.6, -0.3)
             )
+        elif scenario == "skew":
+            # Training-serving skew: the serving job sends today's spend where the model was
+            # trained on the 30-day average (same mean, half the days zero, far wider spread).
+            avg_spend = np.round(avg_spend * 2.0 * srng.exponential(1.0, n) * (srng.random(n) < 0.5), 2)
         elif scenario == "data_quality":
             income_out[srng.random(n) < 0.5] = np.nan  # null spike: ~1 % -> 50 %
             age_out[srng.random(n) < 0.03] = 150  # out of range
@@ -152,8 +157,8 @@ def simulate(
     if n_days < 1:
         raise PipelineError(f"days must be at least 1, got {n_days}")
     scen: Scenario = scenario or sp.scenario
-    if scen not in ("stable", "feature_drift", "concept_drift", "data_quality"):
-        raise PipelineError(f"unknown scenario {scen!r} (stable, feature_drift, concept_drift, data_quality)")
+    if scen not in SCENARIOS:
+        raise PipelineError(f"unknown scenario {scen!r} ({', '.join(SCENARIOS)})")
     sc_start_raw = scenario_start if scenario_start is not None else sp.scenario_start
     sc_start = parse_date(sc_start_raw) if sc_start_raw else first
     n_rows = rows if rows is not None else sp.rows_per_day

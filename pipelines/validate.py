@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import tempfile
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipelines.checks import leakage_lines, skew_lines
 from pipelines.config import Settings
 from pipelines.errors import PipelineError, ValidationFailed
 from pipelines.io import find_partition, read_frame, write_json, write_parquet
@@ -79,6 +81,14 @@ def propose_suite(settings: Settings, reference: pd.DataFrame, kind: str) -> dic
         ]
     else:
         exps += [
+            {
+                "type": "expect_column_values_to_be_between",
+                "kwargs": {
+                    "column": d.timestamp_col,
+                    "min_value": {"$PARAMETER": "window_start"},
+                    "max_value": {"$PARAMETER": "window_end"},
+                },
+            },
             {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": d.target}},
             {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": d.target, "value_set": [0, 1]}},
         ]
@@ -121,10 +131,16 @@ def _round(x: float) -> float:
 # --------------------------------------------------------------------------- running
 
 
-def run_suite(df: pd.DataFrame, suite: dict[str, Any], parameters: dict[str, Any]) -> dict[str, Any]:
-    """Run a suite on a frame with Great Expectations; return the JSON-able result."""
-    import great_expectations as gx  # heavy: imported only when validating
+def run_suite(
+    df: pd.DataFrame, suite: dict[str, Any], parameters: dict[str, Any], docs_dir: Path | None = None
+) -> dict[str, Any]:
+    """Run a suite on a frame with Great Expectations; return the JSON-able result.
 
+    With ``docs_dir``, GE's own Data Docs (the human-readable report) are built there by an
+    UpdateDataDocsAction; the folder is replaced only once the new site is complete.
+    """
+    import great_expectations as gx  # heavy: imported only when validating
+    from great_expectations.checkpoint import UpdateDataDocsAction
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
@@ -136,8 +152,33 @@ def run_suite(df: pd.DataFrame, suite: dict[str, Any], parameters: dict[str, Any
     )
     gx_suite = context.suites.add(gx.ExpectationSuite(name=suite["name"], expectations=suite["expectations"]))
     vd = context.validation_definitions.add(gx.ValidationDefinition(name=suite["name"], data=batch_def, suite=gx_suite))
-    result = vd.run(batch_parameters={"dataframe": df}, expectation_parameters=parameters, result_format="SUMMARY")
-    return result.to_json_dict()
+    actions = []
+    staging = None
+    if docs_dir is not None:
+        docs_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{docs_dir.name}.", dir=docs_dir.parent))
+        context.add_data_docs_site(
+            site_name="report",
+            site_config={
+                "class_name": "SiteBuilder",
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(staging)},
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
+        actions.append(UpdateDataDocsAction(name="data_docs", site_names=["report"]))
+    checkpoint = context.checkpoints.add(
+        gx.Checkpoint(name=suite["name"], validation_definitions=[vd], actions=actions, result_format="SUMMARY")
+    )
+    try:
+        run = checkpoint.run(batch_parameters={"dataframe": df}, expectation_parameters=parameters)
+        if staging is not None and docs_dir is not None:
+            if docs_dir.exists():
+                shutil.rmtree(docs_dir)
+            staging.rename(docs_dir)
+    finally:
+        if staging is not None and staging.exists():
+            shutil.rmtree(staging)
+    return next(iter(run.run_results.values())).to_json_dict()
 
 
 def failure_lines(result: dict[str, Any]) -> list[str]:
@@ -243,25 +284,58 @@ def validate_batch(settings: Settings, day: date) -> dict[str, Any]:
         "day_start": f"{day.isoformat()}T00:00:00",
         "day_end": f"{(day + timedelta(days=1)).isoformat()}T00:00:00",
     }
-    result = run_suite(df, load_suite(settings, DAILY_SUITE), params)
+    qdir = settings.quarantine_dir / day.isoformat()
+    docs_dir = settings.reports_dir / "validation" / f"{day.isoformat()}_docs"
+    result = run_suite(df, load_suite(settings, DAILY_SUITE), params, docs_dir)
     failures = failure_lines(result)
+    reference, skew_note = _skew_reference(settings)
+    skew = skew_lines(df, reference, settings.p.data, v.skew_scale_factor) if reference is not None else []
+    failures += skew
+    success = bool(result["success"]) and not skew
     summary = {
         "day": day.isoformat(),
         "source": str(raw),
         "rows": int(len(df)),
-        "success": bool(result["success"]),
+        "success": success,
         "failures": failures,
+        "skew_check": skew_note,
         "statistics": result.get("statistics", {}),
+        "data_docs": str(docs_dir / "index.html"),
     }
-    if not result["success"]:
-        qdir = _quarantine(settings, day, raw, {**summary, "result": result})
+    if not success:
+        if qdir.exists():
+            shutil.rmtree(qdir / "data_docs", ignore_errors=True)
+        qdir.mkdir(parents=True, exist_ok=True)
+        docs_dir.rename(qdir / "data_docs")
+        summary["data_docs"] = str(qdir / "data_docs" / "index.html")
+        _quarantine(settings, day, raw, {**summary, "result": result})
         raise ValidationFailed(
-            f"batch {day} failed validation ({len(failures)} expectation(s)); quarantined in {qdir}",
+            f"batch {day} failed validation ({len(failures)} check(s)); quarantined in {qdir}",
             failures,
         )
     write_json({**summary, "result": result}, report_path)
     out = write_parquet(df, settings.validated_dir / f"{day.isoformat()}.parquet")
     return {**summary, "validated": str(out), "report": str(report_path)}
+
+
+def _skew_reference(settings: Settings) -> tuple[pd.DataFrame | None, str]:
+    """The serving champion's training reference, if there is a champion to compare with."""
+    import os
+
+    from pipelines.tracking import default_tracking_uri, tracking_uri
+
+    if tracking_uri(settings) == default_tracking_uri(settings) and not settings.path("mlflow.db").exists():
+        return None, "skipped: no model registry yet"
+    from pipelines.drift import champion_reference
+    from pipelines.tracking import setup_mlflow
+
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    setup_mlflow(settings)
+    try:
+        reference, champion = champion_reference(settings)
+    except PipelineError:
+        return None, "skipped: no champion yet"
+    return reference, f"compared with the training reference of champion v{champion.version}"
 
 
 def _quarantine(settings: Settings, day: date, raw: Path, result: dict[str, Any]) -> Path:
@@ -274,19 +348,39 @@ def _quarantine(settings: Settings, day: date, raw: Path, result: dict[str, Any]
 
 
 def validate_training(settings: Settings) -> dict[str, Any]:
-    """Validate the assembled training set and holdout with the training suite."""
+    """Validate the training set and holdout: the training suite plus a label-leakage check."""
+    from pipelines.io import read_json
+
     suite = load_suite(settings, TRAINING_SUITE)
-    v = settings.p.validate_
+    v, d = settings.p.validate_, settings.p.data
+    window = read_json(settings.training_dir / "window.json")
+    days = sorted([*window["train_days"], *window["holdout_days"]])
+    params = {
+        "min_rows": v.min_rows,
+        "max_rows": v.max_rows * 365,
+        "window_start": f"{days[0]}T00:00:00",
+        # never after the last labelled day: nothing from the future may reach training
+        "window_end": f"{(date.fromisoformat(days[-1]) + timedelta(days=1)).isoformat()}T00:00:00",
+    }
     report: dict[str, Any] = {"success": True, "parts": {}}
     all_failures: list[str] = []
     for part in ("train", "holdout"):
         df = read_frame(settings.training_dir / f"{part}.parquet")
-        result = run_suite(df, suite, {"min_rows": v.min_rows, "max_rows": v.max_rows * 365})
+        docs_dir = settings.reports_dir / "validation" / f"training_{part}_docs"
+        result = run_suite(df, suite, params, docs_dir)
         failures = failure_lines(result)
-        report["parts"][part] = {"rows": int(len(df)), "success": bool(result["success"]), "failures": failures}
-        report["success"] = report["success"] and bool(result["success"])
+        if part == "train":
+            failures += leakage_lines(df, d, v.max_single_feature_auc)
+        ok = bool(result["success"]) and not failures
+        report["parts"][part] = {
+            "rows": int(len(df)),
+            "success": ok,
+            "failures": failures,
+            "data_docs": str(docs_dir / "index.html"),
+        }
+        report["success"] = report["success"] and ok
         all_failures += [f"{part}: {line}" for line in failures]
     write_json(report, settings.reports_dir / "validation" / "training.json")
     if not report["success"]:
-        raise ValidationFailed(f"training set failed validation ({len(all_failures)} expectation(s))", all_failures)
+        raise ValidationFailed(f"training set failed validation ({len(all_failures)} check(s))", all_failures)
     return report

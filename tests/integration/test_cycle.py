@@ -149,6 +149,16 @@ def test_bad_batch_fails_validation_and_nothing_downstream_runs(project: Project
     assert after == old_predictions
 
 
+def test_training_serving_skew_is_a_hard_failure(project: Project) -> None:
+    project.cli("simulate", "--start", "2026-01-23", "--days", "1", "--rows", "1500",
+                "--scenario", "skew", "--scenario-start", "2026-01-23")
+    res = project.cli("validate", "--date", "2026-01-23", ok=False)
+    assert res.returncode == 1
+    assert "avg_spend_30d: training-serving skew" in res.stderr and "not drift" in res.stderr
+    assert "logins_30d" not in res.stderr
+    assert (project.root / "data/quarantine/2026-01-23/data_docs/index.html").is_file()
+
+
 def test_gate_override_needs_justification_then_rollback(project: Project) -> None:
     res = project.cli("promote", "--override", "  ", ok=False)
     assert res.returncode == 1 and "needs a written justification" in res.stderr

@@ -114,3 +114,61 @@ def test_earlier_validated_copy_survives_a_bad_redelivery(settings) -> None:
     with pytest.raises(ValidationFailed):
         validate_batch(settings, DAY)
     assert (settings.validated_dir / f"{DAY}.parquet").read_bytes() == before
+
+
+def test_wrong_dtype(settings) -> None:
+    f = _good()
+    f["income"] = f["income"].astype(str)
+    lines = _fails(settings, f)
+    assert any(line.startswith("income: expected type") for line in lines), lines
+
+
+def test_all_null_column(settings) -> None:
+    f = _good()
+    f["tenure_months"] = None
+    lines = _fails(settings, f)
+    assert any(line.startswith("tenure_months:") for line in lines), lines
+
+
+def test_inf_values(settings) -> None:
+    f = _good()
+    f.loc[f.index[:4], "credit_limit"] = float("inf")
+    lines = _fails(settings, f)
+    assert any(line.startswith("credit_limit: expected values between") for line in lines), lines
+
+
+def test_zero_rows(settings) -> None:
+    lines = _fails(settings, _good().head(0))
+    assert any(line.startswith("rows: expected between 100") and "found 0" in line for line in lines), lines
+
+
+def test_future_timestamps(settings) -> None:
+    f = _good()
+    f.loc[f.index[-3:], "event_ts"] = pd.Timestamp(f"{DAY}T23:00:00") + pd.Timedelta(days=30)
+    lines = _fails(settings, f)
+    assert any(line.startswith("event_ts: expected values between") for line in lines), lines
+
+
+def test_empty_file_is_quarantined(settings) -> None:
+    settings.raw_dir.mkdir(parents=True)
+    (settings.raw_dir / f"{DAY}.parquet").write_bytes(b"")
+    with pytest.raises(ValidationFailed, match="empty file"):
+        validate_batch(settings, DAY)
+    assert (settings.quarantine_dir / str(DAY) / f"{DAY}.parquet").is_file()
+
+
+def test_csv_with_wrong_delimiter(settings) -> None:
+    settings.raw_dir.mkdir(parents=True)
+    _good().to_csv(settings.raw_dir / f"{DAY}.csv", index=False, sep=";")
+    with pytest.raises(ValidationFailed) as exc:
+        validate_batch(settings, DAY)
+    assert any(line.startswith("columns: expected exactly the suite's columns, found missing") for line in exc.value.failures)
+    assert (settings.quarantine_dir / str(DAY) / f"{DAY}.csv").is_file()
+
+
+def test_failed_batch_has_data_docs(settings) -> None:
+    f = _good()
+    f.loc[f.index[:250], "income"] = None
+    _fails(settings, f)
+    docs = settings.quarantine_dir / str(DAY) / "data_docs" / "index.html"
+    assert docs.is_file() and "income" in "".join(p.read_text() for p in docs.parent.rglob("*.html"))
