@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import json
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from pipelines.config import Settings
@@ -93,6 +94,12 @@ def promote_candidate(settings: Settings, override_reason: str | None = None) ->
         }
         mv = mlflow.register_model(candidate["model_uri"], name, tags=tags)
     version = str(mv.version)
+    if not client.get_model_version(name, version).tags.get("model_sha256"):
+        # What scoring checks before it trusts the artifact (pipelines/score.py).
+        from pipelines.score import artifact_sha256
+
+        local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}")
+        client.set_model_version_tag(name, version, "model_sha256", artifact_sha256(Path(local)))
     client.update_model_version(name, version, description=_card(candidate, decision))
     if decision["passed"]:
         _set_champion(client, name, version, "passed the gate")

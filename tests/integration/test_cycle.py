@@ -72,6 +72,9 @@ def test_first_repro_registers_a_champion(project: Project) -> None:
     assert st["champion"]["version"] == "1"
     assert st["champion"]["gate_passed"] == "true"
     assert st["champion"]["data_md5"] and st["champion"]["git_commit"] not in ("", "unknown")
+    # scored once before any challenger exists: the reference for the shadow test below
+    project.cli("score", "--date", "2026-01-19")
+    project.solo_scores = pd.read_parquet(project.root / "data/predictions/2026-01-19.parquet")  # type: ignore[attr-defined]
 
 
 def test_second_repro_is_a_fast_no_op(project: Project) -> None:
@@ -107,7 +110,89 @@ def test_scoring_writes_one_row_per_input_with_champion_version(project: Project
     assert len(pred) == len(batch) == 1500
     assert pred["customer_id"].tolist() == batch["customer_id"].tolist()
     assert set(pred["model_version"]) == {"1"}
+    assert set(pred["scoring_date"]) == {"2026-01-20"} and pred["model_run_id"].nunique() == 1
     assert pred["score"].between(0, 1).all()
+
+
+def test_shadow_scoring_is_separate_and_changes_nothing(project: Project) -> None:
+    res = project.cli("score", "--date", "2026-01-19")  # a challenger (v2) exists now
+    assert "shadow v2" in res.stderr
+    champion = pd.read_parquet(project.root / "data/predictions/2026-01-19.parquet")
+    shadow = pd.read_parquet(project.root / "data/predictions_shadow/2026-01-19.parquet")
+    pd.testing.assert_frame_equal(champion, project.solo_scores)  # type: ignore[attr-defined]
+    assert set(shadow["model_version"]) == {"2"}
+    assert shadow["customer_id"].tolist() == champion["customer_id"].tolist()
+    assert not shadow["score"].equals(champion["score"])
+
+
+def test_signature_mismatch_fails_before_any_work(project: Project) -> None:
+    good = pd.read_parquet(project.root / "data/validated/2026-01-20.parquet")
+    for day, frame, expected in [
+        ("2026-02-01", good.drop(columns=["income"]), "missing ['income']"),
+        ("2026-02-02", good.assign(income=good["income"].astype(str)), "mistyped income (string"),
+    ]:
+        frame.to_parquet(project.root / f"data/validated/{day}.parquet", index=False)
+        try:
+            res = project.cli("score", "--date", day, ok=False)
+            assert res.returncode == 1
+            assert f"batch {day} does not match the model signature: {expected}" in res.stderr, res.stderr
+            assert not (project.root / f"data/predictions/{day}.parquet").exists()
+        finally:
+            (project.root / f"data/validated/{day}.parquet").unlink()
+
+
+def test_tampered_model_artifact_is_refused(project: Project) -> None:
+    st = project.status()
+    run_id = st["champion"]["run_id"]
+    skops = [p for p in (project.root / "mlartifacts").rglob("model.skops")]
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{project.root / 'mlflow.db'}")
+    source = mlflow.MlflowClient().get_model_version("credit-default", "1").source
+    model_id = source.split("/")[-1]
+    target = next(p for p in skops if model_id in str(p))
+    original = target.read_bytes()
+    try:
+        target.write_bytes(original + b"tampered")
+        res = project.cli("score", "--date", "2026-01-20", ok=False)
+        assert res.returncode == 1 and "differs from the registered" in res.stderr, res.stderr
+    finally:
+        target.write_bytes(original)
+    assert run_id
+
+
+def test_killed_scoring_leaves_old_partition_or_none(project: Project) -> None:
+    import signal
+
+    project.cli("simulate", "--start", "2026-01-24", "--days", "1", "--rows", "150000")
+    project.cli("validate", "--date", "2026-01-24")
+    (project.root / "params.kill.yaml").write_text(
+        (project.root / "params.yaml").read_text().replace("chunk_rows: 250000", "chunk_rows: 3000")
+    )
+    dest = project.root / "data/predictions/2026-01-24.parquet"
+
+    def kill_midway() -> None:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipelines", "--params", "params.kill.yaml", "score", "--date", "2026-01-24"],
+            cwd=project.root, env=project.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if "scored 6,000/150,000 rows" in line:
+                break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        assert proc.returncode == -signal.SIGKILL
+
+    kill_midway()  # first run killed: no partition at all
+    assert not dest.exists()
+    project.cli("score", "--date", "2026-01-24")
+    before = dest.read_bytes()
+    assert len(pd.read_parquet(dest)) == 150_000
+    kill_midway()  # re-run killed: the old partition, byte for byte
+    assert dest.read_bytes() == before
+    leftovers = [p.name for p in dest.parent.iterdir() if p.name.startswith(".")]
+    assert all(name.endswith(".tmp") for name in leftovers)  # hidden temp files, never a partition
 
 
 def test_stable_day_does_not_call_for_retraining(project: Project) -> None:
