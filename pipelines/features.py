@@ -10,7 +10,8 @@ from pipelines.errors import PipelineError
 
 
 def model_input(df: pd.DataFrame, data: DataParams) -> pd.DataFrame:
-    """Select the feature columns in a fixed order with fixed dtypes (float64 / object)."""
+    """Select the feature columns in a fixed order with fixed dtypes (float64 / object or
+    category); the model's CategoryCoder gives both categorical forms the same codes."""
     missing = [c for c in data.features if c not in df.columns]
     if missing:
         raise PipelineError(f"batch lacks feature columns {missing}")
@@ -21,5 +22,8 @@ def model_input(df: pd.DataFrame, data: DataParams) -> pd.DataFrame:
         except (ValueError, TypeError) as exc:
             raise PipelineError(f"feature {col!r} is not numeric: {exc}") from exc
     for col in data.categorical:
-        out[col] = df[col].astype("object").where(df[col].notna(), None)
+        if isinstance(df[col].dtype, pd.CategoricalDtype):
+            out[col] = df[col]  # dictionary-encoded from Parquet: kept compact, coded by the model
+        else:
+            out[col] = df[col].astype("object").where(df[col].notna(), None)
     return out

@@ -115,7 +115,7 @@ def score(settings: Settings, day: date, progress: bool = True) -> dict[str, Any
     if challenger is not None and challenger.version == champion.version:
         shadow, challenger = None, None
 
-    pf = pq.ParquetFile(src)
+    pf = pq.ParquetFile(src, read_dictionary=[c for c in d.categorical])
     check_signature(pf.schema_arrow, signature, settings, day)
     total = pf.metadata.num_rows
     columns = [d.id_col, d.timestamp_col, *d.features]
@@ -144,10 +144,10 @@ def score(settings: Settings, day: date, progress: bool = True) -> dict[str, Any
                 d.id_col: batch.column(d.id_col),
                 d.timestamp_col: batch.column(d.timestamp_col),
                 "score": pa.array(scores, pa.float64()),
-                "model_name": pa.array([name] * n, pa.string()),
-                "model_version": pa.array([str(mv.version)] * n, pa.string()),
-                "model_run_id": pa.array([mv.run_id] * n, pa.string()),
-                "scoring_date": pa.array([day.isoformat()] * n, pa.string()),
+                "model_name": pa.repeat(pa.scalar(name, pa.string()), n),
+                "model_version": pa.repeat(pa.scalar(str(mv.version), pa.string()), n),
+                "model_run_id": pa.repeat(pa.scalar(mv.run_id, pa.string()), n),
+                "scoring_date": pa.repeat(pa.scalar(day.isoformat(), pa.string()), n),
             },
             schema=out_schema,
         )

@@ -14,16 +14,18 @@ from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OrdinalEncoder
 
 from pipelines.config import DataParams, Settings, TrainParams
 from pipelines.errors import PipelineError
 from pipelines.features import model_input
+from pipelines.model_parts import CategoryCoder
 from pipelines.io import file_md5, read_frame, read_json, write_json
 
 # skops refuses unknown types on load; these are the ones we reviewed: HistGradientBoosting's
-# trees, and the functools.partial(check_array, ...) its native categorical support stores.
+# trees, the functools.partial(check_array, ...) its native categorical support stores, and our
+# own CategoryCoder (pipelines/model_parts.py; the pipelines package must be importable to load).
 SKOPS_TRUSTED_TYPES = [
+    "pipelines.model_parts.CategoryCoder",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "functools.partial",
     "sklearn.utils.validation.check_array",
@@ -34,17 +36,12 @@ def build_model(data: DataParams, tp: TrainParams) -> Pipeline:
     """The model: ordinal-coded categoricals handled natively by boosted trees, numericals as
     they are (NaN handled natively). Unknown categories at serving time become missing values.
 
-    Native categorical support instead of one-hot keeps preprocessing cheap at scoring time.
+    Native categorical support instead of one-hot, and CategoryCoder instead of OrdinalEncoder,
+    keep preprocessing cheap at scoring time (BENCHMARKS.md).
     """
-    import numpy as np
-
     pre = ColumnTransformer(
         [
-            (
-                "cat",
-                OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan, encoded_missing_value=np.nan),
-                data.categorical,
-            )
+            ("cat", CategoryCoder(), data.categorical)
         ],
         remainder="passthrough",
         verbose_feature_names_out=False,
