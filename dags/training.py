@@ -36,11 +36,12 @@ DEFAULT_ARGS = {"retries": 1, "retry_delay": timedelta(seconds=30), "owner": "ml
 )
 def training() -> None:
     @task
-    def assemble_window(params: dict | None = None, triggering_asset_events: dict | None = None) -> dict:
-        from pipelines.orchestrate import dvc_stage
+    def assemble_window(params: dict | None = None, triggering_asset_events: dict | None = None, run_id=None) -> dict:  # noqa: ANN001
+        from pipelines.orchestrate import dvc_stage, retrain_in_flight
 
         why = [e.extra for events in (triggering_asset_events or {}).values() for e in events]
         print(f"reason: {(params or {}).get('reason')}; asset events: {why or 'none'}")
+        retrain_in_flight(run_id)  # the drift job will not request another retrain meanwhile
         return dvc_stage("prepare")
 
     @task
@@ -69,7 +70,14 @@ def training() -> None:
         p = params or {}
         return promote(override=bool(p.get("override_gate")), justification=str(p.get("justification") or ""))
 
-    assemble_window() >> validate_training_set() >> train() >> evaluation_gate() >> register_and_promote()
+    @task(trigger_rule="all_done")
+    def clear_in_flight() -> None:
+        from pipelines.orchestrate import retrain_in_flight
+
+        retrain_in_flight(None)
+
+    chain = assemble_window() >> validate_training_set() >> train() >> evaluation_gate() >> register_and_promote()
+    chain >> clear_in_flight()
 
 
 training()

@@ -96,7 +96,11 @@ class ScoreParams(_Section):
 
 class DriftParams(_Section):
     psi_threshold: float = Field(0.2, gt=0)
-    max_reference_rows: int = Field(50_000, ge=100)
+    n_bins: int = Field(10, ge=2, le=100)
+    consecutive_windows: int = Field(2, ge=1)
+    cooldown_days: int = Field(3, ge=0)
+    chunk_rows: int = Field(500_000, ge=1000)
+    report_sample_rows: int = Field(20_000, ge=100)
 
 
 class Params(_Section):

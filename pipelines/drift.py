@@ -1,13 +1,23 @@
-"""Drift of a day's batch against the champion's training reference, with Evidently.
+"""Drift of a day against the serving champion's frozen reference profile, with brakes.
 
-PSI per feature comes from Evidently's DataDriftPreset(method="psi"); the same numbers go into
-the HTML report people read and the JSON summary that decides retraining. The reference is
-the training sample logged with the champion's run, so the comparison always follows the
-model that is serving now.
+- PSI per feature is counted exactly over the whole batch, streamed in chunks into the bins
+  frozen at training time (pipelines/profile.py): memory is bounded by the chunk size.
+- Prediction drift: PSI of the day's champion scores against the scores on its training data.
+- Null-rate change per feature.
+- One number everywhere: the PSI that decides is the one logged to MLflow and the one the
+  Evidently HTML report shows. The report is built on bounded samples (for its histograms) with
+  a registered stat test, "PSI (frozen training bins)", that returns the exact full-batch PSI
+  computed here, so the report cannot show a different value for the same feature.
+- Brakes: a day counts as drifted when some feature's PSI passes ``drift.psi_threshold``;
+  retraining is requested only after ``drift.consecutive_windows`` drifted days in a row (by
+  date, with the same champion), not within ``drift.cooldown_days`` of the last day the
+  champion trained on, and never while a retrain is in flight (marker written by the training
+  DAG). The decision and its reasons are recorded in the JSON summary and in MLflow.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -16,38 +26,92 @@ import pandas as pd
 
 from pipelines.config import Settings
 from pipelines.errors import PipelineError
-from pipelines.features import model_input
-from pipelines.io import read_frame, write_json
+from pipelines.io import partition_files, read_json, write_json
+
+IN_FLIGHT_MARKER = ".retrain_in_flight"
+_REPORT_PSI: dict[str, float] = {}  # what the registered Evidently stat test returns, per column
 
 
 def psi_from_snapshot(snapshot: dict[str, Any]) -> dict[str, float]:
-    """Per-column PSI from an Evidently snapshot dict (pure)."""
+    """Per-column drift score from an Evidently snapshot dict (pure)."""
     out: dict[str, float] = {}
     for m in snapshot.get("metrics", []):
         cfg = m.get("config", {})
-        if cfg.get("type", "").endswith("ValueDrift") and cfg.get("method") == "psi":
+        if cfg.get("type", "").endswith("ValueDrift"):
             out[cfg["column"]] = float(m["value"])
     return out
 
 
-def retrain_decision(psi: dict[str, float], threshold: float) -> dict[str, Any]:
-    """Which features drifted past the threshold, and whether retraining is due (pure)."""
-    drifted = sorted((c for c, v in psi.items() if v > threshold), key=lambda c: -psi[c])
-    return {
-        "retrain": bool(drifted),
-        "drifted_features": drifted,
-        "reason": (
-            f"PSI above {threshold} on " + ", ".join(f"{c} ({psi[c]:.3f})" for c in drifted)
-            if drifted
-            else f"no feature has PSI above {threshold}"
-        ),
-    }
+def drifted_features(psi: dict[str, float], threshold: float) -> list[str]:
+    """Features whose PSI passes the threshold, worst first (pure)."""
+    return sorted((c for c, v in psi.items() if v > threshold), key=lambda c: -psi[c])
 
 
-def champion_reference(settings: Settings) -> tuple[pd.DataFrame, Any]:
+def retrain_decision(
+    day: date,
+    drifted: list[str],
+    psi: dict[str, float],
+    history: list[dict[str, Any]],
+    champion_version: str,
+    trained_through: date | None,
+    in_flight: bool,
+    threshold: float,
+    k: int,
+    cooldown_days: int,
+) -> dict[str, Any]:
+    """Apply the brakes to today's drift (pure). ``history``: earlier summaries, any order."""
+    earlier = sorted(
+        (h for h in history if h["day"] < day.isoformat() and h.get("champion_version") == champion_version),
+        key=lambda h: h["day"],
+        reverse=True,
+    )
+    streak = 0
+    if drifted:
+        streak = 1
+        for h in earlier:
+            if not h.get("drifted_features"):
+                break
+            streak += 1
+    since = (day - trained_through).days if trained_through else None
+    brakes = []
+    if drifted and streak < k:
+        brakes.append(f"drifted {streak} day(s) in a row, {k} needed")
+    if drifted and since is not None and since < cooldown_days:
+        brakes.append(f"cooldown: champion trained through {trained_through}, {since} < {cooldown_days} day(s) ago")
+    if drifted and in_flight:
+        brakes.append("a retrain is already in flight")
+    retrain = bool(drifted) and not brakes
+    if not drifted:
+        reason = f"no feature has PSI above {threshold}"
+    else:
+        what = "PSI above " + str(threshold) + " on " + ", ".join(f"{c} ({psi[c]:.3f})" for c in drifted)
+        reason = what + ("" if retrain else " - not retraining: " + "; ".join(brakes))
+    return {"retrain": retrain, "drifted_features": drifted, "streak": streak, "brakes": brakes, "reason": reason}
+
+
+def champion_profile(settings: Settings) -> tuple[dict[str, Any], Any]:
+    """The serving champion's frozen profile, checked against the hash recorded with it."""
     import mlflow
 
     from pipelines.evaluate import current_alias
+    from pipelines.profile import profile_sha256
+
+    champion = current_alias(settings, "champion")
+    if champion is None:
+        raise PipelineError(f"model {settings.p.project.model_name} has no champion yet: nothing to compare against")
+    profile = mlflow.artifacts.load_dict(f"runs:/{champion.run_id}/reference/profile.json")
+    recorded = champion.tags.get("drift_profile_sha256")
+    if recorded and recorded != profile_sha256(profile):
+        raise PipelineError(f"the drift profile of v{champion.version} does not match its recorded hash")
+    return profile, champion
+
+
+def champion_reference(settings: Settings) -> tuple[pd.DataFrame, Any]:
+    """The champion's training reference sample (for skew checks and report histograms)."""
+    import mlflow
+
+    from pipelines.evaluate import current_alias
+    from pipelines.io import read_frame
 
     champion = current_alias(settings, "champion")
     if champion is None:
@@ -56,11 +120,49 @@ def champion_reference(settings: Settings) -> tuple[pd.DataFrame, Any]:
     return read_frame(Path(local)), champion
 
 
-def drift(settings: Settings, day: date) -> dict[str, Any]:
-    """Compare the validated batch of ``day`` with the champion's reference; write HTML + JSON."""
+def _register_report_stattest() -> str:
+    from evidently.legacy.calculations.stattests.registry import StatTest, register_stattest
+    from evidently.legacy.core import ColumnType
+
+    def frozen_psi(reference: pd.Series, current: pd.Series, feature_type: Any, threshold: float) -> tuple[float, bool]:
+        value = _REPORT_PSI[str(reference.name)]
+        return value, value > threshold
+
+    test = StatTest(
+        name="frozen_psi",
+        display_name="PSI (frozen training bins, full batch)",
+        allowed_feature_types=[ColumnType.Numerical, ColumnType.Categorical],
+        default_threshold=0.2,
+    )
+    register_stattest(test, default_impl=frozen_psi)
+    return test.name
+
+
+def write_report(current_sample: pd.DataFrame, reference_sample: pd.DataFrame, psi: dict[str, float], threshold: float, dest: Path) -> dict[str, float]:
+    """Evidently HTML report whose drift scores are exactly ``psi``; returns what it shows."""
     from evidently import Report
     from evidently.presets import DataDriftPreset
 
+    _REPORT_PSI.clear()
+    _REPORT_PSI.update(psi)
+    method = _register_report_stattest()
+    cols = [c for c in psi if c in current_sample.columns and c in reference_sample.columns]
+    snapshot = Report([DataDriftPreset(columns=cols, method=method, threshold=threshold)]).run(
+        current_sample[cols], reference_sample[cols]
+    )
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    snapshot.save_html(str(tmp))
+    tmp.replace(dest)
+    return psi_from_snapshot(snapshot.dict())
+
+
+def drift(settings: Settings, day: date) -> dict[str, Any]:
+    """Drift of the validated batch of ``day``: JSON summary, HTML report, MLflow run."""
+    import mlflow
+
+    from pipelines.features import model_input
+    from pipelines.profile import Accumulator, bin_numeric, psi as psi_of, stream_parquet
     from pipelines.tracking import setup_mlflow
 
     d, dp = settings.p.data, settings.p.drift
@@ -68,30 +170,84 @@ def drift(settings: Settings, day: date) -> dict[str, Any]:
     if not src.is_file():
         raise PipelineError(f"no validated batch for {day} ({src} missing): run `validate --date {day}` first")
     setup_mlflow(settings)
-    reference, champion = champion_reference(settings)
-    current = model_input(read_frame(src), d)
-    missing = [c for c in reference.columns if c not in current.columns]
-    if missing:
-        raise PipelineError(f"batch {day} lacks reference columns {missing}")
-    reference = reference.head(dp.max_reference_rows)
-    snapshot = Report([DataDriftPreset(method="psi", threshold=dp.psi_threshold)]).run(current, reference)
-    psi = psi_from_snapshot(snapshot.dict())
-    decision = retrain_decision(psi, dp.psi_threshold)
+    profile, champion = champion_profile(settings)
+    acc = Accumulator(profile)
+    sample: list[pd.DataFrame] = []
+    kept = 0
+    for chunk in stream_parquet(src, list(acc.counts), dp.chunk_rows):
+        acc.add(chunk)
+        if kept < dp.report_sample_rows:
+            sample.append(chunk.head(dp.report_sample_rows - kept))
+            kept += len(sample[-1])
+    per_feature = acc.result()
+    psi = {c: r["psi"] for c, r in per_feature.items()}
+
+    score_psi = None
+    pred = settings.predictions_dir / f"{day.isoformat()}.parquet"
+    if pred.is_file():
+        counts = None
+        for chunk in stream_parquet(pred, ["score", "model_version"], dp.chunk_rows):
+            mine = chunk["score"][chunk["model_version"] == str(champion.version)].to_numpy(dtype="float64")
+            c = bin_numeric(mine, profile["score"]["edges"])
+            counts = c if counts is None else counts + c
+        if counts is not None and counts.sum() > 0:
+            score_psi = psi_of(profile["score"]["counts"], counts)
+
+    history = []
     out_dir = settings.reports_dir / "drift"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    for f in sorted(out_dir.glob("20*.json")) if out_dir.is_dir() else []:
+        if f.stem != day.isoformat():
+            history.append(read_json(f))
+    trained_through = champion.tags.get("trained_through")
+    decision = retrain_decision(
+        day,
+        drifted_features(psi, dp.psi_threshold),
+        psi,
+        history,
+        str(champion.version),
+        date.fromisoformat(trained_through) if trained_through else None,
+        (out_dir / IN_FLIGHT_MARKER).exists(),
+        dp.psi_threshold,
+        dp.consecutive_windows,
+        dp.cooldown_days,
+    )
+
+    reference_sample, _ = champion_reference(settings)
+    current_sample = model_input(pd.concat(sample, ignore_index=True), d) if sample else reference_sample.head(0)
     html = out_dir / f"{day.isoformat()}.html"
-    tmp = out_dir / f".{day.isoformat()}.html.tmp"
-    snapshot.save_html(str(tmp))
-    tmp.replace(html)
+    shown = write_report(current_sample, reference_sample.head(dp.report_sample_rows), psi, dp.psi_threshold, html)
+    if any(abs(shown[c] - psi[c]) > 0 for c in shown):  # the report must show the deciding numbers
+        raise PipelineError("the Evidently report shows PSI values different from the computed ones")
+
     summary = {
         "day": day.isoformat(),
         "champion_version": str(champion.version),
         "psi_threshold": dp.psi_threshold,
         "psi": {k: round(v, 6) for k, v in sorted(psi.items())},
+        "null_rate": {k: round(v["null_rate"], 6) for k, v in sorted(per_feature.items())},
+        "null_rate_reference": {k: round(v["null_rate_reference"], 6) for k, v in sorted(per_feature.items())},
+        "score_psi": None if score_psi is None else round(score_psi, 6),
         **decision,
         "report_html": str(html),
-        "current_rows": int(len(current)),
-        "reference_rows": int(len(reference)),
+        "rows": int(acc.rows),
     }
+    with mlflow.start_run(run_name=f"drift-{day.isoformat()}"):
+        mlflow.set_tags({"step": "drift", "day": day.isoformat(), "champion_version": str(champion.version), "reason": decision["reason"][:5000]})
+        metrics = {f"psi_{k}": v for k, v in psi.items()}
+        if score_psi is not None:
+            metrics["score_psi"] = score_psi
+        metrics["retrain"] = float(decision["retrain"])
+        mlflow.log_metrics(metrics)
+        mlflow.log_dict(summary, "drift_summary.json")
     write_json(summary, out_dir / f"{day.isoformat()}.json")
     return summary
+
+
+def set_in_flight(settings: Settings, run_id: str | None) -> None:
+    """Mark a retrain as started (``run_id``) or finished (None); the drift job reads it."""
+    marker = settings.reports_dir / "drift" / IN_FLIGHT_MARKER
+    if run_id is None:
+        marker.unlink(missing_ok=True)
+    else:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps({"run_id": run_id}))

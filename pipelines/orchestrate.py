@@ -84,6 +84,13 @@ def dvc_stage(stage: str) -> dict[str, Any]:
     return {"stage": stage, "ran": f"Running stage '{stage}'" in proc.stdout}
 
 
+def retrain_in_flight(run_id: str | None) -> None:
+    """Mark (run_id) or clear (None) a training run in flight; see pipelines/drift.py."""
+    from pipelines.drift import set_in_flight
+
+    set_in_flight(settings(), run_id)
+
+
 def gate_summary() -> dict[str, Any]:
     from pipelines.io import read_json
 

@@ -91,6 +91,8 @@ def promote_candidate(settings: Settings, override_reason: str | None = None) ->
             "gate_passed": str(decision["passed"]).lower(),
             "gate_reasons": "; ".join(decision["reasons"]) or "all checks passed",
             "holdout_roc_auc": str(decision["candidate"]["roc_auc"]),
+            "drift_profile_sha256": candidate.get("drift_profile_sha256", ""),
+            "trained_through": candidate["holdout_days"].split("..")[-1],
         }
         mv = mlflow.register_model(candidate["model_uri"], name, tags=tags)
     version = str(mv.version)

@@ -93,6 +93,10 @@ def train(settings: Settings) -> dict[str, Any]:
     ref_path = settings.models_dir / "reference.parquet"
     ref_path.parent.mkdir(parents=True, exist_ok=True)
     reference.to_parquet(ref_path, index=False)
+    # The frozen drift profile of this model version (pipelines/profile.py).
+    from pipelines.profile import build_profile, profile_sha256
+
+    profile = build_profile(X, model.predict_proba(X)[:, 1], d, settings.p.drift.n_bins)
     lineage = {
         **git_commit(settings),
         "data_md5": file_md5(train_path),
@@ -114,12 +118,15 @@ def train(settings: Settings) -> dict[str, Any]:
             pip_requirements=_pip_requirements(),
         )
         mlflow.log_artifact(str(ref_path), artifact_path="reference")
+        mlflow.log_dict(profile, "reference/profile.json")
+        mlflow.set_tag("drift_profile_sha256", profile_sha256(profile))
         mlflow.log_dict(window, "training_window.json")
     candidate = {
         "run_id": run.info.run_id,
         "model_uri": info.model_uri,
         "model_id": info.model_id,
         "train_roc_auc": round(train_auc, 6),
+        "drift_profile_sha256": profile_sha256(profile),
         **lineage,
     }
     write_json(candidate, settings.models_dir / "candidate.json")

@@ -32,7 +32,8 @@ def _edges(dag) -> set[tuple[str, str]]:
 def test_training_structure(dagbag) -> None:
     dag = dagbag.dags["training"]
     order = ["assemble_window", "validate_training_set", "train", "evaluation_gate", "register_and_promote"]
-    assert _edges(dag) == set(zip(order, order[1:]))
+    assert _edges(dag) == set(zip(order, order[1:])) | {("register_and_promote", "clear_in_flight")}
+    assert dag.task_dict["clear_in_flight"].trigger_rule == "all_done"  # cleared even when training fails
     assert dag.max_active_runs == 1
     assert {"reason", "override_gate", "justification"} <= set(dag.params.keys())
     from airflow.timetables.assets import AssetOrTimeSchedule

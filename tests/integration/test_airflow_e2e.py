@@ -141,19 +141,23 @@ def test_manual_training_then_drift_triggers_retraining(airflow_project) -> None
     before = {r["dag_run_id"] for r in api.get("/api/v2/dags/training/dagRuns?limit=50")["dag_runs"]}
     api.patch("/api/v2/dags/monitoring", {"is_paused": False})
     api.patch("/api/v2/dags/scoring", {"is_paused": False})
-    run = api.post(
-        "/api/v2/dags/scoring/dagRuns",
-        {"logical_date": None, "conf": {"day": "2026-01-21", "scenario": "feature_drift"}},
-    )
-    scored = api.wait_run("scoring", run["dag_run_id"], timeout=600)
-    assert scored["state"] == "success", scored
-    assert (proj.root / "data/predictions/2026-01-21.parquet").is_file()
+    for day in ("2026-01-21", "2026-01-22"):  # two drifted days: drift.consecutive_windows = 2
+        run = api.post(
+            "/api/v2/dags/scoring/dagRuns",
+            {"logical_date": None, "conf": {"day": day, "scenario": "feature_drift"}},
+        )
+        scored = api.wait_run("scoring", run["dag_run_id"], timeout=600)
+        assert scored["state"] == "success", scored
+        assert (proj.root / f"data/predictions/{day}.parquet").is_file()
 
     retrain = api.wait_new_run("training", "asset_triggered", before, timeout=600)
     finished = api.wait_run("training", retrain["dag_run_id"], timeout=900)
     assert finished["state"] == "success", finished
-    drift = json.loads((proj.root / "data/reports/drift/2026-01-21.json").read_text())
+    first = json.loads((proj.root / "data/reports/drift/2026-01-21.json").read_text())
+    assert first["retrain"] is False and "2 needed" in first["reason"]  # the brake held after one day
+    drift = json.loads((proj.root / "data/reports/drift/2026-01-22.json").read_text())
     assert drift["retrain"] is True and "logins_30d" in drift["drifted_features"]
+    assert not (proj.root / "data/reports/drift/.retrain_in_flight").exists()
     events = api.get("/api/v2/assets/events?limit=50")["asset_events"]
     reasons = [e["extra"].get("reason", "") for e in events if e.get("extra")]
     assert any("logins_30d" in r for r in reasons), reasons

@@ -203,45 +203,55 @@ def test_stable_day_does_not_call_for_retraining(project: Project) -> None:
     assert (project.root / "data/reports/drift/2026-01-20.html").stat().st_size > 10_000
 
 
-def test_feature_drift_calls_for_retraining_naming_logins(project: Project) -> None:
-    project.cli("simulate", "--start", "2026-01-21", "--days", "1", "--rows", "1500",
+def test_feature_drift_calls_for_retraining_after_k_days_naming_logins(project: Project) -> None:
+    project.cli("simulate", "--start", "2026-01-21", "--days", "2", "--rows", "1500",
                 "--scenario", "feature_drift", "--scenario-start", "2026-01-21")
-    project.cli("validate", "--date", "2026-01-21")  # drift is not bad data: it validates
-    res = project.cli("drift", "--date", "2026-01-21")
+    for day in ("2026-01-21", "2026-01-22"):
+        project.cli("validate", "--date", day)  # drift is not bad data: it validates
+        project.cli("score", "--date", day)
+    first = project.cli("drift", "--date", "2026-01-21")
     summary = json.loads((project.root / "data/reports/drift/2026-01-21.json").read_text())
-    assert summary["retrain"] is True
+    assert summary["retrain"] is False and summary["drifted_features"][0] == "logins_30d"
+    assert "1 day(s) in a row, 2 needed" in first.stderr
+    res = project.cli("drift", "--date", "2026-01-22")
+    summary = json.loads((project.root / "data/reports/drift/2026-01-22.json").read_text())
+    assert summary["retrain"] is True and summary["streak"] == 2
     assert summary["drifted_features"][0] == "logins_30d"
-    assert "logins_30d" in res.stderr
+    assert "retrain DUE" in res.stderr and "logins_30d" in res.stderr
+    # the number in the HTML report is the deciding number
+    html = (project.root / "data/reports/drift/2026-01-22.html").read_text()
+    assert "PSI (frozen training bins, full batch)" in html
+    assert summary["score_psi"] is not None
 
 
 def test_bad_batch_fails_validation_and_nothing_downstream_runs(project: Project) -> None:
     before = project.status()["champion"]["version"]
     old_predictions = {p.name: p.read_bytes() for p in (project.root / "data/predictions").glob("*.parquet")}
-    project.cli("simulate", "--start", "2026-01-22", "--days", "1", "--rows", "1500",
-                "--scenario", "data_quality", "--scenario-start", "2026-01-22")
-    res = project.cli("validate", "--date", "2026-01-22", ok=False)
+    project.cli("simulate", "--start", "2026-01-25", "--days", "1", "--rows", "1500",
+                "--scenario", "data_quality", "--scenario-start", "2026-01-25")
+    res = project.cli("validate", "--date", "2026-01-25", ok=False)
     assert res.returncode == 1
-    assert "error: batch 2026-01-22 failed validation" in res.stderr
+    assert "error: batch 2026-01-25 failed validation" in res.stderr
     assert "income: expected at most 5.0% nulls" in res.stderr
     assert "age: expected values between" in res.stderr
-    assert (project.root / "data/quarantine/2026-01-22/2026-01-22.parquet").is_file()
-    scored = project.cli("score", "--date", "2026-01-22", ok=False)
-    assert scored.returncode == 1 and "no validated batch for 2026-01-22" in scored.stderr
+    assert (project.root / "data/quarantine/2026-01-25/2026-01-25.parquet").is_file()
+    scored = project.cli("score", "--date", "2026-01-25", ok=False)
+    assert scored.returncode == 1 and "no validated batch for 2026-01-25" in scored.stderr
     assert len(scored.stderr.strip().splitlines()) == 1
-    assert not (project.root / "data/predictions/2026-01-22.parquet").exists()
+    assert not (project.root / "data/predictions/2026-01-25.parquet").exists()
     assert project.status()["champion"]["version"] == before
     after = {p.name: p.read_bytes() for p in (project.root / "data/predictions").glob("*.parquet")}
     assert after == old_predictions
 
 
 def test_training_serving_skew_is_a_hard_failure(project: Project) -> None:
-    project.cli("simulate", "--start", "2026-01-23", "--days", "1", "--rows", "1500",
-                "--scenario", "skew", "--scenario-start", "2026-01-23")
-    res = project.cli("validate", "--date", "2026-01-23", ok=False)
+    project.cli("simulate", "--start", "2026-01-26", "--days", "1", "--rows", "1500",
+                "--scenario", "skew", "--scenario-start", "2026-01-26")
+    res = project.cli("validate", "--date", "2026-01-26", ok=False)
     assert res.returncode == 1
     assert "avg_spend_30d: training-serving skew" in res.stderr and "not drift" in res.stderr
     assert "logins_30d" not in res.stderr
-    assert (project.root / "data/quarantine/2026-01-23/data_docs/index.html").is_file()
+    assert (project.root / "data/quarantine/2026-01-26/data_docs/index.html").is_file()
 
 
 def test_gate_override_needs_justification_then_rollback(project: Project) -> None:

@@ -1,23 +1,92 @@
+import math
+from datetime import date
+
 import numpy as np
 import pandas as pd
-from evidently import Report
-from evidently.presets import DataDriftPreset
+import pytest
 
-from pipelines.drift import psi_from_snapshot, retrain_decision
+from pipelines.drift import drifted_features, retrain_decision, write_report
+from pipelines.profile import EMPTY_BIN, Accumulator, bin_categorical, bin_numeric, build_profile, psi, quantile_edges
+from pipelines.simulate import generate_day
+from pipelines.features import model_input
 
-
-def test_retrain_decision_names_drifted_features() -> None:
-    d = retrain_decision({"logins_30d": 1.3, "age": 0.01, "income": 0.25}, 0.2)
-    assert d["retrain"] and d["drifted_features"] == ["logins_30d", "income"]
-    assert "logins_30d (1.300)" in d["reason"]
-    assert not retrain_decision({"age": 0.01}, 0.2)["retrain"]
+D = date(2026, 1, 10)
 
 
-def test_psi_read_from_a_real_evidently_report() -> None:
+def test_psi_hand_computed() -> None:
+    assert psi([50, 50], [50, 50]) == 0.0
+    expected = (0.9 - 0.5) * math.log(0.9 / 0.5) + (0.1 - 0.5) * math.log(0.1 / 0.5)
+    assert psi([50, 50], [90, 10]) == pytest.approx(expected, abs=1e-12)
+    # an empty bin gets EMPTY_BIN, not zero: finite
+    expected_empty = (EMPTY_BIN - 0.5) * math.log(EMPTY_BIN / 0.5) + (1 - 0.5) * math.log(1 / 0.5)
+    assert psi([1, 1], [0, 10]) == pytest.approx(expected_empty, abs=1e-12)
+
+
+def test_bins_are_frozen_and_exhaustive() -> None:
+    v = np.arange(100, dtype="float64")
+    edges = quantile_edges(v, 4)
+    assert len(edges) == 3
+    counts = bin_numeric(np.array([-1e9, 1e9, np.nan, 50.0]), edges)
+    assert counts.sum() == 3 and counts[0] == 1 and counts[-1] == 1  # nulls are counted apart
+    assert bin_categorical(pd.Series(["a", "b", "zz", None]), ["a", "b"]).tolist() == [1, 1, 1]
+
+
+def test_streamed_counts_equal_one_pass(settings) -> None:
+    ref = model_input(generate_day(D, 3000, 1).batch, settings.p.data)
+    prof = build_profile(ref, np.linspace(0, 1, len(ref)), settings.p.data, 10)
+    cur = model_input(generate_day(date(2026, 1, 11), 2500, 1).batch, settings.p.data)
+    one, many = Accumulator(prof), Accumulator(prof)
+    one.add(cur)
+    for i in range(0, len(cur), 333):
+        many.add(cur.iloc[i : i + 333])
+    assert {c: r["psi"] for c, r in one.result().items()} == {c: r["psi"] for c, r in many.result().items()}
+
+
+def test_missing_column_is_a_clear_error(settings) -> None:
+    from pipelines.errors import PipelineError
+
+    ref = model_input(generate_day(D, 500, 1).batch, settings.p.data)
+    acc = Accumulator(build_profile(ref, np.zeros(len(ref)), settings.p.data, 10))
+    with pytest.raises(PipelineError, match="lacks columns of the reference profile: \\['logins_30d'\\]"):
+        acc.add(ref.drop(columns=["logins_30d"]))
+
+
+def _decide(drifted, history, trained=date(2026, 1, 1), in_flight=False, k=2, cooldown=3):
+    psi_values = {"logins_30d": 1.2, "age": 0.01}
+    return retrain_decision(D, drifted, psi_values, history, "1", trained, in_flight, 0.2, k, cooldown)
+
+
+def test_stable_day_never_retrains() -> None:
+    d = _decide([], [])
+    assert not d["retrain"] and d["reason"] == "no feature has PSI above 0.2"
+
+
+def test_k_consecutive_windows() -> None:
+    first = _decide(["logins_30d"], [{"day": "2026-01-09", "champion_version": "1", "drifted_features": []}])
+    assert not first["retrain"] and "1 day(s) in a row, 2 needed" in first["reason"]
+    second = _decide(["logins_30d"], [{"day": "2026-01-09", "champion_version": "1", "drifted_features": ["logins_30d"]}])
+    assert second["retrain"] and "logins_30d (1.200)" in second["reason"]
+    other_champion = _decide(["logins_30d"], [{"day": "2026-01-09", "champion_version": "0", "drifted_features": ["x"]}])
+    assert not other_champion["retrain"]
+
+
+def test_cooldown_and_in_flight() -> None:
+    hist = [{"day": "2026-01-09", "champion_version": "1", "drifted_features": ["logins_30d"]}]
+    cool = _decide(["logins_30d"], hist, trained=date(2026, 1, 8))
+    assert not cool["retrain"] and "cooldown" in cool["reason"]
+    busy = _decide(["logins_30d"], hist, in_flight=True)
+    assert not busy["retrain"] and "already in flight" in busy["reason"]
+
+
+def test_drifted_features_worst_first() -> None:
+    assert drifted_features({"a": 0.3, "b": 0.9, "c": 0.1}, 0.2) == ["b", "a"]
+
+
+def test_report_shows_exactly_our_numbers(tmp_path) -> None:
     rng = np.random.default_rng(0)
-    ref = pd.DataFrame({"a": rng.normal(size=3000), "b": rng.poisson(20, 3000).astype(float)})
-    cur = pd.DataFrame({"a": rng.normal(size=1000), "b": rng.poisson(7, 1000).astype(float)})
-    snap = Report([DataDriftPreset(method="psi", threshold=0.2)]).run(cur, ref)
-    psi = psi_from_snapshot(snap.dict())
-    assert set(psi) == {"a", "b"}
-    assert psi["a"] < 0.1 < 1.0 < psi["b"]
+    ref = pd.DataFrame({"a": rng.normal(size=500), "b": rng.choice(["x", "y"], 500)})
+    cur = pd.DataFrame({"a": rng.normal(size=300) + 2, "b": rng.choice(["x", "y"], 300)})
+    ours = {"a": 1.234567890123, "b": 0.000123456789}
+    shown = write_report(cur, ref, ours, 0.2, tmp_path / "r.html")
+    assert shown == ours
+    assert (tmp_path / "r.html").stat().st_size > 10_000

@@ -1,0 +1,143 @@
+"""Reference profiles and PSI: frozen bins at training time, streamed counts at drift time.
+
+A profile is built once per model version from its training data and stored with it (MLflow
+artifact ``reference/profile.json`` + tag ``drift_profile_sha256``):
+  numerical   inner bin edges = quantiles of the training data (``drift.n_bins`` bins; ties
+              merged), bins are (-inf, e1], (e1, e2], ..., (ek, +inf); plus the null count
+  categorical the training categories, plus one "unseen" bin; plus the null count
+  score        the same for the model's own scores on the training reference (prediction drift)
+
+PSI = sum((cur - ref) * ln(cur / ref)) over bins, with proportions of non-null values. An empty
+bin (proportion 0, in either side) is given ``EMPTY_BIN = 1e-4`` before the log, the usual
+convention (Evidently uses the same value), so a bin that empties or appears adds a large but
+finite term. Counting is exact and streamed: memory is bounded by the chunk size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipelines.config import DataParams
+from pipelines.errors import PipelineError
+
+EMPTY_BIN = 1e-4
+PROFILE_VERSION = 1
+
+
+def quantile_edges(values: np.ndarray, n_bins: int) -> list[float]:
+    """Inner edges from training quantiles (unique, finite), so bins hold similar shares."""
+    v = values[np.isfinite(values)]
+    if v.size == 0:
+        return []
+    qs = np.quantile(v, np.linspace(0, 1, n_bins + 1)[1:-1])
+    return sorted({float(q) for q in qs})
+
+
+def bin_numeric(values: np.ndarray, edges: list[float]) -> np.ndarray:
+    """Counts per bin of the non-null values (len(edges) + 1 bins)."""
+    v = values[~np.isnan(values)]
+    idx = np.searchsorted(np.asarray(edges, dtype="float64"), v, side="left")
+    return np.bincount(idx, minlength=len(edges) + 1).astype("int64")
+
+
+def bin_categorical(values: pd.Series, categories: list[str]) -> np.ndarray:
+    """Counts per training category, then one bin for every unseen value (nulls excluded)."""
+    s = values.dropna().astype(str)
+    codes = pd.Categorical(s, categories=categories).codes
+    counts = np.bincount(codes[codes >= 0], minlength=len(categories)).astype("int64")
+    return np.append(counts, int((codes < 0).sum()))
+
+
+def psi(reference: Iterable[float], current: Iterable[float]) -> float:
+    """Population stability index of two count (or proportion) vectors over the same bins."""
+    ref = np.asarray(list(reference), dtype="float64")
+    cur = np.asarray(list(current), dtype="float64")
+    if ref.shape != cur.shape:
+        raise ValueError(f"bins differ: {ref.shape} vs {cur.shape}")
+    if ref.sum() == 0 or cur.sum() == 0:
+        return float("nan")
+    p, q = ref / ref.sum(), cur / cur.sum()
+    p = np.where(p == 0, EMPTY_BIN, p)
+    q = np.where(q == 0, EMPTY_BIN, q)
+    return float(np.sum((q - p) * np.log(q / p)))
+
+
+def build_profile(X: pd.DataFrame, scores: np.ndarray, data: DataParams, n_bins: int) -> dict[str, Any]:
+    """The frozen reference for one model version (pure)."""
+    prof: dict[str, Any] = {"version": PROFILE_VERSION, "rows": int(len(X)), "numerical": {}, "categorical": {}}
+    for col in data.numerical:
+        v = pd.to_numeric(X[col], errors="coerce").to_numpy(dtype="float64")
+        edges = quantile_edges(v, n_bins)
+        prof["numerical"][col] = {"edges": edges, "counts": bin_numeric(v, edges).tolist(), "nulls": int(np.isnan(v).sum())}
+    for col in data.categorical:
+        cats = sorted(X[col].dropna().astype(str).unique().tolist())
+        prof["categorical"][col] = {
+            "categories": cats,
+            "counts": bin_categorical(X[col], cats).tolist(),
+            "nulls": int(X[col].isna().sum()),
+        }
+    s = np.asarray(scores, dtype="float64")
+    edges = quantile_edges(s, n_bins)
+    prof["score"] = {"edges": edges, "counts": bin_numeric(s, edges).tolist(), "nulls": 0}
+    return prof
+
+
+def profile_sha256(profile: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(profile, sort_keys=True).encode()).hexdigest()
+
+
+class Accumulator:
+    """Streams chunks of a batch into the profile's frozen bins."""
+
+    def __init__(self, profile: dict[str, Any]) -> None:
+        self.profile = profile
+        self.rows = 0
+        self.counts = {c: np.zeros(len(p["counts"]), dtype="int64") for c, p in profile["numerical"].items()}
+        self.counts.update({c: np.zeros(len(p["counts"]), dtype="int64") for c, p in profile["categorical"].items()})
+        self.nulls = {c: 0 for c in self.counts}
+
+    def add(self, chunk: pd.DataFrame) -> None:
+        missing = [c for c in self.counts if c not in chunk.columns]
+        if missing:
+            raise PipelineError(f"batch lacks columns of the reference profile: {missing}")
+        self.rows += len(chunk)
+        for col, p in self.profile["numerical"].items():
+            v = pd.to_numeric(chunk[col], errors="coerce").to_numpy(dtype="float64")
+            self.counts[col] += bin_numeric(v, p["edges"])
+            self.nulls[col] += int(np.isnan(v).sum())
+        for col, p in self.profile["categorical"].items():
+            self.counts[col] += bin_categorical(chunk[col], p["categories"])
+            self.nulls[col] += int(chunk[col].isna().sum())
+
+    def result(self) -> dict[str, dict[str, float]]:
+        """PSI and null-rate change per feature."""
+        out = {}
+        for col, counts in self.counts.items():
+            ref = self.profile["numerical"].get(col) or self.profile["categorical"][col]
+            ref_rows = self.profile["rows"]
+            out[col] = {
+                "psi": psi(ref["counts"], counts),
+                "null_rate": self.nulls[col] / self.rows if self.rows else float("nan"),
+                "null_rate_reference": ref["nulls"] / ref_rows if ref_rows else float("nan"),
+            }
+        return out
+
+
+def stream_parquet(path: Path, columns: list[str], chunk_rows: int) -> Iterable[pd.DataFrame]:
+    """Chunks of a Parquet file as DataFrames (pyarrow, no threads; see pipelines/io.py)."""
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    names = set(pf.schema_arrow.names)
+    missing = [c for c in columns if c not in names]
+    if missing:
+        raise PipelineError(f"{path.name} lacks columns {missing}")
+    for batch in pf.iter_batches(batch_size=chunk_rows, columns=columns, use_threads=False):
+        yield batch.to_pandas()
