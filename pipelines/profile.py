@@ -41,14 +41,29 @@ def quantile_edges(values: np.ndarray, n_bins: int) -> list[float]:
 
 
 def bin_numeric(values: np.ndarray, edges: list[float]) -> np.ndarray:
-    """Counts per bin of the non-null values (len(edges) + 1 bins)."""
-    v = values[~np.isnan(values)]
+    """Counts per bin of the non-null values (len(edges) + 1 bins).
+
+    NaN sorts after every edge, so it lands in the last bin and is taken out again: no copy
+    of the column is made to drop nulls.
+    """
+    v = np.asarray(values, dtype="float64")
     idx = np.searchsorted(np.asarray(edges, dtype="float64"), v, side="left")
-    return np.bincount(idx, minlength=len(edges) + 1).astype("int64")
+    counts = np.bincount(idx, minlength=len(edges) + 1).astype("int64")
+    counts[-1] -= int(np.isnan(v).sum())
+    return counts
 
 
 def bin_categorical(values: pd.Series, categories: list[str]) -> np.ndarray:
     """Counts per training category, then one bin for every unseen value (nulls excluded)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        # Dictionary-encoded from Parquet: count the codes, then map the small dictionary.
+        codes = values.cat.codes.to_numpy()
+        per_level = np.bincount(codes[codes >= 0], minlength=len(values.cat.categories))
+        index = {c: i for i, c in enumerate(categories)}
+        counts = np.zeros(len(categories) + 1, dtype="int64")
+        for level, n in zip(values.cat.categories, per_level):
+            counts[index.get(str(level), len(categories))] += int(n)
+        return counts
     s = values.dropna().astype(str)
     codes = pd.Categorical(s, categories=categories).codes
     counts = np.bincount(codes[codes >= 0], minlength=len(categories)).astype("int64")
@@ -109,7 +124,9 @@ class Accumulator:
             raise PipelineError(f"batch lacks columns of the reference profile: {missing}")
         self.rows += len(chunk)
         for col, p in self.profile["numerical"].items():
-            v = pd.to_numeric(chunk[col], errors="coerce").to_numpy(dtype="float64")
+            v = chunk[col].to_numpy(dtype="float64", na_value=np.nan) if chunk[col].dtype.kind in "fiub" else (
+                pd.to_numeric(chunk[col], errors="coerce").to_numpy(dtype="float64")
+            )
             self.counts[col] += bin_numeric(v, p["edges"])
             self.nulls[col] += int(np.isnan(v).sum())
         for col, p in self.profile["categorical"].items():
@@ -134,7 +151,7 @@ def stream_parquet(path: Path, columns: list[str], chunk_rows: int) -> Iterable[
     """Chunks of a Parquet file as DataFrames (pyarrow, no threads; see pipelines/io.py)."""
     import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(path)
+    pf = pq.ParquetFile(path, read_dictionary=columns)  # strings arrive as small dictionaries
     names = set(pf.schema_arrow.names)
     missing = [c for c in columns if c not in names]
     if missing:

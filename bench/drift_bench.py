@@ -1,0 +1,199 @@
+"""Drift benchmark: our streamed PSI against Evidently's DataDriftPreset(method="psi").
+
+    .venv/bin/python bench/drift_bench.py [--rows 1000000] [--big-rows 10000000]
+
+In one run, on the same data (20 numerical + 3 categorical columns; reference and current
+batches of --rows rows, the current one shifted on a few columns), each measured in its own
+process (peak RSS from wait4):
+  ours       the drift job's core (pipelines/profile.py): stream the current Parquet file in
+             chunks into the reference profile's frozen bins and compute PSI per column. The
+             profile is built at training time, so it is built beforehand, as in production.
+  evidently  Report([DataDriftPreset(method="psi")]).run(current, reference) on the same rows
+             loaded in memory (loading not timed).
+Then ours alone on a --big-rows Parquet batch (peak memory goal: under 1 GB), and a check that
+our PSI values equal a straightforward numpy computation on the same bins to 1e-9.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+NUM = [f"n{i}" for i in range(20)]
+CAT = ["c0", "c1", "c2"]
+
+OURS = r"""
+import json, sys, time
+from pipelines.config import DataParams
+from pipelines.profile import Accumulator, stream_parquet
+profile = json.load(open(sys.argv[1]))
+t = time.perf_counter()
+acc = Accumulator(profile)
+for chunk in stream_parquet(sys.argv[2], list(acc.counts), int(sys.argv[3])):
+    acc.add(chunk)
+res = acc.result()
+dt = time.perf_counter() - t
+print(json.dumps({"seconds": dt, "rows": acc.rows, "psi": {c: r["psi"] for c, r in res.items()}}))
+sys.stdout.flush()
+import os; os._exit(0)
+"""
+
+EVIDENTLY = r"""
+import json, sys, time
+import pandas as pd
+from evidently import Report
+from evidently.presets import DataDriftPreset
+ref = pd.read_parquet(sys.argv[1], use_threads=False)
+cur = pd.read_parquet(sys.argv[2], use_threads=False)
+t = time.perf_counter()
+snap = Report([DataDriftPreset(method="psi")]).run(cur, ref)
+d = snap.dict()
+dt = time.perf_counter() - t
+print(json.dumps({"seconds": dt}))
+sys.stdout.flush()
+import os; os._exit(0)
+"""
+
+
+def measured(cmd: list[str]) -> tuple[dict, float, float]:
+    """Run a child; return (its JSON line, wall seconds, peak RSS in MB)."""
+    import subprocess
+
+    out_f = tempfile.TemporaryFile(mode="w+")
+    err_f = tempfile.TemporaryFile(mode="w+")
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=out_f, stderr=err_f, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t
+    out_f.seek(0)
+    err_f.seek(0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{cmd[:3]} failed: {err_f.read()[-2000:]}")
+    return json.loads(out_f.read().strip().splitlines()[-1]), wall, usage.ru_maxrss / 1024
+
+
+def frame(rows: int, seed: int, shifted: bool):
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    cols = {}
+    for i, c in enumerate(NUM):
+        kind = i % 4
+        if kind == 0:
+            v = rng.normal(0, 1, rows)
+        elif kind == 1:
+            v = rng.lognormal(3, 0.7, rows)
+        elif kind == 2:
+            v = rng.poisson(10, rows).astype("float64")
+        else:
+            v = rng.uniform(0, 100, rows)
+        if shifted and i < 3:
+            v = v * 0.6 + (1.0 if kind == 0 else 0.0)
+        cols[c] = v
+    for j, c in enumerate(CAT):
+        levels = [f"{c}_{k}" for k in range(5 + j)]
+        p = np.ones(len(levels)) / len(levels)
+        if shifted and j == 0:
+            p = np.r_[[0.5], np.ones(len(levels) - 1) * 0.5 / (len(levels) - 1)]
+        cols[c] = rng.choice(levels, rows, p=p)
+    return pd.DataFrame(cols)
+
+
+def write(df, path: Path, row_group: int = 1_000_000) -> None:
+    df.to_parquet(path, index=False, row_group_size=row_group)
+
+
+def numpy_psi(ref_values: np.ndarray, cur_values: np.ndarray, edges: list[float]) -> float:
+    """The textbook computation, written independently of pipelines/profile.py."""
+    e = np.asarray(edges)
+    r = np.bincount(np.digitize(ref_values[~np.isnan(ref_values)], e, right=True), minlength=len(e) + 1)
+    c = np.bincount(np.digitize(cur_values[~np.isnan(cur_values)], e, right=True), minlength=len(e) + 1)
+    p, q = r / r.sum(), c / c.sum()
+    p = np.where(p == 0, 1e-4, p)
+    q = np.where(q == 0, 1e-4, q)
+    return float(np.sum((q - p) * np.log(q / p)))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--big-rows", type=int, default=10_000_000)
+    ap.add_argument("--chunk-rows", type=int, default=500_000)
+    args = ap.parse_args()
+
+    from pipelines.config import DataParams
+    from pipelines.profile import build_profile
+
+    tmp = Path(tempfile.mkdtemp(prefix="drift-bench-"))
+    data = DataParams(numerical=NUM, categorical=CAT)
+    print("generating data ...", file=sys.stderr)
+    ref = frame(args.rows, 1, shifted=False)
+    cur = frame(args.rows, 2, shifted=True)
+    write(ref, tmp / "reference.parquet")
+    write(cur, tmp / "current.parquet")
+    profile = build_profile(ref, np.zeros(len(ref)), data, 10)
+    (tmp / "profile.json").write_text(json.dumps(profile))
+
+    print("ours ...", file=sys.stderr)
+    ours, ours_wall, ours_rss = measured(
+        [sys.executable, "-c", OURS, str(tmp / "profile.json"), str(tmp / "current.parquet"), str(args.chunk_rows)]
+    )
+    print(f"  {ours['seconds']:.2f}s, peak {ours_rss:.0f} MB", file=sys.stderr)
+    print("evidently ...", file=sys.stderr)
+    ev, ev_wall, ev_rss = measured([sys.executable, "-c", EVIDENTLY, str(tmp / "reference.parquet"), str(tmp / "current.parquet")])
+    print(f"  {ev['seconds']:.2f}s, peak {ev_rss:.0f} MB", file=sys.stderr)
+
+    worst = 0.0
+    for c in NUM:
+        exact = numpy_psi(ref[c].to_numpy(), cur[c].to_numpy(), profile["numerical"][c]["edges"])
+        worst = max(worst, abs(exact - ours["psi"][c]))
+    for c in CAT:
+        cats = profile["categorical"][c]["categories"]
+        r = np.array([(ref[c] == k).sum() for k in cats] + [(~ref[c].isin(cats)).sum()], dtype="float64")
+        q = np.array([(cur[c] == k).sum() for k in cats] + [(~cur[c].isin(cats)).sum()], dtype="float64")
+        p_, q_ = np.where(r == 0, 1e-4, r / r.sum()), np.where(q == 0, 1e-4, q / q.sum())
+        worst = max(worst, abs(float(np.sum((q_ - p_) * np.log(q_ / p_))) - ours["psi"][c]))
+
+    print(f"writing a {args.big_rows:,}-row batch ...", file=sys.stderr)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    writer = None
+    step = 1_000_000
+    for i in range(0, args.big_rows, step):
+        t = pa.Table.from_pandas(frame(min(step, args.big_rows - i), 100 + i, shifted=True), preserve_index=False)
+        writer = writer or pq.ParquetWriter(tmp / "big.parquet", t.schema)
+        writer.write_table(t, row_group_size=args.chunk_rows)
+    assert writer is not None
+    writer.close()
+    del ref, cur
+    big, big_wall, big_rss = measured(
+        [sys.executable, "-c", OURS, str(tmp / "profile.json"), str(tmp / "big.parquet"), str(args.chunk_rows)]
+    )
+    print(f"  ours on {args.big_rows:,}: {big['seconds']:.2f}s, peak {big_rss:.0f} MB", file=sys.stderr)
+
+    print(f"\n{args.rows:,} rows x {len(NUM)} numerical + {len(CAT)} categorical columns; chunk_rows={args.chunk_rows}\n")
+    print("| run | rows | time (process wall) | peak RSS |")
+    print("| --- | --- | --- | --- |")
+    print(f"| Evidently DataDriftPreset(method=\"psi\") | {args.rows:,} | {ev['seconds']:.2f} s ({ev_wall:.1f} s) | {ev_rss:.0f} MB |")
+    print(f"| ours: streamed PSI, frozen bins | {args.rows:,} | {ours['seconds']:.2f} s ({ours_wall:.1f} s) | {ours_rss:.0f} MB |")
+    print(f"| ours: streamed PSI, frozen bins | {args.big_rows:,} | {big['seconds']:.2f} s ({big_wall:.1f} s) | {big_rss:.0f} MB |")
+    print(f"\nSpeed-up on {args.rows:,} rows: {ev['seconds'] / ours['seconds']:.0f}x (computation), "
+          f"{ev_wall / ours_wall:.1f}x (process wall, incl. imports and Evidently's data loading).")
+    print(f"Largest |our PSI - numpy PSI on the same bins| over {len(NUM) + len(CAT)} columns: {worst:.2e}")
+    sys.stdout.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
