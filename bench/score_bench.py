@@ -3,7 +3,7 @@
     .venv/bin/python bench/score_bench.py [--rows 1000000 10000000] [--chunk-rows 250000]
 
 In one run, on the same registered model and the same Parquet inputs, each measured in its own
-process (peak RSS from wait4):
+process (peak RSS = the child's own VmHWM, polled):
   ours          `python -m pipelines score`: read Parquet in chunks, build features, score with
                 the full Pipeline, write the partition atomically. Its own timer covers read ->
                 score -> write; the process wall time adds interpreter start and model load.
@@ -53,21 +53,36 @@ import os; os._exit(0)
 """
 
 
+def _vmhwm_mb(pid: int) -> float:
+    """The process's own peak RSS (VmHWM). Not ru_maxrss: on Linux that also counts the
+    parent's memory the child saw between fork and exec, which inflates every child's figure."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass  # the process has just exited; the last reading stands
+    return 0.0
+
+
 def run_measured(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, str, str]:
-    """Like run(), but the child is reaped with wait4 so its own peak RSS is known."""
+    """Run a child; return (wall seconds, peak RSS in MB, stdout, stderr)."""
     out_f = tempfile.TemporaryFile(mode="w+")
     err_f = tempfile.TemporaryFile(mode="w+")
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out_f, stderr=err_f, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
+    peak = 0.0
+    while proc.poll() is None:
+        peak = max(peak, _vmhwm_mb(proc.pid))
+        time.sleep(0.05)
     wall = time.perf_counter() - t
-    proc.returncode = os.waitstatus_to_exitcode(status)
     out_f.seek(0)
     err_f.seek(0)
     out, err = out_f.read(), err_f.read()
     if proc.returncode != 0:
         raise SystemExit(f"{cmd} failed ({proc.returncode}): {err[-2000:]}")
-    return wall, usage.ru_maxrss / 1024, out, err
+    return wall, peak, out, err
 
 
 def setup(root: Path) -> None:

@@ -115,7 +115,7 @@ def score(settings: Settings, day: date, progress: bool = True) -> dict[str, Any
     if challenger is not None and challenger.version == champion.version:
         shadow, challenger = None, None
 
-    pf = pq.ParquetFile(src, read_dictionary=[c for c in d.categorical])
+    pf = pq.ParquetFile(src, read_dictionary=list(d.categorical), pre_buffer=False)  # bounded memory
     check_signature(pf.schema_arrow, signature, settings, day)
     total = pf.metadata.num_rows
     columns = [d.id_col, d.timestamp_col, *d.features]
