@@ -1,6 +1,7 @@
 """Monitoring: runs whenever scoring writes predictions (PREDICTIONS asset); checks drift of that
 day against the champion's reference with Evidently, and when PSI passes the threshold emits
 RETRAIN_REQUEST (with the reason) so the training DAG starts. Otherwise it ends quietly.
+It also measures the real performance of earlier days whose labels have matured.
 """
 
 from __future__ import annotations
@@ -48,8 +49,16 @@ def monitoring() -> None:
             }
         return {"requested": True, "reason": decision["reason"]}
 
+    @task
+    def measure_matured_days() -> list:
+        """Real performance of earlier days whose labels have matured (concept drift)."""
+        from pipelines.orchestrate import measure_matured_days
+
+        return measure_matured_days()
+
     decision = check_drift()
     retrain_due(decision) >> request_retrain(decision)
+    measure_matured_days()
 
 
 monitoring()

@@ -264,6 +264,20 @@ def drift(date: Optional[str] = typer.Option(None, "--date", help="Day to check;
 
 
 @app.command()
+def performance(
+    date: Optional[str] = typer.Option(None, "--date", help="Day whose labels matured; default every such day not yet measured."),
+) -> None:
+    """Real ROC AUC of past predictions once their labels matured, logged to MLflow as a time series."""
+    from pipelines.orchestrate import measure_matured_days
+    from pipelines.performance import performance as fn
+
+    if date:
+        _run(lambda: fn(_settings(), _day(date)))
+    else:
+        _run(lambda: {"measured": measure_matured_days()})
+
+
+@app.command()
 def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """Champion, challenger, last gate decision and where the latest outputs are."""
     from pipelines.registry import status as fn

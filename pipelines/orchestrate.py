@@ -138,3 +138,20 @@ def drift_days(days: list[str], conf_day: str | None, logical: datetime | None, 
     due = [r for r in results if r["retrain"]]
     chosen = due[-1] if due else results[-1]
     return {**chosen, "days_checked": [r["day"] for r in results]}
+
+
+def measure_matured_days() -> list[dict[str, Any]]:
+    """Real performance of every predicted day whose labels matured and is not measured yet."""
+    from pipelines.io import partition_files
+    from pipelines.performance import performance
+
+    s = settings()
+    done = {p.stem for p in (s.reports_dir / "performance").glob("20*.json")}
+    labelled = partition_files(s.labels_dir)
+    out = []
+    for day in partition_files(s.predictions_dir):
+        if day in labelled and day.isoformat() not in done:
+            res = performance(s, day)
+            print(f"{day}: live ROC AUC {res.get('live_roc_auc')} on {res['matched_rows']} rows (model v{res['model_versions']})")
+            out.append({"day": res["day"], "live_roc_auc": res.get("live_roc_auc"), "rows": res["matched_rows"]})
+    return out

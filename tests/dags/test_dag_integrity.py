@@ -55,7 +55,8 @@ def test_monitoring_structure(dagbag) -> None:
         ("check_drift", "request_retrain"),
         ("retrain_due", "request_retrain"),
     }
-    assert {o.name for o in dag.get_task("request_retrain").outlets} == {"credit_default_retrain_request"}
+    assert {o.name for o in dag.task_dict["request_retrain"].outlets} == {"credit_default_retrain_request"}
+    assert "measure_matured_days" in dag.task_dict
 
 
 def test_every_task_has_retries(dagbag) -> None:

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -222,6 +223,24 @@ def test_feature_drift_calls_for_retraining_after_k_days_naming_logins(project: 
     html = (project.root / "data/reports/drift/2026-01-22.html").read_text()
     assert "PSI (frozen training bins, full batch)" in html
     assert summary["score_psi"] is not None
+
+
+def test_real_performance_once_labels_mature(project: Project) -> None:
+    project.cli("score", "--date", "2026-01-12")  # a day whose labels have matured
+    res = project.cli("--json", "performance", "--date", "2026-01-12")
+    summary = json.loads(res.stdout)
+    assert summary["matched_rows"] == 1500 and 0.6 < summary["live_roc_auc"] < 0.95
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{project.root / 'mlflow.db'}")
+    client = mlflow.MlflowClient()
+    run_id = client.get_model_version_by_alias("credit-default", "champion").run_id
+    series = client.get_metric_history(run_id, "live_roc_auc")
+    assert [m.step for m in series] == [date(2026, 1, 12).toordinal()]
+    none_left = project.cli("--json", "performance")  # nothing else has both predictions and labels
+    assert json.loads(none_left.stdout) == {"measured": []}
+    res = project.cli("performance", "--date", "2026-01-22", ok=False)
+    assert res.returncode == 1 and "have not matured yet" in res.stderr
 
 
 def test_bad_batch_fails_validation_and_nothing_downstream_runs(project: Project) -> None:

@@ -1,0 +1,69 @@
+"""Real performance once labels mature: the concept-drift signal drift on inputs cannot give.
+
+When the labels of an earlier day arrive, join them with that day's predictions and compute the
+model's real ROC AUC, log loss and default rate. Each value is logged on the run of the model
+version that produced the predictions, with the day as the step and timestamp, so the MLflow UI
+shows one time series per model version (metric ``live_roc_auc``).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from typing import Any
+
+import numpy as np
+
+from pipelines.config import Settings
+from pipelines.errors import PipelineError
+from pipelines.io import find_partition, read_frame, write_json
+
+
+def live_metrics(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """ROC AUC, log loss and default rate of one day's predictions (pure)."""
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    if len(labels) == 0:
+        raise PipelineError("no prediction matches a label")
+    out = {"live_default_rate": float(labels.mean()), "live_mean_score": float(scores.mean()), "live_rows": float(len(labels))}
+    if len(np.unique(labels)) == 2:
+        out["live_roc_auc"] = float(roc_auc_score(labels, scores))
+        out["live_log_loss"] = float(log_loss(labels, np.clip(scores, 1e-7, 1 - 1e-7), labels=[0, 1]))
+    return out
+
+
+def performance(settings: Settings, day: date) -> dict[str, Any]:
+    """Join the day's predictions with its matured labels; log the metrics; write a summary."""
+    import mlflow
+
+    from pipelines.tracking import setup_mlflow
+
+    d = settings.p.data
+    pred_path = settings.predictions_dir / f"{day.isoformat()}.parquet"
+    if not pred_path.is_file():
+        raise PipelineError(f"no predictions for {day} ({pred_path} missing)")
+    label_path = find_partition(settings.labels_dir, day)
+    if label_path is None:
+        raise PipelineError(f"labels for {day} have not matured yet (nothing in {settings.labels_dir})")
+    pred = read_frame(pred_path)
+    labels = read_frame(label_path)[[d.id_col, d.target]]
+    joined = pred.merge(labels, on=d.id_col, how="inner")
+    joined = joined[joined[d.target].notna()]
+    metrics = live_metrics(joined["score"].to_numpy(dtype="float64"), joined[d.target].to_numpy(dtype="int64"))
+    setup_mlflow(settings)
+    client = mlflow.MlflowClient()
+    when = int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp() * 1000)
+    runs = sorted(joined["model_run_id"].unique())
+    for run_id in runs:  # one series per model version (normally one version per day)
+        mine = joined[joined["model_run_id"] == run_id]
+        m = live_metrics(mine["score"].to_numpy(dtype="float64"), mine[d.target].to_numpy(dtype="int64"))
+        for key, value in m.items():
+            client.log_metric(run_id, key, value, timestamp=when, step=day.toordinal())
+    summary = {
+        "day": day.isoformat(),
+        "model_versions": sorted(joined["model_version"].astype(str).unique()),
+        "matched_rows": int(len(joined)),
+        "prediction_rows": int(len(pred)),
+        **{k: round(v, 6) for k, v in metrics.items()},
+    }
+    write_json(summary, settings.reports_dir / "performance" / f"{day.isoformat()}.json")
+    return summary
