@@ -29,6 +29,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from bench.measure import run_measured  # noqa: E402
 
 NUM = [f"n{i}" for i in range(20)]
 CAT = ["c0", "c1", "c2"]
@@ -67,19 +68,6 @@ import os; os._exit(0)
 """
 
 
-def _vmhwm_mb(pid: int) -> float:
-    """The process's own peak RSS (VmHWM). Not ru_maxrss: on Linux that also counts the
-    parent's memory the child saw between fork and exec, which inflates every child's figure."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass  # the process has just exited; the last reading stands
-    return 0.0
-
-
 def warm(*paths: Path) -> None:
     """Read the files' bytes once so every measured run starts with them in the page cache
     (the first read of a freshly written file here varied from 0.2 s to 1.1 s)."""
@@ -91,22 +79,8 @@ def warm(*paths: Path) -> None:
 
 def measured(cmd: list[str]) -> tuple[dict, float, float]:
     """Run a child; return (its JSON line, wall seconds, peak RSS in MB)."""
-    import subprocess
-
-    out_f = tempfile.TemporaryFile(mode="w+")
-    err_f = tempfile.TemporaryFile(mode="w+")
-    t = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=out_f, stderr=err_f, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
-    peak = 0.0
-    while proc.poll() is None:
-        peak = max(peak, _vmhwm_mb(proc.pid))
-        time.sleep(0.05)
-    wall = time.perf_counter() - t
-    out_f.seek(0)
-    err_f.seek(0)
-    if proc.returncode != 0:
-        raise SystemExit(f"{cmd[:3]} failed: {err_f.read()[-2000:]}")
-    return json.loads(out_f.read().strip().splitlines()[-1]), wall, peak
+    wall, peak, out, _ = run_measured(cmd, {**os.environ, "PYTHONPATH": str(REPO)}, REPO)
+    return json.loads(out.strip().splitlines()[-1]), wall, peak
 
 
 def frame(rows: int, seed: int, shifted: bool):
@@ -178,12 +152,13 @@ def main() -> None:
     (tmp / "profile.json").write_text(json.dumps(profile))
     os.sync()  # no writeback of the fresh files competing with the measured reads
 
-    print("ours ...", file=sys.stderr)
-    warm(tmp / "current.parquet")
-    ours, ours_wall, ours_rss = measured(
-        [sys.executable, "-c", OURS, str(tmp / "profile.json"), str(tmp / "current.parquet"), str(args.chunk_rows)]
-    )
-    print(f"  {ours['seconds']:.2f}s, peak {ours_rss:.0f} MB", file=sys.stderr)
+    print("ours (3 runs, median) ...", file=sys.stderr)
+    runs = []
+    for _ in range(3):
+        warm(tmp / "current.parquet")
+        runs.append(measured([sys.executable, "-c", OURS, str(tmp / "profile.json"), str(tmp / "current.parquet"), str(args.chunk_rows)]))
+    print("  " + ", ".join(f"{r[0]['seconds']:.2f}s" for r in runs), file=sys.stderr)
+    ours, ours_wall, ours_rss = sorted(runs, key=lambda r: r[0]["seconds"])[1]
     print("evidently ...", file=sys.stderr)
     warm(tmp / "reference.parquet", tmp / "current.parquet")
     ev, ev_wall, ev_rss = measured([sys.executable, "-c", EVIDENTLY, str(tmp / "reference.parquet"), str(tmp / "current.parquet")])
@@ -221,10 +196,11 @@ def main() -> None:
     print(f"  ours on {args.big_rows:,}: {big['seconds']:.2f}s, peak {big_rss:.0f} MB", file=sys.stderr)
 
     print(f"\n{args.rows:,} rows x {len(NUM)} numerical + {len(CAT)} categorical columns; chunk_rows={args.chunk_rows}\n")
+    times = ", ".join(f"{r[0]['seconds']:.2f}" for r in runs)
     print("| run | rows | time (process wall) | peak RSS |")
     print("| --- | --- | --- | --- |")
     print(f"| Evidently DataDriftPreset(method=\"psi\") | {args.rows:,} | {ev['seconds']:.2f} s ({ev_wall:.1f} s) | {ev_rss:.0f} MB |")
-    print(f"| ours: streamed PSI, frozen bins | {args.rows:,} | {ours['seconds']:.2f} s ({ours_wall:.1f} s) | {ours_rss:.0f} MB |")
+    print(f"| ours: streamed PSI, frozen bins (median of 3 runs: {times} s) | {args.rows:,} | {ours['seconds']:.2f} s ({ours_wall:.1f} s) | {ours_rss:.0f} MB |")
     print(f"| ours: streamed PSI, frozen bins | {args.big_rows:,} | {big['seconds']:.2f} s ({big_wall:.1f} s) | {big_rss:.0f} MB |")
     print(f"\nSpeed-up on {args.rows:,} rows: {ev['seconds'] / ours['seconds']:.0f}x (computation), "
           f"{ev_wall / ours_wall:.1f}x (process wall, incl. imports and Evidently's data loading).")

@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from bench.measure import run_measured  # noqa: E402
 
 DAY = date(2026, 3, 1)
 
@@ -51,38 +51,6 @@ print(json.dumps({"seconds": dt, "rows": int(len(p))}))
 sys.stdout.flush()
 import os; os._exit(0)
 """
-
-
-def _vmhwm_mb(pid: int) -> float:
-    """The process's own peak RSS (VmHWM). Not ru_maxrss: on Linux that also counts the
-    parent's memory the child saw between fork and exec, which inflates every child's figure."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass  # the process has just exited; the last reading stands
-    return 0.0
-
-
-def run_measured(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, str, str]:
-    """Run a child; return (wall seconds, peak RSS in MB, stdout, stderr)."""
-    out_f = tempfile.TemporaryFile(mode="w+")
-    err_f = tempfile.TemporaryFile(mode="w+")
-    t = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out_f, stderr=err_f, text=True)
-    peak = 0.0
-    while proc.poll() is None:
-        peak = max(peak, _vmhwm_mb(proc.pid))
-        time.sleep(0.05)
-    wall = time.perf_counter() - t
-    out_f.seek(0)
-    err_f.seek(0)
-    out, err = out_f.read(), err_f.read()
-    if proc.returncode != 0:
-        raise SystemExit(f"{cmd} failed ({proc.returncode}): {err[-2000:]}")
-    return wall, peak, out, err
 
 
 def setup(root: Path) -> None:

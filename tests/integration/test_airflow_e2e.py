@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_cycle import IGNORE, REPO, Project
+from tests.integration.test_cycle import make_project
 
 pytestmark = pytest.mark.integration
 
@@ -82,13 +81,7 @@ class Api:
 def airflow_project(tmp_path_factory: pytest.TempPathFactory):
     base = tmp_path_factory.mktemp("airflow-e2e")
     root = base / "repo"
-    shutil.copytree(REPO, root, ignore=IGNORE)
-    proj = Project(root)
-    proj.run("git", "init", "-q")
-    proj.run("git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
-    proj.run("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy")
-    proj.cli("simulate", "--start", "2026-01-01", "--days", "20", "--rows", "1500")
-    proj.cli("validate", "--all")
+    proj = make_project(root)
 
     port = free_port()
     home = base / "airflow-home"

@@ -53,9 +53,8 @@ class Project:
         p.write_text(text.replace(old, new))
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    root = tmp_path_factory.mktemp("project") / "repo"
+def make_project(root: Path) -> Project:
+    """A copy of the repository as a fresh git repository with 20 simulated, validated days."""
     shutil.copytree(REPO, root, ignore=IGNORE)
     proj = Project(root)
     proj.run("git", "init", "-q")
@@ -64,6 +63,11 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     proj.cli("simulate", "--start", "2026-01-01", "--days", "20", "--rows", "1500")
     proj.cli("validate", "--all")
     return proj
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    return make_project(tmp_path_factory.mktemp("project") / "repo")
 
 
 def test_first_repro_registers_a_champion(project: Project) -> None:
