@@ -99,7 +99,15 @@ def champion_profile(settings: Settings) -> tuple[dict[str, Any], Any]:
     champion = current_alias(settings, "champion")
     if champion is None:
         raise PipelineError(f"model {settings.p.project.model_name} has no champion yet: nothing to compare against")
-    profile = mlflow.artifacts.load_dict(f"runs:/{champion.run_id}/reference/profile.json")
+    from mlflow.exceptions import MlflowException
+
+    try:
+        profile = mlflow.artifacts.load_dict(f"runs:/{champion.run_id}/reference/profile.json")
+    except MlflowException as exc:
+        raise PipelineError(
+            f"champion v{champion.version} has no drift profile (reference/profile.json in run {champion.run_id}); "
+            "it was trained before profiles existed: retrain it"
+        ) from exc
     recorded = champion.tags.get("drift_profile_sha256")
     if recorded and recorded != profile_sha256(profile):
         raise PipelineError(f"the drift profile of v{champion.version} does not match its recorded hash")
