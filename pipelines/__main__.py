@@ -208,8 +208,10 @@ def evaluate() -> None:
     from pipelines.evaluate import evaluate as fn
 
     def go() -> Any:
+        from pipelines.evaluate import format_decision
+
         decision = fn(_settings())
-        print(f"gate: {decision['verdict']}" + (f" ({'; '.join(decision['reasons'])})" if decision["reasons"] else ""), file=sys.stderr)
+        print(format_decision(decision), file=sys.stderr)
         return decision
 
     _run(go)

@@ -83,11 +83,24 @@ class TrainParams(_Section):
     max_depth: int | None = Field(6, ge=1)
     min_samples_leaf: int = Field(40, ge=1)
     l2_regularization: float = Field(0.0, ge=0)
+    threads: int = Field(1, ge=1, le=256)
 
 
 class GateParams(_Section):
     min_roc_auc: float = Field(0.65, ge=0, le=1)
     max_roc_auc_regression: float = Field(0.01, ge=0, le=1)
+    bootstrap_samples: int = Field(1000, ge=100)
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    slices: dict[str, list[float] | None] = Field(default_factory=lambda: {"region": None, "age": [30.0, 45.0, 60.0]})
+    max_slice_roc_auc_regression: float = Field(0.05, ge=0, le=1)
+    min_slice_rows: int = Field(200, ge=1)
+    latency_single_row_p99_ms: float = Field(200.0, gt=0)
+    latency_batch_rows: int = Field(1000, ge=1)
+    latency_batch_p99_ms: float = Field(2000.0, gt=0)
+    latency_calls: int = Field(20, ge=5)
+    max_model_size_mb: float = Field(50.0, gt=0)
+    max_prediction_psi: float = Field(0.25, gt=0)
+    shift_sample_rows: int = Field(50_000, ge=100)
 
 
 class ScoreParams(_Section):

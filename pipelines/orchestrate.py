@@ -94,10 +94,10 @@ def retrain_in_flight(run_id: str | None) -> None:
 def gate_summary() -> dict[str, Any]:
     from pipelines.io import read_json
 
+    from pipelines.evaluate import format_decision
+
     decision = read_json(settings().reports_dir / "gate" / "decision.json")
-    print(f"gate: {decision['verdict']}")
-    for check in decision["checks"]:
-        print(f"  {'PASS' if check['passed'] else 'FAIL'} {check['check']}: {check['value']} (needs {check['threshold']})")
+    print(format_decision(decision))
     return {"passed": decision["passed"], "candidate_roc_auc": decision["candidate"]["roc_auc"], "reasons": decision["reasons"]}
 
 

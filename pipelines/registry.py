@@ -9,6 +9,12 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -19,6 +25,9 @@ from pipelines.evaluate import current_alias
 from pipelines.io import partition_files, read_json, write_json
 
 HISTORY_TAG = "champion_history"
+LOCK_SUFFIX = ".promotion-lock"
+LOCK_TIMEOUT_S = 300.0  # how long a promotion waits for another one to finish
+LOCK_STALE_S = 1800.0  # a lock older than this was left by a crashed process and is broken
 
 
 def _client(settings: Settings) -> Any:
@@ -39,8 +48,57 @@ def _history(client: Any, name: str) -> list[str]:
     return json.loads(rm.tags.get(HISTORY_TAG, "[]"))
 
 
+@contextmanager
+def promotion_lock(client: Any, name: str, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Only one promotion at a time, across processes and machines that share the registry.
+
+    The lock is a registered model named ``<name>.promotion-lock``: creating a registered model
+    is atomic in every MLflow backend (a unique name in its database), so exactly one of two
+    racing promotions creates it; the other waits until it is deleted. A lock older than
+    LOCK_STALE_S (its holder crashed) is broken, with a message.
+    """
+    from mlflow.exceptions import MlflowException
+
+    lock = name + LOCK_SUFFIX
+    owner = f"{getpass.getuser()}@{socket.gethostname()} pid {os.getpid()}"
+    deadline = time.monotonic() + timeout_s
+    waited = False
+    while True:
+        try:
+            client.create_registered_model(
+                lock,
+                tags={"owner": owner, "acquired_at": f"{time.time():.3f}"},
+                description=f"Held while a promotion of {name} runs (pipelines/registry.py); deleted when it ends.",
+            )
+            break
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        try:
+            held = client.get_registered_model(lock)
+        except MlflowException:
+            continue  # released between our two calls: try again at once
+        age = time.time() - float(held.tags.get("acquired_at", "0") or 0)
+        if age > LOCK_STALE_S:
+            print(f"breaking a stale promotion lock held by {held.tags.get('owner')} for {age:.0f} s", file=sys.stderr)
+            client.delete_registered_model(lock)
+            continue
+        if time.monotonic() > deadline:
+            raise PipelineError(f"another promotion ({held.tags.get('owner')}) holds the registry lock {lock!r}; try again later")
+        if not waited:
+            print(f"waiting for another promotion to finish ({held.tags.get('owner')})", file=sys.stderr)
+            waited = True
+        time.sleep(0.5)
+    try:
+        yield
+    finally:
+        client.delete_registered_model(lock)
+
+
 def _set_champion(client: Any, name: str, version: str, reason: str) -> None:
     history = _history(client, name)
+    if history and history[-1] != version:
+        client.set_model_version_tag(name, history[-1], "replaced_by", f"v{version} ({reason})")
     if not history or history[-1] != version:
         history.append(version)
     client.set_registered_model_alias(name, "champion", version)
@@ -54,15 +112,20 @@ def promote_candidate(settings: Settings, override_reason: str | None = None) ->
 
     ``override_reason`` promotes a candidate that failed the gate; the written justification
     is recorded on the version. Safe to re-run: a candidate already registered is not
-    registered twice. Refuses if the champion changed after the gate ran (the candidate must
-    be judged against the new one).
+    registered twice. Runs under the registry's promotion lock; if another promotion moved the
+    champion after this candidate's gate ran, the gate runs again against the new champion.
     """
     if override_reason is not None and not override_reason.strip():
         raise PipelineError("overriding the gate needs a written justification")
-    import mlflow
-
     client = _client(settings)
     name = settings.p.project.model_name
+    with promotion_lock(client, name):
+        return _promote_locked(settings, client, name, override_reason)
+
+
+def _promote_locked(settings: Settings, client: Any, name: str, override_reason: str | None) -> dict[str, Any]:
+    import mlflow
+
     candidate = read_json(settings.models_dir / "candidate.json")
     decision = read_json(settings.reports_dir / "gate" / "decision.json")
     if decision["candidate"]["run_id"] != candidate["run_id"]:
@@ -71,10 +134,13 @@ def promote_candidate(settings: Settings, override_reason: str | None = None) ->
     now = current_alias(settings, "champion")
     now_version = str(now.version) if now else None
     if now_version != judged:
-        raise PipelineError(
-            f"champion moved from {judged or 'none'} to {now_version or 'none'} after the gate ran; "
-            "re-run the gate (`dvc repro -f evaluate`)"
-        )
+        # Another promotion won the race after our gate ran: judge the candidate again, against
+        # the champion that is serving now, before anything moves.
+        from pipelines.evaluate import evaluate, format_decision
+
+        print(f"champion moved from {judged or 'none'} to v{now_version} after the gate ran; re-running the gate against it", file=sys.stderr)
+        decision = evaluate(settings)
+        print(format_decision(decision), file=sys.stderr)
 
     existing = client.search_model_versions(f"name='{name}' and run_id='{candidate['run_id']}'")
     if existing:
@@ -87,6 +153,7 @@ def promote_candidate(settings: Settings, override_reason: str | None = None) ->
             "data_md5": candidate["data_md5"],
             "holdout_md5": candidate["holdout_md5"],
             "params_md5": candidate["params_md5"],
+            "lock_sha256": candidate.get("lock_sha256", ""),
             "train_days": candidate["train_days"],
             "gate_passed": str(decision["passed"]).lower(),
             "gate_reasons": "; ".join(decision["reasons"]) or "all checks passed",
@@ -102,8 +169,19 @@ def promote_candidate(settings: Settings, override_reason: str | None = None) ->
 
         local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}")
         client.set_model_version_tag(name, version, "model_sha256", artifact_sha256(Path(local)))
-    client.update_model_version(name, version, description=_card(candidate, decision))
-    if decision["passed"]:
+    from pipelines.model_card import render
+
+    card = render(settings, candidate, decision, version)
+    client.update_model_version(name, version, description=card)
+    client.log_text(candidate["run_id"], card, "model_card.md")
+    client.set_model_version_tag(name, version, "gate_passed", str(decision["passed"]).lower())
+    client.set_model_version_tag(name, version, "gate_reasons", "; ".join(decision["reasons"]) or "all checks passed")
+    client.set_model_version_tag(name, version, "gate_judged_against", f"v{decision['champion']['version']}" if decision.get("champion") else "none")
+    if version == now_version:
+        # The gate ran again on the model that is already champion (e.g. after a change to the
+        # gate's params): the record is updated, the aliases stay where they are.
+        role = "champion (already; gate re-run " + ("passed)" if decision["passed"] else "failed: consider `rollback`)")
+    elif decision["passed"]:
         _set_champion(client, name, version, "passed the gate")
         role = "champion"
     elif override_reason:
@@ -114,23 +192,16 @@ def promote_candidate(settings: Settings, override_reason: str | None = None) ->
     else:
         client.set_registered_model_alias(name, "challenger", version)
         role = "challenger"
-    out = {"model_name": name, "version": version, "role": role, "passed": decision["passed"], "reasons": decision["reasons"]}
+    out = {
+        "model_name": name,
+        "version": version,
+        "role": role,
+        "passed": decision["passed"],
+        "judged_against": (decision.get("champion") or {}).get("version"),
+        "reasons": decision["reasons"],
+    }
     write_json(out, settings.reports_dir / "gate" / "registration.json")
     return out
-
-
-def _card(candidate: dict[str, Any], decision: dict[str, Any]) -> str:
-    champ = decision.get("champion")
-    lines = [
-        f"Gate: {'PASSED' if decision['passed'] else 'FAILED'} ({decision['verdict']}).",
-        f"Holdout ROC AUC {decision['candidate']['roc_auc']}"
-        + (f" vs champion v{champ['version']} {champ['roc_auc']}." if champ else " (no champion yet)."),
-        f"Trained on days {candidate['train_days']}, data md5 {candidate['data_md5']}, commit {candidate['git_commit'][:12]}"
-        + (" (dirty tree)." if candidate["git_dirty"] == "true" else "."),
-    ]
-    if decision["reasons"]:
-        lines.append("Reasons: " + "; ".join(decision["reasons"]))
-    return "\n".join(lines)
 
 
 def promote_version(settings: Settings, version: str, reason: str) -> dict[str, Any]:
@@ -145,7 +216,8 @@ def promote_version(settings: Settings, version: str, reason: str) -> dict[str, 
         client.get_model_version(name, version)
     except MlflowException as exc:
         raise PipelineError(f"model {name} has no version {version}") from exc
-    _set_champion(client, name, str(version), f"manual by {getpass.getuser()}: {reason.strip()}")
+    with promotion_lock(client, name):
+        _set_champion(client, name, str(version), f"manual by {getpass.getuser()}: {reason.strip()}")
     return {"model_name": name, "champion": str(version), "reason": reason.strip()}
 
 
@@ -155,15 +227,16 @@ def rollback(settings: Settings, reason: str) -> dict[str, Any]:
         raise PipelineError("a rollback needs a written reason (--reason)")
     client = _client(settings)
     name = settings.p.project.model_name
-    history = _history(client, name)
-    if len(history) < 2:
-        raise PipelineError(f"no previous champion to roll back to (history: {history or 'empty'})")
-    current, previous = history[-1], history[-2]
-    who = getpass.getuser()
-    client.set_registered_model_alias(name, "champion", previous)
-    client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history[:-1]))
-    client.set_model_version_tag(name, current, "rolled_back", f"by {who}: {reason.strip()}")
-    client.set_model_version_tag(name, previous, "champion_reason", f"rollback from v{current} by {who}: {reason.strip()}")
+    with promotion_lock(client, name):
+        history = _history(client, name)
+        if len(history) < 2:
+            raise PipelineError(f"no previous champion to roll back to (history: {history or 'empty'})")
+        current, previous = history[-1], history[-2]
+        who = getpass.getuser()
+        client.set_registered_model_alias(name, "champion", previous)
+        client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history[:-1]))
+        client.set_model_version_tag(name, current, "rolled_back", f"by {who}: {reason.strip()}")
+        client.set_model_version_tag(name, previous, "champion_reason", f"rollback from v{current} by {who}: {reason.strip()}")
     return {"model_name": name, "champion": previous, "rolled_back": current, "by": who, "reason": reason.strip()}
 
 

@@ -59,6 +59,12 @@ def params_md5(settings: Settings) -> str:
     return hashlib.md5(settings.path("params.yaml").read_bytes()).hexdigest()
 
 
+def lock_sha256(settings: Settings) -> str:
+    """The environment's version: a hash of the committed dependency lock."""
+    lock = settings.path("requirements.lock")
+    return hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else "no-lock"
+
+
 def library_versions() -> dict[str, Any]:
     from importlib.metadata import version
 

@@ -66,8 +66,12 @@ def fit(train: pd.DataFrame, data: DataParams, tp: TrainParams) -> tuple[Pipelin
         raise PipelineError(f"training labels contain {int(y.isna().sum())} missing values in {data.target!r}")
     if y.nunique() < 2:
         raise PipelineError(f"training labels in {data.target!r} have a single class; cannot train")
+    from threadpoolctl import threadpool_limits
+
     X = model_input(train, data)
-    model = build_model(data, tp).fit(X, y.astype("int64"))
+    # A fixed thread count (params.yaml train.threads): the fit must not depend on the machine.
+    with threadpool_limits(limits=tp.threads):
+        model = build_model(data, tp).fit(X, y.astype("int64"))
     auc = float(roc_auc_score(y, model.predict_proba(X)[:, 1]))
     return model, auc
 
@@ -77,7 +81,7 @@ def train(settings: Settings) -> dict[str, Any]:
     import mlflow
     from mlflow.models import infer_signature
 
-    from pipelines.tracking import git_commit, library_versions, params_md5, setup_mlflow
+    from pipelines.tracking import git_commit, library_versions, lock_sha256, params_md5, setup_mlflow
 
     d, tp = settings.p.data, settings.p.train
     train_path = settings.training_dir / "train.parquet"
@@ -102,6 +106,7 @@ def train(settings: Settings) -> dict[str, Any]:
         "data_md5": file_md5(train_path),
         "holdout_md5": file_md5(settings.training_dir / "holdout.parquet"),
         "params_md5": params_md5(settings),
+        "lock_sha256": lock_sha256(settings),
         "train_days": f"{window['train_days'][0]}..{window['train_days'][-1]}",
         "holdout_days": f"{window['holdout_days'][0]}..{window['holdout_days'][-1]}",
     }
