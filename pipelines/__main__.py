@@ -280,6 +280,51 @@ def performance(
 
 
 @app.command()
+def push() -> None:
+    """`dvc push` the training data to the DVC remote and tag the last registered version with it."""
+    from pipelines.io import read_json
+    from pipelines.reproduce import push_training_data
+
+    def go() -> Any:
+        settings = _settings()
+        reg = settings.reports_dir / "gate" / "registration.json"
+        return push_training_data(settings, read_json(reg)["version"] if reg.is_file() else None)
+
+    _run(go)
+
+
+@app.command()
+def reproduce(
+    ref: str = typer.Argument("champion", help="Version number (3 or v3) or alias (champion, challenger)."),
+    keep: bool = typer.Option(False, help="Keep the temporary worktree for inspection."),
+) -> None:
+    """Rebuild a registered version from its lineage (commit, DVC data, params) and compare.
+
+    Exit 0 only on an exact match (identical holdout predictions and metrics); exit 1 with what
+    differs, or with why it cannot be rebuilt (dirty tree, data missing from the DVC remote).
+    Never touches the live registry aliases or the working tree.
+    """
+    from pipelines.reproduce import reproduce as fn
+
+    def go() -> Any:
+        report = fn(_settings(), ref, keep=keep)
+        ok = report["exact"]
+        print(
+            f"reproduce v{report['version']}: {'EXACT MATCH' if ok else 'DIFFERENT'} "
+            f"({report['checks']['holdout_predictions']['rows']} holdout predictions "
+            f"{'identical' if report['checks']['holdout_predictions']['identical'] else 'differ'})",
+            file=sys.stderr,
+        )
+        for line in report["differences"]:
+            print(f"  - {line}", file=sys.stderr)
+        if not ok:
+            raise PipelineError(f"v{report['version']} could not be reproduced exactly: {'; '.join(report['differences'])}")
+        return report
+
+    _run(go)
+
+
+@app.command()
 def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """Champion, challenger, last gate decision and where the latest outputs are."""
     from pipelines.registry import status as fn
@@ -298,7 +343,11 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
         dec = res["last_gate_decision"]
         if dec:
             why = "; ".join(dec["reasons"]) or "all checks passed"
-            print(f"last gate:  candidate {dec['candidate']['roc_auc']:.4f} -> {dec['verdict']} ({why})")
+            auc = dec["candidate"].get("roc_auc")
+            print(f"last gate:  candidate {'n/a' if auc is None else f'{auc:.4f}'} -> {dec['verdict']} ({why})")
+        for v in res.get("recent_versions", []):
+            aliases = f" [{', '.join(v['aliases'])}]" if v["aliases"] else ""
+            print(f"  v{v['version']}{aliases}: gate {'passed' if v['gate_passed'] == 'true' else 'failed'} - {v['gate_reasons']}")
         print(f"predictions: {res['latest_predictions']}\ndrift report: {res['latest_drift_report']}")
 
 

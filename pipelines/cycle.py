@@ -67,6 +67,13 @@ def run_cycle(settings: Settings) -> dict[str, Any]:
     log(f"validated {len(val['passed'])} new day(s), {len(val['failed'])} quarantined")
     log("dvc repro: prepare -> validate_training -> train -> evaluate -> promote")
     dvc_repro(settings)
+    from pipelines.io import read_json
+    from pipelines.reproduce import push_training_data
+
+    registration = settings.reports_dir / "gate" / "registration.json"
+    version = read_json(registration)["version"] if registration.is_file() else None
+    pushed = push_training_data(settings, version)
+    log(f"dvc push: training data of v{version} in remote {pushed['remote']} ({pushed['pushed']})")
     days = list(partition_files(settings.validated_dir))
     if not days:
         raise PipelineError("no validated batch to score")

@@ -128,11 +128,12 @@ def run_checks(
 
     from threadpoolctl import threadpool_limits
 
-    # One row is served on one thread (an online worker per request); OpenMP fan-out for a
-    # single row only adds barrier waits, and its p99 explodes when the machine is busy.
+    # Latency per core: one thread, as an online worker serves a request. With OpenMP fan-out
+    # every tree is a parallel region whose barrier waits for the slowest thread; on a busy
+    # machine that turned 30 ms for 1,000 rows into 4 s (a false block), so it is not measured.
     with threadpool_limits(limits=1):
         single = gate.latency_ms(predict, holdout, 1, g.latency_calls)
-    batch = gate.latency_ms(predict, holdout, g.latency_batch_rows, max(5, g.latency_calls // 5))
+        batch = gate.latency_ms(predict, holdout, g.latency_batch_rows, max(5, g.latency_calls // 4))
     facts["latency_ms"] = {"single_row": single, f"batch_{g.latency_batch_rows}": batch}
     checks.append(gate.check("latency_single_row_p99_ms", single["p99"], f"<= {g.latency_single_row_p99_ms}", single["p99"] <= g.latency_single_row_p99_ms, f"p50 {single['p50']:.2f} ms"))
     checks.append(gate.check(f"latency_batch_{g.latency_batch_rows}_p99_ms", batch["p99"], f"<= {g.latency_batch_p99_ms}", batch["p99"] <= g.latency_batch_p99_ms, f"p50 {batch['p50']:.2f} ms"))

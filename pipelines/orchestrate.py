@@ -108,11 +108,17 @@ def promote(override: bool = False, justification: str = "") -> dict[str, Any]:
     if override:
         if not justification.strip():
             raise PipelineError("overriding the gate needs a written justification (the 'justification' param)")
-        return promote_candidate(settings(), override_reason=justification)
-    dvc_stage("promote")
-    from pipelines.io import read_json
+        out = promote_candidate(settings(), override_reason=justification)
+    else:
+        dvc_stage("promote")
+        from pipelines.io import read_json
 
-    return read_json(settings().reports_dir / "gate" / "registration.json")
+        out = read_json(settings().reports_dir / "gate" / "registration.json")
+    from pipelines.reproduce import push_training_data
+
+    # The version's training data goes to the DVC remote, so `reproduce` can fetch it anywhere.
+    print(push_training_data(settings(), out["version"]))
+    return out
 
 
 def score_day(day: date) -> dict[str, Any]:

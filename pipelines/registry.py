@@ -163,6 +163,12 @@ def _promote_locked(settings: Settings, client: Any, name: str, override_reason:
         }
         mv = mlflow.register_model(candidate["model_uri"], name, tags=tags)
     version = str(mv.version)
+    if candidate["git_dirty"] == "true":
+        print(
+            f"warning: v{version} was trained from a dirty working tree (uncommitted changes on {candidate['git_commit'][:12]}); "
+            "`python -m pipelines reproduce` will refuse it. Commit, then retrain, for a reproducible model.",
+            file=sys.stderr,
+        )
     if not client.get_model_version(name, version).tags.get("model_sha256"):
         # What scoring checks before it trusts the artifact (pipelines/score.py).
         from pipelines.score import artifact_sha256
@@ -268,8 +274,25 @@ def status(settings: Settings) -> dict[str, Any]:
         files = sorted(p for p in folder.glob(pattern) if not p.name.startswith(".")) if folder.is_dir() else []
         return str(files[-1]) if files else None
 
+    from mlflow.exceptions import MlflowException
+
+    try:
+        versions = client.search_model_versions(f"name='{name}'", max_results=200)
+    except MlflowException:
+        versions = []
+    recent = [
+        {
+            "version": str(v.version),
+            "aliases": list(getattr(v, "aliases", []) or []),
+            "gate_passed": v.tags.get("gate_passed"),
+            "gate_reasons": v.tags.get("gate_reasons"),
+            "rolled_back": v.tags.get("rolled_back"),
+        }
+        for v in sorted(versions, key=lambda v: int(v.version), reverse=True)[:5]
+    ]
     decision_path = settings.reports_dir / "gate" / "decision.json"
     return {
+        "recent_versions": recent,
         "tracking_uri": tracking_uri(settings),
         "model_name": name,
         "champion": describe("champion"),

@@ -53,14 +53,14 @@ class Project:
         p.write_text(text.replace(old, new))
 
 
-def make_project(root: Path) -> Project:
-    """A copy of the repository as a fresh git repository with 20 simulated, validated days."""
+def make_project(root: Path, days: int = 20, rows: int = 1500) -> Project:
+    """A copy of the repository as a fresh git repository with simulated, validated days."""
     shutil.copytree(REPO, root, ignore=IGNORE)
     proj = Project(root)
     proj.run("git", "init", "-q")
     proj.run("git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
     proj.run("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy")
-    proj.cli("simulate", "--start", "2026-01-01", "--days", "20", "--rows", "1500")
+    proj.cli("simulate", "--start", "2026-01-01", "--days", str(days), "--rows", str(rows))
     proj.cli("validate", "--all")
     return proj
 
