@@ -106,8 +106,20 @@ def _fetch_by_hash(worktree: Path, remote_url: str, remote_name: str, wanted: di
     targets = []
     for key, md5 in wanted.items():
         dvcfile = stage_dir / f"{key}.parquet.dvc"
-        dvcfile.write_text(f"outs:\n- md5: {md5}\n  path: {key}.parquet\n")
+        dvcfile.write_text(f"outs:\n- md5: {md5}\n  hash: md5\n  path: {key}.parquet\n")  # hash: md5 = DVC 3 layout
         targets.append(str(dvcfile.relative_to(worktree)))
+    if "://" not in remote_url:
+        # A filesystem remote: check the stored objects first. (`dvc pull` deletes an object
+        # whose content does not match its hash, which would turn "corrupted" into "missing".)
+        problems = []
+        for key, md5 in wanted.items():
+            stored = Path(remote_url) / "files" / "md5" / md5[:2] / md5[2:]
+            if not stored.is_file():
+                problems.append(f"{TRAINING_FILES[key]} (md5 {md5}) is missing from DVC remote {remote_name} ({stored})")
+            elif (actual := file_md5(stored)) != md5:
+                problems.append(f"{TRAINING_FILES[key]} in DVC remote {remote_name} is corrupted: {stored} has md5 {actual}, registered {md5}")
+        if problems:
+            raise PipelineError("cannot reproduce: " + "; ".join(problems))
     env = _tool_env()
     cfg = _run([sys.executable, "-m", "dvc", "remote", "modify", "--local", remote_name, "url", remote_url], worktree, env)
     if cfg.returncode != 0:

@@ -46,7 +46,7 @@ def test_a_version_records_what_a_rebuild_needs(project: Project) -> None:
 
 
 def test_reproduce_v1_exactly_after_data_and_params_changed(project: Project) -> None:
-    project.set_params("window_days: 30", "window_days: 8")
+    project.set_params("window_days: 30", "window_days: 4")
     project.set_params("learning_rate: 0.05", "learning_rate: 0.1")
     project.run("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "shorter window, faster learning")
     project.run(sys.executable, "-m", "dvc", "repro")
@@ -73,13 +73,14 @@ def test_corrupted_or_missing_data_in_the_remote_is_named(project: Project) -> N
     holdout.write_bytes(original[:-10] + b"0123456789")
     res = project.cli("reproduce", "1", ok=False)
     assert res.returncode == 1
-    assert f"data/training/holdout.parquet in DVC remote local is corrupted" in res.stderr and t["holdout_md5"] in res.stderr
+    assert "data/training/holdout.parquet in DVC remote local is corrupted" in res.stderr and t["holdout_md5"] in res.stderr
     holdout.write_bytes(original)
     train = remote_file(project, t["data_md5"])
     train.unlink()
     res = project.cli("reproduce", "1", ok=False)
     assert res.returncode == 1
     assert f"data/training/train.parquet (md5 {t['data_md5']}) is missing from DVC remote local" in res.stderr
+    assert "holdout" not in res.stderr, "the restored holdout is fine"
 
 
 def test_a_version_from_a_dirty_tree_is_flagged_and_refused(project: Project) -> None:
