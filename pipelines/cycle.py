@@ -110,6 +110,7 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         f"Validation report: {rel(st.get('latest_validation_report'))} ({st['validated_days']} days validated, "
         f"{len(st['quarantined_days'])} quarantined)",
         f"Drift report: {rel(dr['report_html'])} - retrain {'DUE' if dr['retrain'] else 'not due'}: {dr['reason']}",
-        "Inspect: `make mlflow-ui` then http://127.0.0.1:5000, or `.venv/bin/python -m pipelines status --json`",
+        "Inspect: `make mlflow-ui` then http://127.0.0.1:5000, or `.venv/bin/python -m pipelines status --json`; "
+        "rebuild the champion from its lineage: `.venv/bin/python -m pipelines reproduce champion`",
     ]
     return lines

@@ -3,7 +3,8 @@
 Checks, each with its threshold in params.yaml (``gate:``); pure parts in pipelines/gate.py:
 
 - quality: the absolute floor through MLflow's own ``mlflow.models.evaluate`` +
-  ``MetricThreshold`` / ``validate_evaluation_results`` (both models' metrics land in MLflow);
+  ``MetricThreshold`` / ``validate_evaluation_results`` (the candidate's metrics and plots
+  land in its MLflow run; the champion's AUC on the same rows is logged beside them);
   the regression bound on the lower end of a paired bootstrap interval of the AUC difference.
   (MetricThreshold cannot express a tolerance: its ``min_absolute_change`` must be positive,
   i.e. it demands an improvement. So the bound is ours, on the interval, not a point value.)
@@ -117,6 +118,7 @@ def run_checks(
 
     if champ_model is not None:
         p_champ = gate.serve(champ_model, holdout, d)
+        facts["champion_roc_auc"] = round(gate.roc_auc(y, p_champ), 6)
         boot = gate.paired_bootstrap_auc_diff(y, p_cand, p_champ, g.bootstrap_samples, g.confidence, settings.p.train.seed)
         facts["auc_difference"] = {k: round(v, 6) for k, v in boot.items()}
         checks.append(gate.regression_check(boot, g.max_roc_auc_regression, g.confidence))
@@ -166,11 +168,9 @@ def evaluate(settings: Settings) -> dict[str, Any]:
 
     champ_model, champion, _ = load_verified(settings, "champion")
     cand_dir = Path(mlflow.artifacts.download_artifacts(artifact_uri=candidate["model_uri"]))
+    # Only the candidate goes through mlflow.models.evaluate (its metrics and plots land in its
+    # run); the champion is scored by the same serving path and compared in run_checks.
     with mlflow.start_run(run_id=candidate["run_id"]):
-        champ_result = None
-        if champion is not None:
-            with mlflow.start_run(run_name=f"gate-champion-v{champion.version}", nested=True):
-                champ_result = _mlflow_evaluate(f"models:/{settings.p.project.model_name}/{champion.version}", eval_df, d.target)
         try:
             with mlflow.start_run(run_name="gate-candidate", nested=True):
                 cand_result = _mlflow_evaluate(candidate["model_uri"], eval_df, d.target)
@@ -186,7 +186,7 @@ def evaluate(settings: Settings) -> dict[str, Any]:
         checks, facts = run_checks(settings, holdout, cand_model, cand_dir, cand_result, champ_model, latest_production_batch(settings))
         cand_auc = round(float(cand_result.metrics["roc_auc"]), 6)
     passed = all(c["passed"] for c in checks)
-    champ_auc = round(float(champ_result.metrics["roc_auc"]), 6) if champ_result is not None else None
+    champ_auc = facts.pop("champion_roc_auc", None)
     window = read_json(settings.training_dir / "window.json")
     decision = {
         "passed": passed,
@@ -207,6 +207,8 @@ def evaluate(settings: Settings) -> dict[str, Any]:
     client.set_tag(candidate["run_id"], "gate_passed", str(passed).lower())
     if cand_auc is not None:
         client.log_metric(candidate["run_id"], "holdout_roc_auc", cand_auc)
+    if champ_auc is not None:
+        client.log_metric(candidate["run_id"], "champion_holdout_roc_auc", champ_auc)
     write_json(decision, settings.reports_dir / "gate" / "decision.json")
     write_text(format_decision(decision), settings.reports_dir / "gate" / "decision.txt")
     write_json(
