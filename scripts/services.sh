@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start/stop a real local Airflow 3 (`airflow standalone`: scheduler, API server + UI,
-# dag-processor, triggerer; SQLite metadata; LocalExecutor) and the MLflow UI, in the background.
+# dag-processor, triggerer; LocalExecutor; SQLite metadata unless AIRFLOW__DATABASE__SQL_ALCHEMY_CONN
+# says otherwise) and the MLflow UI, in the background.
 #
 #   scripts/services.sh up | down | status
 #
@@ -14,6 +15,8 @@ export AIRFLOW_HOME="${AIRFLOW_HOME:-$ROOT/airflow}"
 AIRFLOW_PORT="${AIRFLOW_PORT:-8080}"
 MLFLOW_UI_PORT="${MLFLOW_UI_PORT:-5000}"
 TRACKING="${MLFLOW_TRACKING_URI:-sqlite:///$ROOT/mlflow.db}"
+# A tracking server (http[s]://) has its own UI: nothing to start here.
+if [[ "$TRACKING" == http://* || "$TRACKING" == https://* ]]; then MLFLOW_UI_PORT=0; fi
 
 export PATH="$VENV/bin:$PATH"           # standalone starts its children by the name `airflow`
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"   # DAG tasks import the pipelines package
@@ -60,12 +63,12 @@ up() {
   done
   echo
   curl -fs "http://127.0.0.1:$AIRFLOW_PORT/api/v2/monitor/health" >/dev/null || { echo "Airflow API did not come up; see $RUN/airflow.log" >&2; exit 1; }
-  local pwfile="$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated"
+  local pwfile="${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE:-$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated}"
   for _ in $(seq 1 30); do [[ -s "$pwfile" ]] && break; sleep 1; done
   cat <<MSG
 
 Airflow UI:  http://127.0.0.1:$AIRFLOW_PORT   user: admin   password: $(python -c "import json,sys; print(json.load(open(sys.argv[1]))['admin'])" "$pwfile" 2>/dev/null || echo "see $pwfile")
-MLflow UI:   $([[ "$MLFLOW_UI_PORT" != "0" ]] && echo "http://127.0.0.1:$MLFLOW_UI_PORT" || echo "not started")
+MLflow UI:   $(if [[ "$MLFLOW_UI_PORT" != "0" ]]; then echo "http://127.0.0.1:$MLFLOW_UI_PORT"; elif [[ "$TRACKING" == http* ]]; then echo "$TRACKING (the tracking server)"; else echo "not started"; fi)
 DAGs start paused: unpause training, scoring and monitoring in the UI (or: make unpause).
 Stop everything with: make down
 MSG

@@ -1,0 +1,440 @@
+"""The docker-compose topology's services, run for real without Docker.
+
+PostgreSQL (installed from Debian's packages when missing) on loopback with its own data
+directory, its databases created by the compose file's own init script; the MLflow tracking
+server with basic auth on PostgreSQL, started by the compose file's own start script; the
+Airflow init job (workspace refresh from the "image", DVC remote, `airflow db migrate`, admin
+user) on PostgreSQL; then the full daily cycle (`python -m pipelines run`) against the server,
+and a real Airflow (`scripts/services.sh up`: scheduler with the LocalExecutor, API server,
+dag-processor, triggerer) with its metadata on PostgreSQL running the scoring DAG. What differs
+from docker-compose.yml: the artifact store is a folder behind the server instead of MinIO, the
+executor is LocalExecutor instead of Celery. Everything started here is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import glob
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from tests.integration.test_cycle import IGNORE, REPO, Project
+
+pytestmark = pytest.mark.integration
+
+PG_SUPERUSER_PASSWORD = "pg-super-secret"
+AIRFLOW_DB_PASSWORD = "airflow-db-secret"
+MLFLOW_DB_PASSWORD = "mlflow-db-secret"
+MLFLOW_ADMIN = ("admin", "mlflow-admin-secret")  # the server wants at least 12 characters
+AIRFLOW_ADMIN = ("admin", "airflow-admin-secret")
+MODEL = "credit-default"
+AIRFLOW_DAY = "2026-01-25"  # the day after the cycle's last simulated day
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def postgres_bindir() -> Path | None:
+    """The PostgreSQL server binaries: on PATH, else Debian's /usr/lib/postgresql/<version>/bin."""
+    if (found := shutil.which("pg_ctl")) and shutil.which("initdb"):
+        return Path(os.path.realpath(found)).parent
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: int(p.split("/")[4]), reverse=True)
+    return Path(candidates[0]).parent if candidates else None
+
+
+def install_postgres() -> Path:
+    """Install the server from Debian's packages (CI is a clean Debian machine, as root)."""
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        pytest.fail("PostgreSQL (initdb, pg_ctl) is missing and cannot be installed here: install Debian's `postgresql` package")
+    # the package would create and start a cluster of its own on port 5432: not wanted here
+    conf = Path("/etc/postgresql-common/createcluster.conf")
+    conf.parent.mkdir(parents=True, exist_ok=True)
+    if not conf.exists():
+        conf.write_text("create_main_cluster = false\n")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "--no-install-recommends",
+                                                  "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold",
+                                                  "postgresql"]):
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, f"{' '.join(cmd)} failed: {proc.stderr[-2000:]}"
+    bindir = postgres_bindir()
+    assert bindir is not None, "apt-get installed postgresql but no pg_ctl was found"
+    return bindir
+
+
+@dataclass
+class Postgres:
+    bindir: Path
+    base: Path
+    port: int
+    uid: int | None  # the user the server runs as (PostgreSQL refuses root)
+    gid: int | None
+    log: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log = self.base / "postgres.log"
+
+    @property
+    def data(self) -> Path:
+        return self.base / "data"
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [str(self.bindir / args[0]), *args[1:]], capture_output=True, text=True, timeout=120,
+            user=self.uid, group=self.gid, extra_groups=[] if self.uid is not None else None,
+        )
+        assert proc.returncode == 0, f"{args[0]} failed ({proc.returncode}): {proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+        return proc
+
+    def url(self, user: str, password: str, db: str, driver: str = "postgresql+psycopg2") -> str:
+        return f"{driver}://{user}:{password}@127.0.0.1:{self.port}/{db}"
+
+    def query(self, user: str, password: str, db: str, sql: str, *params: Any) -> list[tuple]:
+        import psycopg2
+
+        conn = psycopg2.connect(host="127.0.0.1", port=self.port, user=user, password=password, dbname=db)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql, params)
+                return cur.fetchall()
+        finally:
+            conn.close()
+
+
+def server_user() -> tuple[int | None, int | None]:
+    if os.geteuid() != 0:
+        return None, None
+    for name in ("postgres", "nobody"):
+        with contextlib.suppress(KeyError):
+            entry = pwd.getpwnam(name)
+            return entry.pw_uid, entry.pw_gid
+    pytest.fail("running as root and no unprivileged user (postgres, nobody) to run PostgreSQL as")
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[Postgres]:
+    bindir = postgres_bindir() or install_postgres()
+    uid, gid = server_user()
+    base = Path(tempfile.mkdtemp(prefix="pg-topology-"))  # not under pytest's 0700 root-only tmp
+    if uid is not None:
+        os.chown(base, uid, gid)
+    pg = Postgres(bindir=bindir, base=base, port=free_port(), uid=uid, gid=gid)
+    pwfile = base / "pwfile"
+    pwfile.write_text(PG_SUPERUSER_PASSWORD + "\n")
+    if uid is not None:
+        os.chown(pwfile, uid, gid)
+    pg.run("initdb", "-D", str(pg.data), "-U", "postgres", "-E", "UTF8", "--no-sync",
+           "--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}")
+    pg.run("pg_ctl", "-D", str(pg.data), "-l", str(pg.log), "-w", "-t", "60", "start",
+           "-o", f"-h 127.0.0.1 -p {pg.port} -k {base}")
+    try:
+        env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}", "PGHOST": "127.0.0.1",
+               "PGPORT": str(pg.port), "PGPASSWORD": PG_SUPERUSER_PASSWORD, "POSTGRES_USER": "postgres",
+               "POSTGRES_DB": "postgres", "AIRFLOW_DB_PASSWORD": AIRFLOW_DB_PASSWORD, "MLFLOW_DB_PASSWORD": MLFLOW_DB_PASSWORD}
+        init = subprocess.run([str(REPO / "deploy/postgres-init-databases.sh")], env=env, capture_output=True, text=True, timeout=60)
+        assert init.returncode == 0, init.stderr
+        yield pg
+    finally:
+        subprocess.run([str(bindir / "pg_ctl"), "-D", str(pg.data), "-m", "fast", "-w", "stop"],
+                       capture_output=True, timeout=60, user=uid, group=gid, extra_groups=[] if uid is not None else None)
+        left = subprocess.run(["pgrep", "-f", str(base)], capture_output=True, text=True).stdout.split()
+        shutil.rmtree(base, ignore_errors=True)
+        assert not left, f"PostgreSQL processes left running: {left}"
+        assert not port_open(pg.port), "the PostgreSQL port is still open"
+
+
+def stop_group(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """Stop a process started with start_new_session=True, and everything it started."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    with contextlib.suppress(ProcessLookupError):  # children that outlived the leader
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def clean_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PIPELINES_", "AIRFLOW", "AWS_"))}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    return env
+
+
+@dataclass
+class Topology:
+    pg: Postgres
+    base: Path
+    workspace: Project
+    tracking_uri: str
+    artifacts: Path
+    dvc_remote: Path
+    airflow_port: int
+    airflow_log: Path
+    init_log: str
+    cycle: subprocess.CompletedProcess[str] | None = None
+
+
+def http(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    req = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body is not None else None)
+    req.add_header("Content-Type", "application/json")
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            raw = resp.read()
+            return resp.status, json.loads(raw) if resp.headers.get_content_type() == "application/json" else raw.decode()
+    except urllib.error.HTTPError as err:
+        return err.code, None
+    except (urllib.error.URLError, ConnectionError):  # not listening (yet): no HTTP status at all
+        return 0, None
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+@pytest.fixture(scope="module")
+def topology(postgres: Postgres) -> Iterator[Topology]:
+    base = Path(tempfile.mkdtemp(prefix="topology-"))
+    mlflow_server: subprocess.Popen | None = None
+    up: subprocess.Popen | None = None
+    services_env: dict[str, str] | None = None
+    workspace_root = base / "workspace"
+    try:
+        # 1. the MLflow server, with the compose file's start script (it takes a while: started first)
+        mlflow_port = free_port()
+        artifacts = base / "mlflow-artifacts"
+        mlflow_env = {
+            **clean_env(),
+            "MLFLOW_BACKEND_STORE_URI": postgres.url("mlflow", MLFLOW_DB_PASSWORD, "mlflow"),
+            "MLFLOW_AUTH_DATABASE_URI": postgres.url("mlflow", MLFLOW_DB_PASSWORD, "mlflow_auth"),
+            "MLFLOW_ARTIFACTS_DESTINATION": str(artifacts),
+            "MLFLOW_AUTH_ADMIN_USERNAME": MLFLOW_ADMIN[0],
+            "MLFLOW_AUTH_ADMIN_PASSWORD": MLFLOW_ADMIN[1],
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-csrf-key",
+            "MLFLOW_HOST": "127.0.0.1",
+            "MLFLOW_PORT": str(mlflow_port),
+            "MLFLOW_WORKERS": "1",
+        }
+        with open(base / "mlflow-server.log", "w") as log:
+            mlflow_server = subprocess.Popen([str(REPO / "deploy/mlflow-server.sh")], cwd=base, env=mlflow_env,
+                                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        tracking_uri = f"http://127.0.0.1:{mlflow_port}"
+
+        # 2. the "image": the code as committed (a git repository), as in the Dockerfile
+        source = base / "image-src"
+        shutil.copytree(REPO, source, ignore=IGNORE)
+        src = Project(source)
+        src.run("git", "init", "-q")
+        src.run("git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
+        src.run("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "image")
+
+        # 3. the Airflow init job on PostgreSQL: workspace from the image, DVC remote, migrate, admin
+        airflow_home = base / "airflow-home"
+        dvc_remote = base / "dvc-remote"
+        airflow_env = {
+            **clean_env(),
+            "PIPELINES_ROOT": str(workspace_root),
+            "PROJECT_SOURCE": str(source),
+            "DVC_REMOTE_URL": str(dvc_remote),
+            "AIRFLOW_HOME": str(airflow_home),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres.url("airflow", AIRFLOW_DB_PASSWORD, "airflow"),
+            "AIRFLOW_ADMIN_USERNAME": AIRFLOW_ADMIN[0],
+            "AIRFLOW_ADMIN_PASSWORD": AIRFLOW_ADMIN[1],
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(airflow_home / "auth" / "passwords.json"),
+            "MLFLOW_TRACKING_URI": tracking_uri,
+            "MLFLOW_TRACKING_USERNAME": MLFLOW_ADMIN[0],
+            "MLFLOW_TRACKING_PASSWORD": MLFLOW_ADMIN[1],
+        }
+        init = subprocess.run([str(source / "deploy/airflow-init.sh")], env=airflow_env, capture_output=True, text=True, timeout=300)
+        assert init.returncode == 0, f"airflow init failed:\n{init.stdout[-3000:]}\n{init.stderr[-3000:]}"
+        workspace = Project(workspace_root)
+        workspace.env.update({k: airflow_env[k] for k in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")})
+
+        # 4. Airflow (scheduler + LocalExecutor, API server, dag-processor, triggerer) on PostgreSQL,
+        # started in the background while the cycle runs (its DAGs stay paused until the test)
+        airflow_port = free_port()
+        services_env = {
+            **airflow_env,
+            "VENV": str(Path(sys.executable).parent.parent),
+            "RUN_DIR": str(base / "run"),
+            "AIRFLOW_PORT": str(airflow_port),
+            "MLFLOW_UI_PORT": "0",
+            # only the run the test triggers: no scheduled run of "today" when scoring is unpaused
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+        }
+        up = subprocess.Popen([str(workspace_root / "scripts/services.sh"), "up"], env=services_env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+        # 5. the MLflow server must be up before the cycle starts
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and http("GET", f"{tracking_uri}/health")[0] != 200:
+            assert mlflow_server.poll() is None, f"mlflow server exited: {(base / 'mlflow-server.log').read_text()[-3000:]}"
+            time.sleep(1)
+        assert http("GET", f"{tracking_uri}/health")[0] == 200, "the MLflow server did not come up within 180 s"
+
+        topo = Topology(pg=postgres, base=base, workspace=workspace, tracking_uri=tracking_uri, artifacts=artifacts,
+                        dvc_remote=dvc_remote, airflow_port=airflow_port, airflow_log=base / "run" / "airflow.log",
+                        init_log=init.stdout)
+        # 6. the full daily cycle against the server, while Airflow starts
+        topo.cycle = workspace.cli("run", ok=False)
+        out, _ = up.communicate(timeout=400)
+        assert up.returncode == 0, f"scripts/services.sh up failed:\n{out[-3000:]}"
+        assert f"http://127.0.0.1:{airflow_port}" in out and AIRFLOW_ADMIN[1] in out, out
+        yield topo
+    finally:
+        problems = []
+        if up is not None:  # `services.sh up`, if still waiting; Airflow itself runs in its own group
+            stop_group(up)
+        if services_env is not None:
+            down = subprocess.run([str(workspace_root / "scripts/services.sh"), "down"], env=services_env,
+                                  capture_output=True, text=True, timeout=120)
+            if down.returncode != 0:
+                problems.append(f"services.sh down failed: {down.stderr}")
+        if mlflow_server is not None:
+            stop_group(mlflow_server)
+        for name in ("mlflow-server.log", "run/airflow.log"):
+            if (base / name).exists():
+                print(f"---- {name} (tail) ----\n" + "\n".join((base / name).read_text(errors="replace").splitlines()[-30:]))
+        left = subprocess.run(["pgrep", "-f", str(base)], capture_output=True, text=True).stdout.split()
+        shutil.rmtree(base, ignore_errors=True)
+        assert not problems, problems
+        assert not left, f"processes left running: {left}"
+
+
+def test_the_databases_are_separate(postgres: Postgres) -> None:
+    import psycopg2
+
+    dbs = {r[0] for r in postgres.query("postgres", PG_SUPERUSER_PASSWORD, "postgres", "SELECT datname FROM pg_database")}
+    assert {"airflow", "mlflow", "mlflow_auth"} <= dbs
+    with pytest.raises(psycopg2.OperationalError, match="CONNECT privilege"):
+        postgres.query("airflow", AIRFLOW_DB_PASSWORD, "mlflow", "SELECT 1")
+    with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+        postgres.query("mlflow", "wrong-password", "mlflow", "SELECT 1")
+
+
+def test_mlflow_server_requires_authentication(topology: Topology) -> None:
+    search = f"{topology.tracking_uri}/api/2.0/mlflow/experiments/search?max_results=10"
+    assert http("GET", search)[0] == 401
+    assert http("GET", search, headers=basic(MLFLOW_ADMIN[0], "wrong-password"))[0] == 401
+    status, body = http("GET", search, headers=basic(*MLFLOW_ADMIN))
+    assert status == 200 and any(e["name"] == MODEL for e in body["experiments"])
+
+
+def test_workspace_comes_from_the_image_with_its_commit(topology: Topology) -> None:
+    ws = topology.workspace
+    assert (ws.root / "pipelines/cycle.py").is_file() and (ws.root / "dags/scoring.py").is_file()
+    image_commit = ws.run("git", "rev-parse", "HEAD").stdout.strip()
+    st = ws.status()
+    assert st["champion"]["git_commit"] == image_commit, "lineage must record the image's commit"
+    assert "airflow db migrate" in topology.init_log
+
+
+def test_full_cycle_against_the_tracking_server(topology: Topology) -> None:
+    cycle = topology.cycle
+    assert cycle is not None and cycle.returncode == 0, f"`python -m pipelines run` failed:\n{cycle.stderr[-4000:] if cycle else ''}"
+    assert f"tracked at {topology.tracking_uri}" in cycle.stdout
+    ws = topology.workspace
+    # nothing fell back to the embedded store
+    assert not (ws.root / "mlflow.db").exists() and not (ws.root / "mlartifacts").exists()
+
+    import mlflow
+
+    os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = MLFLOW_ADMIN
+    try:
+        client = mlflow.MlflowClient(tracking_uri=topology.tracking_uri, registry_uri=topology.tracking_uri)
+        champion = client.get_model_version_by_alias(MODEL, "champion")
+        assert champion.version == "1" and champion.tags["gate_passed"] == "true"
+        assert champion.source.startswith(("models:/", "mlflow-artifacts:")), champion.source
+    finally:
+        del os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]
+    # the model's bytes live in the server's artifact store, the rows in PostgreSQL
+    assert list(topology.artifacts.rglob("model.skops")), "no model artifact in the server's artifact store"
+    rows = topology.pg.query("mlflow", MLFLOW_DB_PASSWORD, "mlflow",
+                             "SELECT version FROM model_versions WHERE name = %s", MODEL)
+    assert [r[0] for r in rows] == [1]
+    aliases = topology.pg.query("mlflow", MLFLOW_DB_PASSWORD, "mlflow",
+                                "SELECT alias, version FROM registered_model_aliases WHERE name = %s", MODEL)
+    assert aliases == [("champion", 1)]
+    latest = sorted((ws.root / "data/validated").glob("*.parquet"))[-1]
+    pred = pd.read_parquet(ws.root / "data/predictions" / latest.name)
+    assert len(pred) == len(pd.read_parquet(latest)) and set(pred["model_version"]) == {"1"}
+
+
+def test_dvc_remote_configured_by_the_init_job(topology: Topology) -> None:
+    ws = topology.workspace
+    remotes = ws.run(sys.executable, "-m", "dvc", "remote", "list").stdout
+    assert any(line.split()[:2] == ["storage", str(topology.dvc_remote)] for line in remotes.splitlines()), remotes
+    assert ws.run(sys.executable, "-m", "dvc", "remote", "default").stdout.strip() == "storage"
+    ws.run(sys.executable, "-m", "dvc", "push")
+    pushed = [p for p in topology.dvc_remote.rglob("*") if p.is_file()]
+    assert len(pushed) >= 3, "dvc push sent nothing to the remote"
+
+
+def test_airflow_on_postgres_runs_the_scoring_dag(topology: Topology) -> None:
+    base = f"http://127.0.0.1:{topology.airflow_port}"
+    status, token = http("POST", f"{base}/auth/token", {"username": AIRFLOW_ADMIN[0], "password": AIRFLOW_ADMIN[1]})
+    assert status in (200, 201), "the admin user created by the init job cannot log in"
+    auth = {"Authorization": f"Bearer {token['access_token']}"}
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        dags = {d["dag_id"] for d in http("GET", f"{base}/api/v2/dags", headers=auth)[1]["dags"]}
+        if {"training", "scoring", "monitoring"} <= dags:
+            break
+        time.sleep(2)
+    assert {"training", "scoring", "monitoring"} <= dags
+    assert http("GET", f"{base}/api/v2/importErrors", headers=auth)[1]["total_entries"] == 0
+    assert http("PATCH", f"{base}/api/v2/dags/scoring", {"is_paused": False}, headers=auth)[0] == 200
+    status, run = http("POST", f"{base}/api/v2/dags/scoring/dagRuns",
+                       {"logical_date": None, "conf": {"day": AIRFLOW_DAY}}, headers=auth)
+    assert status == 200, status
+    run_path = f"{base}/api/v2/dags/scoring/dagRuns/{urllib.parse.quote(run['dag_run_id'], safe='')}"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        state = http("GET", run_path, headers=auth)[1]["state"]
+        if state in ("success", "failed"):
+            break
+        time.sleep(3)
+    assert state == "success", f"scoring run ended {state}; see {topology.airflow_log}"
+    # real outcomes: the day's predictions by the server's champion, and the run in PostgreSQL
+    pred = pd.read_parquet(topology.workspace.root / f"data/predictions/{AIRFLOW_DAY}.parquet")
+    assert len(pred) > 0 and set(pred["model_version"]) == {"1"}
+    rows = topology.pg.query("airflow", AIRFLOW_DB_PASSWORD, "airflow",
+                             "SELECT state FROM dag_run WHERE dag_id = 'scoring' AND run_id = %s", run["dag_run_id"])
+    assert rows == [("success",)]
+    tasks = topology.pg.query("airflow", AIRFLOW_DB_PASSWORD, "airflow",
+                              "SELECT task_id, state FROM task_instance WHERE dag_id = 'scoring' AND run_id = %s",
+                              run["dag_run_id"])
+    assert dict(tasks) == {"land_batch": "success", "validate_batch": "success", "score_batch": "success"}
