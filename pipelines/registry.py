@@ -175,6 +175,9 @@ def _promote_locked(settings: Settings, client: Any, name: str, override_reason:
 
         local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}")
         client.set_model_version_tag(name, version, "model_sha256", artifact_sha256(Path(local)))
+    # The logged decision record names the version it decided about (the local decision.json is
+    # a DVC output of `evaluate` and stays as that stage wrote it).
+    client.log_dict(candidate["run_id"], {**decision, "candidate": {**decision["candidate"], "version": version}}, "gate/decision.json")
     from pipelines.model_card import render
 
     card = render(settings, candidate, decision, version)

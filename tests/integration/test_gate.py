@@ -75,8 +75,14 @@ def test_first_model_is_judged_by_absolute_thresholds_alone(project: Project) ->
     assert card.startswith("# credit-default v1") and "**Gate: PASSED**" in card
     assert "| region=north |" in card and "## Limitations" in card and "## Training data" in card
     assert tags["gate_judged_against"] == "none" and tags["data_md5"] and tags["lock_sha256"]
-    # the decision record is logged with the candidate, readable too
+    # the decision record is logged with the candidate (naming its version), readable too
     assert (project.root / "data/reports/gate/decision.txt").read_text().startswith("gate: PASSED")
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{project.root / 'mlflow.db'}")
+    run_id = client.get_model_version("credit-default", "1").run_id
+    logged = json.loads(Path(client.download_artifacts(run_id, "gate/decision.json", str(project.root.parent))).read_text())
+    assert logged["candidate"]["version"] == "1" and logged["lineage"]["data_md5"] == tags["data_md5"]
 
 
 def test_better_overall_but_worse_on_one_slice_is_blocked(project: Project) -> None:
