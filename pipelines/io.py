@@ -9,11 +9,13 @@ process sometimes aborts at interpreter exit (see pipelines/__main__.py for the 
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
 import re
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -74,10 +76,24 @@ def read_frame(path: Path) -> pd.DataFrame:
     raise PipelineError(f"unsupported file type {path.suffix!r} (use .parquet or .csv): {path}")
 
 
+STALE_TMP_SECONDS = 3600
+
+
 @contextmanager
 def atomic_path(dest: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``dest``; rename it onto ``dest`` only on success."""
+    """Yield a temporary path next to ``dest``; rename it onto ``dest`` only on success.
+
+    A process killed mid-write (SIGKILL skips the cleanup below) leaves its hidden temporary
+    file behind; the next write of the same ``dest`` removes those older than an hour.
+    """
     dest.parent.mkdir(parents=True, exist_ok=True)
+    cutoff = time.time() - STALE_TMP_SECONDS
+    for stale in dest.parent.glob(f".{glob.escape(dest.name)}.*.tmp"):
+        try:
+            if stale.stat().st_mtime < cutoff:
+                stale.unlink()
+        except FileNotFoundError:
+            continue  # removed meanwhile
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     os.close(fd)
     tmp_path = Path(tmp)

@@ -28,3 +28,20 @@ def test_unreadable_files_are_one_line_errors(tmp_path: Path) -> None:
     with pytest.raises(PipelineError, match="unsupported file type"):
         (tmp_path / "d.xlsx").write_bytes(b"x")
         read_frame(tmp_path / "d.xlsx")
+
+
+def test_temp_files_left_by_a_killed_writer_are_cleaned_on_the_next_write(tmp_path: Path) -> None:
+    import os
+    import time
+
+    dest = tmp_path / "2026-01-20.parquet"
+    stale = tmp_path / ".2026-01-20.parquet.abc123.tmp"  # what SIGKILL mid-write leaves
+    fresh = tmp_path / ".2026-01-20.parquet.def456.tmp"  # maybe a writer still at work
+    other = tmp_path / ".2026-01-21.parquet.abc123.tmp"  # another day's: not ours to touch
+    for p in (stale, fresh, other):
+        p.write_bytes(b"half")
+    old = time.time() - 2 * 3600
+    os.utime(stale, (old, old))
+    os.utime(other, (old, old))
+    write_parquet(pd.DataFrame({"a": [1]}), dest)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([dest.name, fresh.name, other.name])
