@@ -282,15 +282,9 @@ def performance(
 @app.command()
 def push() -> None:
     """`dvc push` the training data to the DVC remote and tag the last registered version with it."""
-    from pipelines.io import read_json
     from pipelines.reproduce import push_training_data
 
-    def go() -> Any:
-        settings = _settings()
-        reg = settings.reports_dir / "gate" / "registration.json"
-        return push_training_data(settings, read_json(reg)["version"] if reg.is_file() else None)
-
-    _run(go)
+    _run(lambda: push_training_data(_settings()))
 
 
 @app.command()

@@ -20,6 +20,16 @@ def log(msg: str) -> None:
     print(f"==> {msg}", file=sys.stderr, flush=True)
 
 
+def tool_env(root: Any = None, **extra: str) -> dict[str, str]:
+    """Environment for `dvc` and the stage commands it runs (`python -m pipelines ...`): this
+    interpreter's venv first on PATH, and PIPELINES_ROOT set to ``root`` when given."""
+    bindir = os.path.dirname(sys.executable)
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}", **extra}
+    if root is not None:
+        env["PIPELINES_ROOT"] = str(root)
+    return env
+
+
 def validate_new_days(settings: Settings) -> dict[str, list[str]]:
     """Validate each raw day that has no up-to-date validated copy; collect failures."""
     from pipelines.validate import validate_batch
@@ -44,10 +54,7 @@ def validate_new_days(settings: Settings) -> dict[str, list[str]]:
 
 def dvc_repro(settings: Settings) -> None:
     """Run the training pipeline with the real dvc CLI."""
-    # Stages run `python -m pipelines ...`: make `python` this interpreter (the project venv).
-    bindir = os.path.dirname(sys.executable)
-    env = {**os.environ, "PIPELINES_ROOT": str(settings.root), "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
-    proc = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=settings.root, env=env)
+    proc = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=settings.root, env=tool_env(settings.root))
     if proc.returncode != 0:
         raise PipelineError(f"`dvc repro` failed with exit code {proc.returncode} (see its output above)")
 
@@ -67,13 +74,10 @@ def run_cycle(settings: Settings) -> dict[str, Any]:
     log(f"validated {len(val['passed'])} new day(s), {len(val['failed'])} quarantined")
     log("dvc repro: prepare -> validate_training -> train -> evaluate -> promote")
     dvc_repro(settings)
-    from pipelines.io import read_json
     from pipelines.reproduce import push_training_data
 
-    registration = settings.reports_dir / "gate" / "registration.json"
-    version = read_json(registration)["version"] if registration.is_file() else None
-    pushed = push_training_data(settings, version)
-    log(f"dvc push: training data of v{version} in remote {pushed['remote']} ({pushed['pushed']})")
+    pushed = push_training_data(settings)
+    log(f"dvc push: training data of v{pushed['version']} in remote {pushed['remote']} ({pushed['pushed']})")
     days = list(partition_files(settings.validated_dir))
     if not days:
         raise PipelineError("no validated batch to score")

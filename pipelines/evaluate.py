@@ -76,11 +76,6 @@ def _floor_check(result: Any, min_auc: float) -> dict[str, Any]:
     return gate.check("roc_auc_min", auc, f">= {min_auc}", ok, detail)
 
 
-def _crash(exc: Exception) -> str:
-    first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {first}"
-
-
 def latest_production_batch(settings: Settings) -> tuple[str, pd.DataFrame] | None:
     """The most recent validated scoring batch (what the candidate would serve next)."""
     files = partition_files(settings.validated_dir)
@@ -111,7 +106,7 @@ def run_checks(
     try:
         p_cand = gate.serve(cand_model, holdout, d)
     except Exception as exc:  # noqa: BLE001 - a candidate that crashes on the holdout is blocked, not a gate error
-        checks.append(gate.check("serves_holdout", "crashed", "scores every holdout row", False, _crash(exc)))
+        checks.append(gate.check("serves_holdout", "crashed", "scores every holdout row", False, gate.describe_crash(exc)))
         return checks, facts
     masks = gate.segments(holdout, g.slices)
     facts["candidate_slices"] = gate.slice_metrics(y, p_cand, masks)
@@ -175,7 +170,7 @@ def evaluate(settings: Settings) -> dict[str, Any]:
             with mlflow.start_run(run_name="gate-candidate", nested=True):
                 cand_result = _mlflow_evaluate(candidate["model_uri"], eval_df, d.target)
         except Exception as exc:  # noqa: BLE001 - a candidate that cannot even be evaluated is blocked
-            cand_result, crash = None, _crash(exc)
+            cand_result, crash = None, gate.describe_crash(exc)
 
     if cand_result is None:
         checks = [gate.check("holdout_evaluation", "crashed", "MLflow evaluates the candidate on the holdout", False, crash)]
@@ -202,15 +197,16 @@ def evaluate(settings: Settings) -> dict[str, Any]:
             k: candidate.get(k) for k in ("git_commit", "git_dirty", "data_md5", "holdout_md5", "params_md5", "lock_sha256", "train_days", "holdout_days")
         },
     }
+    readable = format_decision(decision)
     client.log_dict(candidate["run_id"], decision, "gate/decision.json")
-    client.log_text(candidate["run_id"], format_decision(decision), "gate/decision.txt")
+    client.log_text(candidate["run_id"], readable, "gate/decision.txt")
     client.set_tag(candidate["run_id"], "gate_passed", str(passed).lower())
     if cand_auc is not None:
         client.log_metric(candidate["run_id"], "holdout_roc_auc", cand_auc)
     if champ_auc is not None:
         client.log_metric(candidate["run_id"], "champion_holdout_roc_auc", champ_auc)
     write_json(decision, settings.reports_dir / "gate" / "decision.json")
-    write_text(format_decision(decision), settings.reports_dir / "gate" / "decision.txt")
+    write_text(readable, settings.reports_dir / "gate" / "decision.txt")
     write_json(
         {"candidate_roc_auc": cand_auc, "champion_roc_auc": champ_auc, "passed": passed, "checks_failed": sum(not c["passed"] for c in checks)},
         settings.path("metrics", "gate.json"),

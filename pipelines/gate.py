@@ -34,6 +34,12 @@ def check(name: str, value: Any, threshold: str, passed: bool, detail: str = "")
     return {"check": name, "value": value, "threshold": threshold, "passed": bool(passed), "detail": detail}
 
 
+def describe_crash(exc: BaseException) -> str:
+    """An unexpected exception as one short line: its type and the first line of its message."""
+    first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first}"
+
+
 def serve(model: Any, frame: pd.DataFrame, data: DataParams) -> np.ndarray:
     """Probability of default exactly as batch scoring computes it (pipelines/score.py)."""
     from pipelines.score import predict_scores
@@ -200,7 +206,7 @@ def robustness_probes(model: Any, frame: pd.DataFrame, data: DataParams) -> list
         except PipelineError as exc:
             return "clear", str(exc)
         except Exception as exc:  # noqa: BLE001 - any other exception is exactly what we detect
-            return "crash", f"crashed with {type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
+            return "crash", f"crashed with {describe_crash(exc)}"
         if p.shape != (len(probe),) or not np.all(np.isfinite(p)) or np.any((p < 0) | (p > 1)):
             return "crash", f"invalid output (shape {p.shape}, non-finite or outside [0, 1])"
         return "ok", ""

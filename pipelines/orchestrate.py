@@ -6,7 +6,6 @@ function is keyed by an explicit day (the DAG passes the logical date), never by
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from datetime import date, datetime
@@ -67,9 +66,10 @@ def dvc_stage(stage: str) -> dict[str, Any]:
     """Run one stage of dvc.yaml with the real dvc CLI (skipped by DVC when nothing changed)."""
     if stage not in DVC_STAGES:
         raise PipelineError(f"unknown stage {stage!r}; dvc.yaml has {', '.join(DVC_STAGES)}")
+    from pipelines.cycle import tool_env
+
     s = settings()
-    bindir = os.path.dirname(sys.executable)
-    env = {**os.environ, "PIPELINES_ROOT": str(s.root), "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = tool_env(s.root)
     proc = subprocess.run(
         [sys.executable, "-m", "dvc", "repro", "--single-item", stage],
         cwd=s.root,

@@ -155,8 +155,6 @@ def _promote_locked(settings: Settings, client: Any, name: str, override_reason:
             "params_md5": candidate["params_md5"],
             "lock_sha256": candidate.get("lock_sha256", ""),
             "train_days": candidate["train_days"],
-            "gate_passed": str(decision["passed"]).lower(),
-            "gate_reasons": "; ".join(decision["reasons"]) or "all checks passed",
             "holdout_roc_auc": str(decision["candidate"]["roc_auc"]),
             "drift_profile_sha256": candidate.get("drift_profile_sha256", ""),
             "trained_through": candidate["holdout_days"].split("..")[-1],

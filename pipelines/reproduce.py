@@ -19,7 +19,6 @@ sends the data to the DVC remote after registration, so a fresh clone can fetch 
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 import sys
@@ -30,6 +29,8 @@ from typing import Any
 import numpy as np
 
 from pipelines.config import Settings
+from pipelines.cycle import log as _progress
+from pipelines.cycle import tool_env
 from pipelines.errors import PipelineError
 from pipelines.io import file_md5, read_json, write_json
 
@@ -41,16 +42,10 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: 
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def _tool_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment for `dvc` and stage commands: this interpreter's venv first on PATH."""
-    bindir = os.path.dirname(sys.executable)
-    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
-    env.update(extra or {})
-    return env
-
-
-def _progress(msg: str) -> None:
-    print(f"==> {msg}", file=sys.stderr, flush=True)
+def _last_line(proc: subprocess.CompletedProcess[str]) -> str:
+    """The last non-empty line a failed command printed (stderr first): its one-line reason."""
+    lines = [line for line in (proc.stderr or proc.stdout or "").splitlines() if line.strip()]
+    return lines[-1].strip() if lines else f"exit code {proc.returncode}"
 
 
 def dvc_remote(root: Path) -> tuple[str, str]:
@@ -69,11 +64,14 @@ def dvc_remote(root: Path) -> tuple[str, str]:
 
 def push_training_data(settings: Settings, version: str | None = None) -> dict[str, Any]:
     """`dvc push` the pipeline's cached outputs (training set, holdout, reference sample) to
-    the default remote, then tag the registered version with the remote it can be fetched from."""
-    proc = _run([sys.executable, "-m", "dvc", "push"], settings.root, _tool_env())
+    the default remote, then tag the registered version (default: the last one `promote`
+    registered) with the remote it can be fetched from."""
+    if version is None:
+        registration = settings.reports_dir / "gate" / "registration.json"
+        version = read_json(registration)["version"] if registration.is_file() else None
+    proc = _run([sys.executable, "-m", "dvc", "push"], settings.root, tool_env(settings.root))
     if proc.returncode != 0:
-        last = [line for line in (proc.stderr or proc.stdout).splitlines() if line.strip()]
-        raise PipelineError(f"`dvc push` failed: {last[-1] if last else 'no output'}")
+        raise PipelineError(f"`dvc push` failed: {_last_line(proc)}")
     name, url = dvc_remote(settings.root)
     if version:
         from pipelines.tracking import setup_mlflow
@@ -81,7 +79,7 @@ def push_training_data(settings: Settings, version: str | None = None) -> dict[s
         client = setup_mlflow(settings)
         client.set_model_version_tag(settings.p.project.model_name, version, "dvc_remote", f"{name} ({url})")
     summary = (proc.stdout.strip().splitlines() or ["nothing to push"])[-1]
-    return {"remote": name, "url": url, "pushed": summary}
+    return {"remote": name, "url": url, "pushed": summary, "version": version}
 
 
 def _resolve(settings: Settings, ref: str) -> Any:
@@ -120,10 +118,10 @@ def _fetch_by_hash(worktree: Path, remote_url: str, remote_name: str, wanted: di
                 problems.append(f"{TRAINING_FILES[key]} in DVC remote {remote_name} is corrupted: {stored} has md5 {actual}, registered {md5}")
         if problems:
             raise PipelineError("cannot reproduce: " + "; ".join(problems))
-    env = _tool_env()
+    env = tool_env(worktree)
     cfg = _run([sys.executable, "-m", "dvc", "remote", "modify", "--local", remote_name, "url", remote_url], worktree, env)
     if cfg.returncode != 0:
-        raise PipelineError(f"cannot point the worktree at DVC remote {remote_name}: {cfg.stderr.strip().splitlines()[-1:]}")
+        raise PipelineError(f"cannot point the worktree at DVC remote {remote_name}: {_last_line(cfg)}")
     pull = _run([sys.executable, "-m", "dvc", "pull", *targets], worktree, env)
     out: dict[str, Path] = {}
     problems = []
@@ -140,7 +138,7 @@ def _fetch_by_hash(worktree: Path, remote_url: str, remote_name: str, wanted: di
     if problems:
         raise PipelineError("cannot reproduce: " + "; ".join(problems))
     if pull.returncode != 0:
-        raise PipelineError(f"`dvc pull` failed: {(pull.stderr or pull.stdout).strip().splitlines()[-1:]}")
+        raise PipelineError(f"`dvc pull` failed: {_last_line(pull)}")
     return out
 
 
@@ -184,7 +182,8 @@ def reproduce(settings: Settings, ref: str, keep: bool = False) -> dict[str, Any
     _progress(f"checking out commit {commit[:12]} of v{version} in a temporary worktree {worktree}")
     add = _run(["git", "worktree", "add", "--detach", str(worktree), commit], settings.root)
     if add.returncode != 0:
-        raise PipelineError(f"git worktree add failed: {add.stderr.strip().splitlines()[-1:]}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise PipelineError(f"git worktree add failed: {_last_line(add)}")
     try:
         differences: list[str] = []
         checks: dict[str, Any] = {}
@@ -214,13 +213,13 @@ def reproduce(settings: Settings, ref: str, keep: bool = False) -> dict[str, Any
         shutil.copyfile(window_local, worktree / "data/training/window.json")
 
         _progress("re-running the training stages (validate_training, train) of that commit, into a scratch MLflow store")
-        # No MLFLOW_* variables: the rebuild logs to the worktree's own SQLite store, never the live one.
-        stage_env = {k: v for k, v in _tool_env({"PYTHONPATH": str(worktree)}).items() if not k.startswith("MLFLOW_")}
+        # The worktree is the project root (never an inherited PIPELINES_ROOT), and no MLFLOW_*
+        # variables: the rebuild logs to the worktree's own SQLite store, never the live one.
+        stage_env = {k: v for k, v in tool_env(worktree, PYTHONPATH=str(worktree)).items() if not k.startswith("MLFLOW_")}
         for stage_cmd in (["validate", "--training"], ["train"]):
             proc = _run([sys.executable, "-m", "pipelines", *stage_cmd], worktree, stage_env)
             if proc.returncode != 0:
-                last = [line for line in (proc.stderr or proc.stdout).splitlines() if line.strip()]
-                raise PipelineError(f"rebuild step `{' '.join(stage_cmd)}` failed: {last[-1] if last else proc.returncode}")
+                raise PipelineError(f"rebuild step `{' '.join(stage_cmd)}` failed: {_last_line(proc)}")
         rebuilt = read_json(worktree / "models" / "candidate.json")
 
         _progress("comparing the rebuilt model with the registered one on the recorded holdout")
