@@ -5,11 +5,12 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-from-lock
+SPARK_STAMP := $(VENV)/.installed-spark
 # pip prints a warning per package for index folders this machine's pip.conf lists but lacks
 PIPFILTER := sed -u '/is ignored: it is neither a file nor a directory/d'
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-unit mlflow-ui up down unpause clean-data lock
+.PHONY: help venv spark run test test-unit mlflow-ui up down unpause clean-data lock
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -22,10 +23,17 @@ $(STAMP): requirements.lock
 	@$(PY) -m pip install --quiet --disable-pip-version-check --no-input -r requirements.lock 2>&1 | $(PIPFILTER)
 	@touch $(STAMP)
 
+spark: $(SPARK_STAMP) ## Add pyspark to .venv (requirements-spark.lock, ~460 MB) for `drift --engine spark`; needs Java 17+
+
+$(SPARK_STAMP): requirements-spark.lock $(STAMP)
+	@echo "==> adding pyspark to $(VENV) from requirements-spark.lock (first time: about 1-2 minutes)"
+	@$(PY) -m pip install --quiet --disable-pip-version-check --no-input -c requirements.lock -r requirements-spark.lock 2>&1 | $(PIPFILTER)
+	@touch $(SPARK_STAMP)
+
 run: venv ## Run the whole daily cycle once on simulated data (simulate, validate, dvc repro, score, drift)
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pipelines run
 
-test: venv ## Run the whole test suite (unit + integration, real tools)
+test: venv spark ## Run the whole test suite (unit + integration, real tools, Spark included)
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest
 
 test-unit: venv ## Run only the fast unit tests

@@ -1,6 +1,6 @@
 """Drift benchmark: our streamed PSI against Evidently's DataDriftPreset(method="psi").
 
-    .venv/bin/python bench/drift_bench.py [--rows 1000000] [--big-rows 10000000]
+    .venv/bin/python bench/drift_bench.py [--rows 1000000] [--big-rows 10000000] [--spark]
 
 In one run, on the same data (20 numerical + 3 categorical columns; reference and current
 batches of --rows rows, the current one shifted on a few columns), each measured in its own
@@ -12,7 +12,9 @@ process (peak RSS = the child's own VmHWM, polled):
              loaded in memory (loading not timed).
 Files are read once before each measured run so all start from the page cache.
 Then ours alone on a --big-rows Parquet batch (peak memory goal: under 1 GB), and a check that
-our PSI values equal a straightforward numpy computation on the same bins to 1e-9.
+our PSI values equal a straightforward numpy computation on the same bins to 1e-9. With --spark,
+also the Spark engine (pipelines/drift_spark.py, local[*]) on the 1 M-row batch, and its PSI
+against ours.
 """
 
 from __future__ import annotations
@@ -33,16 +35,17 @@ from bench.measure import run_measured  # noqa: E402
 
 NUM = [f"n{i}" for i in range(20)]
 CAT = ["c0", "c1", "c2"]
+RUNS = 5  # ours is timed 5 times (median): single runs here vary 2x with first-touch memory
 
 OURS = r"""
 import json, sys, time
 from pipelines.config import DataParams
 import pyarrow.parquet  # imports outside the clock, as for Evidently
-from pipelines.profile import Accumulator, stream_parquet
+from pipelines.profile import Accumulator, stream_batches
 profile = json.load(open(sys.argv[1]))
 t = time.perf_counter()
 acc = Accumulator(profile)
-for chunk in stream_parquet(sys.argv[2], list(acc.counts), int(sys.argv[3])):
+for chunk in stream_batches(sys.argv[2], list(acc.counts), int(sys.argv[3])):
     acc.add(chunk)
 res = acc.result()
 dt = time.perf_counter() - t
@@ -63,6 +66,23 @@ snap = Report([DataDriftPreset(method="psi")]).run(cur, ref)
 d = snap.dict()
 dt = time.perf_counter() - t
 print(json.dumps({"seconds": dt}))
+sys.stdout.flush()
+import os; os._exit(0)
+"""
+
+
+SPARK = r"""
+import json, sys, time
+from pipelines.drift_spark import spark_counts, spark_session
+from pipelines.profile import feature_drift
+profile = json.load(open(sys.argv[1]))
+t0 = time.perf_counter()
+spark = spark_session("local[*]")
+t = time.perf_counter()
+counts, nulls, rows = spark_counts(spark.read.parquet(sys.argv[2]), profile)
+res = feature_drift(profile, counts, nulls, rows)
+dt = time.perf_counter() - t
+print(json.dumps({"seconds": dt, "startup": t - t0, "psi": {c: r["psi"] for c, r in res.items()}}))
 sys.stdout.flush()
 import os; os._exit(0)
 """
@@ -135,7 +155,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--big-rows", type=int, default=10_000_000)
-    ap.add_argument("--chunk-rows", type=int, default=500_000)
+    ap.add_argument("--chunk-rows", type=int, default=100_000)
+    ap.add_argument("--spark", action="store_true", help="also time the Spark engine (local[*]) on the same batch (`make spark` first)")
     args = ap.parse_args()
 
     from pipelines.config import DataParams
@@ -152,13 +173,13 @@ def main() -> None:
     (tmp / "profile.json").write_text(json.dumps(profile))
     os.sync()  # no writeback of the fresh files competing with the measured reads
 
-    print("ours (3 runs, median) ...", file=sys.stderr)
+    print(f"ours ({RUNS} runs, median) ...", file=sys.stderr)
     runs = []
-    for _ in range(3):
+    for _ in range(RUNS):
         warm(tmp / "current.parquet")
         runs.append(measured([sys.executable, "-c", OURS, str(tmp / "profile.json"), str(tmp / "current.parquet"), str(args.chunk_rows)]))
     print("  " + ", ".join(f"{r[0]['seconds']:.2f}s" for r in runs), file=sys.stderr)
-    ours, ours_wall, ours_rss = sorted(runs, key=lambda r: r[0]["seconds"])[1]
+    ours, ours_wall, ours_rss = sorted(runs, key=lambda r: r[0]["seconds"])[RUNS // 2]
     print("evidently ...", file=sys.stderr)
     warm(tmp / "reference.parquet", tmp / "current.parquet")
     ev, ev_wall, ev_rss = measured([sys.executable, "-c", EVIDENTLY, str(tmp / "reference.parquet"), str(tmp / "current.parquet")])
@@ -174,6 +195,14 @@ def main() -> None:
         q = np.array([(cur[c] == k).sum() for k in cats] + [(~cur[c].isin(cats)).sum()], dtype="float64")
         p_, q_ = np.where(r == 0, 1e-4, r / r.sum()), np.where(q == 0, 1e-4, q / q.sum())
         worst = max(worst, abs(float(np.sum((q_ - p_) * np.log(q_ / p_))) - ours["psi"][c]))
+
+    spark = None
+    if args.spark:
+        print("spark engine (local[*]) ...", file=sys.stderr)
+        warm(tmp / "current.parquet")
+        spark = measured([sys.executable, "-c", SPARK, str(tmp / "profile.json"), str(tmp / "current.parquet")])
+        spark_diff = max(abs(spark[0]["psi"][c] - ours["psi"][c]) for c in ours["psi"])
+        print(f"  {spark[0]['seconds']:.2f}s after a {spark[0]['startup']:.1f}s start-up", file=sys.stderr)
 
     print(f"writing a {args.big_rows:,}-row batch ...", file=sys.stderr)
     import pyarrow as pa
@@ -200,11 +229,16 @@ def main() -> None:
     print("| run | rows | time (process wall) | peak RSS |")
     print("| --- | --- | --- | --- |")
     print(f"| Evidently DataDriftPreset(method=\"psi\") | {args.rows:,} | {ev['seconds']:.2f} s ({ev_wall:.1f} s) | {ev_rss:.0f} MB |")
-    print(f"| ours: streamed PSI, frozen bins (median of 3 runs: {times} s) | {args.rows:,} | {ours['seconds']:.2f} s ({ours_wall:.1f} s) | {ours_rss:.0f} MB |")
+    print(f"| ours: streamed PSI, frozen bins (median of {RUNS} runs: {times} s) | {args.rows:,} | {ours['seconds']:.2f} s ({ours_wall:.1f} s) | {ours_rss:.0f} MB |")
     print(f"| ours: streamed PSI, frozen bins | {args.big_rows:,} | {big['seconds']:.2f} s ({big_wall:.1f} s) | {big_rss:.0f} MB |")
+    if spark is not None:
+        print(f"| ours, Spark engine local[*] (after a {spark[0]['startup']:.1f} s session start; peak RSS of the Python driver only, the JVM is its child) "
+              f"| {args.rows:,} | {spark[0]['seconds']:.2f} s ({spark[1]:.1f} s) | {spark[2]:.0f} MB |")
     print(f"\nSpeed-up on {args.rows:,} rows: {ev['seconds'] / ours['seconds']:.0f}x (computation), "
           f"{ev_wall / ours_wall:.1f}x (process wall, incl. imports and Evidently's data loading).")
     print(f"Largest |our PSI - numpy PSI on the same bins| over {len(NUM) + len(CAT)} columns: {worst:.2e}")
+    if spark is not None:
+        print(f"Largest |Spark engine PSI - streamed PSI| over {len(NUM) + len(CAT)} columns: {spark_diff:.2e}")
     sys.stdout.flush()
     os._exit(0)
 

@@ -253,12 +253,18 @@ def score(date: Optional[str] = typer.Option(None, "--date", help="Day to score;
 
 
 @app.command()
-def drift(date: Optional[str] = typer.Option(None, "--date", help="Day to check; default the latest validated.")) -> None:
+def drift(
+    date: Optional[str] = typer.Option(None, "--date", help="Day to check; default the latest validated."),
+    engine: Optional[str] = typer.Option(None, "--engine", help="arrow (streamed here) or spark; default drift.engine in params.yaml."),
+    source: Optional[str] = typer.Option(
+        None, "--input", help="Batch to check instead of data/validated/<day>.parquet (spark: any URI it reads, e.g. s3a://...)."
+    ),
+) -> None:
     """PSI per feature against the champion's reference (Evidently); says if retraining is due."""
     from pipelines.drift import drift as fn
 
     def go() -> Any:
-        res = fn(_settings(), _day(date))
+        res = fn(_settings(), _day(date), engine, source)
         print(f"drift: retrain {'DUE' if res['retrain'] else 'not due'} - {res['reason']}", file=sys.stderr)
         return res
 

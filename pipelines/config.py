@@ -112,8 +112,10 @@ class DriftParams(_Section):
     n_bins: int = Field(10, ge=2, le=100)
     consecutive_windows: int = Field(2, ge=1)
     cooldown_days: int = Field(3, ge=0)
-    chunk_rows: int = Field(500_000, ge=1000)
+    chunk_rows: int = Field(100_000, ge=1000)
     report_sample_rows: int = Field(20_000, ge=100)
+    engine: Literal["arrow", "spark"] = "arrow"
+    spark_master: str = "local[*]"
 
 
 class Params(_Section):

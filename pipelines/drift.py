@@ -165,29 +165,45 @@ def write_report(current_sample: pd.DataFrame, reference_sample: pd.DataFrame, p
     return psi_from_snapshot(snapshot.dict())
 
 
-def drift(settings: Settings, day: date) -> dict[str, Any]:
-    """Drift of the validated batch of ``day``: JSON summary, HTML report, MLflow run."""
+def drift(settings: Settings, day: date, engine: str | None = None, source: str | None = None) -> dict[str, Any]:
+    """Drift of the validated batch of ``day``: JSON summary, HTML report, MLflow run.
+
+    ``engine`` (default ``drift.engine``) counts the batch into the frozen bins: "arrow"
+    streams a local Parquet file in chunks, "spark" runs the same counts in Spark SQL
+    (pipelines/drift_spark.py). ``source`` replaces the validated file, e.g. a URI Spark reads.
+    """
     import mlflow
 
     from pipelines.features import model_input
-    from pipelines.profile import Accumulator, bin_numeric, psi as psi_of, stream_parquet
+    from pipelines.profile import Accumulator, bin_numeric, psi as psi_of, stream_batches, stream_parquet
     from pipelines.tracking import setup_mlflow
 
     d, dp = settings.p.data, settings.p.drift
+    engine = engine or dp.engine
+    if engine not in ("arrow", "spark"):
+        raise PipelineError(f"unknown drift engine {engine!r}: use arrow or spark")
     src = settings.validated_dir / f"{day.isoformat()}.parquet"
-    if not src.is_file():
+    if source is None and not src.is_file():
         raise PipelineError(f"no validated batch for {day} ({src} missing): run `validate --date {day}` first")
+    if source is not None and engine == "arrow" and not Path(source).is_file():
+        raise PipelineError(f"no Parquet file at {source} (the arrow engine reads local files; use --engine spark for URIs)")
     setup_mlflow(settings)
     profile, champion = champion_profile(settings)
-    acc = Accumulator(profile)
     sample: list[pd.DataFrame] = []
-    kept = 0
-    for chunk in stream_parquet(src, list(acc.counts), dp.chunk_rows):
-        acc.add(chunk)
-        if kept < dp.report_sample_rows:
-            sample.append(chunk.head(dp.report_sample_rows - kept))
-            kept += len(sample[-1])
-    per_feature = acc.result()
+    if engine == "spark":
+        from pipelines.drift_spark import spark_drift
+
+        per_feature, rows, head = spark_drift(source or str(src), profile, dp.spark_master or None, dp.report_sample_rows)
+        sample.append(head)
+    else:
+        acc = Accumulator(profile)
+        kept = 0
+        for chunk in stream_batches(Path(source) if source else src, list(acc.counts), dp.chunk_rows):
+            acc.add(chunk)
+            if kept < dp.report_sample_rows:
+                sample.append(chunk.slice(0, dp.report_sample_rows - kept).to_pandas())
+                kept += len(sample[-1])
+        per_feature, rows = acc.result(), acc.rows
     psi = {c: r["psi"] for c, r in per_feature.items()}
 
     score_psi = None
@@ -237,10 +253,11 @@ def drift(settings: Settings, day: date) -> dict[str, Any]:
         "score_psi": None if score_psi is None else round(score_psi, 6),
         **decision,
         "report_html": str(html),
-        "rows": int(acc.rows),
+        "rows": int(rows),
+        "engine": engine,
     }
     with mlflow.start_run(run_name=f"drift-{day.isoformat()}"):
-        mlflow.set_tags({"step": "drift", "day": day.isoformat(), "champion_version": str(champion.version), "reason": decision["reason"][:5000]})
+        mlflow.set_tags({"step": "drift", "day": day.isoformat(), "champion_version": str(champion.version), "engine": engine, "reason": decision["reason"][:5000]})
         metrics = {f"psi_{k}": v for k, v in psi.items()}
         if score_psi is not None:
             metrics["score_psi"] = score_psi

@@ -32,6 +32,7 @@ RUNS_PIPELINES = {"airflow-worker", "pipelines"}
 OPTIONAL_ENV = {
     "PATH": "the image's PATH",
     "MLFLOW_REGISTRY_URI": "defaults to the tracking URI (the server is the registry too)",
+    "JAVA_HOME": "only `drift --engine spark` reads it; the image has no pyspark (requirements-spark.lock) and runs the arrow engine",
 }
 VAR = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 

@@ -229,6 +229,23 @@ def test_feature_drift_calls_for_retraining_after_k_days_naming_logins(project: 
     assert summary["score_psi"] is not None
 
 
+def test_spark_engine_gives_the_same_drift_summary(project: Project) -> None:
+    """`drift --engine spark` counts in Spark SQL: same PSI, null rates, rows and decision."""
+    from tests.integration.java import ensure_java
+
+    ensure_java()
+    path = project.root / "data/reports/drift/2026-01-22.json"
+    arrow = json.loads(path.read_text())
+    res = project.cli("drift", "--date", "2026-01-22", "--engine", "spark")
+    spark = json.loads(path.read_text())
+    assert arrow["engine"] == "arrow" and spark["engine"] == "spark"
+    for key in ("psi", "null_rate", "rows", "score_psi", "retrain", "drifted_features", "reason"):
+        assert spark[key] == arrow[key], key
+    assert "retrain DUE" in res.stderr
+    bad = project.cli("drift", "--date", "2026-01-22", "--engine", "spark", "--input", str(project.root / "nowhere"), ok=False)
+    assert bad.returncode == 1 and "spark cannot read" in bad.stderr and "Traceback" not in bad.stderr
+
+
 def test_real_performance_once_labels_mature(project: Project) -> None:
     project.cli("score", "--date", "2026-01-12")  # a day whose labels have matured
     res = project.cli("--json", "performance", "--date", "2026-01-12")

@@ -42,6 +42,33 @@ def test_streamed_counts_equal_one_pass(settings) -> None:
     assert {c: r["psi"] for c, r in one.result().items()} == {c: r["psi"] for c, r in many.result().items()}
 
 
+def test_arrow_batches_count_like_dataframes(settings, tmp_path) -> None:
+    """The drift job streams pyarrow RecordBatches (no DataFrame per chunk): same counts,
+    nulls and PSI as the DataFrame path, with nulls, integer columns and dictionary strings."""
+    from pipelines.profile import stream_batches
+
+    ref = model_input(generate_day(D, 3000, 1).batch, settings.p.data)
+    prof = build_profile(ref, np.zeros(len(ref)), settings.p.data, 10)
+    cur = model_input(generate_day(date(2026, 1, 11), 2500, 1).batch, settings.p.data)
+    cur.loc[::7, "income"] = np.nan
+    cur.loc[::11, "region"] = None
+    cur.loc[::13, "region"] = "atlantis"  # unseen category
+    cur["age"] = cur["age"].round().astype("Int64")  # integer column with nulls
+    cur.loc[::17, "age"] = pd.NA
+    path = tmp_path / "cur.parquet"
+    cur.to_parquet(path)
+    frames, batches = Accumulator(prof), Accumulator(prof)
+    frames.add(cur)
+    for batch in stream_batches(path, list(batches.counts), 400):
+        assert not isinstance(batch, pd.DataFrame)
+        batches.add(batch)
+    assert batches.rows == frames.rows == len(cur)
+    assert {c: v.tolist() for c, v in batches.counts.items()} == {c: v.tolist() for c, v in frames.counts.items()}
+    assert batches.nulls == frames.nulls and batches.nulls["income"] > 0 and batches.nulls["age"] > 0
+    assert batches.counts["region"][-1] > 0  # the unseen bin
+    assert batches.result() == frames.result()
+
+
 def test_missing_column_is_a_clear_error(settings) -> None:
     from pipelines.errors import PipelineError
 

@@ -1,0 +1,105 @@
+"""The drift counts on Spark, for batches larger than one machine.
+
+The same computation as the streamed path (pipelines/profile.py), expressed in Spark SQL: every
+value gets the bin index of the champion's frozen profile ("how many edges does it exceed" for a
+numerical feature, the position in the training categories or the "unseen" bin for a
+categorical one; nulls and NaN apart), and a GROUP BY of that index counts each feature. Only
+those counts (a few hundred integers) come back to the driver, where ``feature_drift`` turns
+them into PSI exactly as for the streamed path: one number, whichever engine counted.
+
+Nothing here is a distributed engine of our own: Spark distributes the scan and the sums.
+``drift --engine spark`` (or ``drift.engine: spark`` in params.yaml) uses it; ``drift.spark_master``
+picks the cluster (``local[*]`` by default; empty to keep what spark-submit configured).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any
+
+import pandas as pd
+
+from pipelines.errors import PipelineError
+from pipelines.profile import feature_drift
+
+
+def spark_session(master: str | None) -> Any:
+    """A SparkSession (pyspark from requirements-spark.lock; Java 17+ on PATH or JAVA_HOME)."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:
+        raise PipelineError("the spark engine needs pyspark: `make spark` installs it from requirements-spark.lock") from exc
+    if not (os.environ.get("JAVA_HOME") or shutil.which("java")):
+        raise PipelineError("the spark engine needs Java 17 or newer: no `java` on PATH and JAVA_HOME is not set")
+    builder = SparkSession.builder.appName("pipelines-drift")
+    if master:
+        builder = builder.master(master)
+    conf = {
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.session.timeZone": "UTC",
+        # pandas writes nanosecond timestamps (event_ts), which Spark refuses to read otherwise;
+        # the drift job never reads them, but the file's schema must load
+        "spark.sql.legacy.parquet.nanosAsLong": "true",
+    }
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("FATAL")  # failures reach the user as our one-line error
+    return spark
+
+
+def bin_column(name: str, frozen: dict[str, Any], numerical: bool) -> Any:
+    """A Spark column: the value's bin index in the frozen profile, -1 for a null."""
+    from pyspark.sql import functions as F
+
+    if numerical:
+        x = F.col(name).try_cast("double")
+        exceeded = sum(((x > F.lit(float(edge))).cast("int") for edge in frozen["edges"]), F.lit(0))
+        # Spark orders NaN above every number: NaN counts as null, as in the streamed path
+        return F.when(x.isNull() | F.isnan(x), F.lit(-1)).otherwise(exceeded)
+    x = F.col(name).cast("string")
+    cats = frozen["categories"]
+    position = F.lit(len(cats))  # the "unseen" bin
+    if cats:
+        lookup = F.create_map(*[F.lit(v) for i, c in enumerate(cats) for v in (c, i)])
+        position = F.coalesce(lookup[x], position)
+    return F.when(x.isNull(), F.lit(-1)).otherwise(position)
+
+
+def spark_counts(df: Any, profile: dict[str, Any]) -> tuple[dict[str, list[int]], dict[str, int], int]:
+    """Counts per frozen bin, nulls per feature and rows of a Spark DataFrame.
+
+    Per feature, a GROUP BY of the bin index: Parquet is columnar, so each scan reads one
+    column; Spark pre-aggregates on every partition, so only (bin, count) rows come back.
+    """
+    features = {**{c: (p, True) for c, p in profile["numerical"].items()},
+                **{c: (p, False) for c, p in profile["categorical"].items()}}
+    missing = [c for c in features if c not in df.columns]
+    if missing:
+        raise PipelineError(f"batch lacks columns of the reference profile: {missing}")
+    counts, nulls, rows = {}, {}, 0
+    for col, (frozen, numerical) in features.items():
+        counts[col], nulls[col] = [0] * len(frozen["counts"]), 0
+        for row in df.groupBy(bin_column(col, frozen, numerical).alias("bin")).count().collect():
+            if row["bin"] < 0:
+                nulls[col] = int(row["count"])
+            else:
+                counts[col][row["bin"]] = int(row["count"])
+        rows = sum(counts[col]) + nulls[col]
+    return counts, nulls, rows
+
+
+def spark_drift(source: str, profile: dict[str, Any], master: str | None, sample_rows: int) -> tuple[dict[str, Any], int, pd.DataFrame]:
+    """PSI per feature of the Parquet batch at ``source`` (any path or URI Spark reads), the
+    row count, and the first ``sample_rows`` rows (for the Evidently report's histograms)."""
+    spark = spark_session(master)
+    try:
+        df = spark.read.parquet(source)
+    except Exception as exc:  # AnalysisException: path missing, not Parquet, ...
+        raise PipelineError(f"spark cannot read {source}: {str(exc).splitlines()[0]}") from exc
+    counts, nulls, rows = spark_counts(df, profile)
+    features = list(counts)
+    sample = df.select(*features).limit(sample_rows).toPandas() if sample_rows else pd.DataFrame(columns=features)
+    return feature_drift(profile, counts, nulls, rows), rows, sample

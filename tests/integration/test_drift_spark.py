@@ -1,0 +1,130 @@
+"""The Spark engine of the drift job counts exactly what the streamed engine counts.
+
+Runs a real local Spark (pyspark from requirements-spark.lock, installed by `make test`; Java 17
+from the machine, or from Debian's packages when it is missing) on Parquet files, against the
+streamed pyarrow counting of pipelines/profile.py on the same files. Equal counts mean equal
+PSI: both end in the same ``feature_drift``. A cluster cannot run here; `local[2]` runs the same
+plan on two executor threads.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines.errors import PipelineError
+from pipelines.features import model_input
+from pipelines.profile import Accumulator, build_profile, stream_batches
+from pipelines.simulate import generate_day
+from tests.integration.java import ensure_java
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def spark():
+    from pipelines.drift_spark import spark_session
+
+    ensure_java()
+    session = spark_session("local[2]")
+    yield session
+    session.stop()
+
+
+def awkward_batch(settings, day: date, rows: int) -> pd.DataFrame:
+    """A batch with everything the two engines could disagree on."""
+    cur = model_input(generate_day(day, rows, 1).batch, settings.p.data)
+    cur["income"] = cur["income"].astype("float64")
+    cur.loc[::7, "income"] = np.nan  # written as real NaN values (write_parquet); both engines: null
+    cur.loc[3, "income"] = np.inf  # beyond every edge: last bin
+    cur.loc[4, "income"] = -np.inf  # below every edge: first bin
+    cur["region"] = cur["region"].astype("object")
+    cur.loc[::11, "region"] = None
+    cur.loc[::13, "region"] = "atlantis"  # unseen category
+    cur.loc[5, "region"] = ""  # an empty string is a value, not a null
+    cur["age"] = cur["age"].round().astype("Int64")  # integers with nulls
+    cur.loc[::17, "age"] = pd.NA
+    # not a feature, but in every batch: pandas writes nanosecond timestamps, which Spark reads
+    # only with spark.sql.legacy.parquet.nanosAsLong
+    cur["event_ts"] = pd.Timestamp(day) + pd.to_timedelta(np.arange(len(cur)) * 1001, unit="ns")
+    return cur
+
+
+def write_parquet(df: pd.DataFrame, path: Path) -> None:
+    """Parquet with real NaN values in ``income`` (pandas would write them as nulls) and real
+    nulls in ``credit_limit``: Spark orders NaN above every number, so the two must be told apart."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    i = table.schema.get_field_index("income")
+    table = table.set_column(i, "income", pa.array(df["income"].to_numpy(dtype="float64")))  # NaN stays NaN
+    assert pa.compute.sum(pa.compute.is_nan(table["income"])).as_py() > 0
+    limit = df["credit_limit"].astype("float64").to_numpy()
+    mask = np.zeros(len(df), dtype=bool)
+    mask[::19] = True
+    j = table.schema.get_field_index("credit_limit")
+    table = table.set_column(j, "credit_limit", pa.array(limit, mask=mask))
+    pq.write_table(table, path)
+
+
+def test_spark_counts_equal_the_streamed_counts(spark, settings, tmp_path: Path) -> None:
+    from pipelines.drift_spark import spark_counts
+
+    ref = model_input(generate_day(date(2026, 1, 10), 4000, 1).batch, settings.p.data)
+    profile = build_profile(ref, np.zeros(len(ref)), settings.p.data, 10)
+    # exact bin edges occur as values: (e[i-1], e[i]] must put them in the same bin on both sides
+    cur = awkward_batch(settings, date(2026, 1, 11), 3000)
+    edge = profile["numerical"]["income"]["edges"][2]
+    cur.loc[20:40, "income"] = edge
+    path = tmp_path / "batch"
+    path.mkdir()
+    # two files: Spark reads a folder of parts as one batch, as on a cluster
+    write_parquet(cur.iloc[:1700], path / "part-0.parquet")
+    write_parquet(cur.iloc[1700:], path / "part-1.parquet")
+
+    streamed = Accumulator(profile)
+    for part in sorted(path.glob("*.parquet")):
+        for batch in stream_batches(part, list(streamed.counts), 500):
+            streamed.add(batch)
+    counts, nulls, rows = spark_counts(spark.read.parquet(str(path)), profile)
+
+    assert rows == streamed.rows == len(cur)
+    assert counts == {c: v.tolist() for c, v in streamed.counts.items()}
+    assert nulls == streamed.nulls
+    assert min(nulls["income"], nulls["credit_limit"], nulls["age"], nulls["region"]) > 0
+    assert counts["region"][-1] > 0  # the unseen bin ("atlantis", "")
+
+
+def test_spark_drift_psi_is_the_streamed_psi(spark, settings, tmp_path: Path) -> None:
+    from pipelines.drift_spark import spark_drift
+
+    ref = model_input(generate_day(date(2026, 1, 10), 4000, 1).batch, settings.p.data)
+    profile = build_profile(ref, np.zeros(len(ref)), settings.p.data, 10)
+    cur = awkward_batch(settings, date(2026, 1, 12), 2500)
+    cur["logins_30d"] = cur["logins_30d"] * 3  # a drifted feature
+    write_parquet(cur, tmp_path / "cur.parquet")
+    streamed = Accumulator(profile)
+    for batch in stream_batches(tmp_path / "cur.parquet", list(streamed.counts), 1000):
+        streamed.add(batch)
+
+    result, rows, sample = spark_drift(str(tmp_path / "cur.parquet"), profile, "local[2]", 100)
+    assert result == streamed.result()  # the same floats, not merely close
+    assert result["logins_30d"]["psi"] > 0.2 > result["age"]["psi"]
+    assert rows == len(cur) and len(sample) == 100 and set(sample.columns) == set(streamed.counts)
+
+
+def test_missing_column_and_unreadable_input_are_clear_errors(spark, settings, tmp_path: Path) -> None:
+    from pipelines.drift_spark import spark_counts, spark_drift
+
+    ref = model_input(generate_day(date(2026, 1, 10), 500, 1).batch, settings.p.data)
+    profile = build_profile(ref, np.zeros(len(ref)), settings.p.data, 10)
+    ref.drop(columns=["logins_30d"]).to_parquet(tmp_path / "short.parquet")
+    with pytest.raises(PipelineError, match=r"lacks columns of the reference profile: \['logins_30d'\]"):
+        spark_counts(spark.read.parquet(str(tmp_path / "short.parquet")), profile)
+    with pytest.raises(PipelineError, match="spark cannot read .*nowhere"):
+        spark_drift(str(tmp_path / "nowhere"), profile, "local[2]", 10)
