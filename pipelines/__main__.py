@@ -264,6 +264,8 @@ def drift(
     from pipelines.drift import drift as fn
 
     def go() -> Any:
+        if source and not date:
+            raise PipelineError("--input needs --date: the day the batch is for (its report and the retrain streak are kept by day)")
         res = fn(_settings(), _day(date), engine, source)
         print(f"drift: retrain {'DUE' if res['retrain'] else 'not due'} - {res['reason']}", file=sys.stderr)
         return res

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -43,8 +44,10 @@ def psi_from_snapshot(snapshot: dict[str, Any]) -> dict[str, float]:
 
 
 def drifted_features(psi: dict[str, float], threshold: float) -> list[str]:
-    """Features whose PSI passes the threshold, worst first (pure)."""
-    return sorted((c for c, v in psi.items() if v > threshold), key=lambda c: -psi[c])
+    """Features whose PSI passes the threshold, worst first (pure). A NaN PSI means the batch
+    has no non-null value of the feature at all (the reference always has some): drifted, first."""
+    nan = [c for c, v in psi.items() if math.isnan(v)]
+    return nan + sorted((c for c, v in psi.items() if v > threshold), key=lambda c: -psi[c])
 
 
 def retrain_decision(
@@ -84,7 +87,9 @@ def retrain_decision(
     if not drifted:
         reason = f"no feature has PSI above {threshold}"
     else:
-        what = "PSI above " + str(threshold) + " on " + ", ".join(f"{c} ({psi[c]:.3f})" for c in drifted)
+        what = "PSI above " + str(threshold) + " on " + ", ".join(
+            f"{c} ({'all null' if math.isnan(psi[c]) else format(psi[c], '.3f')})" for c in drifted
+        )
         reason = what + ("" if retrain else " - not retraining: " + "; ".join(brakes))
     return {"retrain": retrain, "drifted_features": drifted, "streak": streak, "brakes": brakes, "reason": reason}
 
@@ -170,7 +175,9 @@ def drift(settings: Settings, day: date, engine: str | None = None, source: str 
 
     ``engine`` (default ``drift.engine``) counts the batch into the frozen bins: "arrow"
     streams a local Parquet file in chunks, "spark" runs the same counts in Spark SQL
-    (pipelines/drift_spark.py). ``source`` replaces the validated file, e.g. a URI Spark reads.
+    (pipelines/drift_spark.py). ``source`` replaces the validated file, e.g. a URI Spark reads;
+    it is not validated here, and prediction drift is skipped (the local predictions of ``day``
+    need not be of that batch).
     """
     import mlflow
 
@@ -204,11 +211,13 @@ def drift(settings: Settings, day: date, engine: str | None = None, source: str 
                 sample.append(chunk.slice(0, dp.report_sample_rows - kept).to_pandas())
                 kept += len(sample[-1])
         per_feature, rows = acc.result(), acc.rows
+    if rows == 0:
+        raise PipelineError(f"the batch for {day} ({source or src}) has no rows: nothing to compare")
     psi = {c: r["psi"] for c, r in per_feature.items()}
 
     score_psi = None
     pred = settings.predictions_dir / f"{day.isoformat()}.parquet"
-    if pred.is_file():
+    if source is None and pred.is_file():
         counts = None
         for chunk in stream_parquet(pred, ["score", "model_version"], dp.chunk_rows):
             mine = chunk["score"][chunk["model_version"] == str(champion.version)].to_numpy(dtype="float64")

@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from pipelines.errors import PipelineError
-from pipelines.profile import feature_drift
+from pipelines.profile import check_columns, feature_drift
 
 
 def spark_session(master: str | None) -> Any:
@@ -45,21 +45,41 @@ def spark_session(master: str | None) -> Any:
     }
     for key, value in conf.items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    try:
+        spark = builder.getOrCreate()
+    except Exception as exc:  # PySparkRuntimeError JAVA_GATEWAY_EXITED: an old or broken Java, ...
+        java = os.environ.get("JAVA_HOME") or shutil.which("java")
+        raise PipelineError(f"Spark could not start (needs Java 17+; using {java}): {first_line(exc)}") from exc
     spark.sparkContext.setLogLevel("FATAL")  # failures reach the user as our one-line error
     return spark
 
 
-def bin_column(name: str, frozen: dict[str, Any], numerical: bool) -> Any:
+def first_line(exc: BaseException) -> str:
+    """The message of a Spark/Py4J error without the JVM stack trace."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    useful = [line for line in lines if not line.startswith(("An error occurred while calling", "at ", "JVM stacktrace"))]
+    return (useful or lines or [type(exc).__name__])[0].lstrip(": ")
+
+
+def quoted(name: str) -> str:
+    """A column name Spark takes literally (a dot is not a struct field)."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+def bin_column(df: Any, name: str, frozen: dict[str, Any], numerical: bool) -> Any:
     """A Spark column: the value's bin index in the frozen profile, -1 for a null."""
     from pyspark.sql import functions as F
+    from pyspark.sql.types import BooleanType
 
+    column = df[quoted(name)]
     if numerical:
-        x = F.col(name).try_cast("double")
+        x = column.try_cast("double")
         exceeded = sum(((x > F.lit(float(edge))).cast("int") for edge in frozen["edges"]), F.lit(0))
         # Spark orders NaN above every number: NaN counts as null, as in the streamed path
         return F.when(x.isNull() | F.isnan(x), F.lit(-1)).otherwise(exceeded)
-    x = F.col(name).cast("string")
+    # the profile holds pandas' str() of each category: "True"/"False", not Spark's "true"
+    is_bool = isinstance(df.schema[name].dataType, BooleanType)
+    x = F.when(column, F.lit("True")).when(~column, F.lit("False")) if is_bool else column.cast("string")
     cats = frozen["categories"]
     position = F.lit(len(cats))  # the "unseen" bin
     if cats:
@@ -74,15 +94,13 @@ def spark_counts(df: Any, profile: dict[str, Any]) -> tuple[dict[str, list[int]]
     Per feature, a GROUP BY of the bin index: Parquet is columnar, so each scan reads one
     column; Spark pre-aggregates on every partition, so only (bin, count) rows come back.
     """
+    check_columns(profile, df.columns)
     features = {**{c: (p, True) for c, p in profile["numerical"].items()},
                 **{c: (p, False) for c, p in profile["categorical"].items()}}
-    missing = [c for c in features if c not in df.columns]
-    if missing:
-        raise PipelineError(f"batch lacks columns of the reference profile: {missing}")
     counts, nulls, rows = {}, {}, 0
     for col, (frozen, numerical) in features.items():
         counts[col], nulls[col] = [0] * len(frozen["counts"]), 0
-        for row in df.groupBy(bin_column(col, frozen, numerical).alias("bin")).count().collect():
+        for row in df.groupBy(bin_column(df, col, frozen, numerical).alias("bin")).count().collect():
             if row["bin"] < 0:
                 nulls[col] = int(row["count"])
             else:
@@ -93,13 +111,15 @@ def spark_counts(df: Any, profile: dict[str, Any]) -> tuple[dict[str, list[int]]
 
 def spark_drift(source: str, profile: dict[str, Any], master: str | None, sample_rows: int) -> tuple[dict[str, Any], int, pd.DataFrame]:
     """PSI per feature of the Parquet batch at ``source`` (any path or URI Spark reads), the
-    row count, and the first ``sample_rows`` rows (for the Evidently report's histograms)."""
+    row count, and ``sample_rows`` rows of it (for the Evidently report's histograms)."""
     spark = spark_session(master)
     try:
         df = spark.read.parquet(source)
-    except Exception as exc:  # AnalysisException: path missing, not Parquet, ...
-        raise PipelineError(f"spark cannot read {source}: {str(exc).splitlines()[0]}") from exc
-    counts, nulls, rows = spark_counts(df, profile)
-    features = list(counts)
-    sample = df.select(*features).limit(sample_rows).toPandas() if sample_rows else pd.DataFrame(columns=features)
+        counts, nulls, rows = spark_counts(df, profile)
+        features = list(counts)
+        sample = df.select(*[df[quoted(c)] for c in features]).limit(sample_rows).toPandas() if sample_rows else pd.DataFrame(columns=features)
+    except PipelineError:
+        raise
+    except Exception as exc:  # AnalysisException (missing path, not Parquet, bad types), Py4JJavaError, ...
+        raise PipelineError(f"spark cannot read {source}: {first_line(exc)}") from exc
     return feature_drift(profile, counts, nulls, rows), rows, sample

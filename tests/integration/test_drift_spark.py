@@ -118,6 +118,28 @@ def test_spark_drift_psi_is_the_streamed_psi(spark, settings, tmp_path: Path) ->
     assert rows == len(cur) and len(sample) == 100 and set(sample.columns) == set(streamed.counts)
 
 
+def test_code_typed_categoricals_and_dotted_names(spark, tmp_path: Path) -> None:
+    """Integer and boolean categoricals with nulls, and a column name with a dot: Spark's
+    strings ("true", struct access for "a.b") must not leak into the counts."""
+    from pipelines.config import DataParams
+    from pipelines.drift_spark import spark_counts
+
+    data = DataParams(numerical=["x.y"], categorical=["code", "flag"])
+    ref = pd.DataFrame({"x.y": np.arange(100.0), "code": pd.array([1, 2, 3, 1] * 25, dtype="Int64"),
+                        "flag": pd.array([True, False] * 50, dtype="boolean")})
+    profile = build_profile(ref, np.zeros(100), data, 4)
+    cur = pd.DataFrame({"x.y": [1.0, 2.0, 50.0, np.nan], "code": pd.array([1, None, 2, 9], dtype="Int64"),
+                        "flag": pd.array([True, None, False, True], dtype="boolean")})
+    cur.to_parquet(tmp_path / "cur.parquet")
+    streamed = Accumulator(profile)
+    for batch in stream_batches(tmp_path / "cur.parquet", list(streamed.counts), 10):
+        streamed.add(batch)
+    counts, nulls, rows = spark_counts(spark.read.parquet(str(tmp_path / "cur.parquet")), profile)
+    assert counts == {c: v.tolist() for c, v in streamed.counts.items()}
+    assert counts["code"] == [1, 1, 0, 1] and counts["flag"] == [1, 2, 0]
+    assert nulls == streamed.nulls == {"x.y": 1, "code": 1, "flag": 1} and rows == 4
+
+
 def test_missing_column_and_unreadable_input_are_clear_errors(spark, settings, tmp_path: Path) -> None:
     from pipelines.drift_spark import spark_counts, spark_drift
 
@@ -128,3 +150,7 @@ def test_missing_column_and_unreadable_input_are_clear_errors(spark, settings, t
         spark_counts(spark.read.parquet(str(tmp_path / "short.parquet")), profile)
     with pytest.raises(PipelineError, match="spark cannot read .*nowhere"):
         spark_drift(str(tmp_path / "nowhere"), profile, "local[2]", 10)
+    (tmp_path / "bad.parquet").write_text("not parquet")
+    with pytest.raises(PipelineError, match="spark cannot read .*bad.parquet") as info:
+        spark_drift(str(tmp_path / "bad.parquet"), profile, "local[2]", 10)
+    assert "\n" not in str(info.value) and "\tat " not in str(info.value)  # one line, no JVM stack

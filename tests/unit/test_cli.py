@@ -36,3 +36,11 @@ def test_bad_params_file_is_one_line(tmp_path: Path) -> None:
 
 def test_unknown_command_is_a_usage_error() -> None:
     assert _cli("bogus").returncode == 2
+
+
+def test_drift_input_needs_a_date_and_a_known_engine() -> None:
+    res = _cli("drift", "--input", "/tmp/elsewhere.parquet")
+    assert res.returncode == 1
+    assert res.stderr.strip() == "error: --input needs --date: the day the batch is for (its report and the retrain streak are kept by day)"
+    res = _cli("drift", "--date", "2026-01-05", "--engine", "polars")
+    assert res.returncode == 1 and res.stderr.strip() == "error: unknown drift engine 'polars': use arrow or spark"

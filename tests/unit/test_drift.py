@@ -69,6 +69,36 @@ def test_arrow_batches_count_like_dataframes(settings, tmp_path) -> None:
     assert batches.result() == frames.result()
 
 
+def test_code_typed_categoricals_count_like_the_profile(tmp_path) -> None:
+    """Integer and boolean categoricals with nulls: the profile holds str() of each value
+    ("1", "True"); an Arrow batch must not turn 1 into "1.0" because the column has nulls."""
+    from pipelines.config import DataParams
+    from pipelines.profile import stream_batches
+
+    data = DataParams(numerical=["x"], categorical=["code", "flag"])
+    ref = pd.DataFrame({"x": np.arange(100.0), "code": pd.array([1, 2, 3, 1] * 25, dtype="Int64"),
+                        "flag": pd.array([True, False] * 50, dtype="boolean")})
+    prof = build_profile(ref, np.zeros(100), data, 4)
+    assert prof["categorical"]["code"]["categories"] == ["1", "2", "3"]
+    cur = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "code": pd.array([1, None, 2, 9], dtype="Int64"),
+                        "flag": pd.array([True, None, False, True], dtype="boolean")})
+    cur.to_parquet(tmp_path / "cur.parquet")
+    acc = Accumulator(prof)
+    for batch in stream_batches(tmp_path / "cur.parquet", list(acc.counts), 10):
+        acc.add(batch)
+    assert acc.counts["code"].tolist() == [1, 1, 0, 1]  # 9 is unseen; the null is apart
+    assert acc.counts["flag"].tolist() == [1, 2, 0] and acc.nulls == {"x": 0, "code": 1, "flag": 1}
+
+
+def test_unreadable_batch_is_a_clear_error(tmp_path) -> None:
+    from pipelines.errors import PipelineError
+    from pipelines.profile import stream_batches
+
+    (tmp_path / "bad.parquet").write_text("not parquet")
+    with pytest.raises(PipelineError, match="bad.parquet is not a readable Parquet file"):
+        list(stream_batches(tmp_path / "bad.parquet", ["x"], 10))
+
+
 def test_missing_column_is_a_clear_error(settings) -> None:
     from pipelines.errors import PipelineError
 
@@ -103,6 +133,14 @@ def test_cooldown_and_in_flight() -> None:
     assert not cool["retrain"] and "cooldown" in cool["reason"]
     busy = _decide(["logins_30d"], hist, in_flight=True)
     assert not busy["retrain"] and "already in flight" in busy["reason"]
+
+
+def test_a_feature_with_no_values_left_is_drifted_first() -> None:
+    # PSI is NaN only when the batch has no non-null value of the feature: the loudest drift
+    psi_values = {"age": 0.01, "income": float("nan"), "logins_30d": 1.2}
+    assert drifted_features(psi_values, 0.2) == ["income", "logins_30d"]
+    d = retrain_decision(D, ["income"], psi_values, [], "1", None, False, 0.2, 1, 0)
+    assert d["retrain"] and "income (all null)" in d["reason"]
 
 
 def test_drifted_features_worst_first() -> None:
