@@ -18,7 +18,7 @@ help: ## Show this help
 venv: $(STAMP) ## Create .venv from the committed lock (requirements.lock); no-op when up to date
 
 $(STAMP): requirements.lock
-	@echo "==> creating $(VENV) from requirements.lock (first time: about 2-3 minutes)"
+	@echo "==> creating $(VENV) from requirements.lock (first time: about 4 minutes)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --disable-pip-version-check --no-input -r requirements.lock 2>&1 | $(PIPFILTER)
 	@touch $(STAMP)

@@ -79,6 +79,13 @@ def read_frame(path: Path) -> pd.DataFrame:
 STALE_TMP_SECONDS = 3600
 
 
+def _umask() -> int:
+    """The process umask (reading it means setting it: set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(dest: Path) -> Iterator[Path]:
     """Yield a temporary path next to ``dest``; rename it onto ``dest`` only on success.
@@ -100,6 +107,7 @@ def atomic_path(dest: Path) -> Iterator[Path]:
     try:
         yield tmp_path
         if tmp_path.exists():  # a writer may delete it to signal "nothing changed"
+            os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes it 0600; give it what open() would
             os.replace(tmp_path, dest)
     finally:
         if tmp_path.exists():

@@ -279,12 +279,13 @@ def status(settings: Settings) -> dict[str, Any]:
 
     try:
         versions = client.search_model_versions(f"name='{name}'", max_results=200)
+        alias_of = client.get_registered_model(name).aliases  # search results carry no aliases
     except MlflowException:
-        versions = []
+        versions, alias_of = [], {}
     recent = [
         {
             "version": str(v.version),
-            "aliases": list(getattr(v, "aliases", []) or []),
+            "aliases": sorted(a for a, ver in alias_of.items() if str(ver) == str(v.version)),
             "gate_passed": v.tags.get("gate_passed"),
             "gate_reasons": v.tags.get("gate_reasons"),
             "rolled_back": v.tags.get("rolled_back"),

@@ -100,6 +100,7 @@ def test_crippled_candidate_is_challenger_only(project: Project) -> None:
         assert st["champion"]["version"] == "1", "the champion must be untouched"
         assert st["challenger"]["version"] == "2"
         assert st["challenger"]["gate_passed"] == "false"
+        assert [(v["version"], v["aliases"]) for v in st["recent_versions"]] == [("2", ["challenger"]), ("1", ["champion"])]
         decision = st["last_gate_decision"]
         assert decision["passed"] is False and decision["champion"]["version"] == "1"
         assert any(r.startswith("roc_auc") for r in decision["reasons"])

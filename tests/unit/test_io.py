@@ -45,3 +45,22 @@ def test_temp_files_left_by_a_killed_writer_are_cleaned_on_the_next_write(tmp_pa
     os.utime(other, (old, old))
     write_parquet(pd.DataFrame({"a": [1]}), dest)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([dest.name, fresh.name, other.name])
+
+
+def test_atomic_writes_get_the_umask_mode_not_mkstemps_0600(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from pipelines.io import write_json
+
+    old = os.umask(0o022)
+    try:
+        write_json({"a": 1}, tmp_path / "shared.json")
+        write_parquet(pd.DataFrame({"a": [1]}), tmp_path / "shared.parquet")
+        os.umask(0o077)
+        write_json({"a": 1}, tmp_path / "private.json")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "shared.json").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "shared.parquet").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "private.json").stat().st_mode) == 0o600
