@@ -98,6 +98,7 @@ class GateParams(_Section):
     latency_batch_rows: int = Field(1000, ge=1)
     latency_batch_p99_ms: float = Field(2000.0, gt=0)
     latency_calls: int = Field(20, ge=5)
+    latency_rounds: int = Field(3, ge=1)
     max_model_size_mb: float = Field(50.0, gt=0)
     max_prediction_psi: float = Field(0.25, gt=0)
     shift_sample_rows: int = Field(50_000, ge=100)

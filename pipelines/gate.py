@@ -150,19 +150,29 @@ def slice_checks(candidate: dict[str, dict[str, Any]], champion: dict[str, dict[
 # ---------------------------------------------------------------- latency and size
 
 
-def latency_ms(predict: Callable[[pd.DataFrame], Any], frame: pd.DataFrame, rows: int, calls: int, warmup: int = 3) -> dict[str, float]:
-    """p50/p99 wall time in ms of ``predict`` on ``rows`` rows, over ``calls`` calls."""
+def latency_ms(predict: Callable[[pd.DataFrame], Any], frame: pd.DataFrame, rows: int, calls: int, rounds: int = 1, warmup: int = 3) -> dict[str, Any]:
+    """p50/p99 wall time in ms of ``predict`` on ``rows`` rows: ``rounds`` rounds of ``calls``
+    calls each, and the quietest round's figures (the lowest p99, as ``timeit`` takes the best
+    of its repeats). A model that is slow is slow in every round; a stall from another process
+    on a shared worker (a scheduler's parse loop, a GC in a neighbour) lands in one round, and
+    with few calls p99 is close to that round's maximum. Every round's p99 is returned too."""
     if len(frame) == 0:
         raise PipelineError("no rows to measure latency on")
+    if calls < 1 or rounds < 1:
+        raise PipelineError(f"latency needs at least one call and one round (got calls={calls}, rounds={rounds})")
     batch = frame.iloc[:rows] if len(frame) >= rows else frame.sample(n=rows, replace=True, random_state=0)
     for _ in range(warmup):
         predict(batch)
-    times = []
-    for _ in range(calls):
-        t0 = time.perf_counter()
-        predict(batch)
-        times.append((time.perf_counter() - t0) * 1000)
-    return {"p50": float(np.percentile(times, 50)), "p99": float(np.percentile(times, 99))}
+    per_round = []
+    for _ in range(rounds):
+        times = []
+        for _ in range(calls):
+            t0 = time.perf_counter()
+            predict(batch)
+            times.append((time.perf_counter() - t0) * 1000)
+        per_round.append((float(np.percentile(times, 99)), float(np.percentile(times, 50))))
+    p99, p50 = min(per_round)
+    return {"p50": p50, "p99": p99, "p99_rounds": [round(r[0], 3) for r in per_round]}
 
 
 def directory_mb(path: Path) -> float:
