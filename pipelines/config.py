@@ -106,6 +106,7 @@ class GateParams(_Section):
 
 class ScoreParams(_Section):
     chunk_rows: int = Field(250_000, ge=1)
+    threads: int = Field(0, ge=0)
 
 
 class DriftParams(_Section):

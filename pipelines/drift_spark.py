@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from pipelines.errors import PipelineError
 from pipelines.profile import check_columns, feature_drift
+
+
+LOG4J2 = Path(__file__).with_name("spark-log4j2.properties")
 
 
 def spark_session(master: str | None) -> Any:
@@ -42,6 +46,8 @@ def spark_session(master: str | None) -> Any:
         # pandas writes nanosecond timestamps (event_ts), which Spark refuses to read otherwise;
         # the drift job never reads them, but the file's schema must load
         "spark.sql.legacy.parquet.nanosAsLong": "true",
+        # quiet JVM start: no WARN lines before our own output (see the file)
+        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG4J2.as_uri()}",  # a URI: no spaces
     }
     for key, value in conf.items():
         builder = builder.config(key, value)

@@ -160,4 +160,13 @@ def measure_matured_days() -> list[dict[str, Any]]:
             res = performance(s, day)
             print(f"{day}: live ROC AUC {res.get('live_roc_auc')} on {res['matched_rows']} rows (model v{res['model_versions']})")
             out.append({"day": res["day"], "live_roc_auc": res.get("live_roc_auc"), "rows": res["matched_rows"]})
+    if not out:
+        predicted = partition_files(s.predictions_dir)
+        waiting = [d for d in predicted if d not in labelled]
+        print(
+            f"nothing new to measure: {len(predicted)} predicted day(s), {len(predicted) - len(waiting)} with matured labels "
+            f"(all measured already), {len(waiting)} waiting for labels"
+            + (f" (labels mature {s.p.data.label_delay_days} days after the event; next: {min(waiting)})" if waiting else ""),
+            file=sys.stderr,
+        )
     return out

@@ -40,6 +40,19 @@ def predict_scores(model: Any, X: pd.DataFrame, chunk_rows: int) -> np.ndarray:
     return np.concatenate(parts).astype("float64")
 
 
+def thread_limit(threads: int) -> Any:
+    """OpenMP/BLAS threads for predict_proba: ``threads`` > 0 caps them, 0 keeps the library
+    default (every core). HistGradientBoosting's predict is a parallel region per tree whose
+    barrier waits for the slowest thread: on a worker whose cores are taken by other tasks that
+    was measured ~100x slower (a 1,000-row batch in 4 s instead of 30 ms), so a shared Airflow
+    worker should cap it (params.yaml score.threads)."""
+    from contextlib import nullcontext
+
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=threads) if threads > 0 else nullcontext()
+
+
 def artifact_sha256(model_dir: Path) -> str:
     """A hash of every file of a model artifact (paths and bytes, in a stable order)."""
     h = hashlib.sha256()
@@ -152,7 +165,8 @@ def score(settings: Settings, day: date, progress: bool = True) -> dict[str, Any
             schema=out_schema,
         )
 
-    with atomic_path(dest) as tmp, (atomic_path(shadow_dest) if shadow is not None else _null()) as shadow_tmp:
+    threads = settings.p.score.threads
+    with thread_limit(threads), atomic_path(dest) as tmp, (atomic_path(shadow_dest) if shadow is not None else _null()) as shadow_tmp:
         writer = pq.ParquetWriter(tmp, out_schema)
         shadow_writer = pq.ParquetWriter(shadow_tmp, out_schema) if shadow is not None else None
         try:
@@ -187,6 +201,7 @@ def score(settings: Settings, day: date, progress: bool = True) -> dict[str, Any
         "score_p50": _quantile(hist, 0.5),
         "score_p90": _quantile(hist, 0.9),
         "seconds": round(seconds, 3),
+        "threads": threads or "all",
         "rows_per_second": round(done / seconds, 1) if seconds > 0 else None,
         "predictions": str(dest),
     }
@@ -229,10 +244,10 @@ def _log_summary(summary: dict[str, Any]) -> None:
     """One MLflow run per scoring job: row count, score distribution, duration, shadow diffs."""
     import mlflow
 
-    metrics = {k: float(v) for k, v in summary.items() if isinstance(v, (int, float)) and v is not None}
+    metrics = {k: float(v) for k, v in summary.items() if isinstance(v, (int, float)) and v is not None and k != "threads"}
     for k, v in (summary.get("shadow") or {}).items():
         if isinstance(v, (int, float)):
             metrics[f"shadow_{k}"] = float(v)
     with mlflow.start_run(run_name=f"score-{summary['day']}"):
-        mlflow.set_tags({"step": "score", "day": summary["day"], "model_version": summary["model_version"]})
+        mlflow.set_tags({"step": "score", "day": summary["day"], "model_version": summary["model_version"], "threads": str(summary["threads"])})
         mlflow.log_metrics(metrics)

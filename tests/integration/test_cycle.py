@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -118,6 +119,13 @@ def test_scoring_writes_one_row_per_input_with_champion_version(project: Project
     assert set(pred["model_version"]) == {"1"}
     assert set(pred["scoring_date"]) == {"2026-01-20"} and pred["model_run_id"].nunique() == 1
     assert pred["score"].between(0, 1).all()
+    project.set_params("chunk_rows: 250000\n  threads: 0", "chunk_rows: 250000\n  threads: 1")  # score.threads: one OpenMP thread
+    try:
+        capped = json.loads(project.cli("--json", "score", "--date", "2026-01-20").stdout)
+    finally:
+        project.set_params("chunk_rows: 250000\n  threads: 1", "chunk_rows: 250000\n  threads: 0")
+    assert capped["threads"] == 1
+    pd.testing.assert_frame_equal(pd.read_parquet(project.root / "data/predictions/2026-01-20.parquet"), pred)
 
 
 def test_shadow_scoring_is_separate_and_changes_nothing(project: Project) -> None:
@@ -243,6 +251,8 @@ def test_spark_engine_gives_the_same_drift_summary(project: Project) -> None:
     for key in ("psi", "null_rate", "rows", "score_psi", "retrain", "drifted_features", "reason"):
         assert spark[key] == arrow[key], key
     assert "retrain DUE" in res.stderr
+    noise = [line for line in res.stderr.splitlines() if " WARN " in line or "log4j" in line or "log level" in line]
+    assert not noise, noise  # Spark's start-up WARN lines are kept out (pipelines/spark-log4j2.properties)
     bad = project.cli("drift", "--date", "2026-01-22", "--engine", "spark", "--input", str(project.root / "nowhere"), ok=False)
     assert bad.returncode == 1 and "spark cannot read" in bad.stderr and "Traceback" not in bad.stderr
 
@@ -261,6 +271,8 @@ def test_real_performance_once_labels_mature(project: Project) -> None:
     assert [m.step for m in series] == [date(2026, 1, 12).toordinal()]
     none_left = project.cli("--json", "performance")  # nothing else has both predictions and labels
     assert json.loads(none_left.stdout) == {"measured": []}
+    assert re.search(r"nothing new to measure: \d+ predicted day\(s\), 1 with matured labels .* waiting for labels "
+                     r"\(labels mature 7 days after the event; next: 2026-01-\d\d\)", none_left.stderr), none_left.stderr
     res = project.cli("performance", "--date", "2026-01-22", ok=False)
     assert res.returncode == 1 and "have not matured yet" in res.stderr
 
