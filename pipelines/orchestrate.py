@@ -166,7 +166,7 @@ def measure_matured_days() -> list[dict[str, Any]]:
         print(
             f"nothing new to measure: {len(predicted)} predicted day(s), {len(predicted) - len(waiting)} with matured labels "
             f"(all measured already), {len(waiting)} waiting for labels"
-            + (f" (labels mature {s.p.data.label_delay_days} days after the event; next: {min(waiting)})" if waiting else ""),
+            + (f" in {s.labels_dir} (earliest: {min(waiting)})" if waiting else ""),
             file=sys.stderr,
         )
     return out

@@ -271,8 +271,8 @@ def test_real_performance_once_labels_mature(project: Project) -> None:
     assert [m.step for m in series] == [date(2026, 1, 12).toordinal()]
     none_left = project.cli("--json", "performance")  # nothing else has both predictions and labels
     assert json.loads(none_left.stdout) == {"measured": []}
-    assert re.search(r"nothing new to measure: \d+ predicted day\(s\), 1 with matured labels .* waiting for labels "
-                     r"\(labels mature 7 days after the event; next: 2026-01-\d\d\)", none_left.stderr), none_left.stderr
+    assert re.search(r"nothing new to measure: \d+ predicted day\(s\), 1 with matured labels \(all measured already\), "
+                     r"\d+ waiting for labels in .*labels \(earliest: 2026-01-\d\d\)", none_left.stderr), none_left.stderr
     res = project.cli("performance", "--date", "2026-01-22", ok=False)
     assert res.returncode == 1 and "have not matured yet" in res.stderr
 
