@@ -46,16 +46,22 @@ def spark_session(master: str | None) -> Any:
         # pandas writes nanosecond timestamps (event_ts), which Spark refuses to read otherwise;
         # the drift job never reads them, but the file's schema must load
         "spark.sql.legacy.parquet.nanosAsLong": "true",
-        # quiet JVM start: no WARN lines before our own output (see the file)
-        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG4J2.as_uri()}",  # a URI: no spaces
     }
     for key, value in conf.items():
         builder = builder.config(key, value)
+    # A quiet JVM start: no WARN lines before our own output (see the file). Log4j 2 reads this
+    # variable in the JVM pyspark launches; a user's own LOG4J_CONFIGURATION_FILE wins, and no
+    # Spark setting (spark-defaults.conf's extraJavaOptions on a cluster) is touched.
+    had = os.environ.get("LOG4J_CONFIGURATION_FILE")
+    os.environ.setdefault("LOG4J_CONFIGURATION_FILE", LOG4J2.as_uri())
     try:
         spark = builder.getOrCreate()
     except Exception as exc:  # PySparkRuntimeError JAVA_GATEWAY_EXITED: an old or broken Java, ...
         java = os.environ.get("JAVA_HOME") or shutil.which("java")
         raise PipelineError(f"Spark could not start (needs Java 17+; using {java}): {first_line(exc)}") from exc
+    finally:
+        if had is None:
+            os.environ.pop("LOG4J_CONFIGURATION_FILE", None)
     spark.sparkContext.setLogLevel("FATAL")  # failures reach the user as our one-line error
     return spark
 

@@ -164,8 +164,9 @@ def measure_matured_days() -> list[dict[str, Any]]:
         predicted = partition_files(s.predictions_dir)
         waiting = [d for d in predicted if d not in labelled]
         print(
-            f"nothing new to measure: {len(predicted)} predicted day(s), {len(predicted) - len(waiting)} with matured labels "
-            f"(all measured already), {len(waiting)} waiting for labels"
+            f"nothing new to measure: {len(predicted)} predicted day(s), {len(predicted) - len(waiting)} with matured labels"
+            + (" (all measured already)" if len(predicted) > len(waiting) else "")
+            + f", {len(waiting)} waiting for labels"
             + (f" in {s.labels_dir} (earliest: {min(waiting)})" if waiting else ""),
             file=sys.stderr,
         )

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 import time
 from datetime import date
@@ -50,7 +51,7 @@ def thread_limit(threads: int) -> Any:
 
     from threadpoolctl import threadpool_limits
 
-    return threadpool_limits(limits=threads) if threads > 0 else nullcontext()
+    return threadpool_limits(limits=min(threads, os.cpu_count() or threads)) if threads > 0 else nullcontext()
 
 
 def artifact_sha256(model_dir: Path) -> str:

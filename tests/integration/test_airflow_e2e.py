@@ -85,6 +85,7 @@ def airflow_project(tmp_path_factory: pytest.TempPathFactory):
     # The training DAG's gate times predictions while Airflow's scheduler, API server and
     # dag-processor share the 2 cores; latency is test_gate's subject, not this test's.
     proj.set_params("latency_single_row_p99_ms: 200", "latency_single_row_p99_ms: 5000")
+    proj.set_params("latency_batch_p99_ms: 2000", "latency_batch_p99_ms: 60000")
     proj.run("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "test bounds")
 
     port = free_port()
