@@ -114,6 +114,7 @@ class DriftParams(_Section):
     n_bins: int = Field(10, ge=2, le=100)
     consecutive_windows: int = Field(2, ge=1)
     cooldown_days: int = Field(3, ge=0)
+    min_importance: float = Field(0.0, ge=0, lt=1)
     chunk_rows: int = Field(100_000, ge=1000)
     report_sample_rows: int = Field(20_000, ge=100)
     engine: Literal["arrow", "spark"] = "arrow"

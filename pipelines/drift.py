@@ -57,12 +57,23 @@ def retrain_decision(
     history: list[dict[str, Any]],
     champion_version: str,
     trained_through: date | None,
-    in_flight: bool,
+    in_flight: bool | str,
     threshold: float,
     k: int,
     cooldown_days: int,
+    importance: dict[str, float] | None = None,
+    min_importance: float = 0.0,
 ) -> dict[str, Any]:
-    """Apply the brakes to today's drift (pure). ``history``: earlier summaries, any order."""
+    """Apply the brakes to today's drift (pure). ``history``: earlier summaries, any order.
+
+    ``importance``: each feature's share of the model's permutation importance (from the
+    profile); a drifted feature below ``min_importance`` is reported but does not count (a
+    feature with no values left always counts). ``in_flight``: False, or what is in flight."""
+    ignored = [
+        c for c in drifted
+        if importance is not None and min_importance > 0 and not math.isnan(psi[c]) and importance.get(c, 1.0) < min_importance
+    ]
+    drifted = [c for c in drifted if c not in ignored]
     earlier = sorted(
         (h for h in history if h["day"] < day.isoformat() and h.get("champion_version") == champion_version),
         key=lambda h: h["day"],
@@ -82,16 +93,33 @@ def retrain_decision(
     if drifted and since is not None and since < cooldown_days:
         brakes.append(f"cooldown: champion trained through {trained_through}, {since} < {cooldown_days} day(s) ago")
     if drifted and in_flight:
-        brakes.append("a retrain is already in flight")
+        brakes.append("a retrain is already in flight" + ("" if in_flight is True else f" ({in_flight})"))
     retrain = bool(drifted) and not brakes
-    if not drifted:
-        reason = f"no feature has PSI above {threshold}"
+
+    def named(cols: list[str]) -> str:
+        def one(c: str) -> str:
+            value = "all null" if math.isnan(psi[c]) else format(psi[c], ".3f")
+            share = "" if importance is None or c not in importance else f"; importance {importance[c]:.1%}"
+            return f"{c} ({value}{share})"
+
+        return ", ".join(one(c) for c in cols)
+
+    if drifted:
+        reason = f"PSI above {threshold} on {named(drifted)}" + ("" if retrain else " - not retraining: " + "; ".join(brakes))
+    elif ignored:
+        reason = f"PSI above {threshold} only on features under drift.min_importance {min_importance:.1%}: {named(ignored)}"
     else:
-        what = "PSI above " + str(threshold) + " on " + ", ".join(
-            f"{c} ({'all null' if math.isnan(psi[c]) else format(psi[c], '.3f')})" for c in drifted
-        )
-        reason = what + ("" if retrain else " - not retraining: " + "; ".join(brakes))
-    return {"retrain": retrain, "drifted_features": drifted, "streak": streak, "brakes": brakes, "reason": reason}
+        reason = f"no feature has PSI above {threshold}"
+    if drifted and ignored:
+        reason += f" (ignored, under drift.min_importance {min_importance:.1%}: {named(ignored)})"
+    return {
+        "retrain": retrain,
+        "drifted_features": drifted,
+        "ignored_features": ignored,
+        "streak": streak,
+        "brakes": brakes,
+        "reason": reason,
+    }
 
 
 def champion_profile(settings: Settings) -> tuple[dict[str, Any], Any]:
@@ -170,6 +198,32 @@ def write_report(current_sample: pd.DataFrame, reference_sample: pd.DataFrame, p
     return psi_from_snapshot(snapshot.dict())
 
 
+def stream_counts(
+    path: Path, profile: dict[str, Any], chunk_rows: int, sample_rows: int
+) -> tuple[dict[str, dict[str, float]], int, list[pd.DataFrame]]:
+    """The arrow engine: stream a Parquet batch in chunks into the profile's frozen bins.
+    Returns PSI and null rates per feature, the row count, and a systematic sample of at most
+    ``sample_rows`` rows (every k-th row of the whole batch, so a batch sorted by time is drawn
+    from all day, not its first hours) for the report's histograms. Memory is bounded by
+    ``chunk_rows``."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from pipelines.profile import Accumulator, stream_batches
+
+    acc = Accumulator(profile)
+    sample: list[pd.DataFrame] = []
+    step = 0
+    for chunk in stream_batches(path, list(acc.counts), chunk_rows):
+        if not step:  # the file is readable: the first chunk came through
+            step = max(1, -(-pq.read_metadata(path).num_rows // sample_rows))
+        first = -acc.rows % step  # rows whose index in the whole batch is a multiple of step
+        acc.add(chunk)
+        if first < len(chunk):
+            sample.append(chunk.take(np.arange(first, len(chunk), step)).to_pandas())
+    return acc.result(), acc.rows, sample
+
+
 def drift(settings: Settings, day: date, engine: str | None = None, source: str | None = None) -> dict[str, Any]:
     """Drift of the validated batch of ``day``: JSON summary, HTML report, MLflow run.
 
@@ -182,7 +236,7 @@ def drift(settings: Settings, day: date, engine: str | None = None, source: str 
     import mlflow
 
     from pipelines.features import model_input
-    from pipelines.profile import Accumulator, bin_numeric, psi as psi_of, stream_batches, stream_parquet
+    from pipelines.profile import bin_numeric, psi as psi_of, stream_parquet
     from pipelines.tracking import setup_mlflow
 
     d, dp = settings.p.data, settings.p.drift
@@ -203,14 +257,7 @@ def drift(settings: Settings, day: date, engine: str | None = None, source: str 
         per_feature, rows, head = spark_drift(source or str(src), profile, dp.spark_master or None, dp.report_sample_rows)
         sample.append(head)
     else:
-        acc = Accumulator(profile)
-        kept = 0
-        for chunk in stream_batches(Path(source) if source else src, list(acc.counts), dp.chunk_rows):
-            acc.add(chunk)
-            if kept < dp.report_sample_rows:
-                sample.append(chunk.slice(0, dp.report_sample_rows - kept).to_pandas())
-                kept += len(sample[-1])
-        per_feature, rows = acc.result(), acc.rows
+        per_feature, rows, sample = stream_counts(Path(source) if source else src, profile, dp.chunk_rows, dp.report_sample_rows)
     if rows == 0:
         raise PipelineError(f"the batch for {day} ({source or src}) has no rows: nothing to compare")
     psi = {c: r["psi"] for c, r in per_feature.items()}
@@ -239,10 +286,12 @@ def drift(settings: Settings, day: date, engine: str | None = None, source: str 
         history,
         str(champion.version),
         date.fromisoformat(trained_through) if trained_through else None,
-        (out_dir / IN_FLIGHT_MARKER).exists(),
+        in_flight(out_dir / IN_FLIGHT_MARKER),
         dp.psi_threshold,
         dp.consecutive_windows,
         dp.cooldown_days,
+        profile.get("importance"),
+        dp.min_importance,
     )
 
     reference_sample, _ = champion_reference(settings)
@@ -256,10 +305,12 @@ def drift(settings: Settings, day: date, engine: str | None = None, source: str 
         "day": day.isoformat(),
         "champion_version": str(champion.version),
         "psi_threshold": dp.psi_threshold,
-        "psi": {k: round(v, 6) for k, v in sorted(psi.items())},
+        # unrounded: the same float as the MLflow metric and the HTML report
+        "psi": dict(sorted(psi.items())),
         "null_rate": {k: round(v["null_rate"], 6) for k, v in sorted(per_feature.items())},
         "null_rate_reference": {k: round(v["null_rate_reference"], 6) for k, v in sorted(per_feature.items())},
-        "score_psi": None if score_psi is None else round(score_psi, 6),
+        "score_psi": score_psi,
+        "importance": profile.get("importance"),
         **decision,
         "report_html": str(html),
         "rows": int(rows),
@@ -275,6 +326,20 @@ def drift(settings: Settings, day: date, engine: str | None = None, source: str 
         mlflow.log_dict(summary, "drift_summary.json")
     write_json(summary, out_dir / f"{day.isoformat()}.json")
     return summary
+
+
+def in_flight(marker: Path) -> bool | str:
+    """What the training DAG's marker says is in flight (its run id and since when), or False."""
+    if not marker.exists():
+        return False
+    try:
+        run_id = json.loads(marker.read_text()).get("run_id") or "unknown run"
+    except (ValueError, OSError, AttributeError):
+        run_id = "unreadable marker"
+    from datetime import datetime, timezone
+
+    since = datetime.fromtimestamp(marker.stat().st_mtime, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return f"training run {run_id} since {since}; marker {marker}"
 
 
 def set_in_flight(settings: Settings, run_id: str | None) -> None:

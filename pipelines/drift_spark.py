@@ -123,13 +123,18 @@ def spark_counts(df: Any, profile: dict[str, Any]) -> tuple[dict[str, list[int]]
 
 def spark_drift(source: str, profile: dict[str, Any], master: str | None, sample_rows: int) -> tuple[dict[str, Any], int, pd.DataFrame]:
     """PSI per feature of the Parquet batch at ``source`` (any path or URI Spark reads), the
-    row count, and ``sample_rows`` rows of it (for the Evidently report's histograms)."""
+    row count, and a seeded random sample of at most ``sample_rows`` rows of it (for the
+    Evidently report's histograms)."""
     spark = spark_session(master)
     try:
         df = spark.read.parquet(source)
         counts, nulls, rows = spark_counts(df, profile)
         features = list(counts)
-        sample = df.select(*[df[quoted(c)] for c in features]).limit(sample_rows).toPandas() if sample_rows else pd.DataFrame(columns=features)
+        picked = df.select(*[df[quoted(c)] for c in features])
+        if rows > sample_rows:  # drawn from the whole batch, not its first partition (seeded)
+            # Bernoulli sampling: aim ~9 standard deviations above sample_rows so it is never short
+            picked = picked.sample(fraction=min(1.0, (sample_rows + 10 * sample_rows**0.5 + 10) / rows), seed=0)
+        sample = picked.limit(sample_rows).toPandas() if sample_rows else pd.DataFrame(columns=features)
     except PipelineError:
         raise
     except Exception as exc:  # AnalysisException (missing path, not Parquet, bad types), Py4JJavaError, ...

@@ -6,6 +6,10 @@ artifact ``reference/profile.json`` + tag ``drift_profile_sha256``):
               merged), bins are (-inf, e1], (e1, e2], ..., (ek, +inf); plus the null count
   categorical the training categories, plus one "unseen" bin; plus the null count
   score        the same for the model's own scores on the training reference (prediction drift)
+  importance   each feature's share of the model's permutation importance (ROC AUC lost when
+               the feature is shuffled, on a labelled training sample), so the drift job can
+               show how much the model relies on a drifted feature and, if configured
+               (``drift.min_importance``), ignore drift in features it barely uses
 
 PSI = sum((cur - ref) * ln(cur / ref)) over bins, with proportions of non-null values. An empty
 bin (proportion 0, in either side) is given ``EMPTY_BIN = 1e-4`` before the log, the usual
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -89,8 +94,21 @@ def psi(reference: Iterable[float], current: Iterable[float]) -> float:
     return float(np.sum((q - p) * np.log(q / p)))
 
 
-def build_profile(X: pd.DataFrame, scores: np.ndarray, data: DataParams, n_bins: int) -> dict[str, Any]:
-    """The frozen reference for one model version (pure)."""
+def importance_shares(importances: dict[str, float]) -> dict[str, float]:
+    """Permutation importances as shares summing to 1 (negative ones count as 0; pure). A model
+    that no shuffle hurts gets equal shares: nothing says one feature matters more."""
+    clipped = {c: max(float(v), 0.0) if math.isfinite(v) else 0.0 for c, v in importances.items()}
+    total = sum(clipped.values())
+    if total <= 0:
+        return {c: 1 / len(clipped) for c in clipped} if clipped else {}
+    return {c: round(v / total, 6) for c, v in clipped.items()}
+
+
+def build_profile(
+    X: pd.DataFrame, scores: np.ndarray, data: DataParams, n_bins: int, importance: dict[str, float] | None = None
+) -> dict[str, Any]:
+    """The frozen reference for one model version (pure). ``importance``: raw permutation
+    importance per feature (stored as shares)."""
     prof: dict[str, Any] = {"version": PROFILE_VERSION, "rows": int(len(X)), "numerical": {}, "categorical": {}}
     for col in data.numerical:
         v = pd.to_numeric(X[col], errors="coerce").to_numpy(dtype="float64")
@@ -106,6 +124,8 @@ def build_profile(X: pd.DataFrame, scores: np.ndarray, data: DataParams, n_bins:
     s = np.asarray(scores, dtype="float64")
     edges = quantile_edges(s, n_bins)
     prof["score"] = {"edges": edges, "counts": bin_numeric(s, edges).tolist(), "nulls": 0}
+    if importance is not None:
+        prof["importance"] = importance_shares(importance)
     return prof
 
 

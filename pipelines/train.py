@@ -76,6 +76,22 @@ def fit(train: pd.DataFrame, data: DataParams, tp: TrainParams) -> tuple[Pipelin
     return model, auc
 
 
+def permutation_importance_by_feature(
+    model: Pipeline, X: pd.DataFrame, y: pd.Series, seed: int, threads: int, repeats: int = 5
+) -> dict[str, float] | None:
+    """ROC AUC the model loses when each feature is shuffled (mean of ``repeats``), on a labelled
+    sample; None when the sample has a single class (no AUC). Seeded and on fixed threads, so
+    the profile, and its hash, are reproducible."""
+    from sklearn.inspection import permutation_importance
+    from threadpoolctl import threadpool_limits
+
+    if y.nunique() < 2:
+        return None
+    with threadpool_limits(limits=threads):
+        res = permutation_importance(model, X, y.astype("int64"), scoring="roc_auc", n_repeats=repeats, random_state=seed, n_jobs=1)
+    return {c: float(v) for c, v in zip(X.columns, res.importances_mean)}
+
+
 def train(settings: Settings) -> dict[str, Any]:
     """Train on data/training/train.parquet, log everything to MLflow, write models/candidate.json."""
     import mlflow
@@ -100,7 +116,8 @@ def train(settings: Settings) -> dict[str, Any]:
     # The frozen drift profile of this model version (pipelines/profile.py).
     from pipelines.profile import build_profile, profile_sha256
 
-    profile = build_profile(X, model.predict_proba(X)[:, 1], d, settings.p.drift.n_bins)
+    importance = permutation_importance_by_feature(model, reference, train_df.loc[reference.index, d.target], tp.seed, tp.threads)
+    profile = build_profile(X, model.predict_proba(X)[:, 1], d, settings.p.drift.n_bins, importance)
     lineage = {
         **git_commit(settings),
         "data_md5": file_md5(train_path),

@@ -232,10 +232,23 @@ def test_feature_drift_calls_for_retraining_after_k_days_naming_logins(project: 
     assert summary["retrain"] is True and summary["streak"] == 2
     assert summary["drifted_features"][0] == "logins_30d"
     assert "retrain DUE" in res.stderr and "logins_30d" in res.stderr
-    # the number in the HTML report is the deciding number
+    # the model relies on logins_30d: its share of the permutation importance is in the reason
+    share = summary["importance"]["logins_30d"]
+    assert share > 0.05 and f"; importance {share:.1%})" in summary["reason"]
+    # one number everywhere: the HTML report shows the deciding number (the job checks the
+    # report's values before writing), and MLflow holds the very same floats as the summary
     html = (project.root / "data/reports/drift/2026-01-22.html").read_text()
     assert "PSI (frozen training bins, full batch)" in html
     assert summary["score_psi"] is not None
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project.root / 'mlflow.db'}")
+    [run] = client.search_runs(
+        [client.get_experiment_by_name("credit-default").experiment_id],
+        "tags.step = 'drift' and tags.day = '2026-01-22'",
+    )
+    logged = {k.removeprefix("psi_"): v for k, v in run.data.metrics.items() if k.startswith("psi_")}
+    assert logged == summary["psi"] and run.data.metrics["score_psi"] == summary["score_psi"]
 
 
 def test_spark_engine_gives_the_same_drift_summary(project: Project) -> None:

@@ -155,3 +155,69 @@ def test_report_shows_exactly_our_numbers(tmp_path) -> None:
     shown = write_report(cur, ref, ours, 0.2, tmp_path / "r.html")
     assert shown == ours
     assert (tmp_path / "r.html").stat().st_size > 10_000
+
+
+def test_importance_shares() -> None:
+    from pipelines.profile import importance_shares
+
+    assert importance_shares({"a": 0.03, "b": 0.01, "c": -0.002}) == {"a": 0.75, "b": 0.25, "c": 0.0}
+    assert importance_shares({"a": 0.0, "b": -0.1}) == {"a": 0.5, "b": 0.5}  # nothing matters more
+
+
+def test_profile_stores_importance_shares(settings) -> None:
+    ref = model_input(generate_day(D, 500, 1).batch, settings.p.data)
+    raw = {c: 0.0 for c in settings.p.data.features} | {"logins_30d": 0.02, "income": 0.06}
+    prof = build_profile(ref, np.zeros(len(ref)), settings.p.data, 10, raw)
+    assert prof["importance"]["income"] == 0.75 and prof["importance"]["logins_30d"] == 0.25
+    assert "importance" not in build_profile(ref, np.zeros(len(ref)), settings.p.data, 10)
+
+
+def test_drift_in_a_feature_the_model_barely_uses_can_be_ignored() -> None:
+    psi_values = {"logins_30d": 1.2, "age": 0.5, "income": float("nan")}
+    share = {"logins_30d": 0.004, "age": 0.3, "income": 0.001}
+    hist = [{"day": "2026-01-09", "champion_version": "1", "drifted_features": ["age"]}]
+    d = retrain_decision(D, ["income", "logins_30d", "age"], psi_values, hist, "1", None, False, 0.2, 2, 0, share, 0.01)
+    # an all-null feature always counts; logins_30d is under the floor: reported, not counted
+    assert d["drifted_features"] == ["income", "age"] and d["ignored_features"] == ["logins_30d"]
+    assert d["retrain"] and "age (0.500; importance 30.0%)" in d["reason"]
+    assert "ignored, under drift.min_importance 1.0%: logins_30d (1.200; importance 0.4%)" in d["reason"]
+    only = retrain_decision(D, ["logins_30d"], psi_values, hist, "1", None, False, 0.2, 1, 0, share, 0.01)
+    assert not only["retrain"] and only["streak"] == 0 and "only on features under drift.min_importance" in only["reason"]
+    off = retrain_decision(D, ["logins_30d"], psi_values, hist, "1", None, False, 0.2, 1, 0, share, 0.0)
+    assert off["retrain"] and off["ignored_features"] == []  # the default floor (0) counts every feature
+
+
+def test_in_flight_brake_names_the_run(tmp_path) -> None:
+    from pipelines.drift import in_flight
+
+    marker = tmp_path / "m"
+    assert in_flight(marker) is False
+    marker.write_text('{"run_id": "manual__2026-01-10"}')
+    what = in_flight(marker)
+    assert what.startswith("training run manual__2026-01-10 since ") and str(marker) in what
+    hist = [{"day": "2026-01-09", "champion_version": "1", "drifted_features": ["logins_30d"]}]
+    d = _decide(["logins_30d"], hist, in_flight=what)
+    assert not d["retrain"] and "already in flight (training run manual__2026-01-10" in d["reason"]
+
+
+def test_report_sample_is_drawn_from_the_whole_batch(tmp_path) -> None:
+    """A batch sorted by time: the report's sample spans it all, not its first rows, and
+    the counts are those of every row."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipelines.config import DataParams
+    from pipelines.drift import stream_counts
+
+    data = DataParams(numerical=["t"], categorical=["c"])
+    prof = build_profile(pd.DataFrame({"t": np.arange(1000.0), "c": ["a", "b"] * 500}), np.zeros(1000), data, 4)
+    cur = pd.DataFrame({"t": np.arange(10_000.0), "c": ["a", "b"] * 5000})
+    pq.write_table(pa.Table.from_pandas(cur), tmp_path / "cur.parquet", row_group_size=700)
+    per_feature, rows, sample = stream_counts(tmp_path / "cur.parquet", prof, 1000, 300)
+    drawn = pd.concat(sample, ignore_index=True)
+    assert rows == 10_000 and 250 <= len(drawn) <= 300
+    assert drawn["t"].min() == 0 and drawn["t"].max() > 9_900 and drawn["t"].is_unique
+    assert np.diff(drawn["t"]).min() == np.diff(drawn["t"]).max()  # every k-th row, across chunks
+    whole = Accumulator(prof)
+    whole.add(cur)
+    assert per_feature == whole.result()

@@ -43,3 +43,17 @@ def test_single_class_is_refused(settings) -> None:
 def test_missing_feature_is_named(settings) -> None:
     with pytest.raises(PipelineError, match="logins_30d"):
         model_input(_labelled(50).drop(columns=["logins_30d"]), settings.p.data)
+
+
+def test_permutation_importance_is_seeded_and_finds_the_signal(settings) -> None:
+    from pipelines.train import permutation_importance_by_feature
+
+    df = _labelled(3000)
+    model, _ = fit(df, settings.p.data, settings.p.train)
+    X = model_input(df, settings.p.data).head(1000)
+    y = df[settings.p.data.target].head(1000)
+    a = permutation_importance_by_feature(model, X, y, 42, 1)
+    assert a == permutation_importance_by_feature(model, X, y, 42, 1)  # the profile hash is reproducible
+    assert set(a) == set(settings.p.data.features)
+    assert max(a.values()) > 0.01
+    assert permutation_importance_by_feature(model, X, y * 0, 42, 1) is None  # one class: no AUC
