@@ -12,7 +12,8 @@ process (peak RSS = the child's own VmHWM, polled):
              PSI above, plus the Evidently HTML report drawn from bounded samples
              (drift.report_sample_rows of the batch, the profile's 5,000-row reference sample)
              with the exact PSI fed in, and the check that the report shows our numbers. Not
-             timed: the registry look-up and the MLflow run (fixed costs, not per row).
+             timed: the registry look-up and the MLflow run (fixed costs, not per row), and
+             the prediction-drift pass over the day's predictions (one float column).
   evidently  Report([DataDriftPreset(method="psi")]).run(current, reference) on the same rows
              loaded in memory (loading not timed).
 Files are read once before each measured run so all start from the page cache.

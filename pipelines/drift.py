@@ -57,7 +57,7 @@ def retrain_decision(
     history: list[dict[str, Any]],
     champion_version: str,
     trained_through: date | None,
-    in_flight: bool | str,
+    running: bool | str,
     threshold: float,
     k: int,
     cooldown_days: int,
@@ -68,7 +68,8 @@ def retrain_decision(
 
     ``importance``: each feature's share of the model's permutation importance (from the
     profile); a drifted feature below ``min_importance`` is reported but does not count (a
-    feature with no values left always counts). ``in_flight``: False, or what is in flight."""
+    feature with no values left always counts). ``running``: False, or the retrain in flight.
+    The streak counts earlier days as they were decided (with the floor of their day)."""
     ignored = [
         c for c in drifted
         if importance is not None and min_importance > 0 and not math.isnan(psi[c]) and importance.get(c, 1.0) < min_importance
@@ -92,8 +93,8 @@ def retrain_decision(
         brakes.append(f"drifted {streak} day(s) in a row, {k} needed")
     if drifted and since is not None and since < cooldown_days:
         brakes.append(f"cooldown: champion trained through {trained_through}, {since} < {cooldown_days} day(s) ago")
-    if drifted and in_flight:
-        brakes.append("a retrain is already in flight" + ("" if in_flight is True else f" ({in_flight})"))
+    if drifted and running:
+        brakes.append("a retrain is already in flight" + ("" if running is True else f" ({running})"))
     retrain = bool(drifted) and not brakes
 
     def named(cols: list[str]) -> str:
@@ -107,11 +108,13 @@ def retrain_decision(
     if drifted:
         reason = f"PSI above {threshold} on {named(drifted)}" + ("" if retrain else " - not retraining: " + "; ".join(brakes))
     elif ignored:
-        reason = f"PSI above {threshold} only on features under drift.min_importance {min_importance:.1%}: {named(ignored)}"
+        reason = f"PSI above {threshold} only on features under drift.min_importance {min_importance:.2%}: {named(ignored)}"
     else:
         reason = f"no feature has PSI above {threshold}"
     if drifted and ignored:
-        reason += f" (ignored, under drift.min_importance {min_importance:.1%}: {named(ignored)})"
+        reason += f" (ignored, under drift.min_importance {min_importance:.2%}: {named(ignored)})"
+    if importance is None and min_importance > 0 and drifted:
+        reason += " (drift.min_importance not applied: this champion's profile has no importance; retrain to record it)"
     return {
         "retrain": retrain,
         "drifted_features": drifted,
@@ -202,9 +205,10 @@ def stream_counts(
     path: Path, profile: dict[str, Any], chunk_rows: int, sample_rows: int
 ) -> tuple[dict[str, dict[str, float]], int, list[pd.DataFrame]]:
     """The arrow engine: stream a Parquet batch in chunks into the profile's frozen bins.
-    Returns PSI and null rates per feature, the row count, and a systematic sample of at most
-    ``sample_rows`` rows (every k-th row of the whole batch, so a batch sorted by time is drawn
-    from all day, not its first hours) for the report's histograms. Memory is bounded by
+    Returns PSI and null rates per feature, the row count, and a sample of min(``sample_rows``,
+    rows) rows for the report's histograms, drawn across the whole batch (one seeded random row
+    in each of ``sample_rows`` equal strides: a batch sorted by time is sampled all day, and a
+    repeating row order, such as shards written round-robin, cannot alias). Memory is bounded by
     ``chunk_rows``."""
     import numpy as np
     import pyarrow.parquet as pq
@@ -213,15 +217,27 @@ def stream_counts(
 
     acc = Accumulator(profile)
     sample: list[pd.DataFrame] = []
-    step = 0
+    picks = None
     for chunk in stream_batches(path, list(acc.counts), chunk_rows):
-        if not step:  # the file is readable: the first chunk came through
-            step = max(1, -(-pq.read_metadata(path).num_rows // sample_rows))
-        first = -acc.rows % step  # rows whose index in the whole batch is a multiple of step
+        if picks is None:  # the file is readable: the first chunk came through
+            picks = sample_positions(pq.read_metadata(path).num_rows, sample_rows)
+        lo, hi = np.searchsorted(picks, [acc.rows, acc.rows + len(chunk)])
+        if hi > lo:
+            sample.append(chunk.take(picks[lo:hi] - acc.rows).to_pandas())
         acc.add(chunk)
-        if first < len(chunk):
-            sample.append(chunk.take(np.arange(first, len(chunk), step)).to_pandas())
     return acc.result(), acc.rows, sample
+
+
+def sample_positions(rows: int, n: int, seed: int = 0) -> Any:
+    """Sorted row positions of a sample of min(n, rows) rows spread over all ``rows``: one
+    seeded random position in each of n equal strides (pure)."""
+    import numpy as np
+
+    if rows <= n:
+        return np.arange(rows)
+    bounds = np.arange(n + 1, dtype="int64") * rows // n  # n disjoint strides, none empty
+    u = np.random.default_rng(seed).random(n)
+    return bounds[:-1] + np.floor(u * np.diff(bounds)).astype("int64")
 
 
 def drift(settings: Settings, day: date, engine: str | None = None, source: str | None = None) -> dict[str, Any]:
@@ -330,15 +346,17 @@ def drift(settings: Settings, day: date, engine: str | None = None, source: str 
 
 def in_flight(marker: Path) -> bool | str:
     """What the training DAG's marker says is in flight (its run id and since when), or False."""
-    if not marker.exists():
-        return False
-    try:
-        run_id = json.loads(marker.read_text()).get("run_id") or "unknown run"
-    except (ValueError, OSError, AttributeError):
-        run_id = "unreadable marker"
     from datetime import datetime, timezone
 
-    since = datetime.fromtimestamp(marker.stat().st_mtime, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    try:
+        since = datetime.fromtimestamp(marker.stat().st_mtime, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        text = marker.read_text()
+    except FileNotFoundError:
+        return False  # none, or cleared by the training DAG just now
+    try:
+        run_id = json.loads(text).get("run_id") or "unknown run"
+    except (ValueError, AttributeError):
+        run_id = "unreadable marker"
     return f"training run {run_id} since {since}; marker {marker}"
 
 

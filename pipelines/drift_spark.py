@@ -131,10 +131,14 @@ def spark_drift(source: str, profile: dict[str, Any], master: str | None, sample
         counts, nulls, rows = spark_counts(df, profile)
         features = list(counts)
         picked = df.select(*[df[quoted(c)] for c in features])
-        if rows > sample_rows:  # drawn from the whole batch, not its first partition (seeded)
-            # Bernoulli sampling: aim ~9 standard deviations above sample_rows so it is never short
+        if rows > sample_rows:
+            # Seeded Bernoulli sample of the whole batch, aimed ~9 standard deviations above
+            # sample_rows so it is never short; only those rows reach the driver, which keeps a
+            # seeded random sample_rows of them (a limit() would keep the first partitions).
             picked = picked.sample(fraction=min(1.0, (sample_rows + 10 * sample_rows**0.5 + 10) / rows), seed=0)
-        sample = picked.limit(sample_rows).toPandas() if sample_rows else pd.DataFrame(columns=features)
+        sample = picked.toPandas()
+        if len(sample) > sample_rows:
+            sample = sample.sample(n=sample_rows, random_state=0).sort_index().reset_index(drop=True)
     except PipelineError:
         raise
     except Exception as exc:  # AnalysisException (missing path, not Parquet, bad types), Py4JJavaError, ...

@@ -7,7 +7,7 @@ artifact ``reference/profile.json`` + tag ``drift_profile_sha256``):
   categorical the training categories, plus one "unseen" bin; plus the null count
   score        the same for the model's own scores on the training reference (prediction drift)
   importance   each feature's share of the model's permutation importance (ROC AUC lost when
-               the feature is shuffled, on a labelled training sample), so the drift job can
+               the feature is shuffled, on a labelled holdout sample), so the drift job can
                show how much the model relies on a drifted feature and, if configured
                (``drift.min_importance``), ignore drift in features it barely uses
 
@@ -100,7 +100,7 @@ def importance_shares(importances: dict[str, float]) -> dict[str, float]:
     clipped = {c: max(float(v), 0.0) if math.isfinite(v) else 0.0 for c, v in importances.items()}
     total = sum(clipped.values())
     if total <= 0:
-        return {c: 1 / len(clipped) for c in clipped} if clipped else {}
+        return {c: round(1 / len(clipped), 6) for c in clipped}
     return {c: round(v / total, 6) for c, v in clipped.items()}
 
 

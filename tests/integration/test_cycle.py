@@ -245,7 +245,7 @@ def test_feature_drift_calls_for_retraining_after_k_days_naming_logins(project: 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project.root / 'mlflow.db'}")
     [run] = client.search_runs(
         [client.get_experiment_by_name("credit-default").experiment_id],
-        "tags.step = 'drift' and tags.day = '2026-01-22'",
+        "tags.step = 'drift' and tags.day = '2026-01-22' and tags.engine = 'arrow'",
     )
     logged = {k.removeprefix("psi_"): v for k, v in run.data.metrics.items() if k.startswith("psi_")}
     assert logged == summary["psi"] and run.data.metrics["score_psi"] == summary["score_psi"]

@@ -180,11 +180,13 @@ def test_drift_in_a_feature_the_model_barely_uses_can_be_ignored() -> None:
     # an all-null feature always counts; logins_30d is under the floor: reported, not counted
     assert d["drifted_features"] == ["income", "age"] and d["ignored_features"] == ["logins_30d"]
     assert d["retrain"] and "age (0.500; importance 30.0%)" in d["reason"]
-    assert "ignored, under drift.min_importance 1.0%: logins_30d (1.200; importance 0.4%)" in d["reason"]
+    assert "ignored, under drift.min_importance 1.00%: logins_30d (1.200; importance 0.4%)" in d["reason"]
     only = retrain_decision(D, ["logins_30d"], psi_values, hist, "1", None, False, 0.2, 1, 0, share, 0.01)
     assert not only["retrain"] and only["streak"] == 0 and "only on features under drift.min_importance" in only["reason"]
     off = retrain_decision(D, ["logins_30d"], psi_values, hist, "1", None, False, 0.2, 1, 0, share, 0.0)
     assert off["retrain"] and off["ignored_features"] == []  # the default floor (0) counts every feature
+    old = retrain_decision(D, ["logins_30d"], psi_values, hist, "1", None, False, 0.2, 1, 0, None, 0.01)
+    assert old["retrain"] and "min_importance not applied: this champion's profile has no importance" in old["reason"]
 
 
 def test_in_flight_brake_names_the_run(tmp_path) -> None:
@@ -201,8 +203,9 @@ def test_in_flight_brake_names_the_run(tmp_path) -> None:
 
 
 def test_report_sample_is_drawn_from_the_whole_batch(tmp_path) -> None:
-    """A batch sorted by time: the report's sample spans it all, not its first rows, and
-    the counts are those of every row."""
+    """A batch sorted by time, with a repeating pattern in row order: the report's sample spans
+    it all, does not alias with the pattern, has exactly sample_rows rows, and the counts are
+    those of every row."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -213,11 +216,27 @@ def test_report_sample_is_drawn_from_the_whole_batch(tmp_path) -> None:
     prof = build_profile(pd.DataFrame({"t": np.arange(1000.0), "c": ["a", "b"] * 500}), np.zeros(1000), data, 4)
     cur = pd.DataFrame({"t": np.arange(10_000.0), "c": ["a", "b"] * 5000})
     pq.write_table(pa.Table.from_pandas(cur), tmp_path / "cur.parquet", row_group_size=700)
-    per_feature, rows, sample = stream_counts(tmp_path / "cur.parquet", prof, 1000, 300)
-    drawn = pd.concat(sample, ignore_index=True)
-    assert rows == 10_000 and 250 <= len(drawn) <= 300
-    assert drawn["t"].min() == 0 and drawn["t"].max() > 9_900 and drawn["t"].is_unique
-    assert np.diff(drawn["t"]).min() == np.diff(drawn["t"]).max()  # every k-th row, across chunks
+    for n in (300, 5000, 6000, 9999):
+        per_feature, rows, sample = stream_counts(tmp_path / "cur.parquet", prof, 1000, n)
+        drawn = pd.concat(sample, ignore_index=True)
+        assert rows == 10_000 and len(drawn) == n and drawn["t"].is_unique
+        assert drawn["t"].min() < 10_000 / n and drawn["t"].max() >= 10_000 - 10_000 / n
+        assert 0.4 < (drawn["c"] == "a").mean() < 0.6, n  # every k-th row would be all "a"
     whole = Accumulator(prof)
     whole.add(cur)
     assert per_feature == whole.result()
+    _, _, everything = stream_counts(tmp_path / "cur.parquet", prof, 1000, 20_000)
+    assert pd.concat(everything, ignore_index=True)["t"].tolist() == cur["t"].tolist()  # smaller batch: all rows
+
+
+def test_sample_positions() -> None:
+    from pipelines.drift import sample_positions
+
+    p = sample_positions(1_000_003, 20_000)
+    assert len(p) == 20_000 and (np.diff(p) > 0).all() and p[0] >= 0 and p[-1] < 1_000_003
+    bounds = np.arange(20_001) * 1_000_003 // 20_000
+    assert ((bounds[:-1] <= p) & (p < bounds[1:])).all()  # one in each stride
+    q = sample_positions(19_000, 10_000)  # strides of 1 or 2 rows: still distinct
+    assert len(np.unique(q)) == 10_000 and q[-1] < 19_000
+    assert sample_positions(5, 10).tolist() == [0, 1, 2, 3, 4]
+    assert (sample_positions(1000, 10) == sample_positions(1000, 10)).all()  # seeded
