@@ -81,8 +81,8 @@ def permutation_importance_by_feature(
 ) -> dict[str, float] | None:
     """ROC AUC the model loses when each feature is shuffled (mean of ``repeats``), on a labelled
     sample; None when the sample has a single class (no AUC). Shuffling one feature at a time
-    understates features that stand in for each other (correlated ones share the credit). Seeded and on fixed threads, so
-    the profile, and its hash, are reproducible."""
+    understates features that stand in for each other (correlated ones share the credit).
+    Seeded and on fixed threads, so the profile, and its hash, are reproducible."""
     from sklearn.inspection import permutation_importance
     from threadpoolctl import threadpool_limits
 
