@@ -47,7 +47,7 @@ OURS = r"""
 import json, sys, time
 from pipelines.config import DataParams
 import pyarrow.parquet  # imports outside the clock, as for Evidently
-from pipelines.profile import Accumulator, stream_batches
+from pipelines.model.profile import Accumulator, stream_batches
 profile = json.load(open(sys.argv[1]))
 t = time.perf_counter()
 acc = Accumulator(profile)
@@ -81,8 +81,8 @@ import json, sys, time
 from pathlib import Path
 import pandas as pd
 from pipelines.config import DataParams
-from pipelines.drift import stream_counts, write_report
-from pipelines.features import model_input
+from pipelines.monitoring.drift import stream_counts, write_report
+from pipelines.model.features import model_input
 import evidently.presets  # imports outside the clock
 profile = json.load(open(sys.argv[1]))
 data = DataParams(numerical=list(profile["numerical"]), categorical=list(profile["categorical"]))
@@ -103,8 +103,8 @@ import os; os._exit(0)
 
 SPARK = r"""
 import json, sys, time
-from pipelines.drift_spark import spark_counts, spark_session
-from pipelines.profile import feature_drift
+from pipelines.monitoring.drift_spark import spark_counts, spark_session
+from pipelines.model.profile import feature_drift
 profile = json.load(open(sys.argv[1]))
 t0 = time.perf_counter()
 spark = spark_session("local[*]")
@@ -191,7 +191,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from pipelines.config import DataParams
-    from pipelines.profile import build_profile
+    from pipelines.model.profile import build_profile
 
     tmp = Path(tempfile.mkdtemp(prefix="drift-bench-"))
     data = DataParams(numerical=NUM, categorical=CAT)

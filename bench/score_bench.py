@@ -35,7 +35,7 @@ RAW = r"""
 import json, sys, time
 import mlflow, pandas as pd
 from pipelines.config import load_settings
-from pipelines.features import model_input
+from pipelines.model.features import model_input
 s = load_settings(sys.argv[1])
 mlflow.set_tracking_uri(sys.argv[3])
 model = mlflow.sklearn.load_model(f"models:/{s.p.project.model_name}@champion")
@@ -56,12 +56,12 @@ import os; os._exit(0)
 def setup(root: Path) -> None:
     """A throw-away project with a registered champion trained on simulated data."""
     from pipelines.config import load_settings
-    from pipelines.evaluate import evaluate
+    from pipelines.model.evaluate import evaluate
     from pipelines.io import write_json
-    from pipelines.prepare import join_labels
-    from pipelines.registry import promote_candidate
-    from pipelines.simulate import generate_day
-    from pipelines.train import train
+    from pipelines.data.prepare import join_labels
+    from pipelines.ops.promote import promote
+    from pipelines.data.simulate import generate_day
+    from pipelines.model.train import train
 
     shutil.copy(REPO / "params.yaml", root / "params.yaml")
     s = load_settings(root / "params.yaml")
@@ -79,14 +79,14 @@ def setup(root: Path) -> None:
     write_json({"train_days": days[:14], "holdout_days": days[14:]}, s.training_dir / "window.json")
     train(s)
     evaluate(s)
-    promote_candidate(s)
+    promote(s)
 
 
 def make_batch(path: Path, rows: int) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from pipelines.simulate import generate_day
+    from pipelines.data.simulate import generate_day
 
     writer = None
     step = 500_000

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import dag, task
 
-from pipelines.airflow_assets import PREDICTIONS, RETRAIN_REQUEST
+from pipeline_assets import PREDICTIONS, RETRAIN_REQUEST
 
 DEFAULT_ARGS = {"retries": 1, "retry_delay": timedelta(seconds=30), "owner": "ml-platform"}
 
@@ -27,11 +27,11 @@ DEFAULT_ARGS = {"retries": 1, "retry_delay": timedelta(seconds=30), "owner": "ml
 )
 def monitoring() -> None:
     @task
-    def check_drift(triggering_asset_events=None, params=None, logical_date=None, dag_run=None) -> dict:  # noqa: ANN001
-        from pipelines.orchestrate import drift_days
+    def drift(triggering_asset_events=None, params=None, logical_date=None, dag_run=None) -> dict:  # noqa: ANN001
+        from pipelines.ops import tasks
 
         days = sorted({e.extra["day"] for evs in (triggering_asset_events or {}).values() for e in evs if e.extra.get("day")})
-        return drift_days(days, (params or {}).get("day"), logical_date, getattr(dag_run, "run_after", None))
+        return tasks.drift(days, (params or {}).get("day"), logical_date, getattr(dag_run, "run_after", None))
 
     @task.short_circuit
     def retrain_due(decision: dict) -> bool:
@@ -50,15 +50,15 @@ def monitoring() -> None:
         return {"requested": True, "reason": decision["reason"]}
 
     @task
-    def measure_matured_days() -> list:
+    def performance() -> list:
         """Real performance of earlier days whose labels have matured (concept drift)."""
-        from pipelines.orchestrate import measure_matured_days
+        from pipelines.ops import tasks
 
-        return measure_matured_days()
+        return tasks.performance()
 
-    decision = check_drift()
+    decision = drift()
     retrain_due(decision) >> request_retrain(decision)
-    measure_matured_days()
+    performance()
 
 
 monitoring()

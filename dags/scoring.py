@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, task
 
-from pipelines.airflow_assets import PREDICTIONS
+from pipeline_assets import PREDICTIONS
 
 DEFAULT_ARGS = {"retries": 1, "retry_delay": timedelta(seconds=30), "owner": "ml-platform"}
 
@@ -32,31 +32,31 @@ DEFAULT_ARGS = {"retries": 1, "retry_delay": timedelta(seconds=30), "owner": "ml
 def scoring() -> None:
     @task
     def land_batch(params: dict | None = None, logical_date=None, dag_run=None) -> str:  # noqa: ANN001
-        from pipelines.orchestrate import land_batch, resolve_day
+        from pipelines.ops import tasks
 
         p = params or {}
-        day = resolve_day(p.get("day"), logical_date, getattr(dag_run, "run_after", None))
-        land_batch(day, p.get("scenario"))
+        day = tasks.resolve_day(p.get("day"), logical_date, getattr(dag_run, "run_after", None))
+        tasks.land_batch(day, p.get("scenario"))
         return day.isoformat()
 
     @task
     def validate_batch(day: str) -> dict:
         from pipelines.io import parse_date
-        from pipelines.orchestrate import validate_day
+        from pipelines.ops import tasks
 
-        return validate_day(parse_date(day))
+        return tasks.validate_batch(parse_date(day))
 
     @task(outlets=[PREDICTIONS])
-    def score_batch(validated: dict, outlet_events=None) -> dict:  # noqa: ANN001
+    def score(validated: dict, outlet_events=None) -> dict:  # noqa: ANN001
         from pipelines.io import parse_date
-        from pipelines.orchestrate import score_day
+        from pipelines.ops import tasks
 
-        res = score_day(parse_date(validated["day"]))
+        res = tasks.score(parse_date(validated["day"]))
         if outlet_events is not None:
             outlet_events[PREDICTIONS].extra = {"day": res["day"], "model_version": res["model_version"]}
         return res
 
-    score_batch(validate_batch(land_batch()))
+    score(validate_batch(land_batch()))
 
 
 scoring()

@@ -1,7 +1,8 @@
 """Training: daily, on manual trigger (with a reason and an optional gate override), and when
 the monitoring DAG requests a retrain through the RETRAIN_REQUEST asset.
 
-Each task is one call into pipelines.orchestrate; the stages are dvc.yaml's, run by `dvc repro`.
+Each task is one call into pipelines.ops.tasks and has the name of its dvc.yaml stage; the
+stages run through `dvc repro`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from airflow.sdk import Param, dag, task
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from pipelines.airflow_assets import RETRAIN_REQUEST
+from pipeline_assets import RETRAIN_REQUEST
 
 DEFAULT_ARGS = {"retries": 1, "retry_delay": timedelta(seconds=30), "owner": "ml-platform"}
 
@@ -36,47 +37,46 @@ DEFAULT_ARGS = {"retries": 1, "retry_delay": timedelta(seconds=30), "owner": "ml
 )
 def training() -> None:
     @task
-    def assemble_window(params: dict | None = None, triggering_asset_events: dict | None = None, run_id=None) -> dict:  # noqa: ANN001
-        from pipelines.orchestrate import dvc_stage, retrain_in_flight
+    def prepare(params: dict | None = None, triggering_asset_events: dict | None = None, run_id=None) -> dict:  # noqa: ANN001
+        from pipelines.ops import tasks
 
         why = [e.extra for events in (triggering_asset_events or {}).values() for e in events]
         print(f"reason: {(params or {}).get('reason')}; asset events: {why or 'none'}")
-        retrain_in_flight(run_id)  # the drift job will not request another retrain meanwhile
-        return dvc_stage("prepare")
+        tasks.retrain_in_flight(run_id)  # the drift job will not request another retrain meanwhile
+        return tasks.dvc_stage("prepare")
 
     @task
-    def validate_training_set() -> dict:
-        from pipelines.orchestrate import dvc_stage
+    def validate_training() -> dict:
+        from pipelines.ops import tasks
 
-        return dvc_stage("validate_training")
+        return tasks.dvc_stage("validate_training")
 
     @task
     def train() -> dict:
-        from pipelines.orchestrate import dvc_stage
+        from pipelines.ops import tasks
 
-        return dvc_stage("train")
-
-    @task
-    def evaluation_gate() -> dict:
-        from pipelines.orchestrate import dvc_stage, gate_summary
-
-        dvc_stage("evaluate")
-        return gate_summary()
+        return tasks.dvc_stage("train")
 
     @task
-    def register_and_promote(params: dict | None = None) -> dict:
-        from pipelines.orchestrate import promote
+    def evaluate() -> dict:
+        from pipelines.ops import tasks
+
+        return tasks.evaluate()
+
+    @task
+    def promote(params: dict | None = None) -> dict:
+        from pipelines.ops import tasks
 
         p = params or {}
-        return promote(override=bool(p.get("override_gate")), justification=str(p.get("justification") or ""))
+        return tasks.promote(override=bool(p.get("override_gate")), justification=p.get("justification"))
 
     @task(trigger_rule="all_done")
     def clear_in_flight() -> None:
-        from pipelines.orchestrate import retrain_in_flight
+        from pipelines.ops import tasks
 
-        retrain_in_flight(None)
+        tasks.retrain_in_flight(None)
 
-    chain = assemble_window() >> validate_training_set() >> train() >> evaluation_gate() >> register_and_promote()
+    chain = prepare() >> validate_training() >> train() >> evaluate() >> promote()
     chain >> clear_in_flight()
 
 

@@ -28,6 +28,7 @@ import typer
 
 from pipelines.errors import PipelineError, ValidationFailed
 
+log = logging.getLogger("pipelines.cli")
 app = typer.Typer(
     help="Credit-default MLOps pipeline: simulate, validate, train, gate, promote, score, watch drift.",
     no_args_is_help=True,
@@ -45,7 +46,7 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     # We pass 0/1 integer labels on purpose; MLflow's classifier evaluator still guesses "None".
     logging.getLogger("mlflow.models.evaluation.evaluators.classifier").setLevel(logging.ERROR)
-    # Model input is float64 by construction (pipelines/features.py); the hint is about the label.
+    # Model input is float64 by construction (pipelines/model/features.py); the hint is about the label.
     warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
 
 
@@ -77,12 +78,12 @@ def _run(fn: Callable[[], Any], emit: bool = True) -> Any:
     try:
         result = fn()
     except ValidationFailed as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        log.error("%s", exc)
         for line in exc.failures:
             print(f"  - {line}", file=sys.stderr)
         _exit(1)
     except PipelineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        log.error("%s", exc)
         _exit(1)
     if emit:
         _emit(result)
@@ -116,9 +117,16 @@ def _day(value: Optional[str], folder_attr: str = "validated_dir") -> Any:
 def main(
     params: Optional[str] = typer.Option(None, "--params", help="params.yaml to use (default: the project's)."),
     as_json: bool = typer.Option(False, "--json", help="Print each command's full result as JSON."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors on stderr (no progress)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug lines too (the tools run, their folders)."),
 ) -> None:
+    from pipelines.log import setup
+
+    if quiet and verbose:
+        raise typer.BadParameter("--quiet and --verbose contradict each other")
     STATE["params"] = params
     STATE["json"] = as_json
+    setup(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
     _quiet_libraries()
 
 
@@ -131,7 +139,7 @@ def simulate(
     rows: Optional[int] = typer.Option(None, help="Rows per day; default simulate.rows_per_day."),
 ) -> None:
     """Generate seeded daily batches (data/raw) and matured labels (data/labels)."""
-    from pipelines.simulate import simulate as fn
+    from pipelines.data.simulate import simulate as fn
 
     _run(lambda: fn(_settings(), start, days, scenario, scenario_start, rows))  # type: ignore[arg-type]
 
@@ -147,7 +155,7 @@ def validate(
     out: Optional[str] = typer.Option(None, help="With --profile: where to write the proposal."),
 ) -> None:
     """Validate data with the Great Expectations suites in expectations/; failures quarantine."""
-    from pipelines import validate as v
+    from pipelines.data import validate as v
 
     def go() -> Any:
         s = _settings()
@@ -156,7 +164,7 @@ def validate(
         if training:
             return v.validate_training(s)
         if all_days:
-            from pipelines.cycle import validate_new_days
+            from pipelines.ops.cycle import validate_new_days  # ops: the CLI sits above every layer
 
             res = validate_new_days(s)
             if res["failed"]:
@@ -171,7 +179,7 @@ def _propose(s: Any, kind: str, out: Optional[str]) -> dict[str, Any]:
     import pandas as pd
 
     from pipelines.io import partition_files, read_frame, write_json
-    from pipelines.validate import normalize, propose_suite
+    from pipelines.data.validate import normalize, propose_suite
 
     if kind == "training_set":
         ref = read_frame(s.training_dir / "train.parquet")
@@ -189,7 +197,7 @@ def _propose(s: Any, kind: str, out: Optional[str]) -> dict[str, Any]:
 @app.command()
 def prepare() -> None:
     """Assemble the training window and fresh holdout from validated, labelled days."""
-    from pipelines.prepare import prepare as fn
+    from pipelines.data.prepare import prepare as fn
 
     _run(lambda: fn(_settings()))
 
@@ -197,7 +205,7 @@ def prepare() -> None:
 @app.command()
 def train() -> None:
     """Train the candidate Pipeline and log it to MLflow (writes models/candidate.json)."""
-    from pipelines.train import train as fn
+    from pipelines.model.train import train as fn
 
     _run(lambda: fn(_settings()))
 
@@ -205,13 +213,13 @@ def train() -> None:
 @app.command()
 def evaluate() -> None:
     """Gate: evaluate candidate and champion on the same holdout; write the decision record."""
-    from pipelines.evaluate import evaluate as fn
+    from pipelines.model.evaluate import evaluate as fn
 
     def go() -> Any:
-        from pipelines.evaluate import format_decision
+        from pipelines.model.evaluate import format_decision
 
         decision = fn(_settings())
-        print(format_decision(decision), file=sys.stderr)
+        log.info("%s", format_decision(decision))
         return decision
 
     _run(go)
@@ -226,20 +234,19 @@ def promote(
     ),
 ) -> None:
     """Register the gated candidate (champion if it passed, else challenger), or promote by hand."""
-    from pipelines import registry
+    from pipelines.model.registry import promote_version
+    from pipelines.ops.promote import promote as fn
 
-    if override is not None:
-        _run(lambda: registry.promote_candidate(_settings(), override_reason=override))
-    elif version:
-        _run(lambda: registry.promote_version(_settings(), version, reason or ""))
+    if version:
+        _run(lambda: promote_version(_settings(), version, reason or ""))
     else:
-        _run(lambda: registry.promote_candidate(_settings()))
+        _run(lambda: fn(_settings(), override_reason=override))
 
 
 @app.command()
 def rollback(reason: str = typer.Option(..., help="Why the current champion is being rolled back.")) -> None:
     """Move the champion alias back to the previous champion."""
-    from pipelines.registry import rollback as fn
+    from pipelines.model.registry import rollback as fn
 
     _run(lambda: fn(_settings(), reason))
 
@@ -247,7 +254,7 @@ def rollback(reason: str = typer.Option(..., help="Why the current champion is b
 @app.command()
 def score(date: Optional[str] = typer.Option(None, "--date", help="Day to score; default the latest validated.")) -> None:
     """Score a validated daily batch with models:/<name>@champion."""
-    from pipelines.score import score as fn
+    from pipelines.serving.score import score as fn
 
     _run(lambda: fn(_settings(), _day(date)))
 
@@ -261,13 +268,13 @@ def drift(
     ),
 ) -> None:
     """PSI per feature against the champion's reference (Evidently); says if retraining is due."""
-    from pipelines.drift import drift as fn
+    from pipelines.monitoring.drift import drift as fn
 
     def go() -> Any:
         if source and not date:
             raise PipelineError("--input needs --date: the day the batch is for (its report and the retrain streak are kept by day)")
         res = fn(_settings(), _day(date), engine, source)
-        print(f"drift: retrain {'DUE' if res['retrain'] else 'not due'} - {res['reason']}", file=sys.stderr)
+        log.info("drift: retrain %s - %s", "DUE" if res["retrain"] else "not due", res["reason"])
         return res
 
     _run(go)
@@ -278,19 +285,19 @@ def performance(
     date: Optional[str] = typer.Option(None, "--date", help="Day whose labels matured; default every such day not yet measured."),
 ) -> None:
     """Real ROC AUC of past predictions once their labels matured, logged to MLflow as a time series."""
-    from pipelines.orchestrate import measure_matured_days
-    from pipelines.performance import performance as fn
+    from pipelines.monitoring.performance import measure_matured_days
+    from pipelines.monitoring.performance import performance as fn
 
     if date:
         _run(lambda: fn(_settings(), _day(date)))
     else:
-        _run(lambda: {"measured": measure_matured_days()})
+        _run(lambda: {"measured": measure_matured_days(_settings())})
 
 
 @app.command()
 def push() -> None:
     """`dvc push` the training data to the DVC remote and tag the last registered version with it."""
-    from pipelines.reproduce import push_training_data
+    from pipelines.ops.reproduce import push_training_data
 
     _run(lambda: push_training_data(_settings()))
 
@@ -306,19 +313,17 @@ def reproduce(
     differs, or with why it cannot be rebuilt (dirty tree, data missing from the DVC remote).
     Never touches the live registry aliases or the working tree.
     """
-    from pipelines.reproduce import reproduce as fn
+    from pipelines.ops.reproduce import reproduce as fn
 
     def go() -> Any:
         report = fn(_settings(), ref, keep=keep)
         ok = report["exact"]
-        print(
-            f"reproduce v{report['version']}: {'EXACT MATCH' if ok else 'DIFFERENT'} "
-            f"({report['checks']['holdout_predictions']['rows']} holdout predictions "
-            f"{'identical' if report['checks']['holdout_predictions']['identical'] else 'differ'})",
-            file=sys.stderr,
+        log.info(
+            "reproduce v%s: %s (%s holdout predictions %s)", report["version"], "EXACT MATCH" if ok else "DIFFERENT",
+            report["checks"]["holdout_predictions"]["rows"], "identical" if report["checks"]["holdout_predictions"]["identical"] else "differ",
         )
         for line in report["differences"]:
-            print(f"  - {line}", file=sys.stderr)
+            log.info("  - %s", line)
         if not ok:
             raise PipelineError(f"v{report['version']} could not be reproduced exactly: {'; '.join(report['differences'])}")
         return report
@@ -329,34 +334,22 @@ def reproduce(
 @app.command()
 def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """Champion, challenger, last gate decision and where the latest outputs are."""
-    from pipelines.registry import status as fn
+    from pipelines.model.registry import status as fn
 
     as_json = as_json or STATE["json"]
     res = _run(lambda: fn(_settings()), emit=False)
     if as_json:
         print(json.dumps(res, indent=2, default=str))
     else:
-        ch, cl = res["champion"], res["challenger"]
-        print(f"model: {res['model_name']}  ({res['tracking_uri']})")
-        auc = f" holdout ROC AUC {ch['holdout_roc_auc']:.4f}" if ch and ch.get("holdout_roc_auc") is not None else ""
-        print(f"champion:   {('v' + ch['version'] + auc) if ch else 'none'}")
-        print(f"challenger: {('v' + cl['version'] + ' - ' + str(cl['gate_reasons'])) if cl else 'none'}")
-        print(f"history:    {res['champion_history']}")
-        dec = res["last_gate_decision"]
-        if dec:
-            why = "; ".join(dec["reasons"]) or "all checks passed"
-            auc = dec["candidate"].get("roc_auc")
-            print(f"last gate:  candidate {'n/a' if auc is None else f'{auc:.4f}'} -> {dec['verdict']} ({why})")
-        for v in res.get("recent_versions", []):
-            aliases = f" [{', '.join(v['aliases'])}]" if v["aliases"] else ""
-            print(f"  v{v['version']}{aliases}: gate {'passed' if v['gate_passed'] == 'true' else 'failed'} - {v['gate_reasons']}")
-        print(f"predictions: {res['latest_predictions']}\ndrift report: {res['latest_drift_report']}")
+        from pipelines.ops.cycle import status_lines
+
+        print("\n".join(status_lines(res, detail=True)))
 
 
 @app.command()
 def run() -> None:
     """The whole cycle once: simulate, validate, dvc repro, score, drift, then a summary."""
-    from pipelines.cycle import run_cycle, summary_lines
+    from pipelines.ops.cycle import run_cycle, summary_lines
 
     res = _run(lambda: run_cycle(_settings()), emit=False)
     print("\n".join(["", *summary_lines(res)]))

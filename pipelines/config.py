@@ -14,7 +14,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipelines.errors import PipelineError
+from pipelines.errors import PipelineError, first_line
 
 Scenario = Literal["stable", "feature_drift", "concept_drift", "data_quality", "skew"]
 
@@ -31,6 +31,11 @@ class ProjectParams(_Section):
 class DataParams(_Section):
     raw_dir: str = "data/raw"
     labels_dir: str = "data/labels"
+    validated_dir: str = "data/validated"
+    quarantine_dir: str = "data/quarantine"
+    training_dir: str = "data/training"
+    predictions_dir: str = "data/predictions"
+    reports_dir: str = "data/reports"
     id_col: str = "customer_id"
     timestamp_col: str = "event_ts"
     target: str = "default"
@@ -65,6 +70,7 @@ class SimulateParams(_Section):
 class ValidateParams(_Section):
     min_rows: int = Field(100, ge=0)
     max_rows: int = Field(5_000_000, ge=1)
+    max_training_rows: int = Field(1_825_000_000, ge=1)
     max_null_fraction: float = Field(0.05, ge=0, le=1)
     max_single_feature_auc: float = Field(0.95, gt=0.5, le=1)
     skew_scale_factor: float = Field(4.0, gt=1)
@@ -107,6 +113,8 @@ class GateParams(_Section):
 class ScoreParams(_Section):
     chunk_rows: int = Field(250_000, ge=1)
     threads: int = Field(0, ge=0)
+    decision_threshold: float = Field(0.5, gt=0, lt=1)
+    histogram_bins: int = Field(20, ge=2, le=1000)
 
 
 class DriftParams(_Section):
@@ -165,23 +173,28 @@ class Settings:
 
     @property
     def validated_dir(self) -> Path:
-        return self.path("data", "validated")
+        return self.path(self.p.data.validated_dir)
 
     @property
     def quarantine_dir(self) -> Path:
-        return self.path("data", "quarantine")
+        return self.path(self.p.data.quarantine_dir)
 
     @property
     def training_dir(self) -> Path:
-        return self.path("data", "training")
+        return self.path(self.p.data.training_dir)
 
     @property
     def predictions_dir(self) -> Path:
-        return self.path("data", "predictions")
+        return self.path(self.p.data.predictions_dir)
+
+    @property
+    def shadow_predictions_dir(self) -> Path:
+        """The challenger's scores of the same rows, beside the champion's."""
+        return self.predictions_dir.with_name(self.predictions_dir.name + "_shadow")
 
     @property
     def reports_dir(self) -> Path:
-        return self.path("data", "reports")
+        return self.path(self.p.data.reports_dir)
 
     @property
     def models_dir(self) -> Path:
@@ -215,7 +228,7 @@ def load_settings(params_file: Path | str | None = None) -> Settings:
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise PipelineError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+        raise PipelineError(f"{path} is not valid YAML: {first_line(exc)}") from exc
     if not isinstance(raw, dict):
         raise PipelineError(f"{path} must be a mapping of sections (project, data, ...)")
     try:

@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.errors import PipelineError
+from pipelines.errors import PipelineError, first_line
 
 DATE_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.(parquet|csv)$")
 
@@ -71,8 +71,7 @@ def read_frame(path: Path) -> pd.DataFrame:
         if path.suffix == ".csv":
             return pd.read_csv(path)
     except Exception as exc:  # the reader's own message is what the user needs
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PipelineError(f"cannot read {path}: {first}") from exc
+        raise PipelineError(f"cannot read {path}: {first_line(exc)}") from exc
     raise PipelineError(f"unsupported file type {path.suffix!r} (use .parquet or .csv): {path}")
 
 
@@ -135,12 +134,29 @@ def write_text(text: str, dest: Path) -> Path:
     return dest
 
 
-def file_md5(path: Path) -> str:
-    """MD5 of a file's bytes: the same value DVC records for a file output."""
-    h = hashlib.md5()
+def _feed(h: Any, path: Path) -> Any:
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
+    return h
+
+
+def file_digest(path: Path, algorithm: str = "md5") -> str:
+    """Hex digest of a file's bytes (md5: the same value DVC records for a file output)."""
+    return _feed(hashlib.new(algorithm), path).hexdigest()
+
+
+def file_md5(path: Path) -> str:
+    return file_digest(path, "md5")
+
+
+def tree_sha256(folder: Path) -> str:
+    """A hash of every file under ``folder`` (relative paths and bytes, in a stable order):
+    what registration records of a model artifact and the champion store checks."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+        h.update(f.relative_to(folder).as_posix().encode())
+        _feed(h, f)
     return h.hexdigest()
 
 

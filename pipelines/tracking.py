@@ -3,12 +3,12 @@ store inside the project with artifacts beside it."""
 
 from __future__ import annotations
 
-import hashlib
 import os
-import subprocess
 from typing import TYPE_CHECKING, Any
 
 from pipelines.config import Settings
+from pipelines.errors import PipelineError
+from pipelines.io import file_digest
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -42,10 +42,12 @@ def setup_mlflow(settings: Settings) -> "MlflowClient":
 
 def git_commit(settings: Settings) -> dict[str, str]:
     """The code version: commit hash and whether the working tree had uncommitted changes."""
+    from pipelines.tools import git
+
     def run(*args: str) -> str:
         try:
-            out = subprocess.run(["git", *args], cwd=settings.root, capture_output=True, text=True, timeout=20)
-        except (OSError, subprocess.TimeoutExpired):
+            out = git(list(args), settings.root, timeout=20)
+        except PipelineError:  # no git, or it hung: the lineage says "unknown"
             return ""
         return out.stdout.strip() if out.returncode == 0 else ""
 
@@ -56,13 +58,13 @@ def git_commit(settings: Settings) -> dict[str, str]:
 
 
 def params_md5(settings: Settings) -> str:
-    return hashlib.md5(settings.path("params.yaml").read_bytes()).hexdigest()
+    return file_digest(settings.path("params.yaml"), "md5")
 
 
 def lock_sha256(settings: Settings) -> str:
     """The environment's version: a hash of the committed dependency lock."""
     lock = settings.path("requirements.lock")
-    return hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else "no-lock"
+    return file_digest(lock, "sha256") if lock.is_file() else "no-lock"
 
 
 def library_versions() -> dict[str, Any]:

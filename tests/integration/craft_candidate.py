@@ -58,10 +58,10 @@ def main(kind: str) -> None:
     from mlflow.models import infer_signature
 
     from pipelines.config import load_settings
-    from pipelines.features import model_input
+    from pipelines.model.features import model_input
     from pipelines.io import read_frame
     from pipelines.tracking import setup_mlflow
-    from pipelines.train import fit
+    from pipelines.model.train import fit
 
     settings = load_settings(Path("params.yaml"))
     d = settings.p.data

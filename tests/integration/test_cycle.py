@@ -22,10 +22,14 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
-IGNORE = shutil.ignore_patterns(
-    ".venv", ".git", "data", "models", "mlflow.db", "mlartifacts", "mlruns", "dvc-storage", "dvc.lock",
-    "__pycache__", ".pytest_cache", "airflow", ".run", "*.json.tmp",
-)
+_TOP_LEVEL = {".venv", ".git", "data", "models", "mlflow.db", "mlartifacts", "mlruns", "dvc-storage", "dvc.lock", "airflow", ".run"}
+_ANYWHERE = shutil.ignore_patterns("__pycache__", ".pytest_cache", "*.json.tmp")
+
+
+def IGNORE(folder: str, names: list[str]) -> set[str]:
+    """Run state at the top of the project (not pipelines/data/, the code), caches anywhere."""
+    top = {n for n in names if n in _TOP_LEVEL} if Path(folder).resolve() == REPO.resolve() else set()
+    return top | set(_ANYWHERE(folder, names))
 
 
 class Project:
@@ -89,6 +93,23 @@ def test_second_repro_is_a_fast_no_op(project: Project) -> None:
     assert "Data and pipelines are up to date" in out
     assert "Running stage" not in out
     assert time.monotonic() - started < 60
+
+
+def test_a_change_to_the_scoring_code_makes_the_gate_stale(project: Project) -> None:
+    """The gate scores through pipelines/model/features.py (the one scoring call, shared with
+    batch scoring and reproduce): dvc.yaml must say so, or `dvc repro` keeps a stale verdict."""
+    scoring = project.root / "pipelines" / "model" / "features.py"
+    original = scoring.read_text()
+    scoring.write_text(original + "\n# a change to the scoring code\n")
+    try:
+        out = project.run(sys.executable, "-m", "dvc", "status").stdout
+        stages = {line.rstrip(":").strip() for line in out.splitlines() if line and not line.startswith((" ", "\t"))}
+        assert "evaluate" in stages, out
+        assert "pipelines/model/features.py" in out
+        assert "prepare" not in stages, out
+    finally:
+        scoring.write_text(original)
+    assert "Data and pipelines are up to date" in project.run(sys.executable, "-m", "dvc", "status").stdout
 
 
 def test_crippled_candidate_is_challenger_only(project: Project) -> None:

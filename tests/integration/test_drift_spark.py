@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 
 from pipelines.errors import PipelineError
-from pipelines.features import model_input
-from pipelines.profile import Accumulator, build_profile, stream_batches
-from pipelines.simulate import generate_day
+from pipelines.model.features import model_input
+from pipelines.model.profile import Accumulator, build_profile, stream_batches
+from pipelines.data.simulate import generate_day
 from tests.integration.java import ensure_java
 
 pytestmark = pytest.mark.integration
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def spark():
-    from pipelines.drift_spark import spark_session
+    from pipelines.monitoring.drift_spark import spark_session
 
     ensure_java()
     session = spark_session("local[2]")
@@ -73,7 +73,7 @@ def write_parquet(df: pd.DataFrame, path: Path) -> None:
 
 
 def test_spark_counts_equal_the_streamed_counts(spark, settings, tmp_path: Path) -> None:
-    from pipelines.drift_spark import spark_counts
+    from pipelines.monitoring.drift_spark import spark_counts
 
     ref = model_input(generate_day(date(2026, 1, 10), 4000, 1).batch, settings.p.data)
     profile = build_profile(ref, np.zeros(len(ref)), settings.p.data, 10)
@@ -101,7 +101,7 @@ def test_spark_counts_equal_the_streamed_counts(spark, settings, tmp_path: Path)
 
 
 def test_spark_drift_psi_is_the_streamed_psi(spark, settings, tmp_path: Path) -> None:
-    from pipelines.drift_spark import spark_drift
+    from pipelines.monitoring.drift_spark import spark_drift
 
     ref = model_input(generate_day(date(2026, 1, 10), 4000, 1).batch, settings.p.data)
     profile = build_profile(ref, np.zeros(len(ref)), settings.p.data, 10)
@@ -122,7 +122,7 @@ def test_code_typed_categoricals_and_dotted_names(spark, tmp_path: Path) -> None
     """Integer and boolean categoricals with nulls, and a column name with a dot: Spark's
     strings ("true", struct access for "a.b") must not leak into the counts."""
     from pipelines.config import DataParams
-    from pipelines.drift_spark import spark_counts
+    from pipelines.monitoring.drift_spark import spark_counts
 
     data = DataParams(numerical=["x.y"], categorical=["code", "flag"])
     ref = pd.DataFrame({"x.y": np.arange(100.0), "code": pd.array([1, 2, 3, 1] * 25, dtype="Int64"),
@@ -141,7 +141,7 @@ def test_code_typed_categoricals_and_dotted_names(spark, tmp_path: Path) -> None
 
 
 def test_missing_column_and_unreadable_input_are_clear_errors(spark, settings, tmp_path: Path) -> None:
-    from pipelines.drift_spark import spark_counts, spark_drift
+    from pipelines.monitoring.drift_spark import spark_counts, spark_drift
 
     ref = model_input(generate_day(date(2026, 1, 10), 500, 1).batch, settings.p.data)
     profile = build_profile(ref, np.zeros(len(ref)), settings.p.data, 10)

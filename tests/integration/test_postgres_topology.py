@@ -442,4 +442,4 @@ def test_airflow_on_postgres_runs_the_scoring_dag(topology: Topology) -> None:
     tasks = topology.pg.query("airflow", AIRFLOW_DB_PASSWORD, "airflow",
                               "SELECT task_id, state FROM task_instance WHERE dag_id = 'scoring' AND run_id = %s",
                               run["dag_run_id"])
-    assert dict(tasks) == {"land_batch": "success", "validate_batch": "success", "score_batch": "success"}
+    assert dict(tasks) == {"land_batch": "success", "validate_batch": "success", "score": "success"}

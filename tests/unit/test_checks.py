@@ -3,8 +3,8 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from pipelines.checks import leakage_lines, single_feature_auc, skew_lines
-from pipelines.simulate import generate_day
+from pipelines.data.checks import leakage_lines, single_feature_auc, skew_lines
+from pipelines.data.simulate import generate_day
 
 DAY = date(2026, 2, 1)
 

@@ -5,10 +5,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.drift import drifted_features, retrain_decision, write_report
-from pipelines.profile import EMPTY_BIN, Accumulator, bin_categorical, bin_numeric, build_profile, psi, quantile_edges
-from pipelines.simulate import generate_day
-from pipelines.features import model_input
+from pipelines.config import DriftParams
+from pipelines.monitoring.drift import drifted_features, retrain_decision, write_report
+from pipelines.model.profile import EMPTY_BIN, Accumulator, bin_categorical, bin_numeric, build_profile, psi, quantile_edges
+from pipelines.data.simulate import generate_day
+from pipelines.model.features import model_input
 
 D = date(2026, 1, 10)
 
@@ -45,7 +46,7 @@ def test_streamed_counts_equal_one_pass(settings) -> None:
 def test_arrow_batches_count_like_dataframes(settings, tmp_path) -> None:
     """The drift job streams pyarrow RecordBatches (no DataFrame per chunk): same counts,
     nulls and PSI as the DataFrame path, with nulls, integer columns and dictionary strings."""
-    from pipelines.profile import stream_batches
+    from pipelines.model.profile import stream_batches
 
     ref = model_input(generate_day(D, 3000, 1).batch, settings.p.data)
     prof = build_profile(ref, np.zeros(len(ref)), settings.p.data, 10)
@@ -73,7 +74,7 @@ def test_code_typed_categoricals_count_like_the_profile(tmp_path) -> None:
     """Integer and boolean categoricals with nulls: the profile holds str() of each value
     ("1", "True"); an Arrow batch must not turn 1 into "1.0" because the column has nulls."""
     from pipelines.config import DataParams
-    from pipelines.profile import stream_batches
+    from pipelines.model.profile import stream_batches
 
     data = DataParams(numerical=["x"], categorical=["code", "flag"])
     ref = pd.DataFrame({"x": np.arange(100.0), "code": pd.array([1, 2, 3, 1] * 25, dtype="Int64"),
@@ -92,7 +93,7 @@ def test_code_typed_categoricals_count_like_the_profile(tmp_path) -> None:
 
 def test_unreadable_batch_is_a_clear_error(tmp_path) -> None:
     from pipelines.errors import PipelineError
-    from pipelines.profile import stream_batches
+    from pipelines.model.profile import stream_batches
 
     (tmp_path / "bad.parquet").write_text("not parquet")
     with pytest.raises(PipelineError, match="bad.parquet is not a readable Parquet file"):
@@ -110,7 +111,7 @@ def test_missing_column_is_a_clear_error(settings) -> None:
 
 def _decide(drifted, history, trained=date(2026, 1, 1), in_flight=False, k=2, cooldown=3):
     psi_values = {"logins_30d": 1.2, "age": 0.01}
-    return retrain_decision(D, drifted, psi_values, history, "1", trained, in_flight, 0.2, k, cooldown)
+    return retrain_decision(D, drifted, psi_values, history, "1", trained, in_flight, DriftParams(psi_threshold=0.2, consecutive_windows=k, cooldown_days=cooldown))
 
 
 def test_stable_day_never_retrains() -> None:
@@ -139,7 +140,7 @@ def test_a_feature_with_no_values_left_is_drifted_first() -> None:
     # PSI is NaN only when the batch has no non-null value of the feature: the loudest drift
     psi_values = {"age": 0.01, "income": float("nan"), "logins_30d": 1.2}
     assert drifted_features(psi_values, 0.2) == ["income", "logins_30d"]
-    d = retrain_decision(D, ["income"], psi_values, [], "1", None, False, 0.2, 1, 0)
+    d = retrain_decision(D, ["income"], psi_values, [], "1", None, False, DriftParams(psi_threshold=0.2, consecutive_windows=1, cooldown_days=0))
     assert d["retrain"] and "income (all null)" in d["reason"]
 
 
@@ -158,7 +159,7 @@ def test_report_shows_exactly_our_numbers(tmp_path) -> None:
 
 
 def test_importance_shares() -> None:
-    from pipelines.profile import importance_shares
+    from pipelines.model.profile import importance_shares
 
     assert importance_shares({"a": 0.03, "b": 0.01, "c": -0.002}) == {"a": 0.75, "b": 0.25, "c": 0.0}
     assert importance_shares({"a": 0.0, "b": -0.1}) == {"a": 0.5, "b": 0.5}  # nothing matters more
@@ -176,21 +177,21 @@ def test_drift_in_a_feature_the_model_barely_uses_can_be_ignored() -> None:
     psi_values = {"logins_30d": 1.2, "age": 0.5, "income": float("nan")}
     share = {"logins_30d": 0.004, "age": 0.3, "income": 0.001}
     hist = [{"day": "2026-01-09", "champion_version": "1", "drifted_features": ["age"]}]
-    d = retrain_decision(D, ["income", "logins_30d", "age"], psi_values, hist, "1", None, False, 0.2, 2, 0, share, 0.01)
+    d = retrain_decision(D, ["income", "logins_30d", "age"], psi_values, hist, "1", None, False, DriftParams(psi_threshold=0.2, consecutive_windows=2, cooldown_days=0, min_importance=0.01), share)
     # an all-null feature always counts; logins_30d is under the floor: reported, not counted
     assert d["drifted_features"] == ["income", "age"] and d["ignored_features"] == ["logins_30d"]
     assert d["retrain"] and "age (0.500; importance 30.0%)" in d["reason"]
     assert "ignored, under drift.min_importance 1.00%: logins_30d (1.200; importance 0.4%)" in d["reason"]
-    only = retrain_decision(D, ["logins_30d"], psi_values, hist, "1", None, False, 0.2, 1, 0, share, 0.01)
+    only = retrain_decision(D, ["logins_30d"], psi_values, hist, "1", None, False, DriftParams(psi_threshold=0.2, consecutive_windows=1, cooldown_days=0, min_importance=0.01), share)
     assert not only["retrain"] and only["streak"] == 0 and "only on features under drift.min_importance" in only["reason"]
-    off = retrain_decision(D, ["logins_30d"], psi_values, hist, "1", None, False, 0.2, 1, 0, share, 0.0)
+    off = retrain_decision(D, ["logins_30d"], psi_values, hist, "1", None, False, DriftParams(psi_threshold=0.2, consecutive_windows=1, cooldown_days=0, min_importance=0.0), share)
     assert off["retrain"] and off["ignored_features"] == []  # the default floor (0) counts every feature
-    old = retrain_decision(D, ["logins_30d"], psi_values, hist, "1", None, False, 0.2, 1, 0, None, 0.01)
+    old = retrain_decision(D, ["logins_30d"], psi_values, hist, "1", None, False, DriftParams(psi_threshold=0.2, consecutive_windows=1, cooldown_days=0, min_importance=0.01), None)
     assert old["retrain"] and "min_importance not applied: this champion's profile has no importance" in old["reason"]
 
 
 def test_in_flight_brake_names_the_run(tmp_path) -> None:
-    from pipelines.drift import in_flight
+    from pipelines.monitoring.drift import in_flight
 
     marker = tmp_path / "m"
     assert in_flight(marker) is False
@@ -210,7 +211,7 @@ def test_report_sample_is_drawn_from_the_whole_batch(tmp_path) -> None:
     import pyarrow.parquet as pq
 
     from pipelines.config import DataParams
-    from pipelines.drift import stream_counts
+    from pipelines.monitoring.drift import stream_counts
 
     data = DataParams(numerical=["t"], categorical=["c"])
     prof = build_profile(pd.DataFrame({"t": np.arange(1000.0), "c": ["a", "b"] * 500}), np.zeros(1000), data, 4)
@@ -230,7 +231,7 @@ def test_report_sample_is_drawn_from_the_whole_batch(tmp_path) -> None:
 
 
 def test_sample_positions() -> None:
-    from pipelines.drift import sample_positions
+    from pipelines.monitoring.drift import sample_positions
 
     p = sample_positions(1_000_003, 20_000)
     assert len(p) == 20_000 and (np.diff(p) > 0).all() and p[0] >= 0 and p[-1] < 1_000_003

@@ -12,11 +12,11 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from pipelines import gate
+from pipelines.model import gate
 from pipelines.errors import PipelineError
-from pipelines.features import model_input
-from pipelines.simulate import generate_day
-from pipelines.train import fit
+from pipelines.model.features import model_input, serve
+from pipelines.data.simulate import generate_day
+from pipelines.model.train import fit
 
 
 def _labelled(n: int = 3000, seed: int = 11) -> pd.DataFrame:
@@ -105,7 +105,7 @@ def test_a_model_that_crashes_on_nulls_and_unseen_categories_fails(settings) -> 
 def test_latency_is_measured_through_the_serving_path(settings) -> None:
     df = _labelled(1000)
     model, _ = fit(df, settings.p.data, settings.p.train)
-    lat = gate.latency_ms(lambda f: gate.serve(model, f, settings.p.data), df, 1, 10)
+    lat = gate.latency_ms(lambda f: serve(model, f, settings.p.data, settings.p.score.chunk_rows), df, 1, 10)
     assert 0 < lat["p50"] <= lat["p99"]
     assert lat["p99_rounds"] == [round(lat["p99"], 3)]
 

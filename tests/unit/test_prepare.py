@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from pipelines.errors import PipelineError
-from pipelines.prepare import join_labels, split_days
+from pipelines.data.prepare import join_labels, split_days
 
 D0 = date(2026, 1, 1)
 

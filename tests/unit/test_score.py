@@ -7,7 +7,7 @@ import os
 import sklearn.ensemble  # noqa: F401  (loads scikit-learn's OpenMP runtime, as scoring does)
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from pipelines.score import thread_limit
+from pipelines.serving.score import thread_limit
 
 
 def openmp_threads() -> set[int]:

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from pipelines.errors import PipelineError
-from pipelines.simulate import generate_day, simulate
+from pipelines.data.simulate import generate_day, simulate
 
 DAY = date(2026, 3, 1)
 

@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 
 from pipelines.errors import PipelineError
-from pipelines.features import model_input
-from pipelines.simulate import generate_day
-from pipelines.train import fit
+from pipelines.model.features import model_input
+from pipelines.data.simulate import generate_day
+from pipelines.model.train import fit
 
 
 def _labelled(n: int = 1500) -> pd.DataFrame:
@@ -46,7 +46,7 @@ def test_missing_feature_is_named(settings) -> None:
 
 
 def test_permutation_importance_is_seeded_and_finds_the_signal(settings) -> None:
-    from pipelines.train import permutation_importance_by_feature
+    from pipelines.model.train import permutation_importance_by_feature
 
     df = _labelled(3000)
     model, _ = fit(df, settings.p.data, settings.p.train)

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from pipelines.errors import ValidationFailed
-from pipelines.simulate import generate_day
-from pipelines.validate import validate_batch
+from pipelines.data.simulate import generate_day
+from pipelines.data.validate import validate_batch
 
 DAY = date(2026, 1, 5)
 

@@ -8,8 +8,8 @@ import pytest
 
 from pipelines.errors import ValidationFailed
 from pipelines.io import write_json
-from pipelines.simulate import generate_day
-from pipelines.validate import validate_training
+from pipelines.data.simulate import generate_day
+from pipelines.data.validate import validate_training
 
 DAYS = [date(2026, 1, d) for d in range(1, 5)]
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import getpass
 import json
+import logging
 import os
 import socket
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,8 +21,10 @@ from typing import Any
 
 from pipelines.config import Settings
 from pipelines.errors import PipelineError
-from pipelines.evaluate import current_alias
 from pipelines.io import partition_files, read_json, write_json
+from pipelines.model.champion import artifact_sha256, current_alias
+
+log = logging.getLogger(__name__)
 
 HISTORY_TAG = "champion_history"
 LOCK_SUFFIX = ".promotion-lock"
@@ -30,7 +32,7 @@ LOCK_TIMEOUT_S = 300.0  # how long a promotion waits for another one to finish
 LOCK_STALE_S = 1800.0  # a lock older than this was left by a crashed process and is broken
 
 
-def _client(settings: Settings) -> Any:
+def mlflow_client(settings: Settings) -> Any:
     from pipelines.tracking import setup_mlflow
 
     return setup_mlflow(settings)
@@ -68,7 +70,7 @@ def promotion_lock(client: Any, name: str, timeout_s: float = LOCK_TIMEOUT_S) ->
             client.create_registered_model(
                 lock,
                 tags={"owner": owner, "acquired_at": f"{time.time():.3f}"},
-                description=f"Held while a promotion of {name} runs (pipelines/registry.py); deleted when it ends.",
+                description=f"Held while a promotion of {name} runs (pipelines/model/registry.py); deleted when it ends.",
             )
             break
         except MlflowException as exc:
@@ -80,13 +82,13 @@ def promotion_lock(client: Any, name: str, timeout_s: float = LOCK_TIMEOUT_S) ->
             continue  # released between our two calls: try again at once
         age = time.time() - float(held.tags.get("acquired_at", "0") or 0)
         if age > LOCK_STALE_S:
-            print(f"breaking a stale promotion lock held by {held.tags.get('owner')} for {age:.0f} s", file=sys.stderr)
+            log.warning("breaking a stale promotion lock held by %s for %.0f s", held.tags.get("owner"), age)
             client.delete_registered_model(lock)
             continue
         if time.monotonic() > deadline:
             raise PipelineError(f"another promotion ({held.tags.get('owner')}) holds the registry lock {lock!r}; try again later")
         if not waited:
-            print(f"waiting for another promotion to finish ({held.tags.get('owner')})", file=sys.stderr)
+            log.info("waiting for another promotion to finish (%s)", held.tags.get("owner"))
             waited = True
         time.sleep(0.5)
     try:
@@ -107,83 +109,91 @@ def _set_champion(client: Any, name: str, version: str, reason: str) -> None:
     client.set_model_version_tag(name, version, "champion_reason", reason)
 
 
-def promote_candidate(settings: Settings, override_reason: str | None = None) -> dict[str, Any]:
-    """Register the gated candidate; make it champion if the gate passed, else challenger.
-
-    ``override_reason`` promotes a candidate that failed the gate; the written justification
-    is recorded on the version. Safe to re-run: a candidate already registered is not
-    registered twice. Runs under the registry's promotion lock; if another promotion moved the
-    champion after this candidate's gate ran, the gate runs again against the new champion.
-    """
+def require_justification(override_reason: str | None) -> None:
+    """An override of a failed gate needs a written reason (the one place this is checked)."""
     if override_reason is not None and not override_reason.strip():
-        raise PipelineError("overriding the gate needs a written justification")
-    client = _client(settings)
-    name = settings.p.project.model_name
-    with promotion_lock(client, name):
-        return _promote_locked(settings, client, name, override_reason)
+        raise PipelineError(
+            "overriding the gate needs a written justification (`promote --override \"...\"`; "
+            "the 'justification' param of the training DAG)"
+        )
 
 
-def _promote_locked(settings: Settings, client: Any, name: str, override_reason: str | None) -> dict[str, Any]:
-    import mlflow
-
+def gated_candidate(settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
+    """models/candidate.json and the gate's decision about it (they must belong together)."""
     candidate = read_json(settings.models_dir / "candidate.json")
     decision = read_json(settings.reports_dir / "gate" / "decision.json")
     if decision["candidate"]["run_id"] != candidate["run_id"]:
         raise PipelineError("the gate decision is for another candidate; run `dvc repro` (evaluate) first")
-    judged = (decision.get("champion") or {}).get("version")
-    now = current_alias(settings, "champion")
-    now_version = str(now.version) if now else None
-    if now_version != judged:
-        # Another promotion won the race after our gate ran: judge the candidate again, against
-        # the champion that is serving now, before anything moves.
-        from pipelines.evaluate import evaluate, format_decision
+    return candidate, decision
 
-        print(f"champion moved from {judged or 'none'} to v{now_version} after the gate ran; re-running the gate against it", file=sys.stderr)
-        decision = evaluate(settings)
-        print(format_decision(decision), file=sys.stderr)
+
+def champion_version(settings: Settings) -> str | None:
+    now = current_alias(settings, "champion")
+    return str(now.version) if now else None
+
+
+def _lineage_tags(candidate: dict[str, Any], decision: dict[str, Any]) -> dict[str, str]:
+    return {
+        "run_id": candidate["run_id"],
+        "git_commit": candidate["git_commit"],
+        "git_dirty": candidate["git_dirty"],
+        "data_md5": candidate["data_md5"],
+        "holdout_md5": candidate["holdout_md5"],
+        "params_md5": candidate["params_md5"],
+        "lock_sha256": candidate.get("lock_sha256", ""),
+        "train_days": candidate["train_days"],
+        "holdout_roc_auc": str(decision["candidate"]["roc_auc"]),
+        "drift_profile_sha256": candidate.get("drift_profile_sha256", ""),
+        "trained_through": candidate["holdout_days"].split("..")[-1],
+    }
+
+
+def _register(settings: Settings, client: Any, name: str, candidate: dict[str, Any], decision: dict[str, Any]) -> str:
+    """The candidate's registered version (registered now unless it already is), with its
+    lineage tags and the artifact hash the champion store verifies."""
+    import mlflow
 
     existing = client.search_model_versions(f"name='{name}' and run_id='{candidate['run_id']}'")
-    if existing:
-        mv = existing[0]
-    else:
-        tags = {
-            "run_id": candidate["run_id"],
-            "git_commit": candidate["git_commit"],
-            "git_dirty": candidate["git_dirty"],
-            "data_md5": candidate["data_md5"],
-            "holdout_md5": candidate["holdout_md5"],
-            "params_md5": candidate["params_md5"],
-            "lock_sha256": candidate.get("lock_sha256", ""),
-            "train_days": candidate["train_days"],
-            "holdout_roc_auc": str(decision["candidate"]["roc_auc"]),
-            "drift_profile_sha256": candidate.get("drift_profile_sha256", ""),
-            "trained_through": candidate["holdout_days"].split("..")[-1],
-        }
-        mv = mlflow.register_model(candidate["model_uri"], name, tags=tags)
+    mv = existing[0] if existing else mlflow.register_model(candidate["model_uri"], name, tags=_lineage_tags(candidate, decision))
     version = str(mv.version)
     if candidate["git_dirty"] == "true":
-        print(
-            f"warning: v{version} was trained from a dirty working tree (uncommitted changes on {candidate['git_commit'][:12]}); "
-            "`python -m pipelines reproduce` will refuse it. Commit, then retrain, for a reproducible model.",
-            file=sys.stderr,
+        log.warning(
+            "v%s was trained from a dirty working tree (uncommitted changes on %s); `python -m pipelines reproduce` "
+            "will refuse it. Commit, then retrain, for a reproducible model.", version, candidate["git_commit"][:12],
         )
     if not client.get_model_version(name, version).tags.get("model_sha256"):
-        # What scoring checks before it trusts the artifact (pipelines/score.py).
-        from pipelines.score import artifact_sha256
-
         local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}")
         client.set_model_version_tag(name, version, "model_sha256", artifact_sha256(Path(local)))
-    # The logged decision record names the version it decided about (the local decision.json is
-    # a DVC output of `evaluate` and stays as that stage wrote it).
-    client.log_dict(candidate["run_id"], {**decision, "candidate": {**decision["candidate"], "version": version}}, "gate/decision.json")
-    from pipelines.model_card import render
+    return version
 
+
+def _record_verdict(settings: Settings, client: Any, name: str, version: str, candidate: dict[str, Any], decision: dict[str, Any]) -> None:
+    """The decision record (naming the version), the model card and the gate tags on the version."""
+    from pipelines.model.card import render
+
+    # The logged record names the version it decided about (the local decision.json is a DVC
+    # output of `evaluate` and stays as that stage wrote it).
+    client.log_dict(candidate["run_id"], {**decision, "candidate": {**decision["candidate"], "version": version}}, "gate/decision.json")
     card = render(settings, candidate, decision, version)
     client.update_model_version(name, version, description=card)
     client.log_text(candidate["run_id"], card, "model_card.md")
     client.set_model_version_tag(name, version, "gate_passed", str(decision["passed"]).lower())
     client.set_model_version_tag(name, version, "gate_reasons", "; ".join(decision["reasons"]) or "all checks passed")
     client.set_model_version_tag(name, version, "gate_judged_against", f"v{decision['champion']['version']}" if decision.get("champion") else "none")
+
+
+def register_candidate(
+    settings: Settings, client: Any, candidate: dict[str, Any], decision: dict[str, Any], now_version: str | None,
+    override_reason: str | None = None,
+) -> dict[str, Any]:
+    """Register the gated candidate; champion if the gate passed (or was overridden with a
+    reason), else challenger. Call it under :func:`promotion_lock`, with a decision judged
+    against ``now_version``, the champion serving now (pipelines/ops/promote.py sees to both).
+    Safe to re-run: a candidate already registered is not registered twice."""
+    require_justification(override_reason)
+    name = settings.p.project.model_name
+    version = _register(settings, client, name, candidate, decision)
+    _record_verdict(settings, client, name, version, candidate, decision)
     if version == now_version:
         # The gate ran again on the model that is already champion (e.g. after a change to the
         # gate's params): the record is updated, the aliases stay where they are.
@@ -215,7 +225,7 @@ def promote_version(settings: Settings, version: str, reason: str) -> dict[str, 
     """Manually make ``version`` champion; a written reason is required and recorded."""
     if not reason or not reason.strip():
         raise PipelineError("a manual promotion needs a written reason (--reason)")
-    client = _client(settings)
+    client = mlflow_client(settings)
     name = settings.p.project.model_name
     from mlflow.exceptions import MlflowException
 
@@ -232,7 +242,7 @@ def rollback(settings: Settings, reason: str) -> dict[str, Any]:
     """Move champion back to the previous champion and record who did it and why."""
     if not reason or not reason.strip():
         raise PipelineError("a rollback needs a written reason (--reason)")
-    client = _client(settings)
+    client = mlflow_client(settings)
     name = settings.p.project.model_name
     with promotion_lock(client, name):
         history = _history(client, name)
@@ -251,7 +261,7 @@ def status(settings: Settings) -> dict[str, Any]:
     """Champion, challenger, and where the latest outputs are."""
     from pipelines.tracking import tracking_uri
 
-    client = _client(settings)
+    client = mlflow_client(settings)
     name = settings.p.project.model_name
 
     def describe(alias: str) -> dict[str, Any] | None:

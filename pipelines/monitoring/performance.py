@@ -8,6 +8,7 @@ shows one time series per model version (metric ``live_roc_auc``).
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime, timezone
 from typing import Any
 
@@ -15,7 +16,9 @@ import numpy as np
 
 from pipelines.config import Settings
 from pipelines.errors import PipelineError
-from pipelines.io import find_partition, read_frame, write_json
+from pipelines.io import find_partition, partition_files, read_frame, write_json
+
+log = logging.getLogger(__name__)
 
 
 def live_metrics(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -67,3 +70,26 @@ def performance(settings: Settings, day: date) -> dict[str, Any]:
     }
     write_json(summary, settings.reports_dir / "performance" / f"{day.isoformat()}.json")
     return summary
+
+
+def measure_matured_days(settings: Settings) -> list[dict[str, Any]]:
+    """Real performance of every predicted day whose labels matured and is not measured yet."""
+    done = {p.stem for p in (settings.reports_dir / "performance").glob("20*.json")}
+    labelled = partition_files(settings.labels_dir)
+    out = []
+    for day in partition_files(settings.predictions_dir):
+        if day in labelled and day.isoformat() not in done:
+            res = performance(settings, day)
+            log.info("%s: live ROC AUC %s on %s rows (model v%s)", day, res.get("live_roc_auc"), res["matched_rows"], res["model_versions"])
+            out.append({"day": res["day"], "live_roc_auc": res.get("live_roc_auc"), "rows": res["matched_rows"]})
+    if not out:
+        predicted = partition_files(settings.predictions_dir)
+        waiting = [d for d in predicted if d not in labelled]
+        log.info(
+            "%s",
+            f"nothing new to measure: {len(predicted)} predicted day(s), {len(predicted) - len(waiting)} with matured labels"
+            + (" (all measured already)" if len(predicted) > len(waiting) else "")
+            + f", {len(waiting)} waiting for labels"
+            + (f" in {settings.labels_dir} (earliest: {min(waiting)})" if waiting else ""),
+        )
+    return out

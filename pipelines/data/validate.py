@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.checks import leakage_lines, skew_lines
+from pipelines.data.checks import leakage_lines, skew_lines
 from pipelines.config import Settings
-from pipelines.errors import PipelineError, ValidationFailed
+from pipelines.errors import PipelineError, ValidationFailed, first_line
 from pipelines.io import find_partition, read_frame, write_json, write_parquet
 
 DAILY_SUITE = "daily_batch"
@@ -48,16 +48,29 @@ def propose_suite(settings: Settings, reference: pd.DataFrame, kind: str) -> dic
     The draft is a starting point for review; the committed suite is the one that runs.
     """
     d = settings.p.data
-    v = settings.p.validate_
     if kind not in (DAILY_SUITE, TRAINING_SUITE):
         raise PipelineError(f"unknown suite kind {kind!r} (daily_batch or training_set)")
-    columns = [d.id_col, d.timestamp_col, *d.features]
-    if kind == TRAINING_SUITE:
-        columns.append(d.target)
+    columns = [d.id_col, d.timestamp_col, *d.features] + ([d.target] if kind == TRAINING_SUITE else [])
     missing = [c for c in columns if c not in reference.columns]
     if missing:
         raise PipelineError(f"reference data lacks columns {missing}")
-    exps: list[dict[str, Any]] = [
+    mostly = round(1.0 - settings.p.validate_.max_null_fraction, 6)
+    exps = _table_expectations(d, columns) + (_daily_expectations(d) if kind == DAILY_SUITE else _training_expectations(d))
+    exps += [e for col in d.numerical for e in _numerical_expectations(reference[col], col, mostly)]
+    exps += [e for col in d.categorical for e in _categorical_expectations(reference[col], col, mostly)]
+    return {
+        "name": kind,
+        "meta": {
+            "generated_by": "python -m pipelines validate --profile",
+            "note": "Drafted from reference data, then reviewed. Edit bounds here, not in code.",
+        },
+        "expectations": exps,
+    }
+
+
+def _table_expectations(d: Any, columns: list[str]) -> list[dict[str, Any]]:
+    """Exactly these columns, a row count from params.yaml, ids and timestamps present."""
+    return [
         {"type": "expect_table_columns_to_match_set", "kwargs": {"column_set": columns, "exact_match": True}},
         {
             "type": "expect_table_row_count_to_be_between",
@@ -67,61 +80,53 @@ def propose_suite(settings: Settings, reference: pd.DataFrame, kind: str) -> dic
         {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": d.timestamp_col}},
         {"type": "expect_column_values_to_be_of_type", "kwargs": {"column": d.timestamp_col, "type_": "datetime64[ns]"}},
     ]
-    if kind == DAILY_SUITE:
-        exps += [
-            {"type": "expect_column_values_to_be_unique", "kwargs": {"column": d.id_col}},
-            {
-                "type": "expect_column_values_to_be_between",
-                "kwargs": {
-                    "column": d.timestamp_col,
-                    "min_value": {"$PARAMETER": "day_start"},
-                    "max_value": {"$PARAMETER": "day_end"},
-                },
-            },
-        ]
-    else:
-        exps += [
-            {
-                "type": "expect_column_values_to_be_between",
-                "kwargs": {
-                    "column": d.timestamp_col,
-                    "min_value": {"$PARAMETER": "window_start"},
-                    "max_value": {"$PARAMETER": "window_end"},
-                },
-            },
-            {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": d.target}},
-            {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": d.target, "value_set": [0, 1]}},
-        ]
-    mostly = round(1.0 - v.max_null_fraction, 6)
-    for col in d.numerical:
-        s = pd.to_numeric(reference[col], errors="coerce")
-        s = s[np.isfinite(s)]
-        lo, hi = float(s.min()), float(s.max())
-        span = hi - lo if hi > lo else max(abs(hi), 1.0)
-        lower = 0.0 if lo >= 0 else lo - 0.25 * span
-        upper = hi + 1.0 * span  # heavy tails: a draft; review and set the domain bound
-        exps += [
-            {"type": "expect_column_values_to_be_in_type_list", "kwargs": {"column": col, "type_list": NUMERIC_TYPES}},
-            {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": col, "mostly": mostly}},
-            {
-                "type": "expect_column_values_to_be_between",
-                "kwargs": {"column": col, "min_value": _round(lower), "max_value": _round(upper)},
-            },
-        ]
-    for col in d.categorical:
-        cats = sorted(str(x) for x in reference[col].dropna().unique())
-        exps += [
-            {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": col, "mostly": mostly}},
-            {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": col, "value_set": cats}},
-        ]
-    return {
-        "name": kind,
-        "meta": {
-            "generated_by": "python -m pipelines validate --profile",
-            "note": "Drafted from reference data, then reviewed. Edit bounds here, not in code.",
+
+
+def _daily_expectations(d: Any) -> list[dict[str, Any]]:
+    """A scoring batch: unique ids, every timestamp inside the batch's own day."""
+    return [
+        {"type": "expect_column_values_to_be_unique", "kwargs": {"column": d.id_col}},
+        {
+            "type": "expect_column_values_to_be_between",
+            "kwargs": {"column": d.timestamp_col, "min_value": {"$PARAMETER": "day_start"}, "max_value": {"$PARAMETER": "day_end"}},
         },
-        "expectations": exps,
-    }
+    ]
+
+
+def _training_expectations(d: Any) -> list[dict[str, Any]]:
+    """A training set: timestamps inside the window, a 0/1 label on every row."""
+    return [
+        {
+            "type": "expect_column_values_to_be_between",
+            "kwargs": {"column": d.timestamp_col, "min_value": {"$PARAMETER": "window_start"}, "max_value": {"$PARAMETER": "window_end"}},
+        },
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": d.target}},
+        {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": d.target, "value_set": [0, 1]}},
+    ]
+
+
+def _numerical_expectations(values: pd.Series, col: str, mostly: float) -> list[dict[str, Any]]:
+    """Numeric type, a null bound and a domain range drafted from the reference values."""
+    s = pd.to_numeric(values, errors="coerce")
+    s = s[np.isfinite(s)]
+    lo, hi = float(s.min()), float(s.max())
+    span = hi - lo if hi > lo else max(abs(hi), 1.0)
+    lower = 0.0 if lo >= 0 else lo - 0.25 * span
+    upper = hi + 1.0 * span  # heavy tails: a draft; review and set the domain bound
+    return [
+        {"type": "expect_column_values_to_be_in_type_list", "kwargs": {"column": col, "type_list": NUMERIC_TYPES}},
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": col, "mostly": mostly}},
+        {"type": "expect_column_values_to_be_between", "kwargs": {"column": col, "min_value": _round(lower), "max_value": _round(upper)}},
+    ]
+
+
+def _categorical_expectations(values: pd.Series, col: str, mostly: float) -> list[dict[str, Any]]:
+    """A null bound and the categories seen in the reference."""
+    cats = sorted(str(x) for x in values.dropna().unique())
+    return [
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": col, "mostly": mostly}},
+        {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": col, "value_set": cats}},
+    ]
 
 
 def _round(x: float) -> float:
@@ -199,7 +204,7 @@ def failure_lines(result: dict[str, Any]) -> list[str]:
             continue  # already reported once, as a missing column
         exc = r.get("exception_info", {}) or {}
         if exc.get("raised_exception"):
-            msg = (exc.get("exception_message") or "error").strip().splitlines()[0]
+            msg = first_line(exc.get("exception_message") or "error")
             lines.append(f"{col or 'table'}: could not check {typ}: {msg}")
             continue
         pct = float(res.get("unexpected_percent") or 0.0)
@@ -326,7 +331,7 @@ def _skew_reference(settings: Settings) -> tuple[pd.DataFrame | None, str]:
 
     if tracking_uri(settings) == default_tracking_uri(settings) and not settings.path("mlflow.db").exists():
         return None, "skipped: no model registry yet"
-    from pipelines.drift import champion_reference
+    from pipelines.model.champion import champion_reference
     from pipelines.tracking import setup_mlflow
 
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
@@ -357,7 +362,7 @@ def validate_training(settings: Settings) -> dict[str, Any]:
     days = sorted([*window["train_days"], *window["holdout_days"]])
     params = {
         "min_rows": v.min_rows,
-        "max_rows": v.max_rows * 365,
+        "max_rows": v.max_training_rows,
         "window_start": f"{days[0]}T00:00:00",
         # never after the last labelled day: nothing from the future may reach training
         "window_end": f"{(date.fromisoformat(days[-1]) + timedelta(days=1)).isoformat()}T00:00:00",

@@ -1,6 +1,6 @@
 """The evaluation gate (model CI): candidate and champion judged on the same fresh holdout.
 
-Checks, each with its threshold in params.yaml (``gate:``); pure parts in pipelines/gate.py:
+Checks, each with its threshold in params.yaml (``gate:``); pure parts in pipelines/model/gate.py:
 
 - quality: the absolute floor through MLflow's own ``mlflow.models.evaluate`` +
   ``MetricThreshold`` / ``validate_evaluation_results`` (the candidate's metrics and plots
@@ -26,26 +26,11 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines import gate
 from pipelines.config import Settings
-from pipelines.errors import PipelineError
-from pipelines.features import model_input
+from pipelines.errors import PipelineError, describe_crash, first_line
 from pipelines.io import partition_files, read_frame, read_json, write_json, write_text
-
-
-def current_alias(settings: Settings, alias: str) -> Any | None:
-    """The registered model version behind an alias, or None if there is none yet."""
-    from mlflow.exceptions import MlflowException
-
-    import mlflow
-
-    client = mlflow.MlflowClient()
-    try:
-        return client.get_model_version_by_alias(settings.p.project.model_name, alias)
-    except MlflowException as exc:
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"):
-            return None
-        raise
+from pipelines.model import gate
+from pipelines.model.features import model_input, serve
 
 
 def _mlflow_evaluate(model_uri: str, data: pd.DataFrame, target: str) -> Any:
@@ -72,7 +57,7 @@ def _floor_check(result: Any, min_auc: float) -> dict[str, Any]:
         mlflow.validate_evaluation_results({"roc_auc": MetricThreshold(threshold=min_auc, greater_is_better=True)}, result)
         ok, detail = True, "MLflow MetricThreshold passed"
     except ModelValidationFailedException as exc:
-        ok, detail = False, str(exc).strip().splitlines()[-1]
+        ok, detail = False, first_line(exc, last=True)
     return gate.check("roc_auc_min", auc, f">= {min_auc}", ok, detail)
 
 
@@ -99,20 +84,20 @@ def run_checks(
     production: tuple[str, pd.DataFrame] | None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Every check after the MLflow evaluation; returns (checks, facts for the record)."""
-    d, g = settings.p.data, settings.p.gate
+    d, g, chunk = settings.p.data, settings.p.gate, settings.p.score.chunk_rows
     checks: list[dict[str, Any]] = [_floor_check(cand_result, g.min_roc_auc)]
     facts: dict[str, Any] = {}
     y = holdout[d.target].astype("int64").to_numpy()
     try:
-        p_cand = gate.serve(cand_model, holdout, d)
+        p_cand = serve(cand_model, holdout, d, chunk)
     except Exception as exc:  # noqa: BLE001 - a candidate that crashes on the holdout is blocked, not a gate error
-        checks.append(gate.check("serves_holdout", "crashed", "scores every holdout row", False, gate.describe_crash(exc)))
+        checks.append(gate.check("serves_holdout", "crashed", "scores every holdout row", False, describe_crash(exc)))
         return checks, facts
     masks = gate.segments(holdout, g.slices)
     facts["candidate_slices"] = gate.slice_metrics(y, p_cand, masks)
 
     if champ_model is not None:
-        p_champ = gate.serve(champ_model, holdout, d)
+        p_champ = serve(champ_model, holdout, d, chunk)
         facts["champion_roc_auc"] = round(gate.roc_auc(y, p_champ), 6)
         boot = gate.paired_bootstrap_auc_diff(y, p_cand, p_champ, g.bootstrap_samples, g.confidence, settings.p.train.seed)
         facts["auc_difference"] = {k: round(v, 6) for k, v in boot.items()}
@@ -121,7 +106,7 @@ def run_checks(
         checks += gate.slice_checks(facts["candidate_slices"], facts["champion_slices"], g.max_slice_roc_auc_regression, g.min_slice_rows)
 
     def predict(frame: pd.DataFrame) -> Any:
-        return gate.serve(cand_model, frame, d)
+        return serve(cand_model, frame, d, chunk)
 
     from threadpoolctl import threadpool_limits
 
@@ -146,7 +131,7 @@ def run_checks(
 
     if champ_model is not None and production is not None:
         day, frame = production
-        shift = gate.prediction_psi(gate.serve(champ_model, frame, d), gate.serve(cand_model, frame, d), settings.p.drift.n_bins)
+        shift = gate.prediction_psi(serve(champ_model, frame, d, chunk), serve(cand_model, frame, d, chunk), settings.p.drift.n_bins)
         checks.append(gate.check("prediction_shift_psi", shift, f"<= {g.max_prediction_psi}", shift <= g.max_prediction_psi, f"batch {day}, {len(frame)} rows"))
     return checks, facts
 
@@ -155,7 +140,7 @@ def evaluate(settings: Settings) -> dict[str, Any]:
     """Run the gate for models/candidate.json; write and log the decision record."""
     import mlflow
 
-    from pipelines.score import load_verified
+    from pipelines.model.champion import load_verified
     from pipelines.tracking import setup_mlflow
 
     d = settings.p.data
@@ -176,7 +161,7 @@ def evaluate(settings: Settings) -> dict[str, Any]:
             with mlflow.start_run(run_name="gate-candidate", nested=True):
                 cand_result = _mlflow_evaluate(candidate["model_uri"], eval_df, d.target)
         except Exception as exc:  # noqa: BLE001 - a candidate that cannot even be evaluated is blocked
-            cand_result, crash = None, gate.describe_crash(exc)
+            cand_result, crash = None, describe_crash(exc)
 
     if cand_result is None:
         checks = [gate.check("holdout_evaluation", "crashed", "MLflow evaluates the candidate on the holdout", False, crash)]
@@ -186,10 +171,20 @@ def evaluate(settings: Settings) -> dict[str, Any]:
         cand_model = mlflow.sklearn.load_model(str(cand_dir))
         checks, facts = run_checks(settings, holdout, cand_model, cand_dir, cand_result, champ_model, latest_production_batch(settings))
         cand_auc = round(float(cand_result.metrics["roc_auc"]), 6)
+    decision = decision_record(settings, candidate, champion, holdout, checks, facts, cand_auc)
+    record_decision(settings, client, decision)
+    return decision
+
+
+def decision_record(
+    settings: Settings, candidate: dict[str, Any], champion: Any, holdout: pd.DataFrame,
+    checks: list[dict[str, Any]], facts: dict[str, Any], cand_auc: float | None,
+) -> dict[str, Any]:
+    """The gate's decision record: verdict, reasons, every check, the facts behind them, lineage."""
     passed = all(c["passed"] for c in checks)
     champ_auc = facts.pop("champion_roc_auc", None)
     window = read_json(settings.training_dir / "window.json")
-    decision = {
+    return {
         "passed": passed,
         "verdict": "promote to champion" if passed else "register as challenger only",
         "reasons": [f"{c['check']}: {c['value']} (needs {c['threshold']})" + (f" - {c['detail']}" if c["detail"] else "") for c in checks if not c["passed"]],
@@ -203,21 +198,27 @@ def evaluate(settings: Settings) -> dict[str, Any]:
             k: candidate.get(k) for k in ("git_commit", "git_dirty", "data_md5", "holdout_md5", "params_md5", "lock_sha256", "train_days", "holdout_days")
         },
     }
+
+
+def record_decision(settings: Settings, client: Any, decision: dict[str, Any]) -> None:
+    """Log the record on the candidate's MLflow run (JSON and text) and write the DVC outputs."""
+    run_id = decision["candidate"]["run_id"]
+    cand_auc, champ_auc = decision["candidate"]["roc_auc"], (decision["champion"] or {}).get("roc_auc")
+    passed = decision["passed"]
     readable = format_decision(decision)
-    client.log_dict(candidate["run_id"], decision, "gate/decision.json")
-    client.log_text(candidate["run_id"], readable, "gate/decision.txt")
-    client.set_tag(candidate["run_id"], "gate_passed", str(passed).lower())
+    client.log_dict(run_id, decision, "gate/decision.json")
+    client.log_text(run_id, readable, "gate/decision.txt")
+    client.set_tag(run_id, "gate_passed", str(passed).lower())
     if cand_auc is not None:
-        client.log_metric(candidate["run_id"], "holdout_roc_auc", cand_auc)
+        client.log_metric(run_id, "holdout_roc_auc", cand_auc)
     if champ_auc is not None:
-        client.log_metric(candidate["run_id"], "champion_holdout_roc_auc", champ_auc)
+        client.log_metric(run_id, "champion_holdout_roc_auc", champ_auc)
     write_json(decision, settings.reports_dir / "gate" / "decision.json")
     write_text(readable, settings.reports_dir / "gate" / "decision.txt")
     write_json(
-        {"candidate_roc_auc": cand_auc, "champion_roc_auc": champ_auc, "passed": passed, "checks_failed": sum(not c["passed"] for c in checks)},
+        {"candidate_roc_auc": cand_auc, "champion_roc_auc": champ_auc, "passed": passed, "checks_failed": sum(not c["passed"] for c in decision["checks"])},
         settings.path("metrics", "gate.json"),
     )
-    return decision
 
 
 def format_decision(decision: dict[str, Any]) -> str:

@@ -1,8 +1,12 @@
-"""The one function that turns a batch into model input, used by training, the gate and
-scoring alike, so features cannot be computed differently at serving time."""
+"""The one function that turns a batch into model input, and the one that scores it, used by
+training, the gate, batch scoring and reproduce alike, so features cannot be computed
+differently at serving time."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import pandas as pd
 
 from pipelines.config import DataParams
@@ -27,3 +31,18 @@ def model_input(df: pd.DataFrame, data: DataParams) -> pd.DataFrame:
         else:
             out[col] = df[col].astype("object").where(df[col].notna(), None)
     return out
+
+
+def predict_scores(model: Any, X: pd.DataFrame, chunk_rows: int) -> np.ndarray:
+    """Probability of the positive class for each row of model input, in chunks of
+    ``chunk_rows`` (params.yaml score.chunk_rows; pure given the model)."""
+    if len(X) == 0:
+        return np.empty(0, dtype="float64")
+    parts = [model.predict_proba(X.iloc[i : i + chunk_rows])[:, 1] for i in range(0, len(X), chunk_rows)]
+    return np.concatenate(parts).astype("float64")
+
+
+def serve(model: Any, frame: pd.DataFrame, data: DataParams, chunk_rows: int) -> np.ndarray:
+    """Scores of a raw batch exactly as batch scoring computes them: ``model_input`` then
+    ``predict_proba``. The gate's probes and `reproduce` judge what production would run."""
+    return predict_scores(model, model_input(frame, data), chunk_rows)

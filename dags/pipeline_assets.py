@@ -1,4 +1,8 @@
-"""The Airflow Assets that connect the DAGs (data-aware scheduling). Light: safe at DAG parse."""
+"""The Airflow Assets that connect the DAGs (data-aware scheduling). Light: safe at DAG parse.
+
+Here, beside the DAGs, because they are wiring: the pipelines package knows no orchestrator.
+Airflow puts the DAGs folder on sys.path, so the DAG files import this as ``pipeline_assets``; it holds
+no DAG, so .airflowignore keeps the DAG processor from parsing it as one."""
 
 from airflow.sdk import Asset
 

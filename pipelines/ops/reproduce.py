@@ -1,6 +1,6 @@
 """Rebuild a registered model version from its lineage and prove it is the same model.
 
-A version records what a rebuild needs (pipelines/train.py, pipelines/registry.py): the git
+A version records what a rebuild needs (pipelines/model/train.py, pipelines/model/registry.py): the git
 commit and whether the tree was dirty, the DVC (md5) hashes of its training set and holdout,
 the params.yaml hash, the dependency lock hash and its training window. `push_training_data`
 sends the data to the DVC remote after registration, so a fresh clone can fetch it.
@@ -18,9 +18,8 @@ sends the data to the DVC remote after registration, so a fresh clone can fetch 
 
 from __future__ import annotations
 
-import hashlib
+import logging
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -29,23 +28,14 @@ from typing import Any
 import numpy as np
 
 from pipelines.config import Settings
-from pipelines.cycle import log as _progress
-from pipelines.cycle import tool_env
 from pipelines.errors import PipelineError
-from pipelines.io import file_md5, read_json, write_json
+from pipelines.io import file_digest, file_md5, read_json, write_json
+from pipelines.tools import dvc, git, reason, run, tool_env
+
+log = logging.getLogger(__name__)
 
 TRAINING_FILES = {"train": "data/training/train.parquet", "holdout": "data/training/holdout.parquet"}
 TAG_OF = {"train": "data_md5", "holdout": "holdout_md5"}
-
-
-def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: int = 1800) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def _last_line(proc: subprocess.CompletedProcess[str]) -> str:
-    """The last non-empty line a failed command printed (stderr first): its one-line reason."""
-    lines = [line for line in (proc.stderr or proc.stdout or "").splitlines() if line.strip()]
-    return lines[-1].strip() if lines else f"exit code {proc.returncode}"
 
 
 def dvc_remote(root: Path) -> tuple[str, str]:
@@ -69,9 +59,9 @@ def push_training_data(settings: Settings, version: str | None = None) -> dict[s
     if version is None:
         registration = settings.reports_dir / "gate" / "registration.json"
         version = read_json(registration)["version"] if registration.is_file() else None
-    proc = _run([sys.executable, "-m", "dvc", "push"], settings.root, tool_env(settings.root))
+    proc = dvc(["push"], settings.root)
     if proc.returncode != 0:
-        raise PipelineError(f"`dvc push` failed: {_last_line(proc)}")
+        raise PipelineError(f"`dvc push` failed: {reason(proc)}")
     name, url = dvc_remote(settings.root)
     if version:
         from pipelines.tracking import setup_mlflow
@@ -118,11 +108,10 @@ def _fetch_by_hash(worktree: Path, remote_url: str, remote_name: str, wanted: di
                 problems.append(f"{TRAINING_FILES[key]} in DVC remote {remote_name} is corrupted: {stored} has md5 {actual}, registered {md5}")
         if problems:
             raise PipelineError("cannot reproduce: " + "; ".join(problems))
-    env = tool_env(worktree)
-    cfg = _run([sys.executable, "-m", "dvc", "remote", "modify", "--local", remote_name, "url", remote_url], worktree, env)
+    cfg = dvc(["remote", "modify", "--local", remote_name, "url", remote_url], worktree)
     if cfg.returncode != 0:
-        raise PipelineError(f"cannot point the worktree at DVC remote {remote_name}: {_last_line(cfg)}")
-    pull = _run([sys.executable, "-m", "dvc", "pull", *targets], worktree, env)
+        raise PipelineError(f"cannot point the worktree at DVC remote {remote_name}: {reason(cfg)}")
+    pull = dvc(["pull", *targets], worktree)
     out: dict[str, Path] = {}
     problems = []
     for key, md5 in wanted.items():
@@ -138,7 +127,7 @@ def _fetch_by_hash(worktree: Path, remote_url: str, remote_name: str, wanted: di
     if problems:
         raise PipelineError("cannot reproduce: " + "; ".join(problems))
     if pull.returncode != 0:
-        raise PipelineError(f"`dvc pull` failed: {_last_line(pull)}")
+        raise PipelineError(f"`dvc pull` failed: {reason(pull)}")
     return out
 
 
@@ -152,16 +141,9 @@ def _predict(model_dir: Path, holdout_path: Path, settings: Settings) -> np.ndar
     return serve(model, read_frame(holdout_path), settings.p.data)
 
 
-def reproduce(settings: Settings, ref: str, keep: bool = False) -> dict[str, Any]:
-    """Rebuild version/alias ``ref`` in a temporary worktree and compare it with the registry."""
-    import mlflow
-
-    from pipelines.tracking import lock_sha256, tracking_uri
-
-    name = settings.p.project.model_name
-    mv = _resolve(settings, ref)
-    tags = mv.tags
-    version = str(mv.version)
+def _reproducible(settings: Settings, mv: Any) -> str:
+    """The version's commit, or a one-line reason why it cannot be rebuilt exactly."""
+    name, version, tags = settings.p.project.model_name, str(mv.version), mv.tags
     commit = tags.get("git_commit", "")
     missing = [t for t in ("git_commit", "data_md5", "holdout_md5", "params_md5") if not tags.get(t)]
     if missing:
@@ -171,82 +153,112 @@ def reproduce(settings: Settings, ref: str, keep: bool = False) -> dict[str, Any
             f"{name} v{version} was trained from a dirty working tree (commit {commit[:12]} plus uncommitted changes): "
             "it cannot be reproduced exactly"
         )
-    if _run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], settings.root).returncode != 0:
+    if git(["cat-file", "-e", f"{commit}^{{commit}}"], settings.root).returncode != 0:
         raise PipelineError(f"commit {commit[:12]} of {name} v{version} is not in this repository (fetch it first)")
-    remote_name, remote_url = dvc_remote(settings.root)
-    run = mlflow.MlflowClient().get_run(mv.run_id)
+    return commit
+
+
+def _environment_checks(settings: Settings, worktree: Path, tags: dict[str, str], commit: str) -> tuple[dict[str, Any], list[str], str | None]:
+    """params.yaml and the dependency lock at the commit against what the version recorded."""
+    from pipelines.tracking import lock_sha256
+
+    checks: dict[str, Any] = {}
+    differences: list[str] = []
+    actual_params = file_md5(worktree / "params.yaml")
+    checks["params_md5"] = {"registered": tags["params_md5"], "at_commit": actual_params}
+    if actual_params != tags["params_md5"]:
+        differences.append(f"params.yaml at {commit[:12]} has md5 {actual_params}, the version was trained with {tags['params_md5']}")
+    lock = worktree / "requirements.lock"
+    installed_lock = lock_sha256(settings)
+    checks["lock_sha256"] = {
+        "registered": tags.get("lock_sha256"),
+        "at_commit": file_digest(lock, "sha256") if lock.is_file() and lock.stat().st_size else None,
+        "this_environment": installed_lock,
+    }
+    env_note = None
+    if tags.get("lock_sha256") and tags["lock_sha256"] != installed_lock:
+        env_note = "this environment is installed from another requirements.lock than the one the version was trained with"
+    return checks, differences, env_note
+
+
+def _rebuild(worktree: Path, tmp: Path, mv: Any, remote_name: str, remote_url: str) -> dict[str, Any]:
+    """Fetch the recorded data by hash and re-run that commit's training stages in ``worktree``."""
+    import mlflow
+
+    log.info("fetching the training data from DVC remote %s by hash", remote_name)
+    files = _fetch_by_hash(worktree, remote_url, remote_name, {"train": mv.tags["data_md5"], "holdout": mv.tags["holdout_md5"]})
+    for key, rel in TRAINING_FILES.items():
+        dest = worktree / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(files[key], dest)
+    window_local = mlflow.artifacts.download_artifacts(run_id=mv.run_id, artifact_path="training_window.json", dst_path=str(tmp))
+    shutil.copyfile(window_local, worktree / "data/training/window.json")
+
+    log.info("re-running the training stages (validate_training, train) of that commit, into a scratch MLflow store")
+    # The worktree is the project root (never an inherited PIPELINES_ROOT), and no MLFLOW_*
+    # variables: the rebuild logs to the worktree's own SQLite store, never the live one.
+    stage_env = {k: v for k, v in tool_env(worktree, PYTHONPATH=str(worktree)).items() if not k.startswith("MLFLOW_")}
+    for stage_cmd in (["validate", "--training"], ["train"]):
+        proc = run([sys.executable, "-m", "pipelines", *stage_cmd], worktree, stage_env)
+        if proc.returncode != 0:
+            raise PipelineError(f"rebuild step `{' '.join(stage_cmd)}` failed: {reason(proc)}")
+    return read_json(worktree / "models" / "candidate.json")
+
+
+def _compare(settings: Settings, worktree: Path, tmp: Path, mv: Any, rebuilt: dict[str, Any], checks: dict[str, Any], differences: list[str]) -> None:
+    """Holdout predictions byte for byte, training AUC and the drift profile: registered vs rebuilt."""
+    import mlflow
+
+    from pipelines.tracking import tracking_uri
+
+    name, version, tags = settings.p.project.model_name, str(mv.version), mv.tags
+    log.info("comparing the rebuilt model with the registered one on the recorded holdout")
+    registered_dir = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(tmp / "registered")))
     live_uri = tracking_uri(settings)
+    mlflow.set_tracking_uri(f"sqlite:///{worktree / 'mlflow.db'}")
+    try:
+        rebuilt_dir = Path(mlflow.artifacts.download_artifacts(artifact_uri=rebuilt["model_uri"], dst_path=str(tmp / "rebuilt")))
+    finally:
+        mlflow.set_tracking_uri(live_uri)
+    holdout = worktree / TRAINING_FILES["holdout"]
+    p_reg = _predict(registered_dir, holdout, settings)
+    p_new = _predict(rebuilt_dir, holdout, settings)
+    identical = p_reg.shape == p_new.shape and p_reg.tobytes() == p_new.tobytes()
+    checks["holdout_predictions"] = {
+        "rows": int(len(p_reg)),
+        "identical": identical,
+        "max_abs_diff": float(np.max(np.abs(p_reg - p_new))) if p_reg.shape == p_new.shape and len(p_reg) else None,
+    }
+    if not identical:
+        differences.append(f"holdout predictions differ (max abs diff {checks['holdout_predictions']['max_abs_diff']})")
+    reg_auc = mlflow.MlflowClient().get_run(mv.run_id).data.metrics.get("train_roc_auc")
+    checks["train_roc_auc"] = {"registered": reg_auc, "rebuilt": rebuilt.get("train_roc_auc")}
+    if reg_auc is None or round(reg_auc, 6) != rebuilt.get("train_roc_auc"):
+        differences.append(f"training ROC AUC {rebuilt.get('train_roc_auc')} vs registered {reg_auc}")
+    checks["drift_profile_sha256"] = {"registered": tags.get("drift_profile_sha256"), "rebuilt": rebuilt.get("drift_profile_sha256")}
+    if tags.get("drift_profile_sha256") and tags["drift_profile_sha256"] != rebuilt.get("drift_profile_sha256"):
+        differences.append("the frozen drift profile differs")
+
+
+def reproduce(settings: Settings, ref: str, keep: bool = False) -> dict[str, Any]:
+    """Rebuild version/alias ``ref`` in a temporary worktree and compare it with the registry."""
+    name = settings.p.project.model_name
+    mv = _resolve(settings, ref)
+    version = str(mv.version)
+    commit = _reproducible(settings, mv)
+    remote_name, remote_url = dvc_remote(settings.root)
 
     tmp = Path(tempfile.mkdtemp(prefix=f"reproduce-v{version}-"))
     worktree = tmp / "src"
-    _progress(f"checking out commit {commit[:12]} of v{version} in a temporary worktree {worktree}")
-    add = _run(["git", "worktree", "add", "--detach", str(worktree), commit], settings.root)
+    log.info("checking out commit %s of v%s in a temporary worktree %s", commit[:12], version, worktree)
+    add = git(["worktree", "add", "--detach", str(worktree), commit], settings.root, timeout=600)
     if add.returncode != 0:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise PipelineError(f"git worktree add failed: {_last_line(add)}")
+        raise PipelineError(f"git worktree add failed: {reason(add)}")
     try:
-        differences: list[str] = []
-        checks: dict[str, Any] = {}
-        params_path = worktree / "params.yaml"
-        actual_params = file_md5(params_path)
-        checks["params_md5"] = {"registered": tags["params_md5"], "at_commit": actual_params}
-        if actual_params != tags["params_md5"]:
-            differences.append(f"params.yaml at {commit[:12]} has md5 {actual_params}, the version was trained with {tags['params_md5']}")
-        lock_at_commit = (worktree / "requirements.lock").read_bytes() if (worktree / "requirements.lock").is_file() else b""
-        installed_lock = lock_sha256(settings)
-        checks["lock_sha256"] = {
-            "registered": tags.get("lock_sha256"),
-            "at_commit": hashlib.sha256(lock_at_commit).hexdigest() if lock_at_commit else None,
-            "this_environment": installed_lock,
-        }
-        env_note = None
-        if tags.get("lock_sha256") and tags["lock_sha256"] != installed_lock:
-            env_note = "this environment is installed from another requirements.lock than the one the version was trained with"
-
-        _progress(f"fetching the training data from DVC remote {remote_name} by hash")
-        files = _fetch_by_hash(worktree, remote_url, remote_name, {"train": tags["data_md5"], "holdout": tags["holdout_md5"]})
-        for key, rel in TRAINING_FILES.items():
-            dest = worktree / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(files[key], dest)
-        window_local = mlflow.artifacts.download_artifacts(run_id=mv.run_id, artifact_path="training_window.json", dst_path=str(tmp))
-        shutil.copyfile(window_local, worktree / "data/training/window.json")
-
-        _progress("re-running the training stages (validate_training, train) of that commit, into a scratch MLflow store")
-        # The worktree is the project root (never an inherited PIPELINES_ROOT), and no MLFLOW_*
-        # variables: the rebuild logs to the worktree's own SQLite store, never the live one.
-        stage_env = {k: v for k, v in tool_env(worktree, PYTHONPATH=str(worktree)).items() if not k.startswith("MLFLOW_")}
-        for stage_cmd in (["validate", "--training"], ["train"]):
-            proc = _run([sys.executable, "-m", "pipelines", *stage_cmd], worktree, stage_env)
-            if proc.returncode != 0:
-                raise PipelineError(f"rebuild step `{' '.join(stage_cmd)}` failed: {_last_line(proc)}")
-        rebuilt = read_json(worktree / "models" / "candidate.json")
-
-        _progress("comparing the rebuilt model with the registered one on the recorded holdout")
-        registered_dir = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(tmp / "registered")))
-        mlflow.set_tracking_uri(f"sqlite:///{worktree / 'mlflow.db'}")
-        try:
-            rebuilt_dir = Path(mlflow.artifacts.download_artifacts(artifact_uri=rebuilt["model_uri"], dst_path=str(tmp / "rebuilt")))
-        finally:
-            mlflow.set_tracking_uri(live_uri)
-        holdout = worktree / TRAINING_FILES["holdout"]
-        p_reg = _predict(registered_dir, holdout, settings)
-        p_new = _predict(rebuilt_dir, holdout, settings)
-        identical = p_reg.shape == p_new.shape and p_reg.tobytes() == p_new.tobytes()
-        checks["holdout_predictions"] = {
-            "rows": int(len(p_reg)),
-            "identical": identical,
-            "max_abs_diff": float(np.max(np.abs(p_reg - p_new))) if p_reg.shape == p_new.shape and len(p_reg) else None,
-        }
-        if not identical:
-            differences.append(f"holdout predictions differ (max abs diff {checks['holdout_predictions']['max_abs_diff']})")
-        reg_auc = run.data.metrics.get("train_roc_auc")
-        checks["train_roc_auc"] = {"registered": reg_auc, "rebuilt": rebuilt.get("train_roc_auc")}
-        if reg_auc is None or round(reg_auc, 6) != rebuilt.get("train_roc_auc"):
-            differences.append(f"training ROC AUC {rebuilt.get('train_roc_auc')} vs registered {reg_auc}")
-        checks["drift_profile_sha256"] = {"registered": tags.get("drift_profile_sha256"), "rebuilt": rebuilt.get("drift_profile_sha256")}
-        if tags.get("drift_profile_sha256") and tags["drift_profile_sha256"] != rebuilt.get("drift_profile_sha256"):
-            differences.append("the frozen drift profile differs")
+        checks, differences, env_note = _environment_checks(settings, worktree, mv.tags, commit)
+        rebuilt = _rebuild(worktree, tmp, mv, remote_name, remote_url)
+        _compare(settings, worktree, tmp, mv, rebuilt, checks, differences)
         if differences and env_note:
             differences.append(f"likely why: {env_note}")
         report = {
@@ -255,7 +267,7 @@ def reproduce(settings: Settings, ref: str, keep: bool = False) -> dict[str, Any
             "exact": not differences,
             "commit": commit,
             "remote": f"{remote_name} ({remote_url})",
-            "data": {TRAINING_FILES[k]: tags[TAG_OF[k]] for k in TRAINING_FILES},
+            "data": {TRAINING_FILES[k]: mv.tags[TAG_OF[k]] for k in TRAINING_FILES},
             "checks": checks,
             "differences": differences,
             "environment_note": env_note,
@@ -264,7 +276,7 @@ def reproduce(settings: Settings, ref: str, keep: bool = False) -> dict[str, Any
         return report
     finally:
         if keep:
-            _progress(f"kept the worktree at {worktree} (remove it with `git worktree remove --force {worktree}`)")
+            log.info("kept the worktree at %s (remove it with `git worktree remove --force %s`)", worktree, worktree)
         else:
-            _run(["git", "worktree", "remove", "--force", str(worktree)], settings.root)
+            git(["worktree", "remove", "--force", str(worktree)], settings.root, timeout=600)
             shutil.rmtree(tmp, ignore_errors=True)

@@ -1,6 +1,6 @@
 """The drift counts on Spark, for batches larger than one machine.
 
-The same computation as the streamed path (pipelines/profile.py), expressed in Spark SQL: every
+The same computation as the streamed path (pipelines/model/profile.py), expressed in Spark SQL: every
 value gets the bin index of the champion's frozen profile ("how many edges does it exceed" for a
 numerical feature, the position in the training categories or the "unseen" bin for a
 categorical one; nulls and NaN apart), and a GROUP BY of that index counts each feature. Only
@@ -21,8 +21,8 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.errors import PipelineError
-from pipelines.profile import check_columns, feature_drift
+from pipelines.errors import PipelineError, first_line
+from pipelines.model.profile import check_columns, feature_drift
 
 
 LOG4J2 = Path(__file__).with_name("spark-log4j2.properties")
@@ -58,7 +58,7 @@ def spark_session(master: str | None) -> Any:
         spark = builder.getOrCreate()
     except Exception as exc:  # PySparkRuntimeError JAVA_GATEWAY_EXITED: an old or broken Java, ...
         java = os.environ.get("JAVA_HOME") or shutil.which("java")
-        raise PipelineError(f"Spark could not start (needs Java 17+; using {java}): {first_line(exc)}") from exc
+        raise PipelineError(f"Spark could not start (needs Java 17+; using {java}): {spark_reason(exc)}") from exc
     finally:
         if had is None:
             os.environ.pop("LOG4J_CONFIGURATION_FILE", None)
@@ -66,11 +66,12 @@ def spark_session(master: str | None) -> Any:
     return spark
 
 
-def first_line(exc: BaseException) -> str:
+JVM_NOISE = ("An error occurred while calling", "at ", "JVM stacktrace")
+
+
+def spark_reason(exc: BaseException) -> str:
     """The message of a Spark/Py4J error without the JVM stack trace."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    useful = [line for line in lines if not line.startswith(("An error occurred while calling", "at ", "JVM stacktrace"))]
-    return (useful or lines or [type(exc).__name__])[0].lstrip(": ")
+    return first_line(exc, skip=JVM_NOISE).lstrip(": ")
 
 
 def quoted(name: str) -> str:
@@ -142,5 +143,5 @@ def spark_drift(source: str, profile: dict[str, Any], master: str | None, sample
     except PipelineError:
         raise
     except Exception as exc:  # AnalysisException (missing path, not Parquet, bad types), Py4JJavaError, ...
-        raise PipelineError(f"spark cannot read {source}: {first_line(exc)}") from exc
+        raise PipelineError(f"spark cannot read {source}: {spark_reason(exc)}") from exc
     return feature_drift(profile, counts, nulls, rows), rows, sample

@@ -17,15 +17,15 @@ from sklearn.pipeline import Pipeline
 
 from pipelines.config import DataParams, Settings, TrainParams
 from pipelines.errors import PipelineError
-from pipelines.features import model_input
-from pipelines.model_parts import CategoryCoder
+from pipelines.model.features import model_input
+from pipelines.model.parts import CategoryCoder
 from pipelines.io import file_md5, read_frame, read_json, write_json
 
 # skops refuses unknown types on load; these are the ones we reviewed: HistGradientBoosting's
 # trees, the functools.partial(check_array, ...) its native categorical support stores, and our
-# own CategoryCoder (pipelines/model_parts.py; the pipelines package must be importable to load).
+# own CategoryCoder (pipelines/model/parts.py; the pipelines package must be importable to load).
 SKOPS_TRUSTED_TYPES = [
-    "pipelines.model_parts.CategoryCoder",
+    "pipelines.model.parts.CategoryCoder",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "functools.partial",
     "sklearn.utils.validation.check_array",
@@ -114,8 +114,8 @@ def train(settings: Settings) -> dict[str, Any]:
     ref_path = settings.models_dir / "reference.parquet"
     ref_path.parent.mkdir(parents=True, exist_ok=True)
     reference.to_parquet(ref_path, index=False)
-    # The frozen drift profile of this model version (pipelines/profile.py).
-    from pipelines.profile import build_profile, profile_sha256
+    # The frozen drift profile of this model version (pipelines/model/profile.py).
+    from pipelines.model.profile import build_profile, profile_sha256
 
     # Importance on held-out rows: on training rows it overstates what the model overfits.
     holdout = read_frame(settings.training_dir / "holdout.parquet")

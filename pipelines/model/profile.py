@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.config import DataParams
-from pipelines.errors import PipelineError
+from pipelines.errors import PipelineError, first_line
 
 EMPTY_BIN = 1e-4
 PROFILE_VERSION = 1
@@ -193,7 +193,7 @@ def feature_drift(
     profile: dict[str, Any], counts: dict[str, Any], nulls: dict[str, int], rows: int
 ) -> dict[str, dict[str, float]]:
     """PSI and null-rate change per feature from a batch's counts in the profile's bins (the
-    streamed counting here and the Spark counting in pipelines/drift_spark.py both end here)."""
+    streamed counting here and the Spark counting in pipelines/monitoring/drift_spark.py both end here)."""
     out = {}
     ref_rows = profile["rows"]
     for col, cur in counts.items():
@@ -232,7 +232,7 @@ def stream_batches(path: Path, columns: list[str], chunk_rows: int) -> Iterable[
     try:
         pf = pq.ParquetFile(path, read_dictionary=columns, pre_buffer=False, buffer_size=1 << 20)
     except (pa.ArrowException, OSError) as exc:
-        raise PipelineError(f"{path} is not a readable Parquet file: {str(exc).splitlines()[0]}") from exc
+        raise PipelineError(f"{path} is not a readable Parquet file: {first_line(exc)}") from exc
     names = set(pf.schema_arrow.names)
     missing = [c for c in columns if c not in names]
     if missing:

@@ -1,7 +1,7 @@
 """Drift of a day against the serving champion's frozen reference profile, with brakes.
 
 - PSI per feature is counted exactly over the whole batch, streamed in chunks into the bins
-  frozen at training time (pipelines/profile.py): memory is bounded by the chunk size.
+  frozen at training time (pipelines/model/profile.py): memory is bounded by the chunk size.
 - Prediction drift: PSI of the day's champion scores against the scores on its training data.
 - Null-rate change per feature.
 - One number everywhere: the PSI that decides is the one logged to MLflow and the one the
@@ -25,9 +25,10 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.config import Settings
+from pipelines.config import DriftParams, Settings
 from pipelines.errors import PipelineError
-from pipelines.io import partition_files, read_json, write_json
+from pipelines.io import atomic_path, read_json, write_json
+from pipelines.model.champion import champion_profile, champion_reference
 
 IN_FLIGHT_MARKER = ".retrain_in_flight"
 _REPORT_PSI: dict[str, float] = {}  # what the registered Evidently stat test returns, per column
@@ -58,18 +59,17 @@ def retrain_decision(
     champion_version: str,
     trained_through: date | None,
     running: bool | str,
-    threshold: float,
-    k: int,
-    cooldown_days: int,
+    params: DriftParams,
     importance: dict[str, float] | None = None,
-    min_importance: float = 0.0,
 ) -> dict[str, Any]:
-    """Apply the brakes to today's drift (pure). ``history``: earlier summaries, any order.
+    """Apply the brakes (``params``: threshold, k days in a row, cooldown, importance floor) to
+    today's drift (pure). ``history``: earlier summaries, any order.
 
     ``importance``: each feature's share of the model's permutation importance (from the
-    profile); a drifted feature below ``min_importance`` is reported but does not count (a
+    profile); a drifted feature below ``drift.min_importance`` is reported but does not count (a
     feature with no values left always counts). ``running``: False, or the retrain in flight.
     The streak counts earlier days as they were decided (with the floor of their day)."""
+    threshold, k, cooldown_days, min_importance = params.psi_threshold, params.consecutive_windows, params.cooldown_days, params.min_importance
     ignored = [
         c for c in drifted
         if importance is not None and min_importance > 0 and not math.isnan(psi[c]) and importance.get(c, 1.0) < min_importance
@@ -125,45 +125,6 @@ def retrain_decision(
     }
 
 
-def champion_profile(settings: Settings) -> tuple[dict[str, Any], Any]:
-    """The serving champion's frozen profile, checked against the hash recorded with it."""
-    import mlflow
-
-    from pipelines.evaluate import current_alias
-    from pipelines.profile import profile_sha256
-
-    champion = current_alias(settings, "champion")
-    if champion is None:
-        raise PipelineError(f"model {settings.p.project.model_name} has no champion yet: nothing to compare against")
-    from mlflow.exceptions import MlflowException
-
-    try:
-        profile = mlflow.artifacts.load_dict(f"runs:/{champion.run_id}/reference/profile.json")
-    except MlflowException as exc:
-        raise PipelineError(
-            f"champion v{champion.version} has no drift profile (reference/profile.json in run {champion.run_id}); "
-            "it was trained before profiles existed: retrain it"
-        ) from exc
-    recorded = champion.tags.get("drift_profile_sha256")
-    if recorded and recorded != profile_sha256(profile):
-        raise PipelineError(f"the drift profile of v{champion.version} does not match its recorded hash")
-    return profile, champion
-
-
-def champion_reference(settings: Settings) -> tuple[pd.DataFrame, Any]:
-    """The champion's training reference sample (for skew checks and report histograms)."""
-    import mlflow
-
-    from pipelines.evaluate import current_alias
-    from pipelines.io import read_frame
-
-    champion = current_alias(settings, "champion")
-    if champion is None:
-        raise PipelineError(f"model {settings.p.project.model_name} has no champion yet: nothing to compare against")
-    local = mlflow.artifacts.download_artifacts(run_id=champion.run_id, artifact_path="reference/reference.parquet")
-    return read_frame(Path(local)), champion
-
-
 def _register_report_stattest() -> str:
     from evidently.legacy.calculations.stattests.registry import StatTest, register_stattest
     from evidently.legacy.core import ColumnType
@@ -194,10 +155,8 @@ def write_report(current_sample: pd.DataFrame, reference_sample: pd.DataFrame, p
     snapshot = Report([DataDriftPreset(columns=cols, method=method, threshold=threshold)]).run(
         current_sample[cols], reference_sample[cols]
     )
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    snapshot.save_html(str(tmp))
-    tmp.replace(dest)
+    with atomic_path(dest) as tmp:
+        snapshot.save_html(str(tmp))
     return psi_from_snapshot(snapshot.dict())
 
 
@@ -213,7 +172,7 @@ def stream_counts(
     import numpy as np
     import pyarrow.parquet as pq
 
-    from pipelines.profile import Accumulator, stream_batches
+    from pipelines.model.profile import Accumulator, stream_batches
 
     acc = Accumulator(profile)
     sample: list[pd.DataFrame] = []
@@ -245,17 +204,13 @@ def drift(settings: Settings, day: date, engine: str | None = None, source: str 
 
     ``engine`` (default ``drift.engine``) counts the batch into the frozen bins: "arrow"
     streams a local Parquet file in chunks, "spark" runs the same counts in Spark SQL
-    (pipelines/drift_spark.py). ``source`` replaces the validated file, e.g. a URI Spark reads;
-    it is not validated here, and prediction drift is skipped (the local predictions of ``day``
-    need not be of that batch).
+    (pipelines/monitoring/drift_spark.py). ``source`` replaces the validated file, e.g. a URI
+    Spark reads; it is not validated here, and prediction drift is skipped (the local
+    predictions of ``day`` need not be of that batch).
     """
-    import mlflow
-
-    from pipelines.features import model_input
-    from pipelines.profile import bin_numeric, psi as psi_of, stream_parquet
     from pipelines.tracking import setup_mlflow
 
-    d, dp = settings.p.data, settings.p.drift
+    dp = settings.p.drift
     engine = engine or dp.engine
     if engine not in ("arrow", "spark"):
         raise PipelineError(f"unknown drift engine {engine!r}: use arrow or spark")
@@ -266,57 +221,27 @@ def drift(settings: Settings, day: date, engine: str | None = None, source: str 
         raise PipelineError(f"no Parquet file at {source} (the arrow engine reads local files; use --engine spark for URIs)")
     setup_mlflow(settings)
     profile, champion = champion_profile(settings)
-    sample: list[pd.DataFrame] = []
-    if engine == "spark":
-        from pipelines.drift_spark import spark_drift
-
-        per_feature, rows, head = spark_drift(source or str(src), profile, dp.spark_master or None, dp.report_sample_rows)
-        sample.append(head)
-    else:
-        per_feature, rows, sample = stream_counts(Path(source) if source else src, profile, dp.chunk_rows, dp.report_sample_rows)
+    per_feature, rows, sample = count_batch(settings, engine, source or str(src), profile)
     if rows == 0:
         raise PipelineError(f"the batch for {day} ({source or src}) has no rows: nothing to compare")
     psi = {c: r["psi"] for c, r in per_feature.items()}
+    score_psi = None if source is not None else prediction_psi(settings, day, profile, str(champion.version))
 
-    score_psi = None
-    pred = settings.predictions_dir / f"{day.isoformat()}.parquet"
-    if source is None and pred.is_file():
-        counts = None
-        for chunk in stream_parquet(pred, ["score", "model_version"], dp.chunk_rows):
-            mine = chunk["score"][chunk["model_version"] == str(champion.version)].to_numpy(dtype="float64")
-            c = bin_numeric(mine, profile["score"]["edges"])
-            counts = c if counts is None else counts + c
-        if counts is not None and counts.sum() > 0:
-            score_psi = psi_of(profile["score"]["counts"], counts)
-
-    history = []
     out_dir = settings.reports_dir / "drift"
-    for f in sorted(out_dir.glob("20*.json")) if out_dir.is_dir() else []:
-        if f.stem != day.isoformat():
-            history.append(read_json(f))
     trained_through = champion.tags.get("trained_through")
     decision = retrain_decision(
         day,
         drifted_features(psi, dp.psi_threshold),
         psi,
-        history,
+        drift_history(out_dir, day),
         str(champion.version),
         date.fromisoformat(trained_through) if trained_through else None,
         in_flight(out_dir / IN_FLIGHT_MARKER),
-        dp.psi_threshold,
-        dp.consecutive_windows,
-        dp.cooldown_days,
+        dp,
         profile.get("importance"),
-        dp.min_importance,
     )
-
-    reference_sample, _ = champion_reference(settings)
-    current_sample = model_input(pd.concat(sample, ignore_index=True), d) if sample else reference_sample.head(0)
     html = out_dir / f"{day.isoformat()}.html"
-    shown = write_report(current_sample, reference_sample.head(dp.report_sample_rows), psi, dp.psi_threshold, html)
-    if any(abs(shown[c] - psi[c]) > 0 for c in shown):  # the report must show the deciding numbers
-        raise PipelineError("the Evidently report shows PSI values different from the computed ones")
-
+    _report(settings, sample, psi, html)
     summary = {
         "day": day.isoformat(),
         "champion_version": str(champion.version),
@@ -332,16 +257,70 @@ def drift(settings: Settings, day: date, engine: str | None = None, source: str 
         "rows": int(rows),
         "engine": engine,
     }
-    with mlflow.start_run(run_name=f"drift-{day.isoformat()}"):
-        mlflow.set_tags({"step": "drift", "day": day.isoformat(), "champion_version": str(champion.version), "engine": engine, "reason": decision["reason"][:5000]})
-        metrics = {f"psi_{k}": v for k, v in psi.items()}
-        if score_psi is not None:
-            metrics["score_psi"] = score_psi
+    _log_run(summary)
+    write_json(summary, out_dir / f"{day.isoformat()}.json")
+    return summary
+
+
+def count_batch(settings: Settings, engine: str, source: str, profile: dict[str, Any]) -> tuple[dict[str, Any], int, list[pd.DataFrame]]:
+    """PSI and null rates per feature, the row count and a report sample, by ``engine``."""
+    dp = settings.p.drift
+    if engine == "spark":
+        from pipelines.monitoring.drift_spark import spark_drift
+
+        per_feature, rows, head = spark_drift(source, profile, dp.spark_master or None, dp.report_sample_rows)
+        return per_feature, rows, [head]
+    return stream_counts(Path(source), profile, dp.chunk_rows, dp.report_sample_rows)
+
+
+def prediction_psi(settings: Settings, day: date, profile: dict[str, Any], champion_version: str) -> float | None:
+    """PSI of the day's champion scores against its scores on its training data (None when the
+    day has no predictions by that champion)."""
+    from pipelines.model.profile import bin_numeric, psi as psi_of, stream_parquet
+
+    pred = settings.predictions_dir / f"{day.isoformat()}.parquet"
+    if not pred.is_file():
+        return None
+    counts = None
+    for chunk in stream_parquet(pred, ["score", "model_version"], settings.p.drift.chunk_rows):
+        mine = chunk["score"][chunk["model_version"] == champion_version].to_numpy(dtype="float64")
+        c = bin_numeric(mine, profile["score"]["edges"])
+        counts = c if counts is None else counts + c
+    if counts is None or counts.sum() == 0:
+        return None
+    return psi_of(profile["score"]["counts"], counts)
+
+
+def drift_history(out_dir: Path, day: date) -> list[dict[str, Any]]:
+    """Every earlier (and later) day's drift summary, for the retrain streak."""
+    return [read_json(f) for f in (sorted(out_dir.glob("20*.json")) if out_dir.is_dir() else []) if f.stem != day.isoformat()]
+
+
+def _report(settings: Settings, sample: list[pd.DataFrame], psi: dict[str, float], html: Path) -> None:
+    """The Evidently HTML report; it must show exactly the deciding numbers."""
+    from pipelines.model.features import model_input
+
+    dp = settings.p.drift
+    reference_sample, _ = champion_reference(settings)
+    current_sample = model_input(pd.concat(sample, ignore_index=True), settings.p.data) if sample else reference_sample.head(0)
+    shown = write_report(current_sample, reference_sample.head(dp.report_sample_rows), psi, dp.psi_threshold, html)
+    if any(abs(shown[c] - psi[c]) > 0 for c in shown):
+        raise PipelineError("the Evidently report shows PSI values different from the computed ones")
+
+
+def _log_run(summary: dict[str, Any]) -> None:
+    """One MLflow run per drift job: PSI per feature, the score PSI, the decision and its reason."""
+    import mlflow
+
+    day, decision = summary["day"], summary
+    with mlflow.start_run(run_name=f"drift-{day}"):
+        mlflow.set_tags({"step": "drift", "day": day, "champion_version": summary["champion_version"], "engine": summary["engine"], "reason": decision["reason"][:5000]})
+        metrics = {f"psi_{k}": v for k, v in summary["psi"].items()}
+        if summary["score_psi"] is not None:
+            metrics["score_psi"] = summary["score_psi"]
         metrics["retrain"] = float(decision["retrain"])
         mlflow.log_metrics(metrics)
         mlflow.log_dict(summary, "drift_summary.json")
-    write_json(summary, out_dir / f"{day.isoformat()}.json")
-    return summary
 
 
 def in_flight(marker: Path) -> bool | str:

@@ -1,10 +1,10 @@
 """The gate's checks as plain functions over predictions and models (no MLflow here).
 
 Each check becomes one record in the decision record: ``{"check", "value", "threshold",
-"passed", "detail"}``. pipelines/evaluate.py wires them to the candidate, the champion and
-MLflow; the thresholds come from params.yaml (``gate:``).
+"passed", "detail"}``. pipelines/model/evaluate.py wires them to the candidate, the champion
+and MLflow; the thresholds come from params.yaml (``gate:``).
 
-Serving path: every probe goes through :func:`serve`, the same ``model_input`` +
+Serving path: every probe goes through ``features.serve``, the same ``model_input`` +
 ``predict_proba`` that batch scoring runs, so the gate judges what production would run.
 """
 
@@ -20,11 +20,12 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from pipelines.config import DataParams
-from pipelines.errors import PipelineError
-from pipelines.features import model_input
-from pipelines.profile import bin_numeric, psi, quantile_edges
+from pipelines.errors import PipelineError, describe_crash
+from pipelines.model.features import serve
+from pipelines.model.profile import bin_numeric, psi, quantile_edges
 
 Check = dict[str, Any]
+PROBE_ROWS = 50  # robustness probes: enough rows to give each feature its own missing row
 
 
 def check(name: str, value: Any, threshold: str, passed: bool, detail: str = "") -> Check:
@@ -32,19 +33,6 @@ def check(name: str, value: Any, threshold: str, passed: bool, detail: str = "")
     if isinstance(value, float):
         value = round(value, 6)
     return {"check": name, "value": value, "threshold": threshold, "passed": bool(passed), "detail": detail}
-
-
-def describe_crash(exc: BaseException) -> str:
-    """An unexpected exception as one short line: its type and the first line of its message."""
-    first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {first}"
-
-
-def serve(model: Any, frame: pd.DataFrame, data: DataParams) -> np.ndarray:
-    """Probability of default exactly as batch scoring computes it (pipelines/score.py)."""
-    from pipelines.score import predict_scores
-
-    return predict_scores(model, model_input(frame, data), chunk_rows=250_000)
 
 
 # ---------------------------------------------------------------- quality, with its noise
@@ -186,7 +174,7 @@ def robustness_probes(model: Any, frame: pd.DataFrame, data: DataParams) -> list
     """Hostile but possible inputs through the serving path. Each must give one finite
     probability per row, or a clear PipelineError (our one-line error); anything else (an
     exception from deep inside a library, NaN scores) is a crash and fails the gate."""
-    sample = frame.head(50).reset_index(drop=True)
+    sample = frame.head(PROBE_ROWS).reset_index(drop=True)
     nulls = sample.copy()
     for col in data.features:
         nulls[col] = None if col in data.categorical else np.nan
@@ -212,7 +200,7 @@ def robustness_probes(model: Any, frame: pd.DataFrame, data: DataParams) -> list
     def attempt(probe: pd.DataFrame) -> tuple[str, str]:
         """('ok' | 'clear' | 'crash', detail)."""
         try:
-            p = np.asarray(serve(model, probe, data))
+            p = np.asarray(serve(model, probe, data, PROBE_ROWS))
         except PipelineError as exc:
             return "clear", str(exc)
         except Exception as exc:  # noqa: BLE001 - any other exception is exactly what we detect

@@ -1,0 +1,207 @@
+"""Seeded generator of daily credit-default batches, with the failures we must catch.
+
+Why simulate: no real data set can be downloaded here, and a generator lets tests inject each
+production failure on a known day. Every day is generated from its own seed (params seed + the
+day), so any day can be regenerated identically, and the same day is identical whatever the
+scenario until ``scenario_start``.
+
+Each day produces two files, like a real feed with delayed ground truth:
+  data/raw/<day>.parquet     id, event timestamp, 13 features, no label
+  data/labels/<day>.parquet  id and the default label, written only once it has matured
+                             (``label_delay_days`` after the event, counted from the last
+                             simulated day, which plays "today").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipelines.config import Scenario, Settings
+from pipelines.errors import PipelineError
+from pipelines.io import parse_date, write_parquet
+
+SCENARIOS = ("stable", "feature_drift", "concept_drift", "data_quality", "skew")
+REGIONS = ["north", "south", "east", "west", "central"]
+PRODUCTS = ["basic", "gold", "platinum"]
+EMPLOYMENT = ["employed", "self_employed", "unemployed", "retired", "student"]
+
+
+@dataclass(frozen=True)
+class DayFrames:
+    batch: pd.DataFrame  # what lands in production: no label
+    labels: pd.DataFrame  # id + label, available only after the delay
+
+
+def _rng(seed: int, day: date, stream: int) -> np.random.Generator:
+    return np.random.default_rng([seed, day.toordinal(), stream])
+
+
+def _customers(rng: np.random.Generator, day: date, n: int) -> dict[str, np.ndarray]:
+    """One day's customers as they really are (the draws, in a fixed order, are the seed's)."""
+    c: dict[str, Any] = {}
+    c["customer_id"] = rng.choice(9_000_000, size=n, replace=False).astype("int64") + 1_000_000
+    seconds = np.sort(rng.integers(0, 86_400, size=n))
+    c["event_ts"] = pd.Timestamp(datetime(day.year, day.month, day.day)) + pd.to_timedelta(seconds, unit="s")
+    c["age"] = np.clip(rng.normal(42, 13, n), 18, 90).astype("int64")
+    c["income"] = np.round(rng.lognormal(np.log(55_000), 0.5, n), 2)
+    c["tenure"] = np.clip(((c["age"] - 18) * 12 * rng.random(n)).astype("int64"), 0, 480)
+    c["credit_limit"] = np.round(np.clip(c["income"] * rng.uniform(0.1, 0.4, n), 500, 100_000), 0)
+    c["utilization"] = np.round(rng.beta(2, 5, n), 4)
+    activity = rng.gamma(2.0, 0.5, n)
+    c["true_logins"] = rng.poisson(25 * activity)
+    c["avg_spend"] = np.round(c["credit_limit"] * c["utilization"] / 30 * rng.uniform(0.8, 1.2, n), 2)
+    c["txn_count"] = rng.poisson(10 + 0.5 * c["true_logins"])
+    c["days_since"] = np.clip(rng.exponential(15, n), 0, 120).astype("int64")
+    c["late"] = np.clip(rng.poisson(0.3 + 1.5 * c["utilization"] ** 2), 0, 12).astype("int64")
+    c["region"] = rng.choice(REGIONS, n, p=[0.25, 0.25, 0.2, 0.2, 0.1])
+    c["product"] = rng.choice(PRODUCTS, n, p=[0.6, 0.3, 0.1])
+    c["employment"] = rng.choice(EMPLOYMENT, n, p=[0.6, 0.15, 0.08, 0.1, 0.07])
+    c["label_noise"] = rng.random(n)
+    return c
+
+
+def _risk(c: dict[str, np.ndarray]) -> np.ndarray:
+    """Log-odds of default. It depends on the customer's real behaviour (true logins), not on
+    how logins are counted: a login-policy change moves the feature but not the risk."""
+    return (
+        -3.0
+        + 3.0 * c["utilization"]
+        + 0.45 * c["late"]
+        + 0.012 * c["days_since"]
+        - 0.025 * c["true_logins"]
+        - 0.5 * np.log(c["income"] / 55_000)
+        + np.select([c["employment"] == "unemployed", c["employment"] == "student"], [0.9, 0.4], 0.0)
+        + np.where(c["product"] == "platinum", -0.4, 0.0)
+    )
+
+
+def _apply_scenario(scenario: Scenario, srng: np.random.Generator, c: dict[str, np.ndarray], out: dict[str, np.ndarray], z: np.ndarray) -> np.ndarray:
+    """Inject the scenario's failure into the served columns ``out`` (or the risk); return the risk."""
+    n = len(z)
+    if scenario == "feature_drift":
+        # A login-policy change (longer sessions) cuts counted logins to about a third.
+        out["logins_30d"] = srng.binomial(c["true_logins"], 0.35).astype("int64")
+    elif scenario == "concept_drift":
+        # Same inputs, new relationship: utilisation and logins now point the other way.
+        z = (
+            -2.0
+            - 2.5 * c["utilization"]
+            + 0.03 * c["true_logins"]
+            - 0.5 * np.log(c["income"] / 55_000)
+            + np.where(c["product"] == "basic", 0.6, -0.3)
+        )
+    elif scenario == "skew":
+        # Training-serving skew: the serving job sends today's spend where the model was
+        # trained on the 30-day average (same mean, half the days zero, far wider spread).
+        out["avg_spend_30d"] = np.round(c["avg_spend"] * 2.0 * srng.exponential(1.0, n) * (srng.random(n) < 0.5), 2)
+    elif scenario == "data_quality":
+        out["income"][srng.random(n) < 0.5] = np.nan  # null spike: ~1 % -> 50 %
+        out["age"][srng.random(n) < 0.03] = 150  # out of range
+        out["utilization"][srng.random(n) < 0.02] = -0.5  # out of range
+    return z
+
+
+def generate_day(
+    day: date,
+    rows: int,
+    seed: int,
+    scenario: Scenario = "stable",
+    scenario_start: date | None = None,
+) -> DayFrames:
+    """Generate one day's batch and labels (pure: same arguments, same frames)."""
+    c = _customers(_rng(seed, day, 0), day, rows)
+    z = _risk(c)
+    out: dict[str, np.ndarray] = {
+        "age": c["age"].copy(),
+        "income": c["income"].astype("float64"),
+        "credit_limit": c["credit_limit"],
+        "utilization": c["utilization"].copy(),
+        "logins_30d": c["true_logins"].astype("int64"),
+        "avg_spend_30d": c["avg_spend"],
+    }
+    if scenario != "stable" and (scenario_start is None or day >= scenario_start):
+        z = _apply_scenario(scenario, _rng(seed, day, 1), c, out, z)
+    label = (c["label_noise"] < 1 / (1 + np.exp(-z))).astype("int64")
+    batch = pd.DataFrame(
+        {
+            "customer_id": c["customer_id"],
+            "event_ts": c["event_ts"],
+            "age": out["age"],
+            "income": out["income"],
+            "credit_limit": out["credit_limit"],
+            "utilization": out["utilization"],
+            "logins_30d": out["logins_30d"],
+            "avg_spend_30d": out["avg_spend_30d"],
+            "txn_count_30d": c["txn_count"].astype("int64"),
+            "days_since_last_payment": c["days_since"],
+            "num_late_payments_12m": c["late"],
+            "tenure_months": c["tenure"],
+            "region": c["region"].astype(object),
+            "product": c["product"].astype(object),
+            "employment": c["employment"].astype(object),
+        }
+    )
+    labels = pd.DataFrame({"customer_id": c["customer_id"], "default": label})
+    return DayFrames(batch=batch, labels=labels)
+
+
+def simulate(
+    settings: Settings,
+    start: str | None = None,
+    days: int | None = None,
+    scenario: Scenario | None = None,
+    scenario_start: str | None = None,
+    rows: int | None = None,
+) -> dict[str, object]:
+    """Write daily batches for [start, start+days) and every label matured by the last day.
+
+    Idempotent: a file whose bytes would not change is left untouched.
+    """
+    sp = settings.p.simulate
+    if settings.p.data.raw_dir != "data/raw" or settings.p.data.labels_dir != "data/labels":
+        raise PipelineError(
+            "params.yaml points data.raw_dir/labels_dir at your own data; simulate only writes "
+            "to data/raw and data/labels (set them back to use simulated data)"
+        )
+    first = parse_date(start or sp.start)
+    n_days = days if days is not None else sp.days
+    if n_days < 1:
+        raise PipelineError(f"days must be at least 1, got {n_days}")
+    scen: Scenario = scenario or sp.scenario
+    if scen not in SCENARIOS:
+        raise PipelineError(f"unknown scenario {scen!r} ({', '.join(SCENARIOS)})")
+    sc_start_raw = scenario_start if scenario_start is not None else sp.scenario_start
+    sc_start = parse_date(sc_start_raw) if sc_start_raw else first
+    n_rows = rows if rows is not None else sp.rows_per_day
+    delay = sp.label_delay_days
+    last = first + timedelta(days=n_days - 1)
+
+    written_batches = []
+    for i in range(n_days):
+        day = first + timedelta(days=i)
+        frames = generate_day(day, n_rows, sp.seed, scen, sc_start)
+        write_parquet(frames.batch, settings.raw_dir / f"{day.isoformat()}.parquet")
+        written_batches.append(day)
+
+    # Labels mature `delay` days after the event; "today" is the last simulated day.
+    written_labels = []
+    day = first - timedelta(days=delay)
+    while day <= last - timedelta(days=delay):
+        if (settings.raw_dir / f"{day.isoformat()}.parquet").is_file():
+            frames = generate_day(day, n_rows, sp.seed, scen, sc_start)
+            write_parquet(frames.labels, settings.labels_dir / f"{day.isoformat()}.parquet")
+            written_labels.append(day)
+        day += timedelta(days=1)
+
+    return {
+        "scenario": scen,
+        "batches": [d.isoformat() for d in written_batches],
+        "labels": [d.isoformat() for d in written_labels],
+        "raw_dir": str(settings.raw_dir),
+        "labels_dir": str(settings.labels_dir),
+    }

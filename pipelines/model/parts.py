@@ -1,0 +1,46 @@
+"""Estimator parts of the model that scikit-learn does not provide fast enough.
+
+CategoryCoder replaces OrdinalEncoder for the categorical columns: the same output (the index
+of each value among the categories seen in training, NaN for missing or unseen), computed with
+pandas' vectorised Categorical instead of per-value Python work. Measured on 10 M rows it is
+what lets end-to-end scoring keep up with raw predict_proba (BENCHMARKS.md, "Batch scoring").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+
+
+class CategoryCoder(TransformerMixin, BaseEstimator):
+    """Ordinal codes for categorical columns; NaN for missing or unseen categories."""
+
+    def fit(self, X: Any, y: Any = None) -> "CategoryCoder":
+        frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(X)
+        self.feature_names_in_ = np.asarray([str(c) for c in frame.columns], dtype=object)
+        self.n_features_in_ = frame.shape[1]
+        self.categories_ = [sorted(frame[c].dropna().astype(str).unique().tolist()) for c in frame.columns]
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(X, columns=list(self.feature_names_in_))
+        if frame.shape[1] != self.n_features_in_:
+            raise ValueError(f"CategoryCoder expects {self.n_features_in_} columns, got {frame.shape[1]}")
+        out = np.empty((len(frame), self.n_features_in_), dtype="float64")
+        for j, cats in enumerate(self.categories_):
+            col = frame.iloc[:, j]
+            if isinstance(col.dtype, pd.CategoricalDtype):
+                # Parquet dictionary columns arrive as categoricals: remap the small dictionary only.
+                codes = col.cat.rename_categories([str(c) for c in col.cat.categories]).cat.set_categories(cats).cat.codes
+                codes = codes.to_numpy().astype("float64")
+            else:
+                codes = pd.Categorical(col.where(col.isna(), col.astype(str)), categories=cats).codes.astype("float64")
+            codes[codes < 0] = np.nan
+            out[:, j] = codes
+        return out
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return np.asarray(self.feature_names_in_, dtype=object)

@@ -1,0 +1,115 @@
+"""The whole daily cycle once, on embedded defaults: what `make run` does.
+
+simulate -> validate every new day -> `dvc repro` (prepare, validate_training, train,
+evaluate) -> promote + push -> score the latest day -> drift on the latest day -> a summary.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from pipelines.config import Settings
+from pipelines.errors import PipelineError, ValidationFailed
+from pipelines.io import partition_files
+
+log = logging.getLogger(__name__)
+
+
+def validate_new_days(settings: Settings) -> dict[str, list[str]]:
+    """Validate each raw day that has no up-to-date validated copy; collect failures."""
+    from pipelines.data.validate import validate_batch
+
+    validated = partition_files(settings.validated_dir)
+    report_dir = settings.reports_dir / "validation"
+    passed, failed = [], []
+    for day, raw in partition_files(settings.raw_dir).items():
+        report = report_dir / f"{day.isoformat()}.json"
+        if day in validated and report.is_file() and report.stat().st_mtime >= raw.stat().st_mtime:
+            continue
+        try:
+            validate_batch(settings, day)
+            passed.append(day.isoformat())
+        except ValidationFailed as exc:
+            failed.append(day.isoformat())
+            log.warning("%s", exc)
+            for line in exc.failures:
+                log.warning("    %s", line)
+    return {"passed": passed, "failed": failed}
+
+
+def run_cycle(settings: Settings) -> dict[str, Any]:
+    from pipelines.data.simulate import simulate
+    from pipelines.model.registry import status
+    from pipelines.monitoring.drift import drift
+    from pipelines.ops.promote import promote_and_push
+    from pipelines.ops.stages import dvc_repro
+    from pipelines.serving.score import score
+
+    if settings.p.data.raw_dir == "data/raw":
+        log.info("simulating daily batches (seeded; unchanged files are left alone)")
+        sim = simulate(settings)
+        log.info("%d batches, %d matured label files", len(sim["batches"]), len(sim["labels"]))
+    log.info("validating new batches with Great Expectations")
+    val = validate_new_days(settings)
+    log.info("validated %d new day(s), %d quarantined", len(val["passed"]), len(val["failed"]))
+    log.info("dvc repro: prepare -> validate_training -> train -> evaluate -> promote")
+    dvc_repro(settings, "evaluate")
+    promote_and_push(settings)
+    days = list(partition_files(settings.validated_dir))
+    if not days:
+        raise PipelineError("no validated batch to score")
+    latest = days[-1]
+    log.info("scoring %s with the champion", latest)
+    scored = score(settings, latest)
+    log.info("checking drift of %s against the champion's reference", latest)
+    drifted = drift(settings, latest)
+    return {"validation": val, "score": scored, "drift": drifted, "status": status(settings)}
+
+
+def _num(x: float | None) -> str:
+    return f"{x:.4f}" if isinstance(x, (int, float)) else "n/a"
+
+
+def _rel(path: str | None) -> str:
+    return os.path.relpath(path) if path else "none"
+
+
+def status_lines(st: dict[str, Any], detail: bool = False) -> list[str]:
+    """The registry's status for people (`status`, and the end of `make run`): champion,
+    last gate, challenger; with ``detail`` also the champion history and recent versions."""
+    ch = st["champion"] or {}
+    lines = [
+        (f"Champion: {st['model_name']} v{ch.get('version')} (holdout ROC AUC {_num(ch.get('holdout_roc_auc'))}, "
+         f"train ROC AUC {_num(ch.get('train_roc_auc'))}), tracked at {st['tracking_uri']}")
+        if st["champion"] else f"Champion: none for {st['model_name']}, tracked at {st['tracking_uri']}",
+    ]
+    dec = st.get("last_gate_decision") or {}
+    if dec:
+        lines.append(f"Last gate: {dec.get('verdict')}" + (f" - {'; '.join(dec['reasons'])}" if dec.get("reasons") else ""))
+    if st.get("challenger"):
+        lines.append(f"Challenger: v{st['challenger']['version']} ({st['challenger'].get('gate_reasons')})")
+    if detail:
+        lines.append(f"Champion history: {st['champion_history']}")
+        for v in st.get("recent_versions", []):
+            aliases = f" [{', '.join(v['aliases'])}]" if v["aliases"] else ""
+            lines.append(f"  v{v['version']}{aliases}: gate {'passed' if v['gate_passed'] == 'true' else 'failed'} - {v['gate_reasons']}")
+        lines += [
+            f"Predictions: {_rel(st.get('latest_predictions'))}",
+            f"Drift report: {_rel(st.get('latest_drift_report'))}",
+        ]
+    return lines
+
+
+def summary_lines(result: dict[str, Any]) -> list[str]:
+    st, sc, dr = result["status"], result["score"], result["drift"]
+    return [
+        *status_lines(st),
+        f"Predictions: {_rel(sc['predictions'])} ({sc['rows']} rows, model v{sc['model_version']})",
+        f"Validation report: {_rel(st.get('latest_validation_report'))} ({st['validated_days']} days validated, "
+        f"{len(st['quarantined_days'])} quarantined)",
+        f"Drift report: {_rel(dr['report_html'])} - retrain {'DUE' if dr['retrain'] else 'not due'}: {dr['reason']}",
+        "Inspect: `make mlflow-ui` then http://127.0.0.1:5000, or `.venv/bin/python -m pipelines status --json`; "
+        "rebuild the champion from its lineage: `.venv/bin/python -m pipelines reproduce champion`",
+    ]

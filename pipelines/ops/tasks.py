@@ -1,0 +1,139 @@
+"""The Airflow tasks' entry points: each task is one call here, with small JSON-able results.
+
+Kept free of Airflow imports so the same functions run from a test or a shell. Every
+function is keyed by an explicit day (the DAG passes the logical date), never by now(). Each
+function has the name of its DAG task, which is the name of the step everywhere else (the DVC
+stage, the CLI command, the library function).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime
+from typing import Any
+
+from pipelines.config import Settings, load_settings
+from pipelines.errors import PipelineError
+from pipelines.io import find_partition, parse_date
+
+log = logging.getLogger(__name__)
+
+
+def settings() -> Settings:
+    return load_settings()
+
+
+def resolve_day(conf_day: str | None, logical: datetime | None, run_after: datetime | None) -> date:
+    """The day a run works on: conf 'day' if given, else the logical date, else run_after."""
+    if conf_day:
+        return parse_date(conf_day)
+    when = logical or run_after
+    if when is None:
+        raise PipelineError("no day to work on: pass {'day': 'YYYY-MM-DD'} in the run's conf")
+    return when.date()
+
+
+# ------------------------------------------------------------------ scoring DAG
+
+
+def land_batch(day: date, scenario: str | None = None) -> str:
+    """Make sure the day's raw batch is there. With simulated data, simulate it (the demo feed)."""
+    s = settings()
+    existing = find_partition(s.raw_dir, day)
+    if existing is not None and scenario is None:
+        return str(existing)
+    if s.p.data.raw_dir != "data/raw":
+        if existing is not None:
+            return str(existing)
+        raise PipelineError(f"no batch for {day} in {s.raw_dir} (expected {day}.parquet or {day}.csv)")
+    from pipelines.data.simulate import simulate
+
+    simulate(s, start=day.isoformat(), days=1, scenario=scenario, scenario_start=day.isoformat())  # type: ignore[arg-type]
+    return str(find_partition(s.raw_dir, day))
+
+
+def validate_batch(day: date) -> dict[str, Any]:
+    """Validate the day's batch; a failure raises (the task fails, downstream does not run)."""
+    from pipelines.data.validate import validate_batch as validate
+
+    s = settings()
+    if find_partition(s.raw_dir, day) is None and (s.quarantine_dir / day.isoformat()).is_dir():
+        raise PipelineError(
+            f"batch {day} is in quarantine ({s.quarantine_dir / day.isoformat()}): it failed validation; "
+            "fix the feed, put the file back in the raw folder and re-run"
+        )
+    res = validate(s, day)
+    return {"day": res["day"], "rows": res["rows"], "validated": res["validated"], "report": res["report"]}
+
+
+def score(day: date) -> dict[str, Any]:
+    from pipelines.serving.score import score as score_day
+
+    res = score_day(settings(), day)
+    return {k: res[k] for k in ("day", "rows", "model_version", "mean_score", "predictions")}
+
+
+# ------------------------------------------------------------------ training DAG
+
+
+def dvc_stage(stage: str) -> dict[str, Any]:
+    """One stage of dvc.yaml (prepare, validate_training, train, evaluate) with the real dvc CLI."""
+    from pipelines.ops.stages import dvc_stage as run_stage
+
+    return run_stage(settings(), stage)
+
+
+def retrain_in_flight(run_id: str | None) -> None:
+    """Mark (run_id) or clear (None) a training run in flight; see pipelines/monitoring/drift.py."""
+    from pipelines.monitoring.drift import set_in_flight
+
+    set_in_flight(settings(), run_id)
+
+
+def evaluate() -> dict[str, Any]:
+    """The `evaluate` stage, then the decision in the task log and its gist as the XCom."""
+    from pipelines.io import read_json
+    from pipelines.model.evaluate import format_decision
+
+    dvc_stage("evaluate")
+    decision = read_json(settings().reports_dir / "gate" / "decision.json")
+    print(format_decision(decision))
+    return {"passed": decision["passed"], "candidate_roc_auc": decision["candidate"]["roc_auc"], "reasons": decision["reasons"]}
+
+
+def promote(override: bool = False, justification: str | None = None) -> dict[str, Any]:
+    """Register the candidate through DVC, or with a justified override of a failed gate; then
+    push its training data to the DVC remote."""
+    from pipelines.ops.promote import promote_and_push
+
+    out = promote_and_push(settings(), (justification or "") if override else None)
+    print(out["pushed"])
+    return out
+
+
+# ------------------------------------------------------------------ monitoring DAG
+
+
+def drift_day(day: date) -> dict[str, Any]:
+    from pipelines.monitoring.drift import drift as drift_of
+
+    res = drift_of(settings(), day)
+    print(f"drift {day}: retrain {'DUE' if res['retrain'] else 'not due'} - {res['reason']}")
+    return {k: res[k] for k in ("day", "retrain", "drifted_features", "reason", "champion_version", "report_html")}
+
+
+def drift(days: list[str], conf_day: str | None, logical: datetime | None, run_after: datetime | None) -> dict[str, Any]:
+    """Drift for every day whose predictions triggered this run (several events can be merged
+    into one run); retraining is due if any of them drifted."""
+    targets = [parse_date(d) for d in days] or [resolve_day(conf_day, logical, run_after)]
+    results = [drift_day(d) for d in targets]
+    due = [r for r in results if r["retrain"]]
+    chosen = due[-1] if due else results[-1]
+    return {**chosen, "days_checked": [r["day"] for r in results]}
+
+
+def performance() -> list[dict[str, Any]]:
+    """Real performance of every predicted day whose labels matured and is not measured yet."""
+    from pipelines.monitoring.performance import measure_matured_days
+
+    return measure_matured_days(settings())

@@ -1,0 +1,87 @@
+"""The package's map, enforced: import-linter contracts (pyproject.toml) and a truthful dvc.yaml."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_import_linter_contracts_are_kept() -> None:
+    lint = Path(sys.executable).parent / "lint-imports"
+    out = subprocess.run([str(lint), "--no-cache"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    assert "0 broken" in out.stdout and "4 kept" in out.stdout, out.stdout[-2000:]
+
+
+def _modules() -> dict[str, Path]:
+    mods = {}
+    for f in (REPO / "pipelines").rglob("*.py"):
+        rel = f.relative_to(REPO).with_suffix("")
+        mods[".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)] = f
+    return mods
+
+
+def _reachable(start: str, mods: dict[str, Path]) -> set[str]:
+    """Every module ``start`` can import (module level or inside a function), and their packages."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        m = todo.pop()
+        if m in seen:
+            continue
+        seen.add(m)
+        parts = m.split(".")
+        todo += [".".join(parts[:i]) for i in range(1, len(parts))]
+        for node in ast.walk(ast.parse(mods[m].read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            for n in names:
+                while n and n not in mods:
+                    n = n.rpartition(".")[0]
+                if n and n != m:
+                    todo.append(n)
+    return seen
+
+
+# The function each stage's command runs, and the CLI modules every command passes through.
+STAGE_ENTRY = {
+    "prepare": "pipelines.data.prepare",
+    "validate_training": "pipelines.data.validate",
+    "train": "pipelines.model.train",
+    "evaluate": "pipelines.model.evaluate",
+    "promote": "pipelines.ops.promote",
+}
+CLI = ["pipelines.config", "pipelines.log", "pipelines.errors"]  # what the CLI itself runs, besides the command's function
+NOT_RUN_BY_PROMOTE = {"pipelines.ops.stages", "pipelines.ops.reproduce"}  # promote_and_push only (after the stage)
+
+
+def test_every_stage_depends_on_the_code_it_runs() -> None:
+    mods = _modules()
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    assert set(stages) == set(STAGE_ENTRY)
+    for name, entry in STAGE_ENTRY.items():
+        deps = [d for d in stages[name]["deps"] if d.startswith("pipelines")]
+        needed = set().union(*(_reachable(m, mods) for m in [entry, *CLI])) | {"pipelines.__main__"}
+        if name == "promote":
+            needed -= NOT_RUN_BY_PROMOTE
+        for mod in sorted(needed):
+            path = mods[mod].relative_to(REPO).as_posix()
+            assert any(path == d or path.startswith(d.rstrip("/") + "/") for d in deps), f"stage {name} runs {path} but does not depend on it"
+
+
+def test_every_data_path_comes_from_params() -> None:
+    text = (REPO / "dvc.yaml").read_text()
+    hard = [line.strip() for line in text.splitlines() if re.search(r"(^|[\s-])data/", line) and not line.strip().startswith("#")]
+    assert hard == [], f"hard-coded data paths in dvc.yaml: {hard}"
+    assert "${data.labels_dir}" in text and "${data.validated_dir}" in text
