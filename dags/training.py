@@ -31,19 +31,26 @@ DEFAULT_ARGS = {"retries": 1, "retry_delay": timedelta(seconds=30), "owner": "ml
     params={
         "reason": Param("scheduled", type="string", description="Why this run (shown in the decision log)."),
         "override_gate": Param(False, type="boolean", description="Promote even if the gate fails."),
-        "justification": Param("", type="string", description="Required when override_gate is on."),
+        # Optional (null allowed): a string Param defaulting to "" counts as missing in the
+        # trigger form and keeps its Trigger button disabled.
+        "justification": Param(None, type=["null", "string"], description="Required when override_gate is on."),
     },
     doc_md=__doc__,
 )
 def training() -> None:
     @task
-    def prepare(params: dict | None = None, triggering_asset_events: dict | None = None, run_id=None) -> dict:  # noqa: ANN001
+    def prepare(
+        params: dict | None = None, triggering_asset_events: dict | None = None, run_id=None,  # noqa: ANN001
+        logical_date=None, dag_run=None,  # noqa: ANN001
+    ) -> dict:
         from pipelines.ops import tasks
 
         why = [e.extra for events in (triggering_asset_events or {}).values() for e in events]
         print(f"reason: {(params or {}).get('reason')}; asset events: {why or 'none'}")
         tasks.retrain_in_flight(run_id)  # the drift job will not request another retrain meanwhile
-        return tasks.dvc_stage("prepare")
+        # The window ends at the run's day: a backfill of an older day trains on what existed then.
+        day = tasks.resolve_day(None, logical_date, getattr(dag_run, "run_after", None))
+        return tasks.dvc_stage("prepare", day)
 
     @task
     def validate_training() -> dict:

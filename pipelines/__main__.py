@@ -131,6 +131,31 @@ def main(
 
 
 @app.command()
+def init(
+    raw: str = typer.Option(..., "--raw", help="Folder of daily batches: <YYYY-MM-DD>.parquet or .csv, no label column."),
+    labels: str = typer.Option(..., "--labels", help="Folder of matured labels, one file per day: the id and the target."),
+    target: str = typer.Option(..., "--target", help="The label column in the labels files."),
+    positive_label: Optional[str] = typer.Option(
+        None, "--positive-label", help="The target value that means positive (e.g. yes, bad); not needed for 0/1 labels."
+    ),
+) -> None:
+    """Onboard your own data: infer the column roles, write params.yaml's data section and the
+    window sizes that fit it, propose both suites; then print what to review."""
+    from pathlib import Path
+
+    from pipelines.config import project_root
+    from pipelines.data.onboard import init as fn, review_lines
+
+    def go() -> dict[str, Any]:
+        params_file = Path(STATE["params"]) if STATE["params"] else project_root() / "params.yaml"
+        return fn(params_file.resolve().parent, Path(raw).resolve(), Path(labels).resolve(), target, positive_label, params_file)
+
+    res = _run(go, emit=STATE["json"])
+    if not STATE["json"]:
+        print("\n".join(review_lines(res)))
+
+
+@app.command()
 def simulate(
     start: Optional[str] = typer.Option(None, help="First day (YYYY-MM-DD); default simulate.start."),
     days: Optional[int] = typer.Option(None, help="Number of days; default simulate.days."),
@@ -195,11 +220,16 @@ def _propose(s: Any, kind: str, out: Optional[str]) -> dict[str, Any]:
 
 
 @app.command()
-def prepare() -> None:
+def prepare(
+    as_of: Optional[str] = typer.Option(
+        None, "--as-of", envvar="PIPELINES_AS_OF",
+        help="Use only days up to this one (YYYY-MM-DD; the training DAG passes its logical date); default the latest validated day.",
+    ),
+) -> None:
     """Assemble the training window and fresh holdout from validated, labelled days."""
     from pipelines.data.prepare import prepare as fn
 
-    _run(lambda: fn(_settings()))
+    _run(lambda: fn(_settings(), _day(as_of, "validated_dir") if as_of else None))
 
 
 @app.command()

@@ -29,6 +29,7 @@ class ProjectParams(_Section):
 
 
 class DataParams(_Section):
+    source: Literal["simulated", "files"] = "simulated"
     raw_dir: str = "data/raw"
     labels_dir: str = "data/labels"
     validated_dir: str = "data/validated"
@@ -39,6 +40,7 @@ class DataParams(_Section):
     id_col: str = "customer_id"
     timestamp_col: str = "event_ts"
     target: str = "default"
+    positive_label: str | int | float | bool | None = None
     numerical: list[str]
     categorical: list[str]
 

@@ -40,6 +40,13 @@ def setup_mlflow(settings: Settings) -> "MlflowClient":
     return client
 
 
+def dvc_experiment() -> str | None:
+    """The name of the `dvc exp run` experiment this process runs in (DVC sets DVC_EXP_NAME for
+    the stages it runs), or None for a plain `dvc repro`, a DAG task or the CLI. An experiment
+    trains and is judged, but never registers a version or moves an alias."""
+    return os.environ.get("DVC_EXP_NAME") or None
+
+
 def git_commit(settings: Settings) -> dict[str, str]:
     """The code version: commit hash and whether the working tree had uncommitted changes."""
     from pipelines.tools import git

@@ -31,6 +31,26 @@ def join_labels(batch: pd.DataFrame, labels: pd.DataFrame, id_col: str, target: 
     return out
 
 
+def binary_labels(values: pd.Series, positive_label: object, target: str) -> pd.Series:
+    """The target as 0/1 (nullable Int64): 1 where it equals ``positive_label``, or, with no
+    positive label set, the values themselves when they are 0/1 or booleans (pure)."""
+    present = values.dropna()
+    if positive_label is None:
+        numeric = pd.to_numeric(present, errors="coerce")
+        if numeric.isna().any() or not set(numeric.unique()) <= {0, 1}:
+            seen = ", ".join(repr(v) for v in sorted(present.astype(str).unique())[:3])
+            raise PipelineError(
+                f"labels in {target!r} are not 0/1 ({seen}): set data.positive_label in params.yaml "
+                "to the value that means positive"
+            )
+        return pd.to_numeric(values, errors="coerce").astype("Int64")
+    kinds = sorted(present.astype(str).unique())
+    if len(kinds) > 2:
+        raise PipelineError(f"labels in {target!r} have {len(kinds)} values ({', '.join(kinds[:4])}...); a binary target has two")
+    out = (values.astype(str) == str(positive_label)).astype("Int64")
+    return out.mask(values.isna())
+
+
 def split_days(labelled: list[date], window_days: int, holdout_days: int) -> tuple[list[date], list[date]]:
     """Pick training and holdout days from the sorted labelled days (pure)."""
     need = holdout_days + 1
@@ -45,11 +65,22 @@ def split_days(labelled: list[date], window_days: int, holdout_days: int) -> tup
     return train, holdout
 
 
-def prepare(settings: Settings) -> dict[str, Any]:
-    """Write data/training/{train,holdout}.parquet and window.json; return the window."""
+def prepare(settings: Settings, as_of: date | None = None) -> dict[str, Any]:
+    """Write data/training/{train,holdout}.parquet and window.json; return the window.
+
+    ``as_of`` is the run's day (the training DAG passes its logical date): only days up to it
+    are used, so a backfill of an older day trains on what existed then. Default: the latest
+    validated day."""
     d, pp = settings.p.data, settings.p.prepare
     validated = partition_files(settings.validated_dir)
     labels = partition_files(settings.labels_dir)
+    if not validated:
+        raise PipelineError(f"no validated batch in {settings.validated_dir}: run `validate --all` first")
+    validated = {day: path for day, path in validated.items() if as_of is None or day <= as_of}
+    if not validated:
+        raise PipelineError(f"no validated batch on or before {as_of} in {settings.validated_dir}")
+    as_of = max(validated)  # the window ends at the last validated day on or before the run's day
+    labels = {day: path for day, path in labels.items() if day <= as_of}
     labelled = [day for day in validated if day in labels]
     train_days, holdout_days = split_days(labelled, pp.window_days, pp.holdout_days)
 
@@ -59,7 +90,7 @@ def prepare(settings: Settings) -> dict[str, Any]:
             frame = join_labels(read_frame(validated[day]), read_frame(labels[day]), d.id_col, d.target, day)
             frames.append(frame)
         out = pd.concat(frames, ignore_index=True)
-        out[d.target] = pd.to_numeric(out[d.target], errors="coerce")
+        out[d.target] = binary_labels(out[d.target], d.positive_label, d.target)
         # Stable order: the same files always give the same rows in the same order.
         return out.sort_values([d.timestamp_col, d.id_col], kind="mergesort").reset_index(drop=True)
 
@@ -68,6 +99,7 @@ def prepare(settings: Settings) -> dict[str, Any]:
     write_parquet(train, settings.training_dir / "train.parquet")
     write_parquet(holdout, settings.training_dir / "holdout.parquet")
     window = {
+        "as_of": as_of.isoformat(),
         "train_days": [x.isoformat() for x in train_days],
         "holdout_days": [x.isoformat() for x in holdout_days],
         "train_rows": int(len(train)),

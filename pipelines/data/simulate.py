@@ -41,10 +41,15 @@ def _rng(seed: int, day: date, stream: int) -> np.random.Generator:
     return np.random.default_rng([seed, day.toordinal(), stream])
 
 
+ID_POPULATION = 9_000_000
+
+
 def _customers(rng: np.random.Generator, day: date, n: int) -> dict[str, np.ndarray]:
     """One day's customers as they really are (the draws, in a fixed order, are the seed's)."""
     c: dict[str, Any] = {}
-    c["customer_id"] = rng.choice(9_000_000, size=n, replace=False).astype("int64") + 1_000_000
+    # Distinct ids drawn from 9 M (the draws every seed has always given), or from twice the rows
+    # when a day is bigger than that, so any row count works.
+    c["customer_id"] = rng.choice(max(ID_POPULATION, 2 * n), size=n, replace=False).astype("int64") + 1_000_000
     seconds = np.sort(rng.integers(0, 86_400, size=n))
     c["event_ts"] = pd.Timestamp(datetime(day.year, day.month, day.day)) + pd.to_timedelta(seconds, unit="s")
     c["age"] = np.clip(rng.normal(42, 13, n), 18, 90).astype("int64")
@@ -163,10 +168,10 @@ def simulate(
     Idempotent: a file whose bytes would not change is left untouched.
     """
     sp = settings.p.simulate
-    if settings.p.data.raw_dir != "data/raw" or settings.p.data.labels_dir != "data/labels":
+    if settings.p.data.source != "simulated":
         raise PipelineError(
-            "params.yaml points data.raw_dir/labels_dir at your own data; simulate only writes "
-            "to data/raw and data/labels (set them back to use simulated data)"
+            f"data.source is {settings.p.data.source!r} in params.yaml: simulate writes only when it is "
+            "'simulated', never into your own data folders"
         )
     first = parse_date(start or sp.start)
     n_days = days if days is not None else sp.days
@@ -178,6 +183,8 @@ def simulate(
     sc_start_raw = scenario_start if scenario_start is not None else sp.scenario_start
     sc_start = parse_date(sc_start_raw) if sc_start_raw else first
     n_rows = rows if rows is not None else sp.rows_per_day
+    if n_rows < 1:
+        raise PipelineError(f"rows per day must be at least 1, got {n_rows}")
     delay = sp.label_delay_days
     last = first + timedelta(days=n_days - 1)
 

@@ -62,8 +62,13 @@ def _floor_check(result: Any, min_auc: float) -> dict[str, Any]:
 
 
 def latest_production_batch(settings: Settings) -> tuple[str, pd.DataFrame] | None:
-    """The most recent validated scoring batch (what the candidate would serve next)."""
+    """The most recent validated scoring batch (what the candidate would serve next), up to the
+    training window's ``as_of`` day, so a backfilled run never looks at later batches."""
     files = partition_files(settings.validated_dir)
+    window = settings.training_dir / "window.json"
+    as_of = read_json(window).get("as_of") if window.is_file() else None
+    if as_of:
+        files = {day: path for day, path in files.items() if day.isoformat() <= as_of}
     if not files:
         return None
     day = max(files)
@@ -216,7 +221,10 @@ def record_decision(settings: Settings, client: Any, decision: dict[str, Any]) -
     write_json(decision, settings.reports_dir / "gate" / "decision.json")
     write_text(readable, settings.reports_dir / "gate" / "decision.txt")
     write_json(
-        {"candidate_roc_auc": cand_auc, "champion_roc_auc": champ_auc, "passed": passed, "checks_failed": sum(not c["passed"] for c in decision["checks"])},
+        {
+            "candidate_roc_auc": cand_auc, "champion_roc_auc": champ_auc, "passed": passed,
+            "checks_failed": sum(not c["passed"] for c in decision["checks"]), "verdict": decision["verdict"],
+        },
         settings.path("metrics", "gate.json"),
     )
 

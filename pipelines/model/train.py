@@ -98,7 +98,7 @@ def train(settings: Settings) -> dict[str, Any]:
     import mlflow
     from mlflow.models import infer_signature
 
-    from pipelines.tracking import git_commit, library_versions, lock_sha256, params_md5, setup_mlflow
+    from pipelines.tracking import dvc_experiment, git_commit, library_versions, lock_sha256, params_md5, setup_mlflow
 
     d, tp = settings.p.data, settings.p.train
     train_path = settings.training_dir / "train.parquet"
@@ -132,7 +132,8 @@ def train(settings: Settings) -> dict[str, Any]:
         "holdout_days": f"{window['holdout_days'][0]}..{window['holdout_days'][-1]}",
     }
     with mlflow.start_run(run_name="train") as run:
-        mlflow.set_tags({**lineage, **library_versions(), "step": "train"})
+        experiment = dvc_experiment()
+        mlflow.set_tags({**lineage, **library_versions(), "step": "train", **({"dvc_experiment": experiment} if experiment else {})})
         mlflow.log_params({**tp.model_dump(), "train_rows": len(train_df), "features": ",".join(d.features)})
         mlflow.log_metrics({"train_roc_auc": train_auc})
         info = mlflow.sklearn.log_model(

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from pipelines.config import Settings
+from pipelines.data.prepare import binary_labels
 from pipelines.errors import PipelineError
 from pipelines.io import find_partition, partition_files, read_frame, write_json
 
@@ -49,6 +50,7 @@ def performance(settings: Settings, day: date) -> dict[str, Any]:
         raise PipelineError(f"labels for {day} have not matured yet (nothing in {settings.labels_dir})")
     pred = read_frame(pred_path)
     labels = read_frame(label_path)[[d.id_col, d.target]]
+    labels[d.target] = binary_labels(labels[d.target], d.positive_label, d.target)
     joined = pred.merge(labels, on=d.id_col, how="inner")
     joined = joined[joined[d.target].notna()]
     metrics = live_metrics(joined["score"].to_numpy(dtype="float64"), joined[d.target].to_numpy(dtype="int64"))

@@ -47,7 +47,7 @@ def run_cycle(settings: Settings) -> dict[str, Any]:
     from pipelines.ops.stages import dvc_repro
     from pipelines.serving.score import score
 
-    if settings.p.data.raw_dir == "data/raw":
+    if settings.p.data.source == "simulated":
         log.info("simulating daily batches (seeded; unchanged files are left alone)")
         sim = simulate(settings)
         log.info("%d batches, %d matured label files", len(sim["batches"]), len(sim["labels"]))

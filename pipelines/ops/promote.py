@@ -13,7 +13,8 @@ import logging
 from typing import Any
 
 from pipelines.config import Settings
-from pipelines.io import read_json
+from pipelines.errors import PipelineError
+from pipelines.io import read_json, write_json
 from pipelines.model import registry
 
 log = logging.getLogger(__name__)
@@ -25,8 +26,17 @@ def promote(settings: Settings, override_reason: str | None = None) -> dict[str,
     If the champion moved after the gate ran, the gate runs again against the new champion
     before anything moves. Safe to re-run."""
     from pipelines.model.evaluate import evaluate, format_decision
+    from pipelines.tracking import dvc_experiment
 
     registry.require_justification(override_reason)
+    experiment = dvc_experiment()
+    if experiment is not None:
+        if override_reason is not None:
+            raise PipelineError(
+                f"refusing to override the gate inside the DVC experiment {experiment!r}: an experiment never "
+                "moves production; `dvc exp apply` it, commit, then promote through `dvc repro` or the training DAG"
+            )
+        return record_experiment(settings, experiment)
     client = registry.mlflow_client(settings)
     with registry.promotion_lock(client, settings.p.project.model_name):
         candidate, decision = registry.gated_candidate(settings)
@@ -37,6 +47,36 @@ def promote(settings: Settings, override_reason: str | None = None) -> dict[str,
             decision = evaluate(settings)
             log.info("%s", format_decision(decision))
         return registry.register_candidate(settings, client, candidate, decision, now, override_reason)
+
+
+def record_experiment(settings: Settings, experiment: str) -> dict[str, Any]:
+    """The `promote` stage under `dvc exp run`: the gate has judged the candidate against the
+    current champion (metrics/gate.json, shown by `dvc exp show`); record the verdict on the
+    candidate's MLflow run, tagged with the experiment's name, and register nothing."""
+    candidate, decision = registry.gated_candidate(settings)
+    client = registry.mlflow_client(settings)
+    for key, value in {
+        "dvc_experiment": experiment,
+        "experiment_gate_verdict": decision["verdict"],
+        "experiment_registered": "false",
+    }.items():
+        client.set_tag(candidate["run_id"], key, value)
+    out = {
+        "experiment": experiment,
+        "registered": False,
+        "version": None,
+        "passed": bool(decision["passed"]),
+        "verdict": decision["verdict"],
+        "judged_against": (decision.get("champion") or {}).get("version"),
+        "run_id": candidate["run_id"],
+    }
+    write_json(out, settings.reports_dir / "gate" / "registration.json")
+    log.info(
+        "DVC experiment %s: gate %s (%s); nothing registered, no alias moved. To ship it: "
+        "`dvc exp apply %s`, commit, then `dvc repro` or the training DAG",
+        experiment, "PASSED" if decision["passed"] else "FAILED", decision["verdict"], experiment,
+    )
+    return out
 
 
 def promote_and_push(settings: Settings, override_reason: str | None = None) -> dict[str, Any]:
@@ -53,6 +93,8 @@ def promote_and_push(settings: Settings, override_reason: str | None = None) -> 
     else:
         dvc_stage(settings, "promote")
         out = read_json(settings.reports_dir / "gate" / "registration.json")
+    if out.get("version") is None:  # a DVC experiment: nothing was registered, nothing to push
+        return {**out, "pushed": None}
     pushed = push_training_data(settings, out["version"])
     log.info("dvc push: training data of v%s in remote %s (%s)", pushed["version"], pushed["remote"], pushed["pushed"])
     return {**out, "pushed": pushed}

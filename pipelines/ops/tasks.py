@@ -42,7 +42,7 @@ def land_batch(day: date, scenario: str | None = None) -> str:
     existing = find_partition(s.raw_dir, day)
     if existing is not None and scenario is None:
         return str(existing)
-    if s.p.data.raw_dir != "data/raw":
+    if s.p.data.source != "simulated":
         if existing is not None:
             return str(existing)
         raise PipelineError(f"no batch for {day} in {s.raw_dir} (expected {day}.parquet or {day}.csv)")
@@ -76,11 +76,13 @@ def score(day: date) -> dict[str, Any]:
 # ------------------------------------------------------------------ training DAG
 
 
-def dvc_stage(stage: str) -> dict[str, Any]:
-    """One stage of dvc.yaml (prepare, validate_training, train, evaluate) with the real dvc CLI."""
+def dvc_stage(stage: str, day: date | None = None) -> dict[str, Any]:
+    """One stage of dvc.yaml (prepare, validate_training, train, evaluate) with the real dvc CLI;
+    `prepare` takes the run's day, so the training window ends there (a backfill trains on
+    what existed then)."""
     from pipelines.ops.stages import dvc_stage as run_stage
 
-    return run_stage(settings(), stage)
+    return run_stage(settings(), stage, as_of=day)
 
 
 def retrain_in_flight(run_id: str | None) -> None:

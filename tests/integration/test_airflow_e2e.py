@@ -159,3 +159,42 @@ def test_manual_training_then_drift_triggers_retraining(airflow_project) -> None
     events = api.get("/api/v2/assets/events?limit=50")["asset_events"]
     reasons = [e["extra"].get("reason", "") for e in events if e.get("extra")]
     assert any("logins_30d" in r for r in reasons), reasons
+
+
+def test_the_trigger_form_runs_training_with_its_defaults(airflow_project) -> None:
+    """A person opens the training DAG in the Airflow UI, presses Trigger and, without typing
+    anything, presses Trigger in the form: the run starts and succeeds. (A string Param that
+    defaults to "" used to keep that button disabled.)"""
+    from playwright.sync_api import sync_playwright
+
+    from tests.integration.browser import ARGS, ensure_chromium
+
+    chromium = ensure_chromium()
+    proj, api, base = airflow_project
+    password = json.loads((base / "airflow-home" / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
+    before = {r["dag_run_id"] for r in api.get("/api/v2/dags/training/dagRuns?limit=50")["dag_runs"]}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(api.base + "/")
+            page.locator("input[name=username]").fill("admin")
+            page.locator("input[name=password]").fill(password)
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_url(api.base + "/", timeout=30_000)
+            page.goto(api.base + "/dags/training")
+            page.get_by_role("button", name="Trigger Dag").click()
+            form = page.get_by_role("dialog")
+            assert form.locator("input[name=element_reason]").input_value() == "scheduled"
+            assert form.locator("input[name=element_justification]").input_value() == ""
+            submit = form.get_by_role("button", name="Trigger", exact=True)
+            assert submit.is_enabled(), "the trigger form refuses its own defaults"
+            submit.click()
+            form.wait_for(state="hidden", timeout=30_000)
+        finally:
+            browser.close()
+    run = api.wait_new_run("training", "manual", before, timeout=120)
+    assert run["conf"].get("justification") is None and run["conf"].get("override_gate") is False
+    done = api.wait_run("training", run["dag_run_id"], timeout=900)
+    assert done["state"] == "success", done
+    assert proj.status()["champion"] is not None

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-COMMANDS = ["simulate", "validate", "prepare", "train", "evaluate", "promote", "rollback", "score", "drift", "status", "run"]
+COMMANDS = ["init", "simulate", "validate", "prepare", "train", "evaluate", "promote", "rollback", "score", "drift", "status", "run"]
 
 
 def _cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
@@ -44,3 +44,12 @@ def test_drift_input_needs_a_date_and_a_known_engine() -> None:
     assert res.stderr.strip() == "error: --input needs --date: the day the batch is for (its report and the retrain streak are kept by day)"
     res = _cli("drift", "--date", "2026-01-05", "--engine", "polars")
     assert res.returncode == 1 and res.stderr.strip() == "error: unknown drift engine 'polars': use arrow or spark"
+
+
+def test_init_on_an_empty_folder_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())  # never the repository's own
+    res = _cli("--params", str(tmp_path / "params.yaml"), "init", "--raw", str(tmp_path / "raw"), "--labels", str(tmp_path / "labels"), "--target", "y")
+    assert res.returncode == 1
+    assert res.stderr.strip() == f"error: raw folder {tmp_path / 'raw'} is empty: expected one file per day, <YYYY-MM-DD>.parquet or .csv"

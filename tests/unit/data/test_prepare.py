@@ -35,3 +35,26 @@ def test_join_labels_rejects_duplicates_and_mismatch() -> None:
         join_labels(batch, pd.DataFrame({"customer_id": [1, 1], "default": [0, 1]}), "customer_id", "default", D0)
     with pytest.raises(PipelineError, match="match no row"):
         join_labels(batch, pd.DataFrame({"customer_id": [9], "default": [0]}), "customer_id", "default", D0)
+
+
+def test_the_window_ends_at_the_runs_day_not_at_the_latest_file(settings) -> None:  # noqa: ANN001
+    # A backfill of an older day trains on what existed then: no later batch, no later label.
+    from pipelines.data.prepare import prepare
+    import shutil
+
+    from pipelines.data.simulate import simulate
+    from pipelines.io import read_json
+
+    simulate(settings, start="2026-01-01", days=14, rows=300)
+    shutil.copytree(settings.raw_dir, settings.validated_dir)  # validation itself is not this test's subject
+    latest = prepare(settings)
+    assert latest["as_of"] == "2026-01-14" and latest["holdout_days"][-1] == "2026-01-07"  # labels lag 7 days
+    back = prepare(settings, as_of=date(2026, 1, 10))
+    assert back["as_of"] == "2026-01-10" and max(back["holdout_days"]) <= "2026-01-07"
+    ts = pd.read_parquet(settings.training_dir / "holdout.parquet")["event_ts"]
+    assert ts.max() < pd.Timestamp("2026-01-11")
+    earlier = prepare(settings, as_of=date(2026, 1, 6))
+    assert earlier["as_of"] == "2026-01-06" and max(earlier["holdout_days"]) == "2026-01-06"
+    assert read_json(settings.training_dir / "window.json")["as_of"] == "2026-01-06"
+    with pytest.raises(PipelineError, match="no validated batch on or before 2025-12-31"):
+        prepare(settings, as_of=date(2025, 12, 31))

@@ -60,3 +60,26 @@ def test_simulate_writes_matured_labels_only(settings) -> None:
 def test_simulate_rejects_unknown_scenario(settings) -> None:
     with pytest.raises(PipelineError, match="unknown scenario"):
         simulate(settings, days=1, scenario="meteor", rows=10)  # type: ignore[arg-type]
+
+
+def test_a_day_bigger_than_the_id_population_gets_distinct_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `simulate --rows 10000000` used to fail inside numpy ("Cannot take a larger sample than
+    # population"): the ids were drawn from 9 M. Shrink the population to prove the rule cheaply.
+    import pipelines.data.simulate as sim
+
+    small = sim.generate_day(DAY, 300, 5)
+    monkeypatch.setattr(sim, "ID_POPULATION", 200)
+    big = sim.generate_day(DAY, 300, 5)
+    assert big.batch["customer_id"].is_unique and len(big.batch) == 300
+    monkeypatch.setattr(sim, "ID_POPULATION", 9_000_000)
+    pd.testing.assert_frame_equal(sim.generate_day(DAY, 300, 5).batch, small.batch)  # below it: the same draws as ever
+
+
+def test_simulate_refuses_when_the_source_is_your_files(settings) -> None:  # noqa: ANN001
+    from pipelines.config import Settings
+
+    own = Settings(settings.p.model_copy(update={"data": settings.p.data.model_copy(update={"source": "files"})}), settings.root)
+    with pytest.raises(PipelineError, match="data.source is 'files'"):
+        simulate(own, days=1)
+    with pytest.raises(PipelineError, match="rows per day must be at least 1"):
+        simulate(settings, days=1, rows=0)

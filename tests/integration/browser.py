@@ -1,0 +1,35 @@
+"""A real browser for the UI tests: Debian's Chromium driven by Playwright through
+``executable_path``. Nothing downloads a browser build of its own (`playwright install` is
+never run); on a machine where Chromium cannot be installed, the test skips and says why."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+# Headless, no sandbox (tests run as root), and no background connections: this machine's
+# closed network refuses them, many at a time.
+ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+def ensure_chromium() -> str:
+    """Debian's Chromium: the machine's, else installed with apt-get (CI is Debian, as root)."""
+    if os.path.exists(CHROMIUM):
+        return CHROMIUM
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        pytest.skip(f"{CHROMIUM} is missing and cannot be installed here (needs root and apt-get): install Debian's `chromium`")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium"]):
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+        if proc.returncode != 0:
+            pytest.skip(f"`{' '.join(cmd)}` failed, so there is no browser to test the UI with: {proc.stderr.strip()[-300:]}")
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"apt-get installed chromium but {CHROMIUM} is not there")
+    return CHROMIUM
