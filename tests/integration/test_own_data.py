@@ -108,6 +108,11 @@ def test_a_dvc_experiment_is_judged_but_never_touches_the_registry(own: tuple[Pr
     gate = json.loads((proj.root / "metrics" / "gate.json").read_text())
     assert gate["verdict"] == reg["verdict"] and gate["champion_roc_auc"] is not None
     assert reg["judged_against"] == before["champion"]["version"]
+    # against a champion, the slices init configured for this data are judged
+    decision = json.loads((proj.root / "data" / "reports" / "gate" / "decision.json").read_text())
+    slices = [c for c in decision["checks"] if c["check"].startswith("slice ")]
+    assert any(c["check"].startswith("slice contract=") and c["value"] is not None for c in slices), slices
+    assert any(c["check"].startswith("slice tenure") and c["value"] is not None for c in slices), slices
     # ...and on the candidate's MLflow run, tagged with the experiment's name
     import mlflow
 
