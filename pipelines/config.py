@@ -44,6 +44,16 @@ class DataParams(_Section):
     numerical: list[str]
     categorical: list[str]
 
+    @field_validator("validated_dir", "quarantine_dir", "training_dir", "predictions_dir", "reports_dir")
+    @classmethod
+    def _inside_project(cls, v: str) -> str:
+        # The pipeline writes here and DVC tracks these outputs: they must stay in the project.
+        # (raw_dir and labels_dir are only read: they may live anywhere.)
+        p = Path(v)
+        if not v.strip() or p.is_absolute() or ".." in p.parts:
+            raise ValueError(f"must be a folder inside the project (a relative path without '..'), got {v!r}")
+        return v
+
     @model_validator(mode="after")
     def _distinct_roles(self) -> "DataParams":
         roles = [self.id_col, self.timestamp_col, self.target, *self.numerical, *self.categorical]

@@ -100,7 +100,10 @@ def atomic_path(dest: Path) -> Iterator[Path]:
                 stale.unlink()
         except FileNotFoundError:
             continue  # removed meanwhile
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    except OSError as exc:
+        raise PipelineError(f"cannot write {dest}: {first_line(exc)}") from exc
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -108,6 +111,8 @@ def atomic_path(dest: Path) -> Iterator[Path]:
         if tmp_path.exists():  # a writer may delete it to signal "nothing changed"
             os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes it 0600; give it what open() would
             os.replace(tmp_path, dest)
+    except OSError as exc:  # a full disk, a quota, a read-only mount: one line; dest is untouched
+        raise PipelineError(f"cannot write {dest}: {first_line(exc)}") from exc
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

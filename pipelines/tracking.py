@@ -22,6 +22,54 @@ def tracking_uri(settings: Settings) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(settings)
 
 
+OWNER_TAG = "pipelines.owner"   # "<host> <pid> <process start time>" of the process running the run
+
+
+def owner_tag() -> dict[str, str]:
+    """Who runs an MLflow run (or holds a lock): enough to tell later whether it is still alive."""
+    import socket
+
+    import psutil
+
+    return {OWNER_TAG: f"{socket.gethostname()} {os.getpid()} {psutil.Process().create_time():.3f}"}
+
+
+def owner_alive(owner: str | None) -> bool | None:
+    """True/False for an owner on this host; None when it cannot be told (another host, no tag)."""
+    import socket
+
+    import psutil
+
+    try:
+        host, pid, started = (owner or "").split()
+        pid_n, started_f = int(pid), float(started)
+    except ValueError:
+        return None
+    if host != socket.gethostname():
+        return None
+    try:
+        return abs(psutil.Process(pid_n).create_time() - started_f) < 0.01  # a reused pid is another process
+    except psutil.NoSuchProcess:
+        return False
+
+
+def reap_orphan_runs(client: "MlflowClient", experiment_id: str) -> list[str]:
+    """Mark FAILED the runs still RUNNING whose process is gone (SIGKILLed, its machine lost):
+    otherwise MLflow shows them running forever."""
+    import logging
+
+    log = logging.getLogger(__name__)
+    reaped = []
+    for run in client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=500):
+        owner = run.data.tags.get(OWNER_TAG)
+        if owner_alive(owner) is False:
+            client.set_tag(run.info.run_id, "pipelines.reaped", f"its process ({owner}) ended without closing it")
+            client.set_terminated(run.info.run_id, status="FAILED")
+            log.warning("MLflow run %s (%s) was left running by a process that is gone: marked FAILED", run.info.run_id, run.info.run_name)
+            reaped.append(run.info.run_id)
+    return reaped
+
+
 def setup_mlflow(settings: Settings) -> "MlflowClient":
     """Point MLflow at the configured store and make sure the experiment exists."""
     import mlflow
@@ -36,7 +84,8 @@ def setup_mlflow(settings: Settings) -> "MlflowClient":
         # (mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI, so compare URIs, not the env.)
         location = settings.path("mlartifacts").as_uri() if uri == default_tracking_uri(settings) else None
         client.create_experiment(name, artifact_location=location)
-    mlflow.set_experiment(name)
+    experiment = mlflow.set_experiment(name)
+    reap_orphan_runs(client, experiment.experiment_id)
     return client
 
 

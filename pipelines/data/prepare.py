@@ -14,6 +14,7 @@ import pandas as pd
 
 from pipelines.config import Settings
 from pipelines.errors import PipelineError
+from pipelines.failpoint import failpoint
 from pipelines.io import partition_files, read_frame, write_json, write_parquet
 
 
@@ -97,6 +98,7 @@ def prepare(settings: Settings, as_of: date | None = None) -> dict[str, Any]:
     train = assemble(train_days)
     holdout = assemble(holdout_days)
     write_parquet(train, settings.training_dir / "train.parquet")
+    failpoint("prepare")  # train.parquet is new, holdout.parquet and window.json are not
     write_parquet(holdout, settings.training_dir / "holdout.parquet")
     window = {
         "as_of": as_of.isoformat(),

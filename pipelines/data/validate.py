@@ -25,7 +25,8 @@ import pandas as pd
 from pipelines.data.checks import leakage_lines, skew_lines
 from pipelines.config import Settings
 from pipelines.errors import PipelineError, ValidationFailed, first_line
-from pipelines.io import find_partition, read_frame, write_json, write_parquet
+from pipelines.failpoint import failpoint
+from pipelines.io import find_partition, read_frame, read_json, write_json, write_parquet
 
 DAILY_SUITE = "daily_batch"
 TRAINING_SUITE = "training_set"
@@ -39,7 +40,22 @@ def load_suite(settings: Settings, name: str) -> dict[str, Any]:
     path = settings.expectations_dir / f"{name}.json"
     if not path.is_file():
         raise PipelineError(f"expectation suite not found: {path} (propose one with `validate --profile`)")
-    return json.loads(path.read_text())
+    suite = read_json(path)
+    if not isinstance(suite, dict) or not isinstance(suite.get("expectations"), list):
+        raise PipelineError(f"{path} is not a suite: expected an object with an 'expectations' list")
+    for i, exp in enumerate(suite["expectations"]):
+        if not isinstance(exp, dict) or not isinstance(exp.get("type"), str) or not isinstance(exp.get("kwargs", {}), dict):
+            raise PipelineError(f"{path}: expectation {i} needs a 'type' string and a 'kwargs' object, got {str(exp)[:80]}")
+    # GE itself logs and *drops* an expectation it cannot build (an unknown type, a wrong
+    # argument), so a typo would silently remove a check: build each one here and fail instead.
+    from great_expectations.expectations.registry import get_expectation_impl  # heavy: only when validating
+
+    for i, exp in enumerate(suite["expectations"]):
+        try:
+            get_expectation_impl(exp["type"])(**exp.get("kwargs", {}))
+        except Exception as exc:  # noqa: BLE001 - GE raises several types; the user needs its first line
+            raise PipelineError(f"{path}: invalid suite: expectation {i} ({exp['type']}): {first_line(exc)}") from exc
+    return suite
 
 
 def propose_suite(settings: Settings, reference: pd.DataFrame, kind: str) -> dict[str, Any]:
@@ -385,6 +401,7 @@ def validate_training(settings: Settings) -> dict[str, Any]:
         }
         report["success"] = report["success"] and ok
         all_failures += [f"{part}: {line}" for line in failures]
+    failpoint("validate_training")  # validated, the report not yet written
     write_json(report, settings.reports_dir / "validation" / "training.json")
     if not report["success"]:
         raise ValidationFailed(f"training set failed validation ({len(all_failures)} check(s))", all_failures)

@@ -146,7 +146,8 @@ def evaluate(settings: Settings) -> dict[str, Any]:
     import mlflow
 
     from pipelines.model.champion import load_verified
-    from pipelines.tracking import setup_mlflow
+    from pipelines.failpoint import failpoint
+    from pipelines.tracking import owner_tag, setup_mlflow
 
     d = settings.p.data
     client = setup_mlflow(settings)
@@ -162,9 +163,12 @@ def evaluate(settings: Settings) -> dict[str, Any]:
     # Only the candidate goes through mlflow.models.evaluate (its metrics and plots land in its
     # run); the champion is scored by the same serving path and compared in run_checks.
     with mlflow.start_run(run_id=candidate["run_id"]):
+        mlflow.set_tags(owner_tag())  # re-opened: this process owns it while it runs
         try:
             with mlflow.start_run(run_name="gate-candidate", nested=True):
+                mlflow.set_tags(owner_tag())
                 cand_result = _mlflow_evaluate(candidate["model_uri"], eval_df, d.target)
+                failpoint("evaluate")  # both runs open, no decision written
         except Exception as exc:  # noqa: BLE001 - a candidate that cannot even be evaluated is blocked
             cand_result, crash = None, describe_crash(exc)
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from pipelines.config import Settings
 from pipelines.errors import PipelineError
+from pipelines.failpoint import failpoint
 from pipelines.io import partition_files, read_json, write_json
 from pipelines.model.champion import artifact_sha256, current_alias
 
@@ -61,6 +62,8 @@ def promotion_lock(client: Any, name: str, timeout_s: float = LOCK_TIMEOUT_S) ->
     """
     from mlflow.exceptions import MlflowException
 
+    from pipelines.tracking import OWNER_TAG, owner_alive, owner_tag
+
     lock = name + LOCK_SUFFIX
     owner = f"{getpass.getuser()}@{socket.gethostname()} pid {os.getpid()}"
     deadline = time.monotonic() + timeout_s
@@ -69,7 +72,7 @@ def promotion_lock(client: Any, name: str, timeout_s: float = LOCK_TIMEOUT_S) ->
         try:
             client.create_registered_model(
                 lock,
-                tags={"owner": owner, "acquired_at": f"{time.time():.3f}"},
+                tags={"owner": owner, "acquired_at": f"{time.time():.3f}", **owner_tag()},
                 description=f"Held while a promotion of {name} runs (pipelines/model/registry.py); deleted when it ends.",
             )
             break
@@ -81,6 +84,11 @@ def promotion_lock(client: Any, name: str, timeout_s: float = LOCK_TIMEOUT_S) ->
         except MlflowException:
             continue  # released between our two calls: try again at once
         age = time.time() - float(held.tags.get("acquired_at", "0") or 0)
+        if owner_alive(held.tags.get(OWNER_TAG)) is False:
+            # Its holder was killed on this machine (SIGKILL, OOM): nobody will release it.
+            log.warning("breaking the promotion lock of %s: that process is gone", held.tags.get("owner"))
+            client.delete_registered_model(lock)
+            continue
         if age > LOCK_STALE_S:
             log.warning("breaking a stale promotion lock held by %s for %.0f s", held.tags.get("owner"), age)
             client.delete_registered_model(lock)
@@ -98,15 +106,26 @@ def promotion_lock(client: Any, name: str, timeout_s: float = LOCK_TIMEOUT_S) ->
 
 
 def _set_champion(client: Any, name: str, version: str, reason: str) -> None:
+    """Move `champion` to ``version`` and record it. Each write is safe to repeat, in an order
+    that a crash between any two leaves repairable by running again (see _record_champion)."""
     history = _history(client, name)
     if history and history[-1] != version:
         client.set_model_version_tag(name, history[-1], "replaced_by", f"v{version} ({reason})")
+    client.set_registered_model_alias(name, "champion", version)
+    failpoint("promote:alias")  # the alias moved, the history and the version's tags not yet
+    _record_champion(client, name, version, reason)
+
+
+def _record_champion(client: Any, name: str, version: str, reason: str) -> None:
+    """The champion history ends with ``version`` and the version says since when and why;
+    repairs a promotion that was killed after moving the alias."""
+    history = _history(client, name)
     if not history or history[-1] != version:
         history.append(version)
-    client.set_registered_model_alias(name, "champion", version)
-    client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
-    client.set_model_version_tag(name, version, "champion_since", datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    client.set_model_version_tag(name, version, "champion_reason", reason)
+        client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
+    if not client.get_model_version(name, version).tags.get("champion_since"):
+        client.set_model_version_tag(name, version, "champion_since", datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        client.set_model_version_tag(name, version, "champion_reason", reason)
 
 
 def require_justification(override_reason: str | None) -> None:
@@ -125,6 +144,12 @@ def gated_candidate(settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]
     if decision["candidate"]["run_id"] != candidate["run_id"]:
         raise PipelineError("the gate decision is for another candidate; run `dvc repro` (evaluate) first")
     return candidate, decision
+
+
+def registered_version(client: Any, name: str, run_id: str) -> str | None:
+    """The version registered from this training run, if any (a run is registered at most once)."""
+    found = client.search_model_versions(f"name='{name}' and run_id='{run_id}'")
+    return str(found[0].version) if found else None
 
 
 def champion_version(settings: Settings) -> str | None:
@@ -153,9 +178,9 @@ def _register(settings: Settings, client: Any, name: str, candidate: dict[str, A
     lineage tags and the artifact hash the champion store verifies."""
     import mlflow
 
-    existing = client.search_model_versions(f"name='{name}' and run_id='{candidate['run_id']}'")
-    mv = existing[0] if existing else mlflow.register_model(candidate["model_uri"], name, tags=_lineage_tags(candidate, decision))
-    version = str(mv.version)
+    version = registered_version(client, name, candidate["run_id"])
+    if version is None:
+        version = str(mlflow.register_model(candidate["model_uri"], name, tags=_lineage_tags(candidate, decision)).version)
     if candidate["git_dirty"] == "true":
         log.warning(
             "v%s was trained from a dirty working tree (uncommitted changes on %s); `python -m pipelines reproduce` "
@@ -193,10 +218,14 @@ def register_candidate(
     require_justification(override_reason)
     name = settings.p.project.model_name
     version = _register(settings, client, name, candidate, decision)
+    failpoint("promote:registered")  # registered (and tagged), no alias moved yet
     _record_verdict(settings, client, name, version, candidate, decision)
     if version == now_version:
         # The gate ran again on the model that is already champion (e.g. after a change to the
-        # gate's params): the record is updated, the aliases stay where they are.
+        # gate's params), or a promotion was killed after moving the alias: the record is
+        # updated (and the history repaired), the aliases stay where they are.
+        if decision["passed"] or override_reason:
+            _record_champion(client, name, version, "passed the gate" if decision["passed"] else f"gate overridden: {override_reason}")
         role = "champion (already; gate re-run " + ("passed)" if decision["passed"] else "failed: consider `rollback`)")
     elif decision["passed"]:
         _set_champion(client, name, version, "passed the gate")

@@ -98,7 +98,8 @@ def train(settings: Settings) -> dict[str, Any]:
     import mlflow
     from mlflow.models import infer_signature
 
-    from pipelines.tracking import dvc_experiment, git_commit, library_versions, lock_sha256, params_md5, setup_mlflow
+    from pipelines.failpoint import failpoint
+    from pipelines.tracking import dvc_experiment, git_commit, owner_tag, library_versions, lock_sha256, params_md5, setup_mlflow
 
     d, tp = settings.p.data, settings.p.train
     train_path = settings.training_dir / "train.parquet"
@@ -133,7 +134,9 @@ def train(settings: Settings) -> dict[str, Any]:
     }
     with mlflow.start_run(run_name="train") as run:
         experiment = dvc_experiment()
-        mlflow.set_tags({**lineage, **library_versions(), "step": "train", **({"dvc_experiment": experiment} if experiment else {})})
+        mlflow.set_tags({
+            **lineage, **library_versions(), **owner_tag(), "step": "train", **({"dvc_experiment": experiment} if experiment else {}),
+        })
         mlflow.log_params({**tp.model_dump(), "train_rows": len(train_df), "features": ",".join(d.features)})
         mlflow.log_metrics({"train_roc_auc": train_auc})
         info = mlflow.sklearn.log_model(
@@ -148,6 +151,7 @@ def train(settings: Settings) -> dict[str, Any]:
         mlflow.log_dict(profile, "reference/profile.json")
         mlflow.set_tag("drift_profile_sha256", profile_sha256(profile))
         mlflow.log_dict(window, "training_window.json")
+        failpoint("train")  # the run is open, the model logged, candidate.json not yet written
     candidate = {
         "run_id": run.info.run_id,
         "model_uri": info.model_uri,

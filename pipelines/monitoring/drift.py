@@ -312,9 +312,11 @@ def _log_run(summary: dict[str, Any]) -> None:
     """One MLflow run per drift job: PSI per feature, the score PSI, the decision and its reason."""
     import mlflow
 
+    from pipelines.tracking import owner_tag
+
     day, decision = summary["day"], summary
     with mlflow.start_run(run_name=f"drift-{day}"):
-        mlflow.set_tags({"step": "drift", "day": day, "champion_version": summary["champion_version"], "engine": summary["engine"], "reason": decision["reason"][:5000]})
+        mlflow.set_tags({**owner_tag(), "step": "drift", "day": day, "champion_version": summary["champion_version"], "engine": summary["engine"], "reason": decision["reason"][:5000]})
         metrics = {f"psi_{k}": v for k, v in summary["psi"].items()}
         if summary["score_psi"] is not None:
             metrics["score_psi"] = summary["score_psi"]

@@ -45,8 +45,11 @@ def run_cycle(settings: Settings) -> dict[str, Any]:
     from pipelines.monitoring.drift import drift
     from pipelines.ops.promote import promote_and_push
     from pipelines.ops.stages import dvc_repro
+    from pipelines.data.validate import DAILY_SUITE, TRAINING_SUITE, load_suite
     from pipelines.serving.score import score
 
+    for suite in (DAILY_SUITE, TRAINING_SUITE):  # a broken suite fails here, before any work
+        load_suite(settings, suite)
     if settings.p.data.source == "simulated":
         log.info("simulating daily batches (seeded; unchanged files are left alone)")
         sim = simulate(settings)

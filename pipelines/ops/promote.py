@@ -14,6 +14,7 @@ from typing import Any
 
 from pipelines.config import Settings
 from pipelines.errors import PipelineError
+from pipelines.failpoint import failpoint
 from pipelines.io import read_json, write_json
 from pipelines.model import registry
 
@@ -38,11 +39,14 @@ def promote(settings: Settings, override_reason: str | None = None) -> dict[str,
             )
         return record_experiment(settings, experiment)
     client = registry.mlflow_client(settings)
-    with registry.promotion_lock(client, settings.p.project.model_name):
+    name = settings.p.project.model_name
+    with registry.promotion_lock(client, name):
+        failpoint("promote:locked")  # the lock is held, nothing registered yet
         candidate, decision = registry.gated_candidate(settings)
         judged = (decision.get("champion") or {}).get("version")
         now = registry.champion_version(settings)
-        if now != judged:
+        # (a promotion of this very candidate killed after moving the alias: nothing to re-judge)
+        if now != judged and now != registry.registered_version(client, name, candidate["run_id"]):
             log.info("champion moved from %s to v%s after the gate ran; re-running the gate against it", judged or "none", now)
             decision = evaluate(settings)
             log.info("%s", format_decision(decision))

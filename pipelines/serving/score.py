@@ -229,10 +229,12 @@ def _log_summary(summary: dict[str, Any]) -> None:
     """One MLflow run per scoring job: row count, score distribution, duration, shadow diffs."""
     import mlflow
 
+    from pipelines.tracking import owner_tag
+
     metrics = {k: float(v) for k, v in summary.items() if isinstance(v, (int, float)) and v is not None and k != "threads"}
     for k, v in (summary.get("shadow") or {}).items():
         if isinstance(v, (int, float)):
             metrics[f"shadow_{k}"] = float(v)
     with mlflow.start_run(run_name=f"score-{summary['day']}"):
-        mlflow.set_tags({"step": "score", "day": summary["day"], "model_version": summary["model_version"], "threads": str(summary["threads"])})
+        mlflow.set_tags({**owner_tag(), "step": "score", "day": summary["day"], "model_version": summary["model_version"], "threads": str(summary["threads"])})
         mlflow.log_metrics(metrics)

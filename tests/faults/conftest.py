@@ -1,0 +1,72 @@
+"""The fault suite: real faults (SIGKILL, a full disk, two runners at once, hostile input)
+injected into real processes, each test asserting the state left behind, not only the exit
+code. Every fault test records what it injected; the session ends by writing the table the
+README's "Faults we survive" section shows (tests/faults/results.md, git-ignored)."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from tests.integration.test_cycle import Project
+
+RESULTS: dict[str, dict[str, object]] = defaultdict(lambda: {"injections": 0, "outcome": "", "lost": ""})
+
+
+@pytest.fixture
+def record():
+    """record(fault, injections, outcome, lost): one row of the faults table."""
+
+    def add(fault: str, injections: int, outcome: str, lost: str = "nothing") -> None:
+        row = RESULTS[fault]
+        row["injections"] = int(row["injections"]) + injections  # type: ignore[arg-type]
+        row["outcome"], row["lost"] = outcome, lost
+
+    return add
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not RESULTS:
+        return
+    lines = ["| fault | injections | outcome | what was lost |", "| --- | --- | --- | --- |"]
+    lines += [f"| {fault} | {row['injections']} | {row['outcome']} | {row['lost']} |" for fault, row in RESULTS.items()]
+    out = Path(__file__).with_name("results.md")
+    out.write_text("\n".join(lines) + "\n")
+    (out.with_suffix(".json")).write_text(json.dumps(RESULTS, indent=2))
+
+
+def registry_state(proj: Project, name: str = "credit-default") -> dict[str, object]:
+    """Everything the invariants are about, read from the real MLflow store."""
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{proj.root / 'mlflow.db'}")
+    versions = client.search_model_versions(f"name='{name}'")
+    model = client.get_registered_model(name) if versions else None
+    exp = client.get_experiment_by_name("credit-default")
+    running = client.search_runs([exp.experiment_id], filter_string="attributes.status = 'RUNNING'") if exp else []
+    locks = [m.name for m in client.search_registered_models() if m.name.endswith(".promotion-lock")]
+    return {
+        "versions": {str(v.version): v.run_id for v in versions},
+        "champion": str(model.aliases["champion"]) if model and "champion" in model.aliases else None,
+        "history": json.loads(model.tags.get("champion_history", "[]")) if model else [],
+        "champion_since": bool(client.get_model_version(name, model.aliases["champion"]).tags.get("champion_since"))
+        if model and "champion" in model.aliases else None,
+        "running": [r.info.run_id for r in running],
+        "reaped": [r.info.run_id for r in client.search_runs([exp.experiment_id], filter_string="tags.`pipelines.reaped` != ''")] if exp else [],
+        "locks": locks,
+    }
+
+
+def assert_consistent(state: dict[str, object]) -> None:
+    """The end state after a crash and a re-run: each candidate registered at most once, the
+    alias and the history agree, no lock left, no run left running."""
+    runs = list(state["versions"].values())  # type: ignore[union-attr]
+    assert len(runs) == len(set(runs)), f"a candidate was registered twice: {state['versions']}"
+    assert state["champion"] is not None and state["history"], state
+    assert state["history"][-1] == state["champion"], f"alias and history disagree: {state}"  # type: ignore[index]
+    assert set(state["history"]) <= set(state["versions"]), state  # type: ignore[arg-type]
+    assert state["champion_since"], f"the champion lacks its champion_since tag: {state}"
+    assert state["locks"] == [], f"a promotion lock was left behind: {state['locks']}"
+    assert state["running"] == [], f"MLflow runs left RUNNING: {state['running']}"

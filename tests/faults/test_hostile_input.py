@@ -1,0 +1,98 @@
+"""A malformed or hostile params.yaml or suite JSON: one line naming the problem, exit 1, and
+no work started (no data written, no MLflow store created, the repository's files untouched)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _params(**changes: object) -> dict:
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for key, value in changes.items():
+        section, name = key.split(".")
+        params[section][name] = value
+    return params
+
+
+PARAMS = {
+    "wrong type": (_params(**{"train.learning_rate": "fast"}), "train.learning_rate: Input should be a valid number"),
+    "negative threshold": (_params(**{"drift.psi_threshold": -0.2}), "drift.psi_threshold: Input should be greater than 0"),
+    "negative row bound": (_params(**{"validate.min_rows": -5}), "validate.min_rows: Input should be greater than or equal to 0"),
+    "unknown key (a typo)": (_params(**{"gate.min_auc": 0.7}), "gate.min_auc: Extra inputs are not permitted"),
+    "unknown section": ({**_params(), "serving_typo": {"a": 1}}, "serving_typo: Extra inputs are not permitted"),
+    "output outside the project": (_params(**{"data.predictions_dir": "../../elsewhere"}), "data.predictions_dir: Value error, must be a folder inside the project"),
+    "absolute output path": (_params(**{"data.reports_dir": "/tmp/reports"}), "data.reports_dir: Value error, must be a folder inside the project"),
+    "a list where a number goes": (_params(**{"gate.bootstrap_samples": [1000]}), "gate.bootstrap_samples: Input should be a valid integer"),
+}
+
+SUITES = {
+    "not JSON": ("{expectations: [", "is not valid JSON"),
+    "not a suite": (json.dumps([1, 2, 3]), "is not a suite: expected an object with an 'expectations' list"),
+    "expectation without a type": (json.dumps({"name": "daily_batch", "expectations": [{"kwargs": {}}]}), "expectation 0 needs a 'type' string"),
+    "unknown expectation type": (
+        json.dumps({"name": "daily_batch", "expectations": [{"type": "expect_column_to_be_awesome", "kwargs": {"column": "age"}}]}),
+        "invalid suite",
+    ),
+    "wrong argument type": (
+        json.dumps({"name": "daily_batch", "expectations": [{"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "age", "mostly": "lots"}}]}),
+        "invalid suite",
+    ),
+}
+
+
+def _project(tmp_path: Path) -> Path:
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    shutil.copytree(REPO / "expectations", tmp_path / "expectations")
+    return tmp_path
+
+
+def _run_cycle(root: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines", "--params", str(root / "params.yaml"), "run"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+
+
+def _assert_refused_before_work(root: Path, res: subprocess.CompletedProcess[str], expected: str) -> None:
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 1, res.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], res.stderr
+    assert not (root / "data").exists() and not (root / "mlflow.db").exists(), "work started before the check"
+
+
+@pytest.mark.parametrize("case", list(PARAMS))
+def test_hostile_params_are_one_line_before_any_work(tmp_path: Path, case: str, record) -> None:  # noqa: ANN001
+    root = _project(tmp_path)
+    params, expected = PARAMS[case]
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    _assert_refused_before_work(root, _run_cycle(root), expected)
+    record("malformed or hostile params.yaml (wrong types, negative bounds, unknown keys, paths outside the project)",
+           1, "refused with one line naming the key, before any work", "nothing")
+
+
+def test_params_that_are_not_yaml(tmp_path: Path, record) -> None:  # noqa: ANN001
+    root = _project(tmp_path)
+    (root / "params.yaml").write_text("data: [unclosed\n  - ")
+    _assert_refused_before_work(root, _run_cycle(root), "is not valid YAML")
+    record("malformed or hostile params.yaml (wrong types, negative bounds, unknown keys, paths outside the project)",
+           1, "refused with one line naming the key, before any work", "nothing")
+
+
+@pytest.mark.parametrize("case", list(SUITES))
+def test_hostile_suites_are_one_line_before_any_work(tmp_path: Path, case: str, record) -> None:  # noqa: ANN001
+    root = _project(tmp_path)
+    text, expected = SUITES[case]
+    (root / "expectations" / "daily_batch.json").write_text(text)
+    _assert_refused_before_work(root, _run_cycle(root), expected)
+    assert "daily_batch.json" in _run_cycle(root).stderr
+    record("malformed suite JSON (not JSON, not a suite, unknown expectation, wrong argument types)",
+           1, "refused with one line naming the file, before any work", "nothing")

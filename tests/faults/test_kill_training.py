@@ -1,0 +1,95 @@
+"""SIGKILL at every step of training, then `dvc repro` again: the registry, the aliases, the
+champion history, the promotion lock and the MLflow runs must end consistent.
+
+The kills are real SIGKILLs, delivered by the process to itself at named failpoints
+(pipelines/failpoint.py) so that each lands exactly where it matters: half-way through
+`prepare`, before `validate_training` writes its report, with the training run open, with the
+gate's runs open, holding the promotion lock, between "version registered" and "alias moved",
+and between "alias moved" and "history written".
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.faults.conftest import assert_consistent, registry_state
+from tests.integration.test_cycle import Project, make_project
+
+pytestmark = pytest.mark.integration
+
+# (failpoint, params to change so the stage runs again with a new candidate, the stage DVC names)
+KILLS = [
+    ("prepare", {}, "prepare"),
+    ("validate_training", {"validate.max_single_feature_auc": 0.96, "train.seed": 1}, "validate_training"),
+    ("train", {"train.seed": 2}, "train"),
+    ("evaluate", {"train.seed": 3}, "evaluate"),
+    ("promote:locked", {"train.seed": 4}, "promote"),
+    ("promote:registered", {"train.seed": 5}, "promote"),
+    ("promote:alias", {"train.seed": 6}, "promote"),
+]
+
+
+def set_param(proj: Project, key: str, value: object) -> None:
+    path = proj.root / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    section, name = key.split(".")
+    params[section][name] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def repro(proj: Project, failpoint: str | None = None):  # noqa: ANN201
+    env = {**proj.env, **({"PIPELINES_FAILPOINT": failpoint} if failpoint else {})}
+    import subprocess
+
+    return subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=proj.root, env=env, capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def proj(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    proj = make_project(tmp_path_factory.mktemp("kill") / "repo", days=16, rows=600)
+    # Small and quick, and every new candidate passes against the champion: the subject here is
+    # what a crash leaves behind, not the gate's judgement.
+    for key, value in {
+        "gate.bootstrap_samples": 100, "gate.latency_calls": 5, "gate.latency_rounds": 1,
+        "gate.latency_single_row_p99_ms": 5000, "gate.latency_batch_p99_ms": 60000,
+        "gate.max_roc_auc_regression": 1.0, "gate.max_slice_roc_auc_regression": 1.0,
+        "gate.max_prediction_psi": 100.0, "gate.min_roc_auc": 0.5,
+    }.items():
+        set_param(proj, key, value)
+    return proj
+
+
+def test_sigkill_at_every_step_of_training_then_rerun(proj: Project, record) -> None:  # noqa: ANN001
+    for point, change, stage in KILLS:
+        for key, value in change.items():
+            set_param(proj, key, value)
+        before = registry_state(proj) if (proj.root / "mlflow.db").exists() else {"versions": {}, "reaped": []}
+        killed = repro(proj, point)
+        assert killed.returncode != 0, f"{point}: the failpoint did not fire"
+        assert f"failed to reproduce '{stage}'" in killed.stderr, f"{point}: {killed.stderr[-1500:]}"
+        if point.startswith("promote:"):
+            candidate = json.loads((proj.root / "models" / "candidate.json").read_text())
+        rerun = repro(proj)
+        assert rerun.returncode == 0, f"re-run after a kill at {point} failed:\n{rerun.stdout[-2000:]}\n{rerun.stderr[-2000:]}"
+        state = registry_state(proj)
+        assert_consistent(state)
+        new = set(state["versions"]) - set(before["versions"])
+        assert len(new) == 1, f"{point}: expected exactly one new version, got {sorted(new)}"
+        if point.startswith("promote:"):
+            # the killed promotion's candidate was registered, once, with no retraining
+            assert state["versions"][new.pop()] == candidate["run_id"]
+        if point in ("train", "evaluate"):
+            assert len(state["reaped"]) > len(before["reaped"]), f"{point}: the killed process's MLflow run was not marked FAILED"
+        status = proj.run(sys.executable, "-m", "dvc", "status")
+        assert "up to date" in status.stdout, status.stdout
+        yaml.safe_load((proj.root / "dvc.lock").read_text())  # never corrupted
+    record(
+        "SIGKILL in a training step (prepare, validate_training, train, evaluate, promote x3), then `dvc repro`",
+        len(KILLS),
+        "the re-run completes; one version per candidate; champion alias = history tail; no lock left; killed runs marked FAILED",
+    )

@@ -1,0 +1,94 @@
+"""Retries are idempotent: every Airflow task's entry point (pipelines/ops/tasks.py), run twice
+for the same day, leaves byte-identical outputs, or differs only where the difference is
+explained (a timestamp saying when it ran). One registered version per candidate, no
+duplicated prediction row."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from tests.faults.conftest import assert_consistent, registry_state
+from tests.faults.test_kill_training import set_param
+from tests.integration.test_cycle import Project, make_project
+
+pytestmark = pytest.mark.integration
+DAY = "2026-01-15"  # a day the project has not seen: land_batch simulates it
+WHEN = {"validated_at", "evaluated_at", "scored_at", "checked_at", "generated_at", "duration_s", "seconds"}
+
+
+def task(proj: Project, call: str) -> Any:
+    """One task entry point, in its own process, as an Airflow worker runs it."""
+    code = f"import json; from datetime import date; from pipelines.ops import tasks; print(json.dumps({call}, default=str))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=proj.root, env={**proj.env, "PIPELINES_ROOT": str(proj.root)},
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, f"{call} failed:\n{out.stderr[-2000:]}"
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def files(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def without_times(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: without_times(v) for k, v in obj.items() if k not in WHEN}
+    if isinstance(obj, list):
+        return [without_times(v) for v in obj]
+    return obj
+
+
+@pytest.fixture(scope="module")
+def proj(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    proj = make_project(tmp_path_factory.mktemp("retry") / "repo", days=14, rows=500)
+    for key, value in {"gate.latency_single_row_p99_ms": 5000, "gate.latency_batch_p99_ms": 60000, "gate.bootstrap_samples": 100}.items():
+        set_param(proj, key, value)
+    return proj
+
+
+def test_every_task_twice_for_the_same_day(proj: Project, record) -> None:  # noqa: ANN001
+    day = f"date.fromisoformat('{DAY}')"
+    calls = [
+        f"tasks.land_batch({day})", f"tasks.validate_batch({day})",
+        "tasks.dvc_stage('prepare', " + day + ")", "tasks.dvc_stage('validate_training')", "tasks.dvc_stage('train')",
+        "tasks.evaluate()", "tasks.promote()", f"tasks.score({day})", f"tasks.drift_day({day})", "tasks.performance()",
+    ]
+    explained: dict[str, str] = {}
+    for call in calls:
+        first = task(proj, call)
+        snap = files(proj.root / "data")
+        before_json = {str(p.relative_to(proj.root / "data")): json.loads(p.read_text()) for p in (proj.root / "data").rglob("*.json")}
+        versions = registry_state(proj)["versions"] if (proj.root / "mlflow.db").exists() else {}
+        second = task(proj, call)
+        if call.startswith("tasks.dvc_stage"):
+            assert second["ran"] is False, f"{call}: DVC ran the stage again"
+        elif call != "tasks.performance()":
+            assert without_times(second) == without_times(first), f"{call}: results differ"
+        changed = {k for k, v in files(proj.root / "data").items() if snap.get(k) != v}
+        for path in sorted(changed):
+            if path.endswith(".json"):
+                now = json.loads((proj.root / "data" / path).read_text())
+                assert without_times(now) == without_times(before_json.get(path)), f"{call}: {path} differs beyond its timestamps"
+                explained[path] = "timestamps of the run"
+            elif path.endswith(".html"):
+                explained[path] = "Evidently's random element ids (same numbers)"
+            elif path.startswith("predictions/"):
+                explained[path] = "scored_at"
+            else:
+                raise AssertionError(f"{call}: {path} changed on a retry, unexplained")
+        assert registry_state(proj)["versions"] == versions or not versions, f"{call}: a retry registered a version"
+    pred = pd.read_parquet(proj.root / "data" / "predictions" / f"{DAY}.parquet")
+    assert pred["customer_id"].is_unique
+    raw = pd.read_parquet(proj.root / "data" / "raw" / f"{DAY}.parquet")
+    assert len(pred) == len(raw)
+    assert_consistent(registry_state(proj))
+    record("every Airflow task run twice for the same day (retry)", len(calls),
+           "same results; files byte-identical except " + "; ".join(sorted(set(f"{p.split('/')[0]}: {why}" for p, why in explained.items()))),
+           "nothing; no duplicated prediction row, one version per candidate")
