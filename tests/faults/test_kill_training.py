@@ -93,3 +93,28 @@ def test_sigkill_at_every_step_of_training_then_rerun(proj: Project, record) -> 
         len(KILLS),
         "the re-run completes; one version per candidate; champion alias = history tail; no lock left; killed runs marked FAILED",
     )
+
+
+def test_two_dvc_repro_at_once(proj: Project, record) -> None:  # noqa: ANN001
+    """Two runners on one project: one waits or fails naming the lock, nothing is corrupted."""
+    import subprocess
+
+    set_param(proj, "train.seed", 11)
+    before = registry_state(proj)
+    runs = [subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=proj.root, env=proj.env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outs = [(p.wait(timeout=900), p.stdout.read()) for p in runs]  # type: ignore[union-attr]
+    codes = sorted(code for code, _ in outs)
+    assert codes[0] == 0, outs
+    if codes[1] != 0:  # the loser names the lock: DVC's own rwlock on the repository
+        loser = next(out for code, out in outs if code != 0)
+        assert "lock" in loser.lower(), loser[-1500:]
+    yaml.safe_load((proj.root / "dvc.lock").read_text())
+    state = registry_state(proj)
+    assert_consistent(state)
+    assert len(set(state["versions"]) - set(before["versions"])) == 1, "two runners registered the candidate twice"
+    status = proj.run(sys.executable, "-m", "dvc", "status")
+    assert "up to date" in status.stdout, status.stdout
+    record("two `dvc repro` at once on one project", 1,
+           "one runs; the other " + ("fails naming DVC's lock" if codes[1] else "waits, then finds it up to date") + "; dvc.lock valid; one new version",
+           "nothing")
