@@ -85,9 +85,26 @@ def _run(fn: Callable[[], Any], emit: bool = True) -> Any:
     except PipelineError as exc:
         log.error("%s", exc)
         _exit(1)
+    except Exception as exc:
+        # The tracking server went away mid-step: one line naming it, not a traceback.
+        if not _tracking_failure(exc):
+            raise
+        from pipelines.tracking import unreachable
+
+        log.error("%s", unreachable(os.environ.get("MLFLOW_TRACKING_URI", "?"), exc))
+        _exit(1)
     if emit:
         _emit(result)
     return result
+
+
+def _tracking_failure(exc: BaseException) -> bool:
+    """An MLflow REST call that failed for want of the server (refused, reset, timed out)."""
+    mlflow_exc = getattr(sys.modules.get("mlflow.exceptions"), "MlflowException", None)
+    requests_exc = getattr(sys.modules.get("requests"), "RequestException", None)
+    kinds = tuple(k for k in (mlflow_exc, requests_exc) if k is not None)
+    text = str(exc)
+    return bool(kinds) and isinstance(exc, kinds) and ("API request to" in text or "Max retries exceeded" in text or isinstance(exc, requests_exc or ()))
 
 
 def _exit(code: int) -> None:

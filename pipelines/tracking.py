@@ -7,7 +7,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from pipelines.config import Settings
-from pipelines.errors import PipelineError
+from pipelines.errors import PipelineError, first_line
 from pipelines.io import file_digest
 
 if TYPE_CHECKING:
@@ -70,11 +70,36 @@ def reap_orphan_runs(client: "MlflowClient", experiment_id: str) -> list[str]:
     return reaped
 
 
+def unreachable(uri: str, exc: BaseException) -> str:
+    """One line for a tracking server that cannot be reached: which server, and why."""
+    import re
+
+    text = str(exc)
+    why = re.search(r"\[Errno -?\d+\] ([^\"')]+)", text) or re.search(r"(Read timed out|timed out|Connection aborted)", text)
+    return f"cannot reach the MLflow tracking server at {uri}: {why.group(1).strip() if why else first_line(exc)}"
+
+
+def probe_server(uri: str, timeout: float = 10.0) -> None:
+    """For a tracking server (http/https), fail fast with one line when it is down, instead of
+    after MLflow's minutes of retries; a file or SQLite store needs no probe."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import requests
+
+    try:
+        resp = requests.get(uri.rstrip("/") + "/health", timeout=timeout)
+    except requests.RequestException as exc:
+        raise PipelineError(unreachable(uri, exc)) from exc
+    if resp.status_code >= 500:
+        raise PipelineError(f"the MLflow tracking server at {uri} is unhealthy: HTTP {resp.status_code} on /health")
+
+
 def setup_mlflow(settings: Settings) -> "MlflowClient":
     """Point MLflow at the configured store and make sure the experiment exists."""
     import mlflow
 
     uri = tracking_uri(settings)
+    probe_server(uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI") or uri)
     client = mlflow.MlflowClient()

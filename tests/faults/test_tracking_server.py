@@ -1,0 +1,121 @@
+"""The tracking server unreachable: a real `mlflow server` on loopback, stopped while the
+pipeline needs it. Each step fails with one line naming the server, nothing is half-registered
+and no prediction partition is written by an unverified model; once the server is back, the
+same commands (what an Airflow retry runs) succeed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from tests.faults.test_kill_training import set_param
+from tests.integration.test_cycle import Project, make_project
+
+pytestmark = pytest.mark.integration
+DAY = "2026-01-14"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`mlflow server` with a SQLite backend and proxied artifacts, started and stopped for real."""
+
+    def __init__(self, home: Path) -> None:
+        self.home, self.port = home, free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        bindir = Path(sys.executable).parent
+        env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
+        self.proc = subprocess.Popen(
+            [str(bindir / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+             "--backend-store-uri", f"sqlite:///{self.home / 'mlflow.db'}", "--artifacts-destination", str(self.home / "artifacts")],
+            env=env, stdout=subprocess.DEVNULL, stderr=open(self.home / "server.log", "ab"), start_new_session=True,  # noqa: SIM115
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.uri + "/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                time.sleep(1)
+        raise AssertionError(f"mlflow server did not start: {(self.home / 'server.log').read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=60)
+            self.proc = None
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    base = tmp_path_factory.mktemp("server")
+    (base / "server").mkdir()
+    server = Server(base / "server")
+    server.start()
+    try:
+        proj = make_project(base / "repo", days=14, rows=500)
+        proj.env["MLFLOW_TRACKING_URI"] = server.uri
+        for key, value in {"gate.latency_single_row_p99_ms": 5000, "gate.latency_batch_p99_ms": 60000, "gate.bootstrap_samples": 100}.items():
+            set_param(proj, key, value)
+        proj.run(sys.executable, "-m", "dvc", "repro")
+        yield proj, server
+    finally:
+        server.stop()
+
+
+def one_line_naming(res: subprocess.CompletedProcess[str], uri: str) -> str:
+    lines = [ln for ln in res.stderr.strip().splitlines() if ln.startswith("error: ")]
+    assert res.returncode == 1 and lines, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr, res.stderr[-2000:]
+    assert f"cannot reach the MLflow tracking server at {uri}" in lines[-1], lines
+    return lines[-1]
+
+
+def test_server_down_then_back(setup, record) -> None:  # noqa: ANN001
+    proj, server = setup
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{server.home / 'mlflow.db'}")
+    versions = {v.version for v in client.search_model_versions("name='credit-default'")}
+    server.stop()
+
+    # scoring: one line, and no partition from a model nobody could verify
+    scored = proj.cli("score", "--date", DAY, ok=False)
+    one_line_naming(scored, server.uri)
+    assert not (proj.root / "data" / "predictions" / f"{DAY}.parquet").exists()
+    # training and promotion (a new candidate): DVC reports the stage's one line; nothing registered
+    set_param(proj, "train.seed", 9)
+    repro = proj.run(sys.executable, "-m", "dvc", "repro", ok=False)
+    assert repro.returncode != 0 and f"cannot reach the MLflow tracking server at {server.uri}" in repro.stderr + repro.stdout
+    promote = proj.cli("promote", ok=False)
+    one_line_naming(promote, server.uri)
+    assert {v.version for v in client.search_model_versions("name='credit-default'")} == versions
+
+    server.start()  # back: the retries succeed
+    proj.cli("score", "--date", DAY)
+    proj.run(sys.executable, "-m", "dvc", "repro")
+    after = {v.version for v in client.search_model_versions("name='credit-default'")}
+    assert len(after - versions) == 1, (versions, after)
+    runs = [v.run_id for v in client.search_model_versions("name='credit-default'")]
+    assert len(runs) == len(set(runs))
+    pred = json.loads(proj.cli("--json", "status").stdout)
+    assert Path(pred["latest_predictions"]).name == f"{DAY}.parquet"
+    record("MLflow tracking server stopped (real `mlflow server` on loopback) before scoring, training and promotion", 3,
+           "one line `cannot reach the MLflow tracking server at <url>: Connection refused`; no partition, no version; the same commands succeed once it is back",
+           "nothing")
