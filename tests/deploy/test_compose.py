@@ -33,6 +33,7 @@ OPTIONAL_ENV = {
     "PATH": "the image's PATH",
     "MLFLOW_REGISTRY_URI": "defaults to the tracking URI (the server is the registry too)",
     "DVC_EXP_NAME": "set by `dvc exp run` for the stages of an experiment, never by a deployment",
+    "PIPELINES_FAILPOINT": "fault injection for tests/faults only (pipelines/failpoint.py); never set in a deployment",
     "PIPELINES_AS_OF": "set by the pipeline itself for the prepare stage it runs (pipelines/ops/stages.py)",
     "JAVA_HOME": "only `drift --engine spark` reads it; the image has no pyspark (requirements-spark.lock) and runs the arrow engine",
 }
