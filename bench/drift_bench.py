@@ -5,10 +5,10 @@
 In one run, on the same data (20 numerical + 3 categorical columns; reference and current
 batches of --rows rows, the current one shifted on a few columns), each measured in its own
 process (peak RSS = the child's own VmHWM, polled):
-  ours       the drift job's core (pipelines/profile.py): stream the current Parquet file in
+  ours       the drift job's core (pipelines/model/profile.py): stream the current Parquet file in
              chunks into the reference profile's frozen bins and compute PSI per column. The
              profile is built at training time, so it is built beforehand, as in production.
-  ours, job  everything the drift job does with the batch (pipelines/drift.py): the streamed
+  ours, job  everything the drift job does with the batch (pipelines/monitoring/drift.py): the streamed
              PSI above, plus the Evidently HTML report drawn from bounded samples
              (drift.report_sample_rows of the batch, the profile's 5,000-row reference sample)
              with the exact PSI fed in, and the check that the report shows our numbers. Not
@@ -19,7 +19,7 @@ process (peak RSS = the child's own VmHWM, polled):
 Files are read once before each measured run so all start from the page cache.
 Then ours alone on a --big-rows Parquet batch (peak memory goal: under 1 GB), and a check that
 our PSI values equal a straightforward numpy computation on the same bins to 1e-9. With --spark,
-also the Spark engine (pipelines/drift_spark.py, local[*]) on the 1 M-row batch, and its PSI
+also the Spark engine (pipelines/monitoring/drift_spark.py, local[*]) on the 1 M-row batch, and its PSI
 against ours.
 """
 
@@ -171,7 +171,7 @@ def write(df, path: Path, row_group: int = 500_000) -> None:
 
 
 def numpy_psi(ref_values: np.ndarray, cur_values: np.ndarray, edges: list[float]) -> float:
-    """The textbook computation, written independently of pipelines/profile.py."""
+    """The textbook computation, written independently of pipelines/model/profile.py."""
     e = np.asarray(edges)
     r = np.bincount(np.digitize(ref_values[~np.isnan(ref_values)], e, right=True), minlength=len(e) + 1)
     c = np.bincount(np.digitize(cur_values[~np.isnan(cur_values)], e, right=True), minlength=len(e) + 1)

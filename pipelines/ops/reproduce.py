@@ -134,11 +134,11 @@ def _fetch_by_hash(worktree: Path, remote_url: str, remote_name: str, wanted: di
 def _predict(model_dir: Path, holdout_path: Path, settings: Settings) -> np.ndarray:
     import mlflow
 
-    from pipelines.gate import serve
+    from pipelines.model.features import serve
     from pipelines.io import read_frame
 
     model = mlflow.sklearn.load_model(str(model_dir))
-    return serve(model, read_frame(holdout_path), settings.p.data)
+    return serve(model, read_frame(holdout_path), settings.p.data, settings.p.score.chunk_rows)
 
 
 def _reproducible(settings: Settings, mv: Any) -> str:

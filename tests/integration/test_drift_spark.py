@@ -2,7 +2,7 @@
 
 Runs a real local Spark (pyspark from requirements-spark.lock, installed by `make test`; Java 17
 from the machine, or from Debian's packages when it is missing) on Parquet files, against the
-streamed pyarrow counting of pipelines/profile.py on the same files. Equal counts mean equal
+streamed pyarrow counting of pipelines/model/profile.py on the same files. Equal counts mean equal
 PSI: both end in the same ``feature_drift``. A cluster cannot run here; `local[2]` runs the same
 plan on two executor threads.
 """

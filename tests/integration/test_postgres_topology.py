@@ -360,7 +360,7 @@ def test_mlflow_server_requires_authentication(topology: Topology) -> None:
 
 def test_workspace_comes_from_the_image_with_its_commit(topology: Topology) -> None:
     ws = topology.workspace
-    assert (ws.root / "pipelines/cycle.py").is_file() and (ws.root / "dags/scoring.py").is_file()
+    assert (ws.root / "pipelines/ops/cycle.py").is_file() and (ws.root / "dags/scoring.py").is_file()
     image_commit = ws.run("git", "rev-parse", "HEAD").stdout.strip()
     st = ws.status()
     assert st["champion"]["git_commit"] == image_commit, "lineage must record the image's commit"

@@ -84,7 +84,7 @@ def test_corrupted_or_missing_data_in_the_remote_is_named(project: Project) -> N
 
 
 def test_a_version_from_a_dirty_tree_is_flagged_and_refused(project: Project) -> None:
-    train_py = project.root / "pipelines" / "train.py"
+    train_py = project.root / "pipelines" / "model" / "train.py"
     train_py.write_text(train_py.read_text() + "\n# an uncommitted experiment\n")
     res = project.run(sys.executable, "-m", "dvc", "repro")
     assert "was trained from a dirty working tree" in res.stderr + res.stdout

@@ -1,4 +1,4 @@
-"""The gate's checks on real scikit-learn models and simulated data (pipelines/gate.py)."""
+"""The gate's checks on real scikit-learn models and simulated data (pipelines/model/gate.py)."""
 
 import time
 from datetime import date
