@@ -347,6 +347,22 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
 
 
 @app.command()
+def serve(
+    host: Optional[str] = typer.Option(None, help="Interface to listen on; default serve.host (127.0.0.1)."),
+    port: Optional[int] = typer.Option(None, help="Port; default serve.port."),
+) -> None:
+    """Serve the registry's champion online (FastAPI on uvicorn): /invocations, /predict, /metrics.
+
+    Alias moves are picked up every serve.poll_seconds, or at once through POST /reload with
+    the bearer token in $PIPELINES_RELOAD_TOKEN. A challenger is rolled out in shadow, then
+    canary stages, under guardrails (params.yaml serve:).
+    """
+    from pipelines.serving.server import serve as fn
+
+    _run(lambda: fn(_settings(), host, port), emit=False)
+
+
+@app.command()
 def run() -> None:
     """The whole cycle once: simulate, validate, dvc repro, score, drift, then a summary."""
     from pipelines.ops.cycle import run_cycle, summary_lines
