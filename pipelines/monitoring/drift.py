@@ -27,7 +27,7 @@ import pandas as pd
 
 from pipelines.config import DriftParams, Settings
 from pipelines.errors import PipelineError
-from pipelines.io import atomic_path, read_json, write_json
+from pipelines.io import atomic_path, day_parts, read_json, write_json
 from pipelines.model.champion import champion_profile, champion_reference
 
 IN_FLIGHT_MARKER = ".retrain_in_flight"
@@ -274,18 +274,22 @@ def count_batch(settings: Settings, engine: str, source: str, profile: dict[str,
 
 
 def prediction_psi(settings: Settings, day: date, profile: dict[str, Any], champion_version: str) -> float | None:
-    """PSI of the day's champion scores against its scores on its training data (None when the
-    day has no predictions by that champion)."""
+    """PSI of the day's champion scores (batch and online) against its scores on its training
+    data (None when the day has no predictions by that champion)."""
     from pipelines.model.profile import bin_numeric, psi as psi_of, stream_parquet
 
     pred = settings.predictions_dir / f"{day.isoformat()}.parquet"
-    if not pred.is_file():
-        return None
+    # batch predictions, then the online server's log of the day (the rows the champion answered)
+    sources = ([pred] if pred.is_file() else []) + day_parts(settings.online_predictions_dir, day)
     counts = None
-    for chunk in stream_parquet(pred, ["score", "model_version"], settings.p.drift.chunk_rows):
-        mine = chunk["score"][chunk["model_version"] == champion_version].to_numpy(dtype="float64")
-        c = bin_numeric(mine, profile["score"]["edges"])
-        counts = c if counts is None else counts + c
+    for path in sources:
+        online = path != pred
+        for chunk in stream_parquet(path, ["score", "model_version", *(["variant"] if online else [])], settings.p.drift.chunk_rows):
+            keep = chunk["model_version"] == champion_version
+            if online:
+                keep &= chunk["variant"] == "champion"
+            c = bin_numeric(chunk["score"][keep].to_numpy(dtype="float64"), profile["score"]["edges"])
+            counts = c if counts is None else counts + c
     if counts is None or counts.sum() == 0:
         return None
     return psi_of(profile["score"]["counts"], counts)

@@ -28,6 +28,8 @@ import numpy as np
 
 from pipelines.config import ServeParams
 
+MIN_LATENCY_SAMPLES = 5  # fewer calls in a window say nothing about a p99
+ACTIVE = ("shadow", "canary", "complete")
 Stage = Literal["none", "shadow", "canary", "complete", "rejected"]
 
 
@@ -105,8 +107,11 @@ class Rollout:
         share = self.share
         return share > 0 and entity is not None and bucket(entity, f"rollout-{self.version}") < share
 
-    def observe(self, alias: str, ok: bool, latency_ms: float, rows: int = 1) -> None:
+    def observe(self, alias: str, version: str, ok: bool, latency_ms: float) -> None:
+        """One model call; calls of a challenger other than the one in rollout are ignored."""
         with self._lock:
+            if alias == "challenger" and version != self.version:
+                return
             w = self.window
             w.requests[alias] += 1
             if not ok:
@@ -116,9 +121,11 @@ class Rollout:
             if alias == "challenger":
                 self.stage_requests += 1
 
-    def observe_pair(self, champion: np.ndarray, challenger: np.ndarray) -> None:
+    def observe_pair(self, version: str, champion: np.ndarray, challenger: np.ndarray) -> None:
         """Scores of the same rows by both models (one of them off the response path)."""
         with self._lock:
+            if version != self.version:
+                return
             self.window.champion_scores.extend(map(float, champion))
             self.window.challenger_scores.extend(map(float, challenger))
             self.pairs_champion.extend(map(float, champion))
@@ -134,7 +141,7 @@ class Rollout:
             if rate > p.max_error_rate:
                 out.append(f"error rate {rate:.1%} on {n} requests is above serve.max_error_rate {p.max_error_rate:.1%}")
         lat = p99(w.latency_ms["challenger"])
-        if lat is not None and len(w.latency_ms["challenger"]) >= 20 and lat > p.p99_slo_ms:
+        if lat is not None and len(w.latency_ms["challenger"]) >= MIN_LATENCY_SAMPLES and lat > p.p99_slo_ms:
             champ = p99(w.latency_ms["champion"])
             out.append(
                 f"p99 latency {lat:.1f} ms is above the SLO serve.p99_slo_ms {p.p99_slo_ms:g} ms"
@@ -151,6 +158,9 @@ class Rollout:
         (rejected, advanced, complete), else None."""
         with self._lock:
             w, self.window = self.window, Window()
+            for alias, lat in w.latency_ms.items():  # too few calls for a p99: judge them with the next window's
+                if len(lat) < MIN_LATENCY_SAMPLES:
+                    self.window.latency_ms[alias] = lat
             if self.stage not in ("shadow", "canary"):
                 return None
             breaches = self.guardrails(w)

@@ -40,7 +40,7 @@ from pipelines.model.champion import current_alias, load_verified
 from pipelines.model.features import model_input, predict_scores
 from pipelines.serving.payload import BadRequest, invocation_rows, json_scores, load_json, rows_to_frame, unseen_categories
 from pipelines.serving.predlog import PredictionLog
-from pipelines.serving.rollout import Rollout, decision_text
+from pipelines.serving.rollout import ACTIVE, Rollout, decision_text
 
 log = logging.getLogger(__name__)
 VERSION_HEADER = "X-Model-Version"
@@ -296,27 +296,30 @@ class Server:
                 continue
             self._score_offpath(*job)
 
-    def _score_offpath(self, variant: Variant, X: Any, served: np.ndarray, served_alias: str, request_id: str, ids: Any) -> None:
+    def _score_offpath(self, variant: Variant, X: Any, served: np.ndarray, served_alias: str, served_version: str, request_id: str, ids: Any) -> None:
         """Score the rows with the model that did not answer; compare with the served scores."""
+        challenger_version = variant.version if variant.alias == "challenger" else served_version
+        if self.rollout.stage not in ACTIVE or self.rollout.version != challenger_version:
+            return  # queued for a rollout that has ended since
         t0 = time.perf_counter()
         try:
             other = predict_scores(variant.model, X, self.settings.p.score.chunk_rows)
         except Exception as exc:  # the off-path model failed on these rows: count it against it
             self.metrics.model_errors.labels("shadow", variant.version).inc()
-            self.rollout.observe(variant.alias, False, 0.0)
+            self.rollout.observe(variant.alias, variant.version, False, 0.0)
             log.debug("off-path v%s failed: %s", variant.version, first_line(exc))
             return
         ms = (time.perf_counter() - t0) * 1000
         role = "shadow" if variant.alias == "challenger" else "champion_offpath"
         self.metrics.model_latency.labels(role, variant.version).observe(ms / 1000)
-        self.rollout.observe(variant.alias, True, ms)
+        self.rollout.observe(variant.alias, variant.version, True, ms)
         champ, chal = (served, other) if served_alias == "champion" else (other, served)
         diff = np.abs(chal - champ)
         for x in diff:
             self.metrics.shadow_diff.observe(float(x))
         thr = self.settings.p.score.decision_threshold
         self.metrics.shadow_flips.inc(int(((chal >= thr) != (champ >= thr)).sum()))
-        self.rollout.observe_pair(champ, chal)
+        self.rollout.observe_pair(challenger_version, champ, chal)
         self.predlog.append(request_id, ids, role, self.settings.p.project.model_name, variant.version, variant.run_id, other, ms)
 
     def _limit_threads(self) -> None:
@@ -362,7 +365,7 @@ class Server:
             scores = predict_scores(chosen.model, X, self.settings.p.score.chunk_rows)
         except Exception as exc:
             self.metrics.model_errors.labels(chosen.alias, chosen.version).inc()
-            self.rollout.observe(chosen.alias, False, 0.0)
+            self.rollout.observe(chosen.alias, chosen.version, False, 0.0)
             if chosen is state.champion:
                 raise
             log.debug("challenger v%s failed, the champion answers: %s", chosen.version, first_line(exc))
@@ -374,12 +377,12 @@ class Server:
         self.metrics.model_latency.labels(variant, chosen.version).observe(ms / 1000)
         for s in scores:
             self.metrics.scores.labels(variant, chosen.version).observe(float(s))
-        self.rollout.observe(chosen.alias, True, ms)
+        self.rollout.observe(chosen.alias, chosen.version, True, ms)
         self.predlog.append(request_id, ids, variant, self.settings.p.project.model_name, chosen.version, chosen.run_id, scores, ms)
         other = state.challenger if chosen is state.champion else state.champion
-        if other is not None and self.rollout.stage in ("shadow", "canary", "complete"):
+        if other is not None and self.rollout.stage in ACTIVE:
             try:
-                self.offpath.put_nowait((other, X, scores, chosen.alias, request_id, ids))
+                self.offpath.put_nowait((other, X, scores, chosen.alias, chosen.version, request_id, ids))
             except queue.Full:
                 self.metrics.shadow_dropped.inc()
         headers = {VERSION_HEADER: chosen.version, VARIANT_HEADER: variant}
@@ -388,6 +391,19 @@ class Server:
             headers["X-Unseen-Categories"] = "; ".join(f"{c}={','.join(v)}" for c, v in unseen.items())[:500]
         body: dict[str, Any] = {"predictions": json_scores(scores)}
         return body, chosen, headers
+
+
+def point_mlflow(settings: Settings) -> str:
+    """Point MLflow at the configured store (the same URIs as pipelines.tracking.setup_mlflow,
+    without creating the experiment, which needs the registry up)."""
+    import mlflow
+
+    from pipelines.tracking import tracking_uri
+
+    uri = tracking_uri(settings)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI") or uri)
+    return uri
 
 
 def _client_host(request: Any) -> str:
@@ -402,14 +418,12 @@ def create_app(settings: Settings) -> Any:
     from pydantic import ConfigDict, Field, Strict, create_model
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
-    from pipelines.tracking import setup_mlflow
-
     server = Server(settings)
     d, sp = settings.p.data, settings.p.serve
 
     @asynccontextmanager
     async def lifespan(app: Any) -> Any:
-        await asyncio.to_thread(setup_mlflow, settings)
+        point_mlflow(settings)  # no network here: an unreachable registry must not stop the server starting
         server.start()
         yield
         await asyncio.to_thread(server.shutdown)
@@ -485,7 +499,9 @@ def create_app(settings: Settings) -> Any:
     @app.get("/health/ready")
     async def ready() -> Any:
         st = server.store
-        info = {"ready": st.state.champion is not None, "champion": champion_version(),
+        import mlflow
+
+        info = {"ready": st.state.champion is not None, "champion": champion_version(), "registry": mlflow.get_registry_uri(),
                 "registry_reachable": st.registry_ok, "registry_error": st.registry_error, "load_errors": dict(st.load_errors)}
         if st.state.champion is None:
             info["reason"] = "no verified, warmed champion yet" + (f": {st.registry_error or st.load_errors.get('champion')}"
