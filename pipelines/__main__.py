@@ -235,20 +235,29 @@ def promote(
 ) -> None:
     """Register the gated candidate (champion if it passed, else challenger), or promote by hand."""
     from pipelines.model.registry import promote_version
+    from pipelines.ops.promote import notify_server
     from pipelines.ops.promote import promote as fn
 
     if version:
-        _run(lambda: promote_version(_settings(), version, reason or ""))
+        _run(lambda: {**promote_version(_settings(), version, reason or ""), "server": _reloaded(notify_server())})
     else:
         _run(lambda: fn(_settings(), override_reason=override))
+
+
+def _reloaded(out: Any) -> str:
+    """What the online server said after a reload call (see ops/promote.notify_server)."""
+    if out is None:
+        return "not notified (no PIPELINES_SERVER_URL, or unreachable)"
+    return f"serves v{(out.get('champion') or {}).get('version')}"
 
 
 @app.command()
 def rollback(reason: str = typer.Option(..., help="Why the current champion is being rolled back.")) -> None:
     """Move the champion alias back to the previous champion."""
     from pipelines.model.registry import rollback as fn
+    from pipelines.ops.promote import notify_server
 
-    _run(lambda: fn(_settings(), reason))
+    _run(lambda: {**fn(_settings(), reason), "server": _reloaded(notify_server())})
 
 
 @app.command()

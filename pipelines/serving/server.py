@@ -521,7 +521,7 @@ def create_app(settings: Settings) -> Any:
         """None when the caller may change the server's state, else the refusal."""
         if not sp.reload_any_host and _client_host(request) not in LOOPBACK:
             return reply({"error": "reload and rollout actions are accepted from loopback only (serve.reload_any_host)"}, 403)
-        token = os.environ.get(TOKEN_ENV, "")
+        token = os.environ.get("PIPELINES_RELOAD_TOKEN", "")
         if not token:
             return reply({"error": f"reload and rollout actions are disabled: set {TOKEN_ENV} for the server"}, 403)
         if not hmac.compare_digest(request.headers.get("authorization", "").encode(), f"Bearer {token}".encode()):

@@ -32,6 +32,8 @@ RUNS_PIPELINES = {"airflow-worker", "pipelines"}
 OPTIONAL_ENV = {
     "PATH": "the image's PATH",
     "MLFLOW_REGISTRY_URI": "defaults to the tracking URI (the server is the registry too)",
+    "PIPELINES_SERVER_URL": "optional: promote/rollback call the online server's /reload when set; it polls the registry anyway",
+    "PIPELINES_RELOAD_TOKEN": "optional: the online server's reload token; without it /reload is disabled and the server polls",
     "JAVA_HOME": "only `drift --engine spark` reads it; the image has no pyspark (requirements-spark.lock) and runs the arrow engine",
 }
 VAR = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")

@@ -199,6 +199,30 @@ def test_alias_moves_are_picked_up_by_the_poller_and_at_once_by_reload(project: 
     assert metric_samples(server.url)[("serving_model_swaps_total", (("alias", "champion"),))] == loads
 
 
+def test_cli_promote_and_rollback_call_the_servers_reload(project: Any, server: ServerProcess) -> None:
+    import subprocess
+    import sys
+
+    settings, v1, v2 = project
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_REGISTRY_URI"}
+    env.update(PIPELINES_SERVER_URL=server.url, PIPELINES_RELOAD_TOKEN=TOKEN, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+
+    def cli(*args: str) -> str:
+        proc = subprocess.run([sys.executable, "-m", "pipelines", "--params", str(settings.root / "params.yaml"), *args],
+                              env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return proc.stdout
+
+    assert f"server=serves v{v2}" in cli("promote", "--version", v2, "--reason", "serving test")
+    assert httpx.get(server.url + "/version").json()["champion"]["version"] == v2
+    assert f"server=serves v{v1}" in cli("rollback", "--reason", "serving test")
+    assert httpx.get(server.url + "/version").json()["champion"]["version"] == v1
+    env["PIPELINES_RELOAD_TOKEN"] = "wrong"
+    out = cli("promote", "--version", v2, "--reason", "serving test, wrong token")
+    assert "server=not notified" in out  # the alias moved anyway; the server sees it at its next poll
+    set_alias(settings, "champion", v1)
+
+
 def test_no_failed_request_while_models_swap_under_load(project: Any, server: ServerProcess) -> None:
     settings, v1, v2 = project
     _, rows = day_rows(settings, 50)
