@@ -30,7 +30,7 @@ from pipelines.config import ServeParams
 
 MIN_LATENCY_SAMPLES = 5  # fewer calls in a window say nothing about a p99
 ACTIVE = ("shadow", "canary", "complete")
-Stage = Literal["none", "shadow", "canary", "complete", "rejected"]
+Stage = Literal["none", "shadow", "canary", "complete", "rejected", "promoted"]
 
 
 def bucket(entity: Any, salt: str) -> float:
@@ -189,6 +189,14 @@ class Rollout:
                 self.stage, self.index, self.reason = "rejected", -1, f"aborted by an operator: {reason or 'no reason given'}"
                 return self._note(now, "reject", self.reason)
             raise ValueError(f"unknown action {action!r}: pause, resume, advance or abort")
+
+    def conclude(self, decision: str, reason: str, now: float, detail: dict[str, Any]) -> dict[str, Any]:
+        """The sequential test decided on live outcomes: promoted or rejected."""
+        with self._lock:
+            self.stage, self.index, self.reason = ("promoted" if decision == "promote" else "rejected"), -1, reason
+            rec = self._note(now, decision, reason)
+            rec["outcomes"] = detail
+            return rec
 
     def _advance(self, now: float, why: str, w: Window) -> dict[str, Any]:
         stages = self.params.canary_stages

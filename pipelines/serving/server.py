@@ -232,6 +232,7 @@ class Server:
         self.offpath: queue.Queue[Any] = queue.Queue(maxsize=settings.p.serve.shadow_queue)
         self.stop = threading.Event()
         self.threads: list[threading.Thread] = []
+        self._outcomes_at = 0.0
 
     # -- background work -------------------------------------------------------------------
     def _every(self, seconds: float, fn: Any, name: str) -> None:
@@ -268,13 +269,42 @@ class Server:
         self._publish_rollout()
         if rec is not None:
             self.record(rec)
+        if time.monotonic() - self._outcomes_at >= self.settings.p.serve.poll_seconds:
+            self._outcomes_at = time.monotonic()
+            self.check_outcomes()
 
-    def record(self, rec: dict[str, Any]) -> None:
+    def check_outcomes(self) -> dict[str, Any] | None:
+        """The sequential test on matured outcomes; promote (through the registry's lock, as
+        a manual promotion) or reject. Nothing happens while paused or without a rollout."""
+        from dataclasses import asdict
+
+        from pipelines.model.registry import promote_version
+        from pipelines.serving.outcomes import paired_outcomes
+        from pipelines.serving.sequential import decide
+
+        state, sp = self.store.state, self.settings.p.serve
+        ro = self.rollout
+        if state.champion is None or state.challenger is None or ro.stage not in ACTIVE or ro.paused or ro.version != state.challenger.version:
+            return None
+        self.predlog.flush()
+        verdict = decide(paired_outcomes(self.settings, state.champion.version, state.challenger.version), sp.alpha, sp.min_outcomes, sp.planned_outcomes)
+        if verdict.decision == "continue":
+            return None
+        detail = {**asdict(verdict), "text": verdict.text, "champion_version": state.champion.version}
+        rec = ro.conclude(verdict.decision, f"sequential test on live outcomes: {verdict.text}", time.time(), detail)
+        self._publish_rollout()
+        if verdict.decision == "promote":
+            promote_version(self.settings, state.challenger.version, verdict.text, by="online rollout (sequential test on live outcomes)")
+        self.record(rec, state.challenger)
+        self.poll()
+        return rec
+
+    def record(self, rec: dict[str, Any], challenger: Variant | None = None) -> None:
         """A rollout decision into MLflow: JSON and text on the challenger's run, and the
         ``rejected`` tag on the version when it was rejected."""
         import mlflow
 
-        ch = self.store.state.challenger
+        ch = challenger or self.store.state.challenger
         log.info("rollout: %s", rec["reason"])
         if ch is None or ch.version != rec["version"]:
             return

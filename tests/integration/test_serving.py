@@ -14,7 +14,7 @@ import shutil
 import signal
 import threading
 import time
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -361,7 +361,7 @@ def drive_n(server: ServerProcess, rows: list[dict[str, Any]], n: int) -> list[h
         return [c.post(server.url + "/invocations", json={"dataframe_records": [rows[i % len(rows)]]}) for i in range(n)]
 
 
-def test_a_good_challenger_goes_shadow_then_canary_with_sticky_entities(project: Any, server: ServerProcess) -> None:
+def test_a_good_challenger_goes_shadow_then_canary_sticky_then_champion_on_live_outcomes(project: Any, server: ServerProcess) -> None:
     settings, v1, v2 = project
     set_alias(settings, "champion", v1)
     set_alias(settings, "challenger", v2)
@@ -384,3 +384,33 @@ def test_a_good_challenger_goes_shadow_then_canary_with_sticky_entities(project:
     assert m[("serving_canary_share", ())] == st["canary_percent"]
     assert m[("serving_rollout_stage", (("stage", "canary"), ("version", v2)))] == 1
     assert m[("serving_shadow_abs_diff_count", ())] > 0
+
+    # promotion on live outcomes: labels mature (here: the challenger was right more often)
+    from pipelines.io import day_parts
+
+    today = datetime.now(timezone.utc).date()
+    d = settings.p.data
+
+    def pairs() -> pd.DataFrame:
+        log = pd.concat([pd.read_parquet(p) for p in day_parts(settings.online_predictions_dir, today)])
+        a = log[log["model_version"] == v1][["request_id", d.id_col, "score"]]
+        b = log[log["model_version"] == v2][["request_id", "score"]]
+        return a.merge(b, on="request_id", suffixes=("_1", "_2"))
+
+    def enough_pairs() -> bool:
+        if len(pairs()) >= settings.p.serve.min_outcomes:
+            return True
+        drive_n(server, rows, 20)  # more traffic, bounded by the wait
+        return False
+
+    wait_for(enough_pairs, 120, "not enough paired scores")
+    both = pairs().drop_duplicates(d.id_col)
+    labels = pd.DataFrame({d.id_col: both[d.id_col], d.target: (both["score_2"] > both["score_1"]).astype("int64")})
+    labels.to_parquet(settings.labels_dir / f"{today.isoformat()}.parquet", index=False)
+    wait_for(lambda: httpx.get(server.url + "/version").json()["champion"]["version"] == v2, 60, "not promoted on outcomes")
+    import mlflow
+
+    mv = mlflow.MlflowClient().get_model_version(settings.p.project.model_name, v2)
+    assert mv.tags["champion_reason"].startswith("online rollout (sequential test on live outcomes): promote")
+    assert mv.tags["rollout_stage"] == "promoted"
+    assert any(f.path.endswith("-promote.json") for f in mlflow.MlflowClient().list_artifacts(mv.run_id, "rollout"))
