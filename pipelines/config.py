@@ -147,6 +147,7 @@ class ServeParams(_Section):
     check_seconds: float = Field(30.0, gt=0)
     max_error_rate: float = Field(0.01, ge=0, le=1)
     p99_slo_ms: float = Field(50.0, gt=0)
+    p99_vs_champion: float = Field(1.5, ge=1)
     max_prediction_psi: float = Field(0.25, gt=0)
     psi_min_pairs: int = Field(200, ge=10)
     alpha: float = Field(0.05, gt=0, lt=0.5)

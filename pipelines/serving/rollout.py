@@ -141,8 +141,11 @@ class Rollout:
             if rate > p.max_error_rate:
                 out.append(f"error rate {rate:.1%} on {n} requests is above serve.max_error_rate {p.max_error_rate:.1%}")
         lat = p99(w.latency_ms["challenger"])
-        if lat is not None and len(w.latency_ms["challenger"]) >= MIN_LATENCY_SAMPLES and lat > p.p99_slo_ms:
-            champ = p99(w.latency_ms["champion"])
+        champ = p99(w.latency_ms["champion"])
+        # over the SLO, and slower than the champion on the same machine at the same time (a machine
+        # that is slow for everyone is not the challenger's fault)
+        slower = champ is None or lat is None or lat > p.p99_vs_champion * champ
+        if lat is not None and len(w.latency_ms["challenger"]) >= MIN_LATENCY_SAMPLES and lat > p.p99_slo_ms and slower:
             out.append(
                 f"p99 latency {lat:.1f} ms is above the SLO serve.p99_slo_ms {p.p99_slo_ms:g} ms"
                 + (f" (champion {champ:.1f} ms)" if champ is not None else "")

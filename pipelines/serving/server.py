@@ -233,6 +233,7 @@ class Server:
         self.stop = threading.Event()
         self.threads: list[threading.Thread] = []
         self._outcomes_at = 0.0
+        self._check_lock = threading.Lock()
 
     # -- background work -------------------------------------------------------------------
     def _every(self, seconds: float, fn: Any, name: str) -> None:
@@ -264,12 +265,13 @@ class Server:
         self._sync_rollout()
         return out
 
-    def check_rollout(self) -> None:
-        rec = self.rollout.check(time.time())
-        self._publish_rollout()
-        if rec is not None:
-            self.record(rec)
-        if time.monotonic() - self._outcomes_at >= self.settings.p.serve.poll_seconds:
+    def check_rollout(self, outcomes_now: bool = False) -> None:
+        with self._check_lock:  # the checker thread and POST /rollout/check
+            rec = self.rollout.check(time.time())
+            self._publish_rollout()
+            if rec is not None:
+                self.record(rec)
+        if outcomes_now or time.monotonic() - self._outcomes_at >= self.settings.p.serve.poll_seconds:
             self._outcomes_at = time.monotonic()
             self.check_outcomes()
 
@@ -569,12 +571,15 @@ def create_app(settings: Settings) -> Any:
     async def rollout_status() -> Any:
         return reply(server.rollout.describe())
 
-    @app.post("/rollout/{action}", summary="pause, resume, advance or abort the challenger's rollout (bearer token)")
+    @app.post("/rollout/{action}", summary="check now, or pause, resume, advance or abort the challenger's rollout (bearer token)")
     async def rollout_action(action: str, request: Request) -> Any:
         refused = authorised(request)
         if refused is not None:
             return refused
         reason = request.query_params.get("reason", "")
+        if action == "check":  # the rollout DAG's schedule: judge guardrails and outcomes now
+            await asyncio.to_thread(server.check_rollout, True)
+            return reply(server.rollout.describe())
         try:
             rec = server.rollout.act(action, time.time(), reason)
         except ValueError as exc:

@@ -72,7 +72,7 @@ def build_project(root: Path, days: int = 12, rows: int = 600) -> Any:
                      ("bake_seconds: 300", "bake_seconds: 0"), ("min_requests: 200", "min_requests: 20"),
                      ("log_flush_seconds: 2", "log_flush_seconds: 0.5"), ("psi_min_pairs: 200", "psi_min_pairs: 100000"),
                      # a shared 2-core test machine: the SLO sits far above a busy champion, far below a slow model
-                     ("p99_slo_ms: 50 ", "p99_slo_ms: 200 ")):
+                     ("p99_slo_ms: 50 ", "p99_slo_ms: 1000 ")):
         assert old in text, old
         text = text.replace(old, new)
     (root / "params.yaml").write_text(text)

@@ -335,7 +335,7 @@ def test_a_failing_or_slow_challenger_is_rolled_back_with_a_record(project: Any,
 
     settings = project[0]
     set_alias(settings, "champion", project[1])
-    version = crafted_version(settings, kind, delay=0.5)  # 0.5 s a call: far above the test SLO (200 ms)
+    version = crafted_version(settings, kind, delay=2.0)  # 2 s a call: far above the test SLO (1 s) and the champion
     set_alias(settings, "challenger", version)
     httpx.post(server.url + "/reload", headers=AUTH, timeout=60)
     assert rollout_status(server)["version"] == version
@@ -347,7 +347,9 @@ def test_a_failing_or_slow_challenger_is_rolled_back_with_a_record(project: Any,
     want = "error rate" if kind == "raise" else "p99 latency"
     assert want in st["reason"]
     client = mlflow.MlflowClient()
-    mv = client.get_model_version(settings.p.project.model_name, version)
+    # the server records the decision right after it changes the stage
+    mv = wait_for(lambda: (m := client.get_model_version(settings.p.project.model_name, version)).tags.get("rejected") and m,
+                  30, "no rejected tag")
     assert want in mv.tags["rejected"] and mv.tags["rollout_stage"] == "rejected"
     files = [f.path for f in client.list_artifacts(mv.run_id, "rollout")]
     assert any(f.endswith("-reject.json") for f in files) and any(f.endswith("-reject.txt") for f in files)
@@ -369,7 +371,16 @@ def test_a_good_challenger_goes_shadow_then_canary_sticky_then_champion_on_live_
     _, rows = day_rows(settings, 400)
     drive(server, rows, lambda st: st["version"] == v2 and st["stage"] == "canary" and st["canary_percent"] >= 25)
     # sticky: the same entity is answered by the same version every time within a stage
-    httpx.post(server.url + "/rollout/pause", headers=AUTH)
+    # as the rollout DAG's task does it (pipelines/ops/tasks.py)
+    from pipelines.ops import tasks
+
+    os.environ.update(PIPELINES_SERVER_URL=server.url, PIPELINES_RELOAD_TOKEN=TOKEN)
+    try:
+        assert tasks.rollout()["stage"] == "canary"  # the schedule's check
+        assert tasks.rollout("pause", "sticky check")["action"] == "pause"
+    finally:
+        os.environ.pop("PIPELINES_SERVER_URL")
+        os.environ.pop("PIPELINES_RELOAD_TOKEN")
     first = {r.json()["predictions"][0]: r.headers["x-model-version"] for r in drive_n(server, rows[:40], 40)}
     again = drive_n(server, rows[:40], 40)
     assert [r.headers["x-model-version"] for r in again] == [
@@ -410,7 +421,8 @@ def test_a_good_challenger_goes_shadow_then_canary_sticky_then_champion_on_live_
     wait_for(lambda: httpx.get(server.url + "/version").json()["champion"]["version"] == v2, 60, "not promoted on outcomes")
     import mlflow
 
-    mv = mlflow.MlflowClient().get_model_version(settings.p.project.model_name, v2)
+    mv = wait_for(lambda: (m := mlflow.MlflowClient().get_model_version(settings.p.project.model_name, v2)).tags.get("rollout_stage") == "promoted" and m,
+                  30, "promotion not recorded")
     assert mv.tags["champion_reason"].startswith("online rollout (sequential test on live outcomes): promote")
     assert mv.tags["rollout_stage"] == "promoted"
     assert any(f.path.endswith("-promote.json") for f in mlflow.MlflowClient().list_artifacts(mv.run_id, "rollout"))

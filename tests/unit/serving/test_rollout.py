@@ -63,6 +63,12 @@ def test_latency_and_prediction_shift_guardrails() -> None:
     assert slow.check(now=1) is None  # too few calls to judge a p99: carried to the next window
     feed(slow, 3, ms=500)
     assert "p99 latency 500.0 ms" in slow.check(now=2)["reason"]
+    busy = Rollout(params(bake_seconds=1000))  # everyone is slow: the machine, not the challenger
+    busy.start("5", now=0)
+    for _ in range(10):
+        busy.observe("challenger", "5", True, 500)
+        busy.observe("champion", "1", True, 450)
+    assert busy.check(now=1) is None
     shifted = Rollout(params(bake_seconds=1000))
     shifted.start("3", now=0)
     rng = np.random.default_rng(0)
