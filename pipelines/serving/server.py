@@ -47,6 +47,7 @@ VERSION_HEADER = "X-Model-Version"
 VARIANT_HEADER = "X-Model-Variant"
 TOKEN_ENV = "PIPELINES_RELOAD_TOKEN"
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+_THREAD = threading.local()
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
 
@@ -382,6 +383,9 @@ class Server:
         """Score checked rows with the variant the rollout routes to; the other one (if any)
         scores them off the response path."""
         d, sp = self.settings.p.data, self.settings.p.serve
+        if not getattr(_THREAD, "limited", False):  # OpenMP threads are set per calling thread
+            self._limit_threads()
+            _THREAD.limited = True
         state = self.store.state  # read once: a concurrent swap cannot mix two versions in one request
         if state.champion is None:
             raise BadRequest("not ready: no verified champion loaded yet (GET /health/ready)", 503)
@@ -483,7 +487,9 @@ def create_app(settings: Settings) -> Any:
             if length > sp.max_batch_rows * 4096:
                 raise BadRequest(f"body of {length} bytes is larger than a batch of serve.max_batch_rows ({sp.max_batch_rows}) rows", 413)
             rows = to_rows(load_json(await request.body(), sp.max_batch_rows))
-            body, chosen, headers = server.score_rows(rows)
+            # in a worker thread: the event loop keeps accepting while the model (which releases
+            # the GIL in its tree traversal) scores, so two cores serve two requests at once
+            body, chosen, headers = await asyncio.to_thread(server.score_rows, rows)
         except BadRequest as exc:
             count(endpoint, "none", champion_version(), exc.status, started)
             return reply({"error": str(exc)}, exc.status)
