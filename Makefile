@@ -10,7 +10,7 @@ SPARK_STAMP := $(VENV)/.installed-spark
 PIPFILTER := sed -u '/is ignored: it is neither a file nor a directory/d'
 
 .DEFAULT_GOAL := help
-.PHONY: help venv spark run test test-unit serve bench-serving mlflow-ui up down unpause clean-data lock
+.PHONY: help venv spark run test test-unit serve mlflow-ui up down unpause clean-data lock
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
