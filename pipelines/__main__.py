@@ -359,6 +359,9 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
 def serve(
     host: Optional[str] = typer.Option(None, help="Interface to listen on; default serve.host (127.0.0.1)."),
     port: Optional[int] = typer.Option(None, help="Port; default serve.port."),
+    reload_any_host: bool = typer.Option(
+        False, "--reload-any-host", help="Accept POST /reload and rollout actions from any host (token still needed); default serve.reload_any_host."
+    ),
 ) -> None:
     """Serve the registry's champion online (FastAPI on uvicorn): /invocations, /predict, /metrics.
 
@@ -368,7 +371,7 @@ def serve(
     """
     from pipelines.serving.server import serve as fn
 
-    _run(lambda: fn(_settings(), host, port), emit=False)
+    _run(lambda: fn(_settings(), host, port, reload_any_host or None), emit=False)
 
 
 @app.command()

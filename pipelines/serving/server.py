@@ -626,10 +626,12 @@ def create_app(settings: Settings) -> Any:
     return app
 
 
-def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
+def serve(settings: Settings, host: str | None = None, port: int | None = None, reload_any_host: bool | None = None) -> None:
     """Run the server in the foreground until interrupted (uvicorn, one process)."""
     import uvicorn
 
+    if reload_any_host is not None:  # a container's server is reached from other containers
+        settings = Settings(settings.p.model_copy(update={"serve": settings.p.serve.model_copy(update={"reload_any_host": reload_any_host})}), settings.root)
     sp = settings.p.serve
     host, port = host or sp.host, port or sp.port
     if host not in LOOPBACK:
