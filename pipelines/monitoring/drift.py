@@ -259,7 +259,29 @@ def drift(settings: Settings, day: date, engine: str | None = None, source: str 
     }
     _log_run(summary)
     write_json(summary, out_dir / f"{day.isoformat()}.json")
+    write_prometheus(summary, out_dir / PROM_FILE)
     return summary
+
+
+PROM_FILE = "drift.prom"
+
+
+def write_prometheus(summary: dict[str, Any], dest: Path) -> Path:
+    """The latest day's PSI values in Prometheus' text format (for node_exporter's textfile
+    collector, or any scraper of files): the same unrounded numbers as the summary."""
+    from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
+
+    reg = CollectorRegistry()
+    labels = {"day": summary["day"], "champion_version": summary["champion_version"]}
+    psi = Gauge("pipelines_drift_psi", "PSI of each feature against the champion's frozen profile", ["feature", *labels], registry=reg)
+    for feature, value in summary["psi"].items():
+        psi.labels(feature, *labels.values()).set(value)
+    if summary.get("score_psi") is not None:
+        Gauge("pipelines_drift_score_psi", "PSI of the champion's scores (batch and online)", list(labels), registry=reg).labels(*labels.values()).set(summary["score_psi"])
+    Gauge("pipelines_drift_retrain_due", "1 if the drift job asked for retraining", list(labels), registry=reg).labels(*labels.values()).set(1 if summary.get("retrain") else 0)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    write_to_textfile(str(dest), reg)  # written to a temporary file and renamed
+    return dest
 
 
 def count_batch(settings: Settings, engine: str, source: str, profile: dict[str, Any]) -> tuple[dict[str, Any], int, list[pd.DataFrame]]:

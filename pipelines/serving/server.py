@@ -567,8 +567,10 @@ def create_app(settings: Settings) -> Any:
         info = {"ready": st.state.champion is not None, "champion": champion_version(), "registry": mlflow.get_registry_uri(),
                 "registry_reachable": st.registry_ok, "registry_error": st.registry_error, "load_errors": dict(st.load_errors)}
         if st.state.champion is None:
-            info["reason"] = "no verified, warmed champion yet" + (f": {st.registry_error or st.load_errors.get('champion')}"
-                                                                   if (st.registry_error or st.load_errors.get("champion")) else "")
+            why = st.registry_error or st.load_errors.get("champion")
+            if why is None and st.registry_ok:
+                why = f"the registry has no 'champion' alias for {settings.p.project.model_name} yet (make run trains and promotes one)"
+            info["reason"] = "no verified, warmed champion yet" + (f": {why}" if why else "")
             return reply(info, 503)
         return reply(info)
 

@@ -46,3 +46,15 @@ def test_prediction_drift_counts_the_champions_online_scores(settings: Settings)
     # only v3's answers to clients count: 0.1 and 0.9, one per bin, the reference's shape
     assert prediction_psi(settings, DAY, profile, "3") == 0.0
     assert prediction_psi(settings, DAY, profile, "9") is None
+
+
+def test_drift_psi_is_exported_for_prometheus(tmp_path) -> None:  # noqa: ANN001
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from pipelines.monitoring.drift import write_prometheus
+
+    summary = {"day": "2026-01-22", "champion_version": "3", "psi": {"age": 0.01, "logins_30d": 1.3125}, "score_psi": 0.2, "retrain": True}
+    text = write_prometheus(summary, tmp_path / "drift.prom").read_text()
+    got = {(s.name, s.labels.get("feature")): s.value for f in text_string_to_metric_families(text) for s in f.samples}
+    assert got[("pipelines_drift_psi", "logins_30d")] == 1.3125 and got[("pipelines_drift_psi", "age")] == 0.01
+    assert got[("pipelines_drift_score_psi", None)] == 0.2 and got[("pipelines_drift_retrain_due", None)] == 1
