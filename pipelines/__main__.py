@@ -362,6 +362,7 @@ def serve(
     reload_any_host: bool = typer.Option(
         False, "--reload-any-host", help="Accept POST /reload and rollout actions from any host (token still needed); default serve.reload_any_host."
     ),
+    workers: int = typer.Option(1, min=1, help="Worker processes on one socket; a worker that dies is replaced."),
 ) -> None:
     """Serve the registry's champion online (FastAPI on uvicorn): /invocations, /predict, /metrics.
 
@@ -371,7 +372,7 @@ def serve(
     """
     from pipelines.serving.server import serve as fn
 
-    _run(lambda: fn(_settings(), host, port, reload_any_host or None), emit=False)
+    _run(lambda: fn(_settings(), host, port, reload_any_host or None, workers, STATE["params"]), emit=False)
 
 
 @app.command()

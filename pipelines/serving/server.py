@@ -29,6 +29,7 @@ import time
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
@@ -484,7 +485,10 @@ def create_app(settings: Settings) -> Any:
 
     @asynccontextmanager
     async def lifespan(app: Any) -> Any:
-        point_mlflow(settings)  # no network here: an unreachable registry must not stop the server starting
+        point_mlflow(settings)
+        # load the champion before accepting requests (a restarted worker must not answer 503);
+        # refresh never raises, so an unreachable registry only leaves the server not ready
+        await asyncio.to_thread(server.poll)
         server.start()
         yield
         await asyncio.to_thread(server.shutdown)
@@ -628,15 +632,46 @@ def create_app(settings: Settings) -> Any:
     return app
 
 
-def serve(settings: Settings, host: str | None = None, port: int | None = None, reload_any_host: bool | None = None) -> None:
-    """Run the server in the foreground until interrupted (uvicorn, one process)."""
+WORKER_ENV = "PIPELINES_SERVE_WORKER"  # how uvicorn's worker processes find their settings (set by serve)
+
+
+def worker_app() -> Any:
+    """The app of one worker process: ``uvicorn --workers`` imports this factory in each."""
+    import json
+
+    from pipelines.config import load_settings
+    from pipelines.log import setup
+
+    setup()
+    cfg = json.loads(os.environ[WORKER_ENV])
+    return create_app(_with_remote_reload(load_settings(cfg["params"]), cfg["reload_any_host"]))
+
+
+def _with_remote_reload(settings: Settings, reload_any_host: bool | None) -> Settings:
+    if reload_any_host is None:
+        return settings
+    return Settings(settings.p.model_copy(update={"serve": settings.p.serve.model_copy(update={"reload_any_host": reload_any_host})}), settings.root)
+
+
+def serve(settings: Settings, host: str | None = None, port: int | None = None, reload_any_host: bool | None = None,
+          workers: int = 1, params_file: str | None = None) -> None:
+    """Run the server in the foreground until interrupted (uvicorn). With ``workers`` > 1,
+    uvicorn's supervisor runs that many processes on one socket and replaces one that dies;
+    each worker has its own models, poller, rollout and metrics (a scrape sees one worker)."""
+    import json
+
     import uvicorn
 
-    if reload_any_host is not None:  # a container's server is reached from other containers
-        settings = Settings(settings.p.model_copy(update={"serve": settings.p.serve.model_copy(update={"reload_any_host": reload_any_host})}), settings.root)
+    settings = _with_remote_reload(settings, reload_any_host)  # a container's server is reached from other containers
     sp = settings.p.serve
     host, port = host or sp.host, port or sp.port
     if host not in LOOPBACK:
         log.warning("serving on %s: reachable from other machines (serve.host)", host)
-    log.info("serving %s on http://%s:%s (docs at /docs, metrics at /metrics)", settings.p.project.model_name, host, port)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+    log.info("serving %s on http://%s:%s with %d worker(s) (docs at /docs, metrics at /metrics)", settings.p.project.model_name, host, port, workers)
+    if workers <= 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+        return
+    params = str(Path(params_file).resolve()) if params_file else str(settings.root / "params.yaml")
+    os.environ[WORKER_ENV] = json.dumps({"params": params, "reload_any_host": reload_any_host})
+    uvicorn.run("pipelines.serving.server:worker_app", factory=True, host=host, port=port, workers=workers,
+                log_level="warning", access_log=False)

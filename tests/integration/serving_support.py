@@ -155,7 +155,7 @@ def free_port() -> int:
 class ServerProcess:
     """`python -m pipelines serve` on 127.0.0.1 in a subprocess, stopped with SIGTERM."""
 
-    def __init__(self, settings: Any, log_path: Path) -> None:
+    def __init__(self, settings: Any, log_path: Path, extra: tuple[str, ...] = ()) -> None:
         self.settings = settings
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -164,7 +164,7 @@ class ServerProcess:
         env.update(PIPELINES_RELOAD_TOKEN=TOKEN, PYTHONPATH=str(REPO), MLFLOW_TRACKING_URI=os.environ["MLFLOW_TRACKING_URI"])
         self.log = log_path.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pipelines", "--params", str(settings.root / "params.yaml"), "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "pipelines", "--params", str(settings.root / "params.yaml"), "serve", "--port", str(self.port), *extra],
             cwd=settings.root, env=env, stdout=self.log, stderr=subprocess.STDOUT,
         )
         self.log_path = log_path

@@ -312,6 +312,65 @@ def _up(url: str) -> bool:
         return False
 
 
+def test_sigkill_of_a_worker_under_load_fails_only_requests_in_flight(project: Any, tmp_path: Path) -> None:
+    """`serve --workers 2`: uvicorn's supervisor replaces a worker killed with SIGKILL; the
+    clients (4 threads, a new connection per request) see errors only for requests in flight."""
+    import psutil
+
+    settings, v1, _ = project
+    set_alias(settings, "champion", v1)
+    srv = ServerProcess(settings, tmp_path / "server.log", extra=("--workers", "2"))
+    try:
+        srv.wait_ready()
+        parent = psutil.Process(srv.proc.pid)
+
+        def workers() -> list[psutil.Process]:
+            live = []
+            for c in parent.children():
+                try:
+                    cmd = "" if c.status() == psutil.STATUS_ZOMBIE else " ".join(c.cmdline())
+                except (psutil.ZombieProcess, psutil.NoSuchProcess):
+                    cmd = ""  # the killed worker, until the supervisor reaps it
+                if "spawn_main" in cmd and "resource_tracker" not in cmd:
+                    live.append(c)
+            return live
+
+        wait_for(lambda: len(workers()) == 2, 60, "two workers did not start")
+        _, rows = day_rows(settings, 20)
+        results: list[Any] = []
+        stop = threading.Event()
+
+        def client(k: int) -> None:
+            for i in range(3000):  # bounded: stops at the count or when told
+                if stop.is_set():
+                    return
+                try:
+                    r = httpx.post(srv.url + "/invocations", json={"dataframe_records": [rows[(k + i) % len(rows)]]}, timeout=60)
+                    results.append(r.status_code)
+                except httpx.TransportError as exc:
+                    results.append(type(exc).__name__)
+
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        try:
+            wait_for(lambda: len(results) >= 40, 60, "no traffic")
+            victim = workers()[0]
+            victim.kill()  # SIGKILL
+            before = len(results)
+            wait_for(lambda: len(workers()) == 2 and victim.pid not in {w.pid for w in workers()}, 120, "the worker was not replaced")
+            wait_for(lambda: len(results) >= before + 100, 120, "no traffic after the replacement")
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        failed = [r for r in results if r != 200]
+        assert len(failed) <= len(threads), failed  # at most the one request each client had in flight
+        assert results[-40:] == [200] * 40
+    finally:
+        srv.stop()
+
+
 def rollout_status(server: ServerProcess) -> dict[str, Any]:
     return httpx.get(server.url + "/rollout").json()
 
