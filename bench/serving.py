@@ -1,7 +1,7 @@
 """Online serving benchmark: our server against `mlflow models serve` of the same champion.
 
     .venv/bin/python bench/serving.py --params <project>/params.yaml [--seconds 10] [--rates 25 50]
-                                      [--clients 1 4 16] [--challenger VERSION]
+                                      [--clients 1 4 16] [--challenger VERSION] [--workers 1]
 
 Needs a project with a registered champion (e.g. after `make run`). Both servers run on this
 machine's loopback, one at a time, on the same cores, serving `models:/<name>@champion`; the
@@ -157,6 +157,7 @@ def main() -> None:
     ap.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
     ap.add_argument("--rates", type=float, nargs="*", default=[])
     ap.add_argument("--challenger", help="a registered version to run in shadow, and to swap to and back under load")
+    ap.add_argument("--workers", type=int, default=1, help="our server's worker processes (serve --workers)")
     args = ap.parse_args()
 
     import mlflow
@@ -192,8 +193,8 @@ def main() -> None:
                 print(f"(no challenger alias to remove: {exc.error_code})", file=sys.stderr)
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        proc = start([sys.executable, "-m", "pipelines", "--params", str(settings.root / "params.yaml"), "serve", "--port", str(port)],
-                     env, url, "/health/ready", settings.root)
+        proc = start([sys.executable, "-m", "pipelines", "--params", str(settings.root / "params.yaml"), "serve", "--port", str(port),
+                      "--workers", str(args.workers)], env, url, "/health/ready", settings.root)
         return proc, url
 
     # 1. mlflow models serve of the same champion
@@ -247,7 +248,7 @@ def main() -> None:
         assert mlflow.MlflowClient().get_model_version_by_alias(name, "champion").version == champion
 
     ours_sat = max(r[2]["req_per_s"] for r in results if r[0] == "ours" and "closed" in r[1])
-    print(f"\ncores: {os.cpu_count()}, rows: single-row /invocations, {args.seconds:g} s per row below\n")
+    print(f"\ncores: {os.cpu_count()}, our workers: {args.workers}, rows: single-row /invocations, {args.seconds:g} s per row below\n")
     print("| server | load | requests | errors | req/s | p50 ms | p95 ms | p99 ms | max ms |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for who, load, r in results:
