@@ -10,7 +10,7 @@ SPARK_STAMP := $(VENV)/.installed-spark
 PIPFILTER := sed -u '/is ignored: it is neither a file nor a directory/d'
 
 .DEFAULT_GOAL := help
-.PHONY: help venv spark run test test-unit mlflow-ui up down unpause clean-data lock
+.PHONY: help venv spark run test test-unit serve mlflow-ui up down unpause clean-data lock
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ test: venv spark ## Run the whole test suite (unit + integration, real tools, Sp
 test-unit: venv ## Run only the fast unit tests
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest tests/unit
 
+serve: venv ## Serve the champion online on http://127.0.0.1:8000 (foreground; Ctrl-C stops; see "Serve online" in README)
+	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pipelines serve
+
 mlflow-ui: venv ## Open the MLflow UI on http://127.0.0.1:5000 (foreground; Ctrl-C to stop)
 	@$(VENV)/bin/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}" --host 127.0.0.1 --port 5000
 
@@ -48,8 +51,8 @@ up: venv ## Start a local Airflow 3 (UI/API on :8080) and the MLflow UI (:5000) 
 down: ## Stop exactly what `make up` started
 	@scripts/services.sh down
 
-unpause: venv ## Unpause the three DAGs (training, scoring, monitoring) on the local Airflow
-	@for d in training scoring monitoring; do \
+unpause: venv ## Unpause the DAGs (training, scoring, monitoring, rollout) on the local Airflow
+	@for d in training scoring monitoring rollout; do \
 	  PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHONPATH="$(CURDIR)" AIRFLOW_HOME="$${AIRFLOW_HOME:-$(CURDIR)/airflow}" \
 	  AIRFLOW__CORE__DAGS_FOLDER="$(CURDIR)/dags" AIRFLOW__CORE__LOAD_EXAMPLES=False airflow dags unpause $$d 2>/dev/null | tail -1; done
 

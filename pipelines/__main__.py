@@ -282,20 +282,29 @@ def promote(
 ) -> None:
     """Register the gated candidate (champion if it passed, else challenger), or promote by hand."""
     from pipelines.model.registry import promote_version
+    from pipelines.ops.promote import notify_server
     from pipelines.ops.promote import promote as fn
 
     if version:
-        _run(lambda: promote_version(_settings(), version, reason or ""))
+        _run(lambda: {**promote_version(_settings(), version, reason or ""), "server": _reloaded(notify_server())})
     else:
         _run(lambda: fn(_settings(), override_reason=override))
+
+
+def _reloaded(out: Any) -> str:
+    """What the online server said after a reload call (see ops/promote.notify_server)."""
+    if out is None:
+        return "not notified (no PIPELINES_SERVER_URL, or unreachable)"
+    return f"serves v{(out.get('champion') or {}).get('version')}"
 
 
 @app.command()
 def rollback(reason: str = typer.Option(..., help="Why the current champion is being rolled back.")) -> None:
     """Move the champion alias back to the previous champion."""
     from pipelines.model.registry import rollback as fn
+    from pipelines.ops.promote import notify_server
 
-    _run(lambda: fn(_settings(), reason))
+    _run(lambda: {**fn(_settings(), reason), "server": _reloaded(notify_server())})
 
 
 @app.command()
@@ -391,6 +400,26 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
         from pipelines.ops.cycle import status_lines
 
         print("\n".join(status_lines(res, detail=True)))
+
+
+@app.command()
+def serve(
+    host: Optional[str] = typer.Option(None, help="Interface to listen on; default serve.host (127.0.0.1)."),
+    port: Optional[int] = typer.Option(None, help="Port; default serve.port."),
+    reload_any_host: bool = typer.Option(
+        False, "--reload-any-host", help="Accept POST /reload and rollout actions from any host (token still needed); default serve.reload_any_host."
+    ),
+    workers: int = typer.Option(1, min=1, help="Worker processes on one socket; a worker that dies is replaced."),
+) -> None:
+    """Serve the registry's champion online (FastAPI on uvicorn): /invocations, /predict, /metrics.
+
+    Alias moves are picked up every serve.poll_seconds, or at once through POST /reload with
+    the bearer token in $PIPELINES_RELOAD_TOKEN. A challenger is rolled out in shadow, then
+    canary stages, under guardrails (params.yaml serve:).
+    """
+    from pipelines.serving.server import serve as fn
+
+    _run(lambda: fn(_settings(), host, port, reload_any_host or None, workers, STATE["params"]), emit=False)
 
 
 @app.command()

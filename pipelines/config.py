@@ -141,6 +141,39 @@ class DriftParams(_Section):
     spark_master: str = "local[*]"
 
 
+class ServeParams(_Section):
+    """The online server (pipelines/serving/server.py) and its rollout of a challenger."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    poll_seconds: float = Field(10.0, gt=0)
+    max_batch_rows: int = Field(1000, ge=1)
+    threads: int = Field(1, ge=0)
+    reload_any_host: bool = False
+    predictions_dir: str = "data/predictions_online"
+    log_flush_seconds: float = Field(2.0, gt=0)
+    shadow_queue: int = Field(1000, ge=1)
+    canary_stages: list[float] = Field(default_factory=lambda: [5.0, 25.0, 50.0, 100.0])
+    bake_seconds: float = Field(300.0, ge=0)
+    min_requests: int = Field(200, ge=1)
+    check_seconds: float = Field(30.0, gt=0)
+    max_error_rate: float = Field(0.01, ge=0, le=1)
+    p99_slo_ms: float = Field(50.0, gt=0)
+    p99_vs_champion: float = Field(1.5, ge=1)
+    max_prediction_psi: float = Field(0.25, gt=0)
+    psi_min_pairs: int = Field(200, ge=10)
+    alpha: float = Field(0.05, gt=0, lt=0.5)
+    min_outcomes: int = Field(100, ge=10)
+    planned_outcomes: int = Field(2000, ge=10)
+
+    @field_validator("canary_stages")
+    @classmethod
+    def _stages_rise_to_100(cls, v: list[float]) -> list[float]:
+        if not v or any(b <= a for a, b in zip(v, v[1:])) or v[0] <= 0 or v[-1] != 100:
+            raise ValueError("canary stages must rise strictly from above 0 and end at 100 (percent)")
+        return v
+
+
 class Params(_Section):
     project: ProjectParams = ProjectParams()
     data: DataParams
@@ -151,6 +184,7 @@ class Params(_Section):
     gate: GateParams = GateParams()
     score: ScoreParams = ScoreParams()
     drift: DriftParams = DriftParams()
+    serve: ServeParams = ServeParams()
 
     @field_validator("data", mode="before")
     @classmethod
@@ -203,6 +237,11 @@ class Settings:
     def shadow_predictions_dir(self) -> Path:
         """The challenger's scores of the same rows, beside the champion's."""
         return self.predictions_dir.with_name(self.predictions_dir.name + "_shadow")
+
+    @property
+    def online_predictions_dir(self) -> Path:
+        """The online server's prediction log: <dir>/<day>/part-*.parquet."""
+        return self.path(self.p.serve.predictions_dir)
 
     @property
     def reports_dir(self) -> Path:

@@ -51,6 +51,13 @@ def partition_files(folder: Path) -> dict[date, Path]:
     return dict(sorted(found.items()))
 
 
+def day_parts(folder: Path, day: date) -> list[Path]:
+    """The part files of one day in a folder of <YYYY-MM-DD>/part-*.parquet (the online
+    prediction log; pipelines/serving/predlog.py), oldest first; none when there is no folder."""
+    d = folder / day.isoformat()
+    return sorted(p for p in d.glob("part-*.parquet")) if d.is_dir() else []
+
+
 def find_partition(folder: Path, day: date) -> Path | None:
     for suffix in (".parquet", ".csv"):
         p = folder / f"{day.isoformat()}{suffix}"

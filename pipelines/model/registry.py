@@ -250,8 +250,9 @@ def register_candidate(
     return out
 
 
-def promote_version(settings: Settings, version: str, reason: str) -> dict[str, Any]:
-    """Manually make ``version`` champion; a written reason is required and recorded."""
+def promote_version(settings: Settings, version: str, reason: str, by: str | None = None) -> dict[str, Any]:
+    """Make ``version`` champion by hand (or, with ``by``, by another recorded decision such as
+    the online rollout's); a written reason is required and recorded."""
     if not reason or not reason.strip():
         raise PipelineError("a manual promotion needs a written reason (--reason)")
     client = mlflow_client(settings)
@@ -263,7 +264,7 @@ def promote_version(settings: Settings, version: str, reason: str) -> dict[str, 
     except MlflowException as exc:
         raise PipelineError(f"model {name} has no version {version}") from exc
     with promotion_lock(client, name):
-        _set_champion(client, name, str(version), f"manual by {getpass.getuser()}: {reason.strip()}")
+        _set_champion(client, name, str(version), f"{by or 'manual by ' + getpass.getuser()}: {reason.strip()}")
     return {"model_name": name, "champion": str(version), "reason": reason.strip()}
 
 

@@ -27,7 +27,7 @@ import pandas as pd
 
 from pipelines.config import DriftParams, Settings
 from pipelines.errors import PipelineError
-from pipelines.io import atomic_path, read_json, write_json
+from pipelines.io import atomic_path, day_parts, read_json, write_json
 from pipelines.model.champion import champion_profile, champion_reference
 
 IN_FLIGHT_MARKER = ".retrain_in_flight"
@@ -259,7 +259,29 @@ def drift(settings: Settings, day: date, engine: str | None = None, source: str 
     }
     _log_run(summary)
     write_json(summary, out_dir / f"{day.isoformat()}.json")
+    write_prometheus(summary, out_dir / PROM_FILE)
     return summary
+
+
+PROM_FILE = "drift.prom"
+
+
+def write_prometheus(summary: dict[str, Any], dest: Path) -> Path:
+    """The latest day's PSI values in Prometheus' text format (for node_exporter's textfile
+    collector, or any scraper of files): the same unrounded numbers as the summary."""
+    from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
+
+    reg = CollectorRegistry()
+    labels = {"day": summary["day"], "champion_version": summary["champion_version"]}
+    psi = Gauge("pipelines_drift_psi", "PSI of each feature against the champion's frozen profile", ["feature", *labels], registry=reg)
+    for feature, value in summary["psi"].items():
+        psi.labels(feature, *labels.values()).set(value)
+    if summary.get("score_psi") is not None:
+        Gauge("pipelines_drift_score_psi", "PSI of the champion's scores (batch and online)", list(labels), registry=reg).labels(*labels.values()).set(summary["score_psi"])
+    Gauge("pipelines_drift_retrain_due", "1 if the drift job asked for retraining", list(labels), registry=reg).labels(*labels.values()).set(1 if summary.get("retrain") else 0)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    write_to_textfile(str(dest), reg)  # written to a temporary file and renamed
+    return dest
 
 
 def count_batch(settings: Settings, engine: str, source: str, profile: dict[str, Any]) -> tuple[dict[str, Any], int, list[pd.DataFrame]]:
@@ -274,18 +296,22 @@ def count_batch(settings: Settings, engine: str, source: str, profile: dict[str,
 
 
 def prediction_psi(settings: Settings, day: date, profile: dict[str, Any], champion_version: str) -> float | None:
-    """PSI of the day's champion scores against its scores on its training data (None when the
-    day has no predictions by that champion)."""
+    """PSI of the day's champion scores (batch and online) against its scores on its training
+    data (None when the day has no predictions by that champion)."""
     from pipelines.model.profile import bin_numeric, psi as psi_of, stream_parquet
 
     pred = settings.predictions_dir / f"{day.isoformat()}.parquet"
-    if not pred.is_file():
-        return None
+    # batch predictions, then the online server's log of the day (the rows the champion answered)
+    sources = ([pred] if pred.is_file() else []) + day_parts(settings.online_predictions_dir, day)
     counts = None
-    for chunk in stream_parquet(pred, ["score", "model_version"], settings.p.drift.chunk_rows):
-        mine = chunk["score"][chunk["model_version"] == champion_version].to_numpy(dtype="float64")
-        c = bin_numeric(mine, profile["score"]["edges"])
-        counts = c if counts is None else counts + c
+    for path in sources:
+        online = path != pred
+        for chunk in stream_parquet(path, ["score", "model_version", *(["variant"] if online else [])], settings.p.drift.chunk_rows):
+            keep = chunk["model_version"] == champion_version
+            if online:
+                keep &= chunk["variant"] == "champion"
+            c = bin_numeric(chunk["score"][keep].to_numpy(dtype="float64"), profile["score"]["edges"])
+            counts = c if counts is None else counts + c
     if counts is None or counts.sum() == 0:
         return None
     return psi_of(profile["score"]["counts"], counts)

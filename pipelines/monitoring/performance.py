@@ -9,15 +9,19 @@ shows one time series per model version (metric ``live_roc_auc``).
 from __future__ import annotations
 
 import logging
+import re
 from datetime import date, datetime, timezone
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from pipelines.config import Settings
 from pipelines.data.prepare import binary_labels
 from pipelines.errors import PipelineError
-from pipelines.io import find_partition, partition_files, read_frame, write_json
+from pipelines.io import day_parts, find_partition, partition_files, read_frame, write_json
+
+DAY_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +39,36 @@ def live_metrics(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     return out
 
 
+SERVED = ("batch", "champion", "canary")  # predictions a client received (not shadow or off-path scores)
+
+
+def day_predictions(settings: Settings, day: date) -> pd.DataFrame:
+    """A day's predictions: the batch partition and the online server's log (serve.predictions_dir),
+    with a ``variant`` column (``batch`` for batch rows) and ids as text."""
+    d = settings.p.data
+    cols = [d.id_col, "score", "model_version", "model_run_id"]
+    frames = []
+    batch = settings.predictions_dir / f"{day.isoformat()}.parquet"
+    if batch.is_file():
+        frames.append(read_frame(batch)[cols].assign(variant="batch"))
+    frames += [read_frame(p)[[*cols, "variant"]] for p in day_parts(settings.online_predictions_dir, day)]
+    if not frames:
+        raise PipelineError(f"no predictions for {day} ({batch} missing, nothing in {settings.online_predictions_dir / day.isoformat()})")
+    out = pd.concat(frames, ignore_index=True)
+    out = out[out[d.id_col].notna()]
+    out[d.id_col] = out[d.id_col].astype(str)
+    return out
+
+
+def predicted_days(settings: Settings) -> list[date]:
+    """Days with batch or online predictions."""
+    online = settings.online_predictions_dir
+    days = set(partition_files(settings.predictions_dir))
+    if online.is_dir():
+        days |= {date.fromisoformat(p.name) for p in online.iterdir() if p.is_dir() and DAY_DIR.match(p.name) and day_parts(online, date.fromisoformat(p.name))}
+    return sorted(days)
+
+
 def performance(settings: Settings, day: date) -> dict[str, Any]:
     """Join the day's predictions with its matured labels; log the metrics; write a summary."""
     import mlflow
@@ -42,18 +76,17 @@ def performance(settings: Settings, day: date) -> dict[str, Any]:
     from pipelines.tracking import setup_mlflow
 
     d = settings.p.data
-    pred_path = settings.predictions_dir / f"{day.isoformat()}.parquet"
-    if not pred_path.is_file():
-        raise PipelineError(f"no predictions for {day} ({pred_path} missing)")
+    pred = day_predictions(settings, day)
     label_path = find_partition(settings.labels_dir, day)
     if label_path is None:
         raise PipelineError(f"labels for {day} have not matured yet (nothing in {settings.labels_dir})")
-    pred = read_frame(pred_path)
     labels = read_frame(label_path)[[d.id_col, d.target]]
     labels[d.target] = binary_labels(labels[d.target], d.positive_label, d.target)
+    labels[d.id_col] = labels[d.id_col].astype(str)
     joined = pred.merge(labels, on=d.id_col, how="inner")
     joined = joined[joined[d.target].notna()]
-    metrics = live_metrics(joined["score"].to_numpy(dtype="float64"), joined[d.target].to_numpy(dtype="int64"))
+    served = joined[joined["variant"].isin(SERVED)]  # what clients got; shadow rows only feed their model's series
+    metrics = live_metrics(served["score"].to_numpy(dtype="float64"), served[d.target].to_numpy(dtype="int64"))
     setup_mlflow(settings)
     client = mlflow.MlflowClient()
     when = int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp() * 1000)
@@ -65,9 +98,10 @@ def performance(settings: Settings, day: date) -> dict[str, Any]:
             client.log_metric(run_id, key, value, timestamp=when, step=day.toordinal())
     summary = {
         "day": day.isoformat(),
-        "model_versions": sorted(joined["model_version"].astype(str).unique()),
-        "matched_rows": int(len(joined)),
-        "prediction_rows": int(len(pred)),
+        "model_versions": sorted(served["model_version"].astype(str).unique()),
+        "matched_rows": int(len(served)),
+        "prediction_rows": int(pred["variant"].isin(SERVED).sum()),
+        "online_rows": int((pred["variant"] != "batch").sum()),
         **{k: round(v, 6) for k, v in metrics.items()},
     }
     write_json(summary, settings.reports_dir / "performance" / f"{day.isoformat()}.json")
@@ -79,13 +113,13 @@ def measure_matured_days(settings: Settings) -> list[dict[str, Any]]:
     done = {p.stem for p in (settings.reports_dir / "performance").glob("20*.json")}
     labelled = partition_files(settings.labels_dir)
     out = []
-    for day in partition_files(settings.predictions_dir):
+    for day in predicted_days(settings):
         if day in labelled and day.isoformat() not in done:
             res = performance(settings, day)
             log.info("%s: live ROC AUC %s on %s rows (model v%s)", day, res.get("live_roc_auc"), res["matched_rows"], res["model_versions"])
             out.append({"day": res["day"], "live_roc_auc": res.get("live_roc_auc"), "rows": res["matched_rows"]})
     if not out:
-        predicted = partition_files(settings.predictions_dir)
+        predicted = predicted_days(settings)
         waiting = [d for d in predicted if d not in labelled]
         log.info(
             "%s",

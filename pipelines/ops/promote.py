@@ -9,7 +9,11 @@ orchestration, so it lives here.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import urllib.error
+import urllib.request
 from typing import Any
 
 from pipelines.config import Settings
@@ -50,7 +54,45 @@ def promote(settings: Settings, override_reason: str | None = None) -> dict[str,
             log.info("champion moved from %s to v%s after the gate ran; re-running the gate against it", judged or "none", now)
             decision = evaluate(settings)
             log.info("%s", format_decision(decision))
-        return registry.register_candidate(settings, client, candidate, decision, now, override_reason)
+        out = registry.register_candidate(settings, client, candidate, decision, now, override_reason)
+    notify_server()
+    return out
+
+
+def server_url(default: str = "") -> str:
+    """$PIPELINES_SERVER_URL (else ``default``), checked to be http(s): urlopen would also open
+    file: and ftp: URLs, and this one comes from the environment."""
+    import urllib.parse
+
+    url = os.environ.get("PIPELINES_SERVER_URL", "").rstrip("/") or default
+    if url and urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        raise PipelineError(f"PIPELINES_SERVER_URL must be an http:// or https:// URL, got {url!r}")
+    return url
+
+
+def notify_server(timeout_s: float = 60.0) -> dict[str, Any] | None:
+    """Ask the online server to check the registry's aliases now (POST /reload), when one is
+    configured: $PIPELINES_SERVER_URL (e.g. http://127.0.0.1:8000) and the bearer token in
+    $PIPELINES_RELOAD_TOKEN. Without it, or if the call fails, the server still sees the move at
+    its next poll (serve.poll_seconds): the alias is the truth, the call only makes it immediate."""
+    try:
+        url = server_url()
+    except PipelineError as exc:
+        log.warning("not telling any server to reload: %s", exc)
+        return None
+    if not url:
+        return None
+    req = urllib.request.Request(  # noqa: S310 - the scheme is checked by server_url
+        f"{url}/reload", method="POST", headers={"Authorization": f"Bearer {os.environ.get('PIPELINES_RELOAD_TOKEN', '')}"}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310 - http(s) only (server_url)
+            out = json.loads(resp.read() or b"{}")
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        log.warning("could not tell the server at %s to reload (it will see the move at its next poll): %s", url, exc)
+        return None
+    log.info("server at %s now serves champion v%s", url, (out.get("champion") or {}).get("version"))
+    return out
 
 
 def record_experiment(settings: Settings, experiment: str) -> dict[str, Any]:

@@ -22,7 +22,7 @@ def dagbag():
 
 def test_no_import_errors(dagbag) -> None:
     assert dagbag.import_errors == {}
-    assert set(dagbag.dag_ids) == {"training", "scoring", "monitoring"}
+    assert set(dagbag.dag_ids) == {"training", "scoring", "monitoring", "rollout"}
 
 
 def _edges(dag) -> set[tuple[str, str]]:
@@ -59,13 +59,20 @@ def test_monitoring_structure(dagbag) -> None:
     assert "performance" in dag.task_dict
 
 
+def test_rollout_structure(dagbag) -> None:
+    dag = dagbag.dags["rollout"]
+    assert list(dag.task_dict) == ["rollout_step"]
+    assert set(dag.params) == {"action", "reason"}
+    assert dag.params["action"] is None and dag.max_active_runs == 1  # optional: a scheduled run just checks
+
+
 def test_every_task_has_retries(dagbag) -> None:
     for dag in dagbag.dags.values():
         for t in dag.tasks:
             assert t.retries >= 1, f"{dag.dag_id}.{t.task_id} has no retries"
 
 
-@pytest.mark.parametrize("dag_file", ["training.py", "scoring.py", "monitoring.py"])
+@pytest.mark.parametrize("dag_file", ["training.py", "scoring.py", "monitoring.py", "rollout.py"])
 def test_dag_file_imports_nothing_heavy_and_parses_fast(dag_file: str) -> None:
     """Parse the file in a fresh interpreter (after Airflow's own import) and report its cost."""
     code = f"""

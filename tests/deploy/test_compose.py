@@ -25,9 +25,10 @@ ENV_EXAMPLE = (REPO / ".env.example").read_text()
 
 AIRFLOW_SERVICES = {"airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
                     "airflow-triggerer", "airflow-worker"}
-SERVICES = {"postgres", "redis", "minio", "minio-init", "mlflow", "pipelines"} | AIRFLOW_SERVICES
+SERVING_PROFILE = {"serving", "prometheus", "grafana"}
+SERVICES = {"postgres", "redis", "minio", "minio-init", "mlflow", "pipelines"} | AIRFLOW_SERVICES | SERVING_PROFILE
 # services that run the pipelines' code (DAG tasks run on the workers; the CLI service)
-RUNS_PIPELINES = {"airflow-worker", "pipelines"}
+RUNS_PIPELINES = {"airflow-worker", "pipelines", "serving"}
 # read by the code but deliberately not set by the compose file
 OPTIONAL_ENV = {
     "PATH": "the image's PATH",
@@ -89,7 +90,7 @@ def test_services_and_start_order(compose: dict[str, Any]) -> None:
             else:
                 pytest.fail(f"{name} -> {dep}: depends_on without a health or completion condition ({condition})")
     long_running = {n for n, s in services.items() if s.get("restart") != "no" and "profiles" not in s}
-    assert long_running == SERVICES - {"minio-init", "airflow-init", "pipelines"}
+    assert long_running == SERVICES - {"minio-init", "airflow-init", "pipelines"} - SERVING_PROFILE
     for name in long_running:
         assert "healthcheck" in services[name], f"{name} has no healthcheck"
     for name in AIRFLOW_SERVICES - {"airflow-init"}:
@@ -103,7 +104,7 @@ def test_ports_listen_on_localhost_only(compose: dict[str, Any]) -> None:
             assert isinstance(port, str) and port.startswith("127.0.0.1:"), f"{name} publishes {port} beyond localhost"
             host_port, container_port = port.split(":")[1:]
             published[name] = (int(host_port), int(container_port))
-    assert set(published) == {"minio", "mlflow", "airflow-apiserver"}
+    assert set(published) == {"minio", "mlflow", "airflow-apiserver"} | SERVING_PROFILE
     assert published["airflow-apiserver"] == (8080, 8080) and published["mlflow"] == (5000, 5000)
 
 
@@ -213,7 +214,7 @@ def test_the_image_builds_from_the_lock_and_provides_every_command(compose: dict
     assert {".env", ".venv/", "data/", "dvc.lock"} <= set(ignored)
     services = compose["services"]
     images = {name for name, svc in services.items() if svc.get("build")}
-    assert images == {"mlflow", "pipelines"} | AIRFLOW_SERVICES
+    assert images == {"mlflow", "pipelines", "serving"} | AIRFLOW_SERVICES
     assert len({services[n]["image"] for n in images}) == 1, "one image for every Python service"
     commands = {name: [*(services[name].get("entrypoint") or []), *(services[name].get("command") or [])] for name in images}
     airflow_subcommands = set()
@@ -241,3 +242,35 @@ def test_the_image_builds_from_the_lock_and_provides_every_command(compose: dict
     assert out.returncode == 0 and "worker" in out.stdout, "the Celery provider is not installed: " + out.stderr[-500:]
     out = subprocess.run([str(bindir / "mlflow"), "server", "--help"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "--app-name" in out.stdout and "--artifacts-destination" in out.stdout
+
+
+def test_serving_profile_matches_the_server(compose: dict[str, Any]) -> None:
+    """The serving service runs our server where Prometheus scrapes it; every metric the
+    Grafana dashboard queries is one the server exports."""
+    from pipelines.serving.server import Metrics
+
+    services = compose["services"]
+    for name in SERVING_PROFILE:
+        assert services[name]["profiles"] == ["serving"], f"{name} must be in the serving profile only"
+    cmd = services["serving"]["command"]
+    port = int(cmd[cmd.index("--port") + 1])
+    assert cmd[0] == "serve" and cmd[cmd.index("--host") + 1] == "0.0.0.0" and "--reload-any-host" in cmd
+    assert services["serving"]["ports"] == [f"127.0.0.1:{port}:{port}"] or services["serving"]["ports"][0].endswith(f":{port}")
+    help_text = subprocess.run([sys.executable, "-m", "pipelines", "serve", "--help"], capture_output=True, text=True, cwd=REPO,
+                               env={"PATH": "/usr/bin:/bin", "COLUMNS": "200"}, timeout=120).stdout
+    for flag in ("--host", "--port", "--reload-any-host"):
+        assert flag in help_text, f"python -m pipelines serve has no {flag}"
+    worker = env_of(services["airflow-worker"])
+    assert urlparse(worker["PIPELINES_SERVER_URL"]).hostname == "serving" and urlparse(worker["PIPELINES_SERVER_URL"]).port == port
+    scrape = yaml.safe_load((REPO / "deploy/prometheus.yml").read_text())["scrape_configs"]
+    assert [t for job in scrape for sc in job["static_configs"] for t in sc["targets"]] == [f"serving:{port}"]
+    assert scrape[0]["metrics_path"] == "/metrics"
+    exported = set()
+    suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"], "gauge": [""]}
+    for metric in Metrics().registry.collect():  # labelled metrics have no samples yet: names by type
+        exported |= {metric.name + suffix for suffix in suffixes[metric.type]}
+    dashboard = __import__("json").loads((REPO / "deploy/grafana/dashboards/serving.json").read_text())
+    queried = {m for p in dashboard["panels"] for t in p["targets"] for m in re.findall(r"\b(serving_[a-z_]+)", t["expr"])}
+    assert queried and not queried - exported, f"the dashboard queries metrics the server does not export: {sorted(queried - exported)}"
+    provisioning = yaml.safe_load((REPO / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text())
+    assert provisioning["datasources"][0]["url"] == "http://prometheus:9090"

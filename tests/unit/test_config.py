@@ -42,3 +42,17 @@ def test_feature_in_two_roles_rejected(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(PipelineError, match="params file not found"):
         load_settings(tmp_path / "nope.yaml")
+
+
+def test_serve_section_is_validated(tmp_path: Path) -> None:
+    s = load_settings(REPO / "params.yaml")
+    assert s.p.serve.host == "127.0.0.1" and s.p.serve.canary_stages == [5, 25, 50, 100]
+    assert s.online_predictions_dir == REPO / "data" / "predictions_online"
+    text = (REPO / "params.yaml").read_text().replace("canary_stages: [5, 25, 50, 100]", "canary_stages: [5, 50, 25]")
+    (tmp_path / "params.yaml").write_text(text)
+    with pytest.raises(PipelineError, match="serve.canary_stages: .*end at 100"):
+        load_settings(tmp_path / "params.yaml")
+    text = (REPO / "params.yaml").read_text().replace("max_error_rate: 0.01", "max_error_rate: 2")
+    (tmp_path / "params.yaml").write_text(text)
+    with pytest.raises(PipelineError, match="serve.max_error_rate"):
+        load_settings(tmp_path / "params.yaml")

@@ -1,0 +1,262 @@
+"""Online serving benchmark: our server against `mlflow models serve` of the same champion.
+
+    .venv/bin/python bench/serving.py --params <project>/params.yaml [--seconds 10] [--rates 25 50]
+                                      [--clients 1 4 16] [--challenger VERSION] [--workers 1]
+
+Needs a project with a registered champion (e.g. after `make run`). Both servers run on this
+machine's loopback, one at a time, on the same cores, serving `models:/<name>@champion`; the
+load generator (aiohttp, in this process) sends single-row `/invocations` requests:
+
+- saturation: closed loop, N clients each sending the next request when the last answered, for
+  ``--seconds``: achieved req/s and latency;
+- fixed arrival rates (open loop): requests sent on a fixed schedule for ``--seconds`` (bounded
+  count = rate x seconds), latency measured from the scheduled send time (no coordinated
+  omission); ours only, at half of its saturation rate and at ``--rates``;
+- shadow: ours with ``--challenger`` in shadow at the same fixed rate (p99 difference);
+- swap and rollback under load: at a fixed rate, the champion alias is moved to the challenger
+  and back (promote_version, rollback, each followed by POST /reload): failed requests counted.
+
+Prints a Markdown table for BENCHMARKS.md. Every process it starts is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+TOKEN = "bench-token"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(cmd: list[str], env: dict[str, str], url: str, health: str, cwd: Path) -> subprocess.Popen[bytes]:
+    import urllib.request
+
+    log = tempfile.NamedTemporaryFile(prefix="bench-serving-", suffix=".log", delete=False)
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{cmd[:4]} exited {proc.returncode}: see {log.name}")
+        try:
+            with urllib.request.urlopen(url + health, timeout=2) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.3)  # not up yet
+    stop(proc)
+    raise SystemExit(f"{cmd[:4]} not ready after 180 s: see {log.name}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    import signal
+
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)  # its own session: the server and what it started
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def summary(lat_s: list[float], errors: int, seconds: float) -> dict[str, Any]:
+    a = np.asarray(lat_s) * 1000
+    ok = len(a)
+    return {
+        "requests": ok + errors,
+        "errors": errors,
+        "req_per_s": round(ok / seconds, 1),
+        **({f"p{q}": round(float(np.percentile(a, q)), 2) for q in (50, 95, 99)} if ok else {}),
+        "max": round(float(a.max()), 2) if ok else None,
+    }
+
+
+async def closed_loop(url: str, bodies: list[bytes], clients: int, seconds: float) -> dict[str, Any]:
+    import aiohttp
+
+    lat: list[float] = []
+    errors = 0
+    end = time.perf_counter() + seconds
+
+    async def client(k: int, session: Any) -> None:
+        nonlocal errors
+        i = k
+        while time.perf_counter() < end:
+            t = time.perf_counter()
+            try:
+                async with session.post(url, data=bodies[i % len(bodies)], headers={"content-type": "application/json"}) as r:
+                    await r.read()
+                    if r.status == 200:
+                        lat.append(time.perf_counter() - t)
+                    else:
+                        errors += 1
+            except aiohttp.ClientError:
+                errors += 1
+            i += clients
+
+    started = time.perf_counter()
+    async with aiohttp.ClientSession() as session:
+        await asyncio.gather(*(client(k, session) for k in range(clients)))
+    return summary(lat, errors, time.perf_counter() - started)
+
+
+async def open_loop(url: str, bodies: list[bytes], rate: float, seconds: float, during: Any = None) -> dict[str, Any]:
+    """``rate`` requests a second on a fixed schedule for ``seconds``; ``during`` (a blocking
+    function) runs in a thread meanwhile."""
+    import aiohttp
+
+    n = int(rate * seconds)
+    lat: list[float] = []
+    errors = 0
+    t0 = time.perf_counter() + 0.2
+
+    async def one(i: int, session: Any) -> None:
+        nonlocal errors
+        scheduled = t0 + i / rate
+        await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+        try:
+            async with session.post(url, data=bodies[i % len(bodies)], headers={"content-type": "application/json"}) as r:
+                await r.read()
+                if r.status == 200:
+                    lat.append(time.perf_counter() - scheduled)
+                else:
+                    errors += 1
+        except aiohttp.ClientError:
+            errors += 1
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as session:
+        side = asyncio.create_task(asyncio.to_thread(during)) if during else None
+        await asyncio.gather(*(one(i, session) for i in range(n)))
+        if side:
+            await side
+    return summary(lat, errors, seconds)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--params", required=True, help="params.yaml of a project with a registered champion")
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
+    ap.add_argument("--rates", type=float, nargs="*", default=[])
+    ap.add_argument("--challenger", help="a registered version to run in shadow, and to swap to and back under load")
+    ap.add_argument("--workers", type=int, default=1, help="our server's worker processes (serve --workers)")
+    args = ap.parse_args()
+
+    import mlflow
+    import pandas as pd
+
+    from pipelines.config import load_settings
+    from pipelines.io import partition_files
+    from pipelines.model.registry import promote_version, rollback
+    from pipelines.tracking import setup_mlflow, tracking_uri
+
+    settings = load_settings(args.params)
+    setup_mlflow(settings)
+    name, d = settings.p.project.model_name, settings.p.data
+    day = list(partition_files(settings.validated_dir).values())[-1]
+    frame = pd.read_parquet(day).head(500)
+    rows = json.loads(frame[[d.id_col, *d.features]].astype({d.id_col: str}).to_json(orient="records"))
+    bodies = [json.dumps({"dataframe_records": [r]}).encode() for r in rows]
+    bindir = str(Path(sys.executable).parent)
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_REGISTRY_URI",)}
+    env.update(PATH=f"{bindir}:{env.get('PATH', '')}", MLFLOW_TRACKING_URI=tracking_uri(settings), PYTHONPATH=str(REPO),
+               PIPELINES_RELOAD_TOKEN=TOKEN)
+    champion = mlflow.MlflowClient().get_model_version_by_alias(name, "champion").version
+    results: list[tuple[str, str, dict[str, Any]]] = []
+
+    def ours(challenger: bool) -> tuple[subprocess.Popen[bytes], str]:
+        client = mlflow.MlflowClient()
+        if challenger:
+            client.set_registered_model_alias(name, "challenger", args.challenger)
+        else:
+            try:
+                client.delete_registered_model_alias(name, "challenger")
+            except mlflow.exceptions.MlflowException as exc:
+                print(f"(no challenger alias to remove: {exc.error_code})", file=sys.stderr)
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        proc = start([sys.executable, "-m", "pipelines", "--params", str(settings.root / "params.yaml"), "serve", "--port", str(port),
+                      "--workers", str(args.workers)], env, url, "/health/ready", settings.root)
+        return proc, url
+
+    # 1. mlflow models serve of the same champion
+    port = free_port()
+    mproc = start([f"{bindir}/mlflow", "models", "serve", "-m", f"models:/{name}@champion", "--env-manager", "local",
+                   "-p", str(port), "-h", "127.0.0.1"], env, f"http://127.0.0.1:{port}", "/health", settings.root)
+    try:
+        for c in args.clients:
+            results.append(("mlflow models serve", f"closed loop, {c} client(s)", asyncio.run(closed_loop(f"http://127.0.0.1:{port}/invocations", bodies, c, args.seconds))))
+    finally:
+        stop(mproc)
+    mlflow_sat = max(r[2]["req_per_s"] for r in results)
+
+    # 2. ours, champion only
+    proc, url = ours(False)
+    try:
+        for c in args.clients:
+            results.append(("ours", f"closed loop, {c} client(s)", asyncio.run(closed_loop(url + "/invocations", bodies, c, args.seconds))))
+        sat = max(r[2]["req_per_s"] for r in results if r[0] == "ours")
+        half = round(sat / 2)
+        for rate in [half, *args.rates]:
+            results.append(("ours", f"fixed {rate:g} req/s", asyncio.run(open_loop(url + "/invocations", bodies, rate, args.seconds))))
+    finally:
+        stop(proc)
+
+    if args.challenger:
+        # 3. ours with the challenger in shadow, same rate
+        proc, url = ours(True)
+        try:
+            results.append(("ours + shadow", f"fixed {half:g} req/s", asyncio.run(open_loop(url + "/invocations", bodies, half, args.seconds))))
+
+            # 4. swap to the challenger and back (rollback), under load
+            def swaps() -> None:
+                import urllib.request
+
+                def reload() -> None:
+                    req = urllib.request.Request(url + "/reload", method="POST", headers={"Authorization": f"Bearer {TOKEN}"})
+                    urllib.request.urlopen(req, timeout=120).read()
+
+                time.sleep(args.seconds / 4)
+                promote_version(settings, args.challenger, "benchmark: swap under load")
+                reload()
+                time.sleep(args.seconds / 4)
+                rollback(settings, "benchmark: rollback under load")
+                reload()
+
+            results.append(("ours, swap + rollback", f"fixed {half:g} req/s", asyncio.run(open_loop(url + "/invocations", bodies, half, args.seconds, swaps))))
+        finally:
+            stop(proc)
+            mlflow.MlflowClient().delete_registered_model_alias(name, "challenger")
+        assert mlflow.MlflowClient().get_model_version_by_alias(name, "champion").version == champion
+
+    ours_sat = max(r[2]["req_per_s"] for r in results if r[0] == "ours" and "closed" in r[1])
+    print(f"\ncores: {os.cpu_count()}, our workers: {args.workers}, rows: single-row /invocations, {args.seconds:g} s per row below\n")
+    print("| server | load | requests | errors | req/s | p50 ms | p95 ms | p99 ms | max ms |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for who, load, r in results:
+        print(f"| {who} | {load} | {r['requests']} | {r['errors']} | {r['req_per_s']} | {r.get('p50')} | {r.get('p95')} | {r.get('p99')} | {r.get('max')} |")
+    print(f"\nsaturation: ours {ours_sat} req/s, mlflow models serve {mlflow_sat} req/s ({ours_sat / mlflow_sat:.2f}x)")
+    sys.stdout.flush()
+    os._exit(0)  # see pipelines/__main__.py: pyarrow can abort at interpreter exit
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""Monitoring reads the online server's prediction log beside batch predictions."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import numpy as np
+import pandas as pd
+
+from pipelines.config import Settings
+from pipelines.monitoring.drift import prediction_psi
+from pipelines.monitoring.performance import day_predictions, predicted_days
+from pipelines.serving.predlog import PredictionLog
+
+DAY = datetime.now(timezone.utc).date()  # the log partitions by the day a request arrived (UTC)
+
+
+def _log(settings: Settings) -> PredictionLog:
+    d = settings.p.data
+    plog = PredictionLog(settings.online_predictions_dir, d.id_col, d.timestamp_col)
+    plog.append("r1", [1, 2], "champion", "m", "3", "run3", np.array([0.1, 0.9]), 1.5)
+    plog.append("r1", [1, 2], "shadow", "m", "4", "run4", np.array([0.2, 0.8]), 2.5)
+    plog.append("r2", [3], "canary", "m", "4", "run4", np.array([0.7]), 2.0)
+    assert plog.flush() == 5 and plog.flush() == 0
+    return plog
+
+
+def test_online_log_is_read_with_batch_predictions(settings: Settings) -> None:
+    d = settings.p.data
+    settings.predictions_dir.mkdir(parents=True)
+    pd.DataFrame({d.id_col: [7], "score": [0.5], "model_version": ["3"], "model_run_id": ["run3"]}).to_parquet(
+        settings.predictions_dir / f"{DAY.isoformat()}.parquet")
+    _log(settings)
+    parts = list((settings.online_predictions_dir / DAY.isoformat()).glob("part-*.parquet"))
+    assert len(parts) == 1
+    assert set(pd.read_parquet(parts[0]).columns) >= {"request_id", d.id_col, d.timestamp_col, "variant", "model_version", "score", "latency_ms"}
+    pred = day_predictions(settings, DAY)
+    assert sorted(pred["variant"]) == ["batch", "canary", "champion", "champion", "shadow", "shadow"]
+    assert pred[d.id_col].tolist() == ["7", "1", "2", "1", "2", "3"]
+    assert predicted_days(settings) == [DAY]
+
+
+def test_prediction_drift_counts_the_champions_online_scores(settings: Settings) -> None:
+    _log(settings)
+    profile = {"score": {"edges": [0.5], "counts": [1, 1]}}
+    # only v3's answers to clients count: 0.1 and 0.9, one per bin, the reference's shape
+    assert prediction_psi(settings, DAY, profile, "3") == 0.0
+    assert prediction_psi(settings, DAY, profile, "9") is None
+
+
+def test_drift_psi_is_exported_for_prometheus(tmp_path) -> None:  # noqa: ANN001
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from pipelines.monitoring.drift import write_prometheus
+
+    summary = {"day": "2026-01-22", "champion_version": "3", "psi": {"age": 0.01, "logins_30d": 1.3125}, "score_psi": 0.2, "retrain": True}
+    text = write_prometheus(summary, tmp_path / "drift.prom").read_text()
+    got = {(s.name, s.labels.get("feature")): s.value for f in text_string_to_metric_families(text) for s in f.samples}
+    assert got[("pipelines_drift_psi", "logins_30d")] == 1.3125 and got[("pipelines_drift_psi", "age")] == 0.01
+    assert got[("pipelines_drift_score_psi", None)] == 0.2 and got[("pipelines_drift_retrain_due", None)] == 1
