@@ -113,17 +113,18 @@ def _set_champion(client: Any, name: str, version: str, reason: str) -> None:
         client.set_model_version_tag(name, history[-1], "replaced_by", f"v{version} ({reason})")
     client.set_registered_model_alias(name, "champion", version)
     failpoint("promote:alias")  # the alias moved, the history and the version's tags not yet
-    _record_champion(client, name, version, reason)
+    _record_champion(client, name, version, reason, repair_only=False)
 
 
-def _record_champion(client: Any, name: str, version: str, reason: str) -> None:
-    """The champion history ends with ``version`` and the version says since when and why;
-    repairs a promotion that was killed after moving the alias."""
+def _record_champion(client: Any, name: str, version: str, reason: str, repair_only: bool = True) -> None:
+    """The champion history ends with ``version`` and the version says since when and why.
+    With ``repair_only`` (a re-run finding the alias already moved) the version's tags are
+    written only if the killed promotion did not get to them."""
     history = _history(client, name)
     if not history or history[-1] != version:
         history.append(version)
         client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
-    if not client.get_model_version(name, version).tags.get("champion_since"):
+    if not repair_only or client.get_model_version(name, version).tags.get("champion_reason") is None:
         client.set_model_version_tag(name, version, "champion_since", datetime.now(timezone.utc).isoformat(timespec="seconds"))
         client.set_model_version_tag(name, version, "champion_reason", reason)
 

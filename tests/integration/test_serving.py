@@ -446,14 +446,14 @@ def test_a_good_challenger_goes_shadow_then_canary_sticky_then_champion_on_live_
         r.headers["x-model-version"] for r in drive_n(server, rows[:40], 40)
     ]
     assert {r.headers["x-model-variant"] for r in again} == {"champion", "canary"}, first
-    httpx.post(server.url + "/rollout/resume", headers=AUTH)
-    st = rollout_status(server)
+    st = rollout_status(server)  # still paused: the stage cannot move between these two reads
     mine = [h["action"] for h in st["history"] if h["version"] == v2]
     assert mine[:2] == ["shadow", "advance"] and "reject" not in mine, st
     m = metric_samples(server.url)
     assert m[("serving_canary_share", ())] == st["canary_percent"]
     assert m[("serving_rollout_stage", (("stage", "canary"), ("version", v2)))] == 1
     assert m[("serving_shadow_abs_diff_count", ())] > 0
+    httpx.post(server.url + "/rollout/resume", headers=AUTH)
 
     # promotion on live outcomes: labels mature (here: the challenger was right more often)
     from pipelines.io import day_parts
@@ -485,3 +485,34 @@ def test_a_good_challenger_goes_shadow_then_canary_sticky_then_champion_on_live_
     assert mv.tags["champion_reason"].startswith("online rollout (sequential test on live outcomes): promote")
     assert mv.tags["rollout_stage"] == "promoted"
     assert any(f.path.endswith("-promote.json") for f in mlflow.MlflowClient().list_artifacts(mv.run_id, "rollout"))
+
+
+def test_a_corrupted_artifact_on_reload_is_refused_and_the_old_model_keeps_serving(project: Any, server: ServerProcess) -> None:
+    """A fault of the fault suite (README, "Faults we survive"): the alias moves to a version
+    whose artifact was altered on disk after registration. The reload verifies the hash,
+    refuses it, and the champion in memory keeps answering."""
+    import mlflow
+
+    settings, v1, _ = project
+    _, rows = day_rows(settings, 1)
+    # a version the server has never loaded (the previous champion stays verified in memory)
+    v3 = train_version(settings, max_iter=30, max_depth=2)
+    client = mlflow.MlflowClient()
+    model_id = client.get_model_version(settings.p.project.model_name, v3).source.split("/")[-1]
+    target = next(p for p in (settings.root / "mlartifacts").rglob("model.skops") if model_id in str(p))
+    original = target.read_bytes()
+    serving = httpx.get(server.url + "/version").json()["champion"]["version"]
+    try:
+        target.write_bytes(original + b"tampered")
+        set_alias(settings, "champion", v3)
+        r = httpx.post(server.url + "/reload", headers=AUTH, timeout=60)
+        assert r.json()["champion"]["version"] == serving, r.text
+        assert "differs from the registered" in r.json()["load_errors"]["champion"], r.text
+        answer = httpx.post(server.url + "/invocations", json={"dataframe_records": rows})
+        assert answer.status_code == 200 and answer.headers["x-model-version"] == serving
+        ready = httpx.get(server.url + "/health/ready")
+        assert "differs from the registered" in ready.text, ready.text
+    finally:
+        target.write_bytes(original)
+        set_alias(settings, "champion", v1)
+        httpx.post(server.url + "/reload", headers=AUTH, timeout=60)
