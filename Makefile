@@ -10,7 +10,7 @@ SPARK_STAMP := $(VENV)/.installed-spark
 PIPFILTER := sed -u '/is ignored: it is neither a file nor a directory/d'
 
 .DEFAULT_GOAL := help
-.PHONY: help venv spark run test test-unit serve mlflow-ui up down unpause clean-data lock
+.PHONY: help venv spark run test test-long test-unit serve mlflow-ui up down unpause clean-data lock
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ run: venv ## Run the whole daily cycle once on simulated data (simulate, validat
 
 test: venv spark ## Run the whole test suite (unit + integration, real tools, Spark included)
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest
+
+test-long: venv spark ## The long forms: a 60-day soak of the scoring steps (SOAK_DAYS); figures printed
+	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SOAK_DAYS=$${SOAK_DAYS:-60} $(PY) -m pytest -s tests/faults/test_soak.py
 
 test-unit: venv ## Run only the fast unit tests
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest tests/unit

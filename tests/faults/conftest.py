@@ -39,6 +39,22 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     (out.with_suffix(".json")).write_text(json.dumps(RESULTS, indent=2))
 
 
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """A project with 14 simulated, validated days and a champion from a real `dvc repro`
+    (gate bounds loosened for a shared 2-core machine), shared by the disk and soak tests."""
+    import sys
+
+    from tests.faults.test_kill_training import set_param
+    from tests.integration.test_cycle import make_project
+
+    proj = make_project(tmp_path_factory.mktemp("trained") / "repo", days=14, rows=500)
+    for key, value in {"gate.latency_single_row_p99_ms": 5000, "gate.latency_batch_p99_ms": 60000, "gate.bootstrap_samples": 100}.items():
+        set_param(proj, key, value)
+    proj.run(sys.executable, "-m", "dvc", "repro")
+    return proj
+
+
 def registry_state(proj: Project, name: str = "credit-default") -> dict[str, object]:
     """Everything the invariants are about, read from the real MLflow store."""
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{proj.root / 'mlflow.db'}")

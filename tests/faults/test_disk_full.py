@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.test_kill_training import set_param
-from tests.integration.test_cycle import Project, make_project
+from tests.integration.test_cycle import Project
 
 pytestmark = pytest.mark.integration
 DAY = "2026-01-14"
@@ -52,14 +52,10 @@ def leftovers(folder: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def proj(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    proj = make_project(tmp_path_factory.mktemp("disk") / "repo", days=14, rows=500)
-    for key, value in {"gate.latency_single_row_p99_ms": 5000, "gate.latency_batch_p99_ms": 60000, "gate.bootstrap_samples": 100}.items():
-        set_param(proj, key, value)
-    proj.run(sys.executable, "-m", "dvc", "repro")
-    proj.cli("score", "--date", DAY)
-    proj.cli("drift", "--date", DAY)
-    return proj
+def proj(trained: Project) -> Project:
+    trained.cli("score", "--date", DAY)
+    trained.cli("drift", "--date", DAY)
+    return trained
 
 
 @pytest.mark.parametrize(

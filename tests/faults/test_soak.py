@@ -1,0 +1,84 @@
+"""Load held: a bounded soak on loopback. Many days of batches go through the scoring DAG's
+steps (land, validate, score, drift) in one long-lived process, as a worker would run them,
+then concurrent CLI runs hit the SQLite store at once. Zero errors, and memory at the end no
+higher than after the first days (no growth per day).
+
+Short form in `make test` (SOAK_DAYS=8); `make test-long` runs SOAK_DAYS=60. Figures are printed
+and recorded in the faults table; nothing here asserts a timing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_cycle import Project
+
+pytestmark = pytest.mark.integration
+ROWS = 2000
+
+SOAK = r'''
+import json, sys, time, traceback
+from datetime import date, timedelta
+import psutil
+from pipelines.ops import tasks
+first, days = date.fromisoformat(sys.argv[1]), int(sys.argv[2])
+proc = psutil.Process()
+for i in range(days):
+    day = first + timedelta(days=i)
+    t0 = time.perf_counter()
+    try:
+        tasks.land_batch(day)
+        tasks.validate_batch(day)
+        rows = tasks.score(day)["rows"]
+        tasks.drift_day(day)
+        error = None
+    except Exception as exc:  # counted, not hidden: the test asserts there are none
+        rows, error = 0, traceback.format_exc(limit=3)
+    print(json.dumps({"day": day.isoformat(), "rows": rows, "seconds": time.perf_counter() - t0,
+                      "rss_mb": proc.memory_info().rss / 2**20, "error": error}), flush=True)
+'''
+
+
+def test_days_of_batches_then_concurrent_cli_runs(trained: Project, record) -> None:  # noqa: ANN001
+    proj = trained
+    days = int(os.environ.get("SOAK_DAYS", "8"))
+    script = proj.root / ".soak.py"  # a file, not `python -c` (pyspark's doctest guard; see test_retries)
+    script.write_text(SOAK)
+    proj.run(sys.executable, "-m", "pipelines", "simulate", "--start", "2026-01-15", "--days", "1", "--rows", str(ROWS))
+    out = subprocess.run([sys.executable, str(script), "2026-01-15", str(days)], cwd=proj.root, capture_output=True, text=True,
+                         env={**proj.env, "PIPELINES_ROOT": str(proj.root), "PYTHONPATH": str(proj.root)}, timeout=3600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    log = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    assert len(log) == days
+    errors = [r for r in log if r["error"]]
+    assert not errors, errors[0]["error"]
+    settled = log[min(2, days - 1)]["rss_mb"]  # after the imports and the first days' caches
+    growth = log[-1]["rss_mb"] - settled
+    assert growth < 150, f"memory grew {growth:.0f} MB over {days} days: {[round(r['rss_mb']) for r in log]}"
+    rows = sum(r["rows"] for r in log)
+    seconds = sum(r["seconds"] for r in log)
+
+    # concurrent CLI runs on the one SQLite store: readers and two scorers at once
+    last = log[-1]["day"]
+    cmds = [["status", "--json"]] * 4 + [["score", "--date", last]] * 2 + [["drift", "--date", last]]
+    with ThreadPoolExecutor(len(cmds)) as pool:
+        results = list(pool.map(lambda c: proj.cli(*c, ok=False), cmds))
+    failed = [(c, r.stderr[-500:]) for c, r in zip(cmds, results) if r.returncode != 0]
+    assert not failed, failed
+    pred = Path(proj.root / "data" / "predictions" / f"{last}.parquet")
+    import pandas as pd
+
+    assert pd.read_parquet(pred)["customer_id"].is_unique
+    summary = (f"{days} days x {ROWS} rows: {rows / seconds:.0f} rows/s ({seconds / days:.1f} s a day), 0 errors; "
+               f"RSS {log[0]['rss_mb']:.0f} MB after day 1, {settled:.0f} MB after day {min(3, days)}, {log[-1]['rss_mb']:.0f} MB at the end; "
+               f"then {len(cmds)} concurrent CLI runs on the SQLite store, 0 errors")
+    print(summary)
+    record(f"soak: {days} days of land/validate/score/drift in one worker process, then {len(cmds)} concurrent CLI runs", days + len(cmds),
+           summary, "nothing")
