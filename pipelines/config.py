@@ -16,7 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pipelines.errors import PipelineError, first_line
 
-Scenario = Literal["stable", "feature_drift", "concept_drift", "data_quality", "skew"]
+Scenario = Literal[
+    "stable", "feature_drift", "concept_drift", "data_quality", "skew", "login_policy", "null_spike", "label_flip", "flapping"
+]
 
 
 class _Section(BaseModel):
@@ -122,6 +124,7 @@ class DriftParams(_Section):
     n_bins: int = Field(10, ge=2, le=100)
     consecutive_windows: int = Field(2, ge=1)
     cooldown_days: int = Field(3, ge=0)
+    min_labelled_drifted_days: int = Field(0, ge=0)
     min_importance: float = Field(0.0, ge=0, lt=1)
     chunk_rows: int = Field(100_000, ge=1000)
     report_sample_rows: int = Field(20_000, ge=100)

@@ -27,7 +27,7 @@ import pandas as pd
 
 from pipelines.config import DriftParams, Settings
 from pipelines.errors import PipelineError
-from pipelines.io import atomic_path, read_json, write_json
+from pipelines.io import atomic_path, partition_files, read_json, write_json
 from pipelines.model.champion import champion_profile, champion_reference
 
 IN_FLIGHT_MARKER = ".retrain_in_flight"
@@ -61,6 +61,7 @@ def retrain_decision(
     running: bool | str,
     params: DriftParams,
     importance: dict[str, float] | None = None,
+    labelled_through: date | None = None,
 ) -> dict[str, Any]:
     """Apply the brakes (``params``: threshold, k days in a row, cooldown, importance floor) to
     today's drift (pure). ``history``: earlier summaries, any order.
@@ -68,7 +69,10 @@ def retrain_decision(
     ``importance``: each feature's share of the model's permutation importance (from the
     profile); a drifted feature below ``drift.min_importance`` is reported but does not count (a
     feature with no values left always counts). ``running``: False, or the retrain in flight.
-    The streak counts earlier days as they were decided (with the floor of their day)."""
+    The streak counts earlier days as they were decided (with the floor of their day).
+    ``labelled_through``: the last day whose labels matured; with
+    ``drift.min_labelled_drifted_days`` the retrain waits until that many days of the streak
+    can be learned from (a model retrained before then is trained on the old regime only)."""
     threshold, k, cooldown_days, min_importance = params.psi_threshold, params.consecutive_windows, params.cooldown_days, params.min_importance
     ignored = [
         c for c in drifted
@@ -80,19 +84,24 @@ def retrain_decision(
         key=lambda h: h["day"],
         reverse=True,
     )
-    streak = 0
+    streak_days: list[str] = []
     if drifted:
-        streak = 1
+        streak_days = [day.isoformat()]
         for h in earlier:
             if not h.get("drifted_features"):
                 break
-            streak += 1
+            streak_days.append(h["day"])
+    streak = len(streak_days)
+    need_labels = params.min_labelled_drifted_days
+    labelled = sum(1 for d in streak_days if labelled_through is not None and d <= labelled_through.isoformat())
     since = (day - trained_through).days if trained_through else None
     brakes = []
     if drifted and streak < k:
         brakes.append(f"drifted {streak} day(s) in a row, {k} needed")
     if drifted and since is not None and since < cooldown_days:
         brakes.append(f"cooldown: champion trained through {trained_through}, {since} < {cooldown_days} day(s) ago")
+    if drifted and need_labels and labelled < need_labels:
+        brakes.append(f"waiting for labels: {labelled} of the {streak} drifted day(s) matured, {need_labels} needed")
     if drifted and running:
         brakes.append("a retrain is already in flight" + ("" if running is True else f" ({running})"))
     retrain = bool(drifted) and not brakes
@@ -120,6 +129,7 @@ def retrain_decision(
         "drifted_features": drifted,
         "ignored_features": ignored,
         "streak": streak,
+        "labelled_drifted_days": labelled,
         "brakes": brakes,
         "reason": reason,
     }
@@ -239,6 +249,7 @@ def drift(settings: Settings, day: date, engine: str | None = None, source: str 
         in_flight(out_dir / IN_FLIGHT_MARKER),
         dp,
         profile.get("importance"),
+        max(partition_files(settings.labels_dir), default=None),
     )
     html = out_dir / f"{day.isoformat()}.html"
     _report(settings, sample, psi, html)

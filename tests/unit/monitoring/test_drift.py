@@ -136,6 +136,22 @@ def test_cooldown_and_in_flight() -> None:
     assert not busy["retrain"] and "already in flight" in busy["reason"]
 
 
+def test_retrain_waits_for_labels_of_the_drifted_days() -> None:
+    """A retrain before the drifted days' labels matured would learn the old regime only."""
+    hist = [{"day": f"2026-01-0{i}", "champion_version": "1", "drifted_features": ["logins_30d"]} for i in range(5, 10)]
+    params = DriftParams(psi_threshold=0.2, consecutive_windows=2, cooldown_days=0, min_labelled_drifted_days=3)
+    psi_values = {"logins_30d": 1.2}
+    early = retrain_decision(D, ["logins_30d"], psi_values, hist, "1", None, False, params, None, date(2026, 1, 6))
+    assert not early["retrain"] and early["streak"] == 6 and early["labelled_drifted_days"] == 2
+    assert "waiting for labels: 2 of the 6 drifted day(s) matured, 3 needed" in early["reason"]
+    ready = retrain_decision(D, ["logins_30d"], psi_values, hist, "1", None, False, params, None, date(2026, 1, 7))
+    assert ready["retrain"] and ready["labelled_drifted_days"] == 3
+    unknown = retrain_decision(D, ["logins_30d"], psi_values, hist, "1", None, False, params, None, None)
+    assert not unknown["retrain"]  # no label matured at all
+    off = retrain_decision(D, ["logins_30d"], psi_values, hist, "1", None, False, params.model_copy(update={"min_labelled_drifted_days": 0}))
+    assert off["retrain"]
+
+
 def test_a_feature_with_no_values_left_is_drifted_first() -> None:
     # PSI is NaN only when the batch has no non-null value of the feature: the loudest drift
     psi_values = {"age": 0.01, "income": float("nan"), "logins_30d": 1.2}
