@@ -10,7 +10,7 @@ SPARK_STAMP := $(VENV)/.installed-spark
 PIPFILTER := sed -u '/is ignored: it is neither a file nor a directory/d'
 
 .DEFAULT_GOAL := help
-.PHONY: help venv spark run test test-unit mlflow-ui up down unpause clean-data lock
+.PHONY: help venv spark run demo test test-unit test-long mlflow-ui up down unpause clean-data lock
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -33,11 +33,17 @@ $(SPARK_STAMP): requirements-spark.lock $(STAMP)
 run: venv ## Run the whole daily cycle once on simulated data (simulate, validate, dvc repro, score, drift)
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pipelines run
 
+demo: venv ## Replay the headline story (login_policy, 80 simulated days): replays/login_policy/timeline.html
+	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pipelines replay --story login_policy
+
 test: venv spark ## Run the whole test suite (unit + integration, real tools, Spark included)
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest
 
 test-unit: venv ## Run only the fast unit tests
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest tests/unit
+
+test-long: venv ## The replayed stories at full length (each story's whole calendar; tens of minutes)
+	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" REPLAY_LONG=1 $(PY) -m pytest -m long tests/integration/test_replay.py
 
 mlflow-ui: venv ## Open the MLflow UI on http://127.0.0.1:5000 (foreground; Ctrl-C to stop)
 	@$(VENV)/bin/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}" --host 127.0.0.1 --port 5000

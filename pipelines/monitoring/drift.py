@@ -11,8 +11,9 @@
 - Brakes: a day counts as drifted when some feature's PSI passes ``drift.psi_threshold``;
   retraining is requested only after ``drift.consecutive_windows`` drifted days in a row (by
   date, with the same champion), not within ``drift.cooldown_days`` of the last day the
-  champion trained on, and never while a retrain is in flight (marker written by the training
-  DAG). The decision and its reasons are recorded in the JSON summary and in MLflow.
+  champion trained on nor of the last retrain requested for the same champion (one the gate
+  blocked), optionally only once ``drift.min_labelled_drifted_days`` drifted days have matured
+  labels, and never while a retrain is in flight (marker written by the training DAG). The decision and its reasons are recorded in the JSON summary and in MLflow.
 """
 
 from __future__ import annotations
@@ -100,6 +101,10 @@ def retrain_decision(
         brakes.append(f"drifted {streak} day(s) in a row, {k} needed")
     if drifted and since is not None and since < cooldown_days:
         brakes.append(f"cooldown: champion trained through {trained_through}, {since} < {cooldown_days} day(s) ago")
+    last_request = next((h["day"] for h in earlier if h.get("retrain")), None)
+    if drifted and last_request and (day - date.fromisoformat(last_request)).days < cooldown_days:
+        # a retrain the gate blocked is not requested again the next day (a retrain loop)
+        brakes.append(f"cooldown: a retrain was requested on {last_request} for this champion, < {cooldown_days} day(s) ago")
     if drifted and need_labels and labelled < need_labels:
         brakes.append(f"waiting for labels: {labelled} of the {streak} drifted day(s) matured, {need_labels} needed")
     if drifted and running:

@@ -195,10 +195,18 @@ class Replay:
         with self.quiet():
             tasks.retrain_in_flight(f"replay-{day.isoformat()}")
             try:
+                steps: dict[str, float] = {}
                 for stage in TRAINING_STAGES:
+                    t = time.perf_counter()
                     tasks.dvc_stage(stage)
+                    steps[stage] = round(time.perf_counter() - t, 1)
+                t = time.perf_counter()
                 gate = tasks.evaluate()
+                steps["evaluate"] = round(time.perf_counter() - t, 1)
+                t = time.perf_counter()
                 out = tasks.promote()
+                steps["promote"] = round(time.perf_counter() - t, 1)
+                run["step_seconds"] = steps
                 run.update(
                     {
                         "passed": bool(gate["passed"]),

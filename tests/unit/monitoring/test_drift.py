@@ -152,6 +152,18 @@ def test_retrain_waits_for_labels_of_the_drifted_days() -> None:
     assert off["retrain"]
 
 
+def test_a_blocked_retrain_is_not_requested_again_within_the_cooldown() -> None:
+    hist = [
+        {"day": "2026-01-08", "champion_version": "1", "drifted_features": ["logins_30d"], "retrain": True},
+        {"day": "2026-01-09", "champion_version": "1", "drifted_features": ["logins_30d"], "retrain": False},
+    ]
+    again = _decide(["logins_30d"], hist, cooldown=3)
+    assert not again["retrain"] and "a retrain was requested on 2026-01-08 for this champion" in again["reason"]
+    assert _decide(["logins_30d"], hist, cooldown=2)["retrain"]  # 2 days later: requested again
+    other = [{**h, "champion_version": "0"} for h in hist] + [{"day": "2026-01-09", "champion_version": "1", "drifted_features": ["x"]}]
+    assert _decide(["logins_30d"], other, cooldown=3)["retrain"]  # a new champion starts afresh
+
+
 def test_a_feature_with_no_values_left_is_drifted_first() -> None:
     # PSI is NaN only when the batch has no non-null value of the feature: the loudest drift
     psi_values = {"age": 0.01, "income": float("nan"), "logins_30d": 1.2}
