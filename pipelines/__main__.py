@@ -348,7 +348,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
 
 @app.command()
 def replay(
-    story: str = typer.Option("login_policy", "--story", help="login_policy | skew | null_spike | bad_retrain | flapping."),
+    story: str = typer.Option("login_policy", "--story", help="login_policy | concept_shift | skew | null_spike | bad_retrain | flapping."),
     days: Optional[int] = typer.Option(None, "--days", help="Served days after the warm-up; default: the story's."),
     out: Optional[str] = typer.Option(None, "--out", help="Folder for the replay's own project and its timeline; default replays/<story>."),
     quick: bool = typer.Option(False, "--quick", help="Compressed calendar (labels in 3 days, 5-day window): the same story in fewer days."),

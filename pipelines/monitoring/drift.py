@@ -52,6 +52,36 @@ def drifted_features(psi: dict[str, float], threshold: float) -> list[str]:
     return nan + sorted((c for c, v in psi.items() if v > threshold), key=lambda c: -psi[c])
 
 
+def performance_alarm(records: list[dict[str, Any]], champion_version: str, holdout_auc: float | None, params: DriftParams) -> dict[str, Any] | None:
+    """Performance-triggered retraining (pure): the champion's latest ``drift.performance_days``
+    matured days in a row all have a live ROC AUC below ``drift.min_live_roc_auc`` or more than
+    ``drift.max_live_auc_drop`` below its holdout AUC. Sees what PSI cannot: outcomes that change
+    while the inputs look the same. ``records``: the performance summaries, any order."""
+    if params.min_live_roc_auc <= 0 and params.max_live_auc_drop >= 1:
+        return None
+    mine = sorted(
+        (r for r in records if r.get("model_versions") == [champion_version] and r.get("live_roc_auc") is not None),
+        key=lambda r: r["day"],
+    )
+    bad: list[dict[str, Any]] = []
+    for r in reversed(mine):
+        auc = r["live_roc_auc"]
+        if not (auc < params.min_live_roc_auc or (holdout_auc is not None and holdout_auc - auc > params.max_live_auc_drop)):
+            break
+        bad.append(r)
+    if len(bad) < params.performance_days:
+        return None
+    bad.reverse()
+    aucs = ", ".join(f"{r['live_roc_auc']:.3f}" for r in bad[-params.performance_days :])
+    why = [f"floor {params.min_live_roc_auc}"] if params.min_live_roc_auc > 0 else []
+    if holdout_auc is not None and params.max_live_auc_drop < 1:
+        why.append(f"holdout {holdout_auc:.3f} - {params.max_live_auc_drop}")
+    return {
+        "days": [r["day"] for r in bad],
+        "reason": f"live ROC AUC under {' / '.join(why)} on {len(bad)} matured day(s) in a row (latest {aucs})",
+    }
+
+
 def retrain_decision(
     day: date,
     drifted: list[str],
@@ -63,6 +93,7 @@ def retrain_decision(
     params: DriftParams,
     importance: dict[str, float] | None = None,
     labelled_through: date | None = None,
+    performance: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Apply the brakes (``params``: threshold, k days in a row, cooldown, importance floor) to
     today's drift (pure). ``history``: earlier summaries, any order.
@@ -73,7 +104,9 @@ def retrain_decision(
     The streak counts earlier days as they were decided (with the floor of their day).
     ``labelled_through``: the last day whose labels matured; with
     ``drift.min_labelled_drifted_days`` the retrain waits until that many days of the streak
-    can be learned from (a model retrained before then is trained on the old regime only)."""
+    can be learned from (a model retrained before then is trained on the old regime only).
+    ``performance``: a :func:`performance_alarm`, which requests a retrain under the same brakes
+    (its matured days count as labelled days; it needs no k drifted days in a row)."""
     threshold, k, cooldown_days, min_importance = params.psi_threshold, params.consecutive_windows, params.cooldown_days, params.min_importance
     ignored = [
         c for c in drifted
@@ -95,21 +128,26 @@ def retrain_decision(
     streak = len(streak_days)
     need_labels = params.min_labelled_drifted_days
     labelled = sum(1 for d in streak_days if labelled_through is not None and d <= labelled_through.isoformat())
+    alarm = len(performance["days"]) if performance else 0
+    triggered = bool(drifted) or bool(alarm)
     since = (day - trained_through).days if trained_through else None
     brakes = []
-    if drifted and streak < k:
+    if drifted and not alarm and streak < k:
         brakes.append(f"drifted {streak} day(s) in a row, {k} needed")
-    if drifted and since is not None and since < cooldown_days:
+    if triggered and since is not None and since < cooldown_days:
         brakes.append(f"cooldown: champion trained through {trained_through}, {since} < {cooldown_days} day(s) ago")
     last_request = next((h["day"] for h in earlier if h.get("retrain")), None)
-    if drifted and last_request and (day - date.fromisoformat(last_request)).days < cooldown_days:
+    if triggered and last_request and (day - date.fromisoformat(last_request)).days < cooldown_days:
         # a retrain the gate blocked is not requested again the next day (a retrain loop)
         brakes.append(f"cooldown: a retrain was requested on {last_request} for this champion, < {cooldown_days} day(s) ago")
-    if drifted and need_labels and labelled < need_labels:
-        brakes.append(f"waiting for labels: {labelled} of the {streak} drifted day(s) matured, {need_labels} needed")
-    if drifted and running:
+    if triggered and need_labels and max(labelled, alarm) < need_labels:
+        if alarm and not drifted:
+            brakes.append(f"waiting for labels: {alarm} matured day(s) of low live AUC, {need_labels} needed")
+        else:
+            brakes.append(f"waiting for labels: {labelled} of the {streak} drifted day(s) matured, {need_labels} needed")
+    if triggered and running:
         brakes.append("a retrain is already in flight" + ("" if running is True else f" ({running})"))
-    retrain = bool(drifted) and not brakes
+    retrain = triggered and not brakes
 
     def named(cols: list[str]) -> str:
         def one(c: str) -> str:
@@ -119,8 +157,10 @@ def retrain_decision(
 
         return ", ".join(one(c) for c in cols)
 
-    if drifted:
-        reason = f"PSI above {threshold} on {named(drifted)}" + ("" if retrain else " - not retraining: " + "; ".join(brakes))
+    perf_reason = f"live performance: {performance['reason']}" if performance else ""
+    if triggered:
+        reason = (f"PSI above {threshold} on {named(drifted)}" if drifted else "") + (" and " if drifted and alarm else "") + perf_reason
+        reason += "" if retrain else " - not retraining: " + "; ".join(brakes)
     elif ignored:
         reason = f"PSI above {threshold} only on features under drift.min_importance {min_importance:.2%}: {named(ignored)}"
     else:
@@ -135,6 +175,7 @@ def retrain_decision(
         "ignored_features": ignored,
         "streak": streak,
         "labelled_drifted_days": labelled,
+        "performance_alarm": performance,
         "brakes": brakes,
         "reason": reason,
     }
@@ -255,6 +296,7 @@ def drift(settings: Settings, day: date, engine: str | None = None, source: str 
         dp,
         profile.get("importance"),
         max(partition_files(settings.labels_dir), default=None),
+        performance_alarm(performance_history(settings), str(champion.version), _float(champion.tags.get("holdout_roc_auc")), dp),
     )
     html = out_dir / f"{day.isoformat()}.html"
     _report(settings, sample, psi, html)
@@ -305,6 +347,19 @@ def prediction_psi(settings: Settings, day: date, profile: dict[str, Any], champ
     if counts is None or counts.sum() == 0:
         return None
     return psi_of(profile["score"]["counts"], counts)
+
+
+def performance_history(settings: Settings) -> list[dict[str, Any]]:
+    """Every matured day's live performance summary (pipelines/monitoring/performance.py)."""
+    folder = settings.reports_dir / "performance"
+    return [read_json(f) for f in sorted(folder.glob("20*.json"))] if folder.is_dir() else []
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
 
 
 def drift_history(out_dir: Path, day: date) -> list[dict[str, Any]]:

@@ -184,6 +184,7 @@ class Replay:
             "retrain": d["retrain"],
             "reason": d["reason"],
             "champion_version": d["champion_version"],
+            "performance_alarm": d.get("performance_alarm"),
         }
 
     def train(self, day: date, trigger: str, rec: dict[str, Any]) -> None:
@@ -281,8 +282,11 @@ def event(rec: dict[str, Any]) -> str:
     if rec.get("validated") is False:
         parts.append("QUARANTINED: " + (rec.get("quarantine_reasons") or ["failed validation"])[0][:80])
     dr = rec.get("drift") or {}
-    if dr.get("drifted"):
-        parts.append("drift " + ", ".join(dr["drifted"]) + (" -> RETRAIN REQUESTED" if dr["retrain"] else f" - brakes: {'; '.join(dr['brakes'])}"))
+    alarm = dr.get("performance_alarm")
+    if dr.get("drifted") or alarm:
+        what = ("drift " + ", ".join(dr["drifted"]) if dr.get("drifted") else "") + (" + " if dr.get("drifted") and alarm else "")
+        what += f"live AUC low on {len(alarm['days'])} matured day(s)" if alarm else ""
+        parts.append(what + (" -> RETRAIN REQUESTED" if dr["retrain"] else f" - brakes: {'; '.join(dr['brakes'])}"))
     for t in rec.get("training", []):
         if t.get("failed"):
             parts.append(f"training failed: {t['failed'][:80]}")

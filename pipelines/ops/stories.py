@@ -95,6 +95,25 @@ STORIES: dict[str, Story] = {
             params={"gate.max_prediction_psi": 1.5},
         ),
         Story(
+            name="concept_shift",
+            scenario="concept_drift",
+            guard="performance",
+            summary=(
+                "After a shock the relationship between the features and default changes while the inputs "
+                "look the same: PSI stays quiet, only live performance sees it. Low live AUC on k matured days "
+                "requests a retrain under the same brakes; the gate promotes it and live AUC recovers."
+            ),
+            days=45,
+            failure_at=15,
+            quick_days=19,
+            quick_failure_at=3,
+            params={
+                "drift.min_live_roc_auc": 0.6,
+                "drift.max_live_auc_drop": 0.1,
+                "gate.max_prediction_psi": 1.5,  # as in login_policy: the stale champion's scores are the wrong ones
+            },
+        ),
+        Story(
             name="skew",
             scenario="skew",
             guard="validation",

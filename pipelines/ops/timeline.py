@@ -105,12 +105,15 @@ def guards(result: dict[str, Any]) -> list[dict[str, str]]:
             "guard": "drift", "day": drifted[0]["day"],
             "what": f"PSI over {top['threshold']} on {', '.join(top['drifted'])} ({top['top_psi']:.2f}); {len(drifted)} drifted day(s) in all",
         })
-    held = [r for r in drifted if not r["drift"]["retrain"]]
+    alarmed = [r for r in served if (r.get("drift") or {}).get("performance_alarm")]
+    if alarmed:
+        rows.append({"guard": "performance", "day": alarmed[0]["day"], "what": alarmed[0]["drift"]["performance_alarm"]["reason"][:200]})
+    held = [r for r in served if r.get("drift") and (r["drift"]["drifted"] or r["drift"].get("performance_alarm")) and not r["drift"]["retrain"]]
     if held:
         kinds = sorted({b.split(":")[0].split(" ")[0] for r in held for b in r["drift"]["brakes"]})
         rows.append({
             "guard": "brakes", "day": held[0]["day"],
-            "what": f"held {len(held)} drifted day(s) ({_ranges([r['day'] for r in held])}): {', '.join(kinds)}",
+            "what": f"held {len(held)} day(s) ({_ranges([r['day'] for r in held])}): {', '.join(kinds)}",
         })
     for t in result["trainings"]:
         if t["trigger"] == "first champion":
@@ -173,7 +176,7 @@ def _markers(result: dict[str, Any]) -> list[dict[str, str]]:
         if r["phase"] == "served" and not r["validated"]:
             out.append({"day": r["day"], "kind": "quarantine", "text": "quarantined"})
         dr = r.get("drift") or {}
-        if dr.get("drifted") and not dr["retrain"]:
+        if (dr.get("drifted") or dr.get("performance_alarm")) and not dr["retrain"]:
             out.append({"day": r["day"], "kind": "brakes", "text": "brakes held: " + "; ".join(dr["brakes"])})
         for t in r.get("training", []):
             if t["trigger"].startswith("retrain requested"):

@@ -59,7 +59,7 @@ def test_guard_table_and_headline() -> None:
     rows = guards(result)
     assert [r["guard"] for r in rows] == ["validation", "drift", "brakes", "retrain", "gate", "retrains"]
     assert rows[0]["day"] == "2026-01-02" and "1 day(s) quarantined (2026-01-02)" in rows[0]["what"]
-    assert rows[2]["day"] == "2026-01-03" and "held 3 drifted day(s) (2026-01-03..2026-01-05)" in rows[2]["what"]
+    assert rows[2]["day"] == "2026-01-03" and "held 3 day(s) (2026-01-03..2026-01-05)" in rows[2]["what"]
     assert "champion v1 -> v2" in rows[4]["what"]
     h = headline(result)
     assert h["before"] == pytest.approx(0.81) and h["after"] == pytest.approx(0.82) and h["after_version"] == "2"
