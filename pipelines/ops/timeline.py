@@ -190,6 +190,28 @@ def _markers(result: dict[str, Any]) -> list[dict[str, str]]:
     return out
 
 
+def _notes(result: dict[str, Any]) -> list[dict[str, str]]:
+    """The few events worth a label: the first quarantine, drift, alarm and brake, every training."""
+    notes, seen = [], set()
+    for r in result["days"]:
+        if r["phase"] != "served":
+            continue
+        dr = r.get("drift") or {}
+        for kind, text, when in (
+            ("quarantine", "quarantined", not r["validated"]),
+            ("brakes", "drift fired, brakes hold", bool(dr.get("drifted")) and not dr.get("retrain")),
+            ("brakes", "live AUC alarm, brakes hold", bool(dr.get("performance_alarm")) and not dr.get("retrain")),
+        ):
+            if when and text not in seen:
+                seen.add(text)
+                notes.append({"day": r["day"], "kind": kind, "text": text})
+        for t in r.get("training", []):
+            ok = not t.get("failed") and t["passed"]
+            notes.append({"day": r["day"], "kind": "gate_passed" if ok else "gate_blocked",
+                          "text": f"{t['trigger'].split(':')[0]}: v{t['version']} {'promoted' if ok else 'blocked'}"})
+    return notes
+
+
 COLORS = {"quarantine": "#d62728", "brakes": "#ff7f0e", "retrain": "#9467bd", "gate_passed": "#2ca02c", "gate_blocked": "#8c564b"}
 
 
@@ -226,6 +248,10 @@ def write_html(result: dict[str, Any], dest: Path) -> Path:
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", line={"color": color}, name=kind.replace("_", " ")), row=1, col=1)
     fail = result["failure"]
     fig.add_vrect(x0=fail["start"], x1=fail["end"] or result["days"][-1]["day"], fillcolor="grey", opacity=0.08, line_width=0)
+    for note in _notes(result):
+        fig.add_annotation(x=note["day"], y=1, yref="y domain", text=note["text"], showarrow=False, textangle=-90,
+                           xanchor="right", yanchor="top", font={"size": 10, "color": COLORS[note["kind"]]}, row=1, col=1)
+    fig.update_yaxes(type="log", row=2, col=1)
     fig.update_layout(height=900, title=_title(result), template="plotly_white")
     table = "".join(
         f"<tr><td>{html_lib.escape(g['guard'])}</td><td>{html_lib.escape(g['day'])}</td><td>{html_lib.escape(g['what'])}</td></tr>" for g in result["guards"]
@@ -258,14 +284,19 @@ def write_png(result: dict[str, Any], dest: Path) -> Path:
     for v in sorted({v for m in s["live"] for v in m["versions"]}, key=int):
         pts = [m for m in s["live"] if m["versions"] == [v]]
         axes[0].plot([d(m["day"]) for m in pts], [m["roc_auc"] for m in pts], marker=".", label=f"v{v}")
-    axes[0].set_ylabel("live ROC AUC")
+    axes[0].set_ylabel("live ROC AUC (by day scored)")
+    for note in _notes(result):  # what happened, written on the AUC panel
+        axes[0].annotate(note["text"], (d(note["day"]), 1.0), xycoords=("data", "axes fraction"), fontsize=8,
+                         rotation=90, va="top", ha="right", color=COLORS[note["kind"]])
     axes[0].legend(loc="lower left", fontsize=8)
     drift_days = [r for r in s["served"] if r.get("drift")]
     for feat in s["top"]:
         axes[1].plot([d(r["day"]) for r in drift_days], [r["drift"]["psi"].get(feat) for r in drift_days], label=feat)
     threshold = next((r["drift"]["threshold"] for r in drift_days), 0.2)
     axes[1].axhline(threshold, color="red", linestyle="--", linewidth=1, label=f"threshold {threshold}")
-    axes[1].set_ylabel("PSI")
+    axes[1].set_yscale("symlog", linthresh=0.1)
+    axes[1].set_ylim(bottom=0)
+    axes[1].set_ylabel("PSI (symlog)")
     axes[1].legend(loc="upper left", fontsize=8)
     axes[2].plot([d(m["day"]) for m in s["live"]], [m["default_rate"] for m in s["live"]], color="black")
     axes[2].set_ylabel("default rate")
