@@ -109,10 +109,10 @@ def _apply_scenario(scenario: Scenario, srng: np.random.Generator, c: dict[str, 
         # three real ones. The customers (and their risk) are unchanged; the feature is not.
         out["logins_30d"] = (c["true_logins"] // 3).astype("int64")
     elif scenario == "flapping":
-        # A flaky counter: on alternate days a share of the logins is lost, just enough to
-        # put logins_30d's PSI over the threshold on those days only.
-        if c["event_ts"][0].toordinal() % 2 == 0:
-            out["logins_30d"] = srng.binomial(c["true_logins"], 0.7).astype("int64")
+        # A flaky counter loses logins, more on alternate days: logins_30d's PSI swings around
+        # the 0.2 threshold (~0.3 on even days, ~0.05 on odd ones), never two days above in a row.
+        keep = 0.65 if c["event_ts"][0].toordinal() % 2 == 0 else 0.85
+        out["logins_30d"] = srng.binomial(c["true_logins"], keep).astype("int64")
     elif scenario == "null_spike":
         out["income"][srng.random(n) < 0.5] = np.nan  # ~1 % -> 50 % missing, nothing else wrong
     elif scenario == "feature_drift":
