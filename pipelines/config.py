@@ -76,6 +76,7 @@ class ValidateParams(_Section):
     max_null_fraction: float = Field(0.05, ge=0, le=1)
     max_single_feature_auc: float = Field(0.95, gt=0.5, le=1)
     skew_scale_factor: float = Field(4.0, gt=1)
+    data_docs: bool = True
 
 
 class PrepareParams(_Section):
@@ -131,6 +132,7 @@ class DriftParams(_Section):
     min_importance: float = Field(0.0, ge=0, lt=1)
     chunk_rows: int = Field(100_000, ge=1000)
     report_sample_rows: int = Field(20_000, ge=100)
+    html_report: bool = True
     engine: Literal["arrow", "spark"] = "arrow"
     spark_master: str = "local[*]"
 

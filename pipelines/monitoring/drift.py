@@ -298,8 +298,9 @@ def drift(settings: Settings, day: date, engine: str | None = None, source: str 
         max(partition_files(settings.labels_dir), default=None),
         performance_alarm(performance_history(settings), str(champion.version), _float(champion.tags.get("holdout_roc_auc")), dp),
     )
-    html = out_dir / f"{day.isoformat()}.html"
-    _report(settings, sample, psi, html)
+    html = out_dir / f"{day.isoformat()}.html" if dp.html_report else None
+    if html is not None:
+        _report(settings, sample, psi, html)
     summary = {
         "day": day.isoformat(),
         "champion_version": str(champion.version),
@@ -311,7 +312,7 @@ def drift(settings: Settings, day: date, engine: str | None = None, source: str 
         "score_psi": score_psi,
         "importance": profile.get("importance"),
         **decision,
-        "report_html": str(html),
+        "report_html": str(html) if html else None,
         "rows": int(rows),
         "engine": engine,
     }

@@ -296,9 +296,18 @@ def event(rec: dict[str, Any]) -> str:
     return " | ".join(parts) or "ok"
 
 
-def replay(story_name: str, days: int | None = None, out: Path | None = None, quick: bool = False, echo: Callable[[str], None] = print) -> dict[str, Any]:
+# The per-day HTML reports (GE Data Docs, the Evidently drift report) are more than half of a
+# day's cost and nobody reads 100 of them: the timeline is the replay's report. --reports keeps them.
+NO_DAILY_HTML = {"validate.data_docs": False, "drift.html_report": False}
+
+
+def replay(
+    story_name: str, days: int | None = None, out: Path | None = None, quick: bool = False,
+    echo: Callable[[str], None] = print, reports: bool = False,
+) -> dict[str, Any]:
     """Replay ``story_name`` in ``out`` (default: replays/<story>): the day loop, then the timeline
-    (JSON, HTML, PNG) and the audit of what was scored. Returns the timeline."""
+    (JSON, HTML, PNG) and the audit of what was scored. Returns the timeline. ``reports``: also
+    write each day's GE Data Docs and Evidently HTML report, as production does."""
     from pipelines.config import project_root
     from pipelines.ops.timeline import audit, write_timeline
 
@@ -309,6 +318,8 @@ def replay(story_name: str, days: int | None = None, out: Path | None = None, qu
     if out == source or source.is_relative_to(out):
         raise PipelineError(f"--out {out} would hold the project itself: pick an empty folder")
     out.mkdir(parents=True, exist_ok=True)
+    if not reports:
+        cal["params"] = {**cal["params"], **NO_DAILY_HTML}
     root = make_project(source, out / "project", {**cal["params"], "simulate.rows_per_day": cal["rows"]})
     echo(f"replaying {st.name} in {root} ({cal['warmup_days']} warm-up days, {cal['days']} served days; failure from served day {cal['failure_at']})")
     started = time.perf_counter()
