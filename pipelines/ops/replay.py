@@ -138,6 +138,9 @@ class Replay:
                 rec["quarantine_reasons"] = list(exc.failures[:3])
         if served and self.champion is None:
             self.train(day, "first champion", rec)
+            if self.champion is None:  # nothing to serve with: stop rather than retrain every day
+                first = rec["training"][-1]
+                raise PipelineError(f"the first champion was not promoted on {day}: {first.get('failed') or '; '.join(first.get('reasons', []))}")
         rec["champion"] = self.champion
         if rec["validated"] and self.champion is not None:
             with self.quiet():
