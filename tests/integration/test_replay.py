@@ -222,3 +222,30 @@ def test_full_length_story(tmp_path: Path, name: str) -> None:
         h = t["headline"]
         assert h["worst"] <= h["before"] - 0.04 and h["after"] >= h["worst"] + 0.04, h
     nothing_lost(t)
+
+
+def test_the_audit_catches_what_it_must(login: dict[str, Any]) -> None:
+    """The audit behind "nothing lost" fails on a wrong champion, a skipped day and a scored
+    quarantine (records altered in memory; the project's files and registry are the real ones)."""
+    import copy
+
+    from pipelines.config import load_settings
+    from pipelines.ops.replay import project_env
+    from pipelines.ops.timeline import audit
+
+    root = Path(login["project"])
+    scored = [r for r in served(login) if r["validated"]]
+    with project_env(root):
+        settings = load_settings(root / "params.yaml")
+        assert audit(settings, login)["ok"]
+        wrong = copy.deepcopy(login)
+        next(r for r in wrong["days"] if r["day"] == scored[0]["day"])["champion"] = "9"
+        assert any("the champion of the day was v9" in p for p in audit(settings, wrong)["problems"])
+        skipped = copy.deepcopy(login)
+        next(r for r in skipped["days"] if r["day"] == scored[1]["day"])["scored_by"] = None
+        assert any("validated on a served day but not scored" in p for p in audit(settings, skipped)["problems"])
+        hidden = copy.deepcopy(login)
+        rec = next(r for r in hidden["days"] if r["day"] == scored[2]["day"])
+        rec["validated"], rec["scored_by"] = False, None
+        problems = audit(settings, hidden)["problems"]
+        assert any("quarantined day was scored" in p for p in problems) and any("quarantined but a validated copy exists" in p for p in problems)
