@@ -296,7 +296,9 @@ def drift(settings: Settings, day: date, engine: str | None = None, source: str 
         dp,
         profile.get("importance"),
         max(partition_files(settings.labels_dir), default=None),
-        performance_alarm(performance_history(settings), str(champion.version), _float(champion.tags.get("holdout_roc_auc")), dp),
+        performance_alarm(performance_history(settings), str(champion.version), _float(champion.tags.get("holdout_roc_auc")), dp)
+        if dp.min_live_roc_auc > 0 or dp.max_live_auc_drop < 1
+        else None,
     )
     html = out_dir / f"{day.isoformat()}.html" if dp.html_report else None
     if html is not None:
