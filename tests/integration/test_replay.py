@@ -208,7 +208,8 @@ def test_concept_shift_only_live_performance_sees_it_and_a_retrain_recovers(tmp_
 
 
 # The guard each full-length story must show in its table, and its retrain count.
-FULL = {"login_policy": ("gate", 1), "skew": ("validation", 0), "null_spike": ("validation", 0), "flapping": ("brakes", 0)}
+FULL = {"login_policy": ("gate", 1), "concept_shift": ("performance", 1), "skew": ("validation", 0),
+        "null_spike": ("validation", 0), "bad_retrain": ("gate", 1), "flapping": ("brakes", 0)}
 
 
 @pytest.mark.long
