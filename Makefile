@@ -10,7 +10,7 @@ SPARK_STAMP := $(VENV)/.installed-spark
 PIPFILTER := sed -u '/is ignored: it is neither a file nor a directory/d'
 
 .DEFAULT_GOAL := help
-.PHONY: help venv spark run test test-long test-unit serve mlflow-ui up down unpause clean-data lock
+.PHONY: help venv spark run demo test test-long test-unit serve mlflow-ui up down unpause clean-data lock
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -33,10 +33,14 @@ $(SPARK_STAMP): requirements-spark.lock $(STAMP)
 run: venv ## Run the whole daily cycle once on simulated data (simulate, validate, dvc repro, score, drift)
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pipelines run
 
+demo: venv ## Replay the headline story (login_policy, 80 simulated days): replays/login_policy/timeline.html
+	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pipelines replay --story login_policy
+
 test: venv spark ## Run the whole test suite (unit + integration, real tools, Spark included)
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest
 
-test-long: venv spark ## The long forms: a 60-day soak of the scoring steps (SOAK_DAYS); figures printed
+test-long: venv spark ## The long forms (an hour or more): every replayed story quick and at full length, a 60-day soak
+	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" REPLAY_LONG=1 $(PY) -m pytest tests/integration/test_replay.py
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SOAK_DAYS=$${SOAK_DAYS:-60} $(PY) -m pytest -s tests/faults/test_soak.py
 
 test-unit: venv ## Run only the fast unit tests

@@ -423,6 +423,24 @@ def serve(
 
 
 @app.command()
+def replay(
+    story: str = typer.Option("login_policy", "--story", help="login_policy | concept_shift | skew | null_spike | bad_retrain | flapping."),
+    days: Optional[int] = typer.Option(None, "--days", help="Served days after the warm-up; default: the story's."),
+    out: Optional[str] = typer.Option(None, "--out", help="Folder for the replay's own project and its timeline; default replays/<story>."),
+    quick: bool = typer.Option(False, "--quick", help="Compressed calendar (labels in 3 days, 5-day window): the same story in fewer days."),
+    reports: bool = typer.Option(False, "--reports", help="Also write every day's GE Data Docs and Evidently HTML report (slower)."),
+) -> None:
+    """Replay a failure story day by day through the real steps; writes a timeline (HTML, PNG, JSON)."""
+    from pathlib import Path
+
+    from pipelines.ops.replay import replay as fn
+
+    res = _run(lambda: fn(story, days, Path(out) if out else None, quick, reports=reports), emit=False)
+    if STATE["json"]:
+        print(json.dumps({k: res[k] for k in ("story", "headline", "guards", "audit", "retrains", "seconds")}, indent=2, default=str))
+
+
+@app.command()
 def run() -> None:
     """The whole cycle once: simulate, validate, dvc repro, score, drift, then a summary."""
     from pipelines.ops.cycle import run_cycle, summary_lines

@@ -16,7 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pipelines.errors import PipelineError, first_line
 
-Scenario = Literal["stable", "feature_drift", "concept_drift", "data_quality", "skew"]
+Scenario = Literal[
+    "stable", "feature_drift", "concept_drift", "data_quality", "skew", "login_policy", "null_spike", "label_flip", "flapping"
+]
 
 
 class _Section(BaseModel):
@@ -86,6 +88,7 @@ class ValidateParams(_Section):
     max_null_fraction: float = Field(0.05, ge=0, le=1)
     max_single_feature_auc: float = Field(0.95, gt=0.5, le=1)
     skew_scale_factor: float = Field(4.0, gt=1)
+    data_docs: bool = True
 
 
 class PrepareParams(_Section):
@@ -134,9 +137,14 @@ class DriftParams(_Section):
     n_bins: int = Field(10, ge=2, le=100)
     consecutive_windows: int = Field(2, ge=1)
     cooldown_days: int = Field(3, ge=0)
+    min_labelled_drifted_days: int = Field(0, ge=0)
+    min_live_roc_auc: float = Field(0.0, ge=0, le=1)
+    max_live_auc_drop: float = Field(1.0, gt=0, le=1)
+    performance_days: int = Field(3, ge=1)
     min_importance: float = Field(0.0, ge=0, lt=1)
     chunk_rows: int = Field(100_000, ge=1000)
     report_sample_rows: int = Field(20_000, ge=100)
+    html_report: bool = True
     engine: Literal["arrow", "spark"] = "arrow"
     spark_master: str = "local[*]"
 

@@ -25,7 +25,15 @@ from pipelines.config import Scenario, Settings
 from pipelines.errors import PipelineError
 from pipelines.io import parse_date, write_parquet
 
-SCENARIOS = ("stable", "feature_drift", "concept_drift", "data_quality", "skew")
+SCENARIOS = (
+    "stable", "feature_drift", "concept_drift", "data_quality", "skew",
+    # the replayed failure stories (pipelines/ops/stories.py)
+    "login_policy", "null_spike", "label_flip", "flapping",
+)
+# Scenarios with a world of their own, in force on every day (before the failure too), so a
+# story's stable months and its failure come from the same population. The other scenarios
+# leave the stable world alone: their days before ``scenario_start`` equal `stable` days.
+WORLDS = ("login_policy", "null_spike")
 REGIONS = ["north", "south", "east", "west", "central"]
 PRODUCTS = ["basic", "gold", "platinum"]
 EMPLOYMENT = ["employed", "self_employed", "unemployed", "retired", "student"]
@@ -85,10 +93,34 @@ def _risk(c: dict[str, np.ndarray]) -> np.ndarray:
     )
 
 
+def _world(scenario: Scenario, wrng: np.random.Generator, c: dict[str, np.ndarray], out: dict[str, np.ndarray], z: np.ndarray) -> np.ndarray:
+    """The population of a story (every day, before and during the failure); return the risk."""
+    if scenario == "login_policy":
+        # Tuned (old model ~0.82 before the policy change, ~0.75 after it, a retrained one ~0.83):
+        # active customers (over ~25 real logins a month) default far less, a threshold the
+        # policy change moves to ~8 counted logins.
+        active = 1 / (1 + np.exp(-(c["true_logins"] - 25.0) / 3.0))
+        z = 1.15 * (z + 0.025 * c["true_logins"]) - 3.2 * active + 0.6
+    elif scenario == "null_spike":
+        out["income"][wrng.random(len(z)) < 0.01] = np.nan  # the usual ~1 % of missing incomes
+    return z
+
+
 def _apply_scenario(scenario: Scenario, srng: np.random.Generator, c: dict[str, np.ndarray], out: dict[str, np.ndarray], z: np.ndarray) -> np.ndarray:
     """Inject the scenario's failure into the served columns ``out`` (or the risk); return the risk."""
     n = len(z)
-    if scenario == "feature_drift":
+    if scenario == "login_policy":
+        # A login-policy change (remembered sessions): each counted login now stands for about
+        # three real ones. The customers (and their risk) are unchanged; the feature is not.
+        out["logins_30d"] = (c["true_logins"] // 3).astype("int64")
+    elif scenario == "flapping":
+        # A flaky counter loses logins, more on alternate days: logins_30d's PSI swings around
+        # the 0.2 threshold (~0.3 on even days, ~0.05 on odd ones), never two days above in a row.
+        keep = 0.65 if c["event_ts"][0].toordinal() % 2 == 0 else 0.85
+        out["logins_30d"] = srng.binomial(c["true_logins"], keep).astype("int64")
+    elif scenario == "null_spike":
+        out["income"][srng.random(n) < 0.5] = np.nan  # ~1 % -> 50 % missing, nothing else wrong
+    elif scenario == "feature_drift":
         # A login-policy change (longer sessions) cuts counted logins to about a third.
         out["logins_30d"] = srng.binomial(c["true_logins"], 0.35).astype("int64")
     elif scenario == "concept_drift":
@@ -117,8 +149,10 @@ def generate_day(
     seed: int,
     scenario: Scenario = "stable",
     scenario_start: date | None = None,
+    scenario_end: date | None = None,
 ) -> DayFrames:
-    """Generate one day's batch and labels (pure: same arguments, same frames)."""
+    """Generate one day's batch and labels (pure: same arguments, same frames). The scenario's
+    failure applies on [``scenario_start``, ``scenario_end``) (open ends: always)."""
     c = _customers(_rng(seed, day, 0), day, rows)
     z = _risk(c)
     out: dict[str, np.ndarray] = {
@@ -129,9 +163,15 @@ def generate_day(
         "logins_30d": c["true_logins"].astype("int64"),
         "avg_spend_30d": c["avg_spend"],
     }
-    if scenario != "stable" and (scenario_start is None or day >= scenario_start):
+    if scenario in WORLDS:
+        z = _world(scenario, _rng(seed, day, 2), c, out, z)
+    failing = scenario != "stable" and (scenario_start is None or day >= scenario_start) and (scenario_end is None or day < scenario_end)
+    if failing:
         z = _apply_scenario(scenario, _rng(seed, day, 1), c, out, z)
     label = (c["label_noise"] < 1 / (1 + np.exp(-z))).astype("int64")
+    if failing and scenario == "label_flip":
+        # A corrupted label feed: the ground truth of the whole day arrives inverted.
+        label = 1 - label
     batch = pd.DataFrame(
         {
             "customer_id": c["customer_id"],
@@ -162,10 +202,12 @@ def simulate(
     scenario: Scenario | None = None,
     scenario_start: str | None = None,
     rows: int | None = None,
+    scenario_end: str | None = None,
 ) -> dict[str, object]:
     """Write daily batches for [start, start+days) and every label matured by the last day.
 
-    Idempotent: a file whose bytes would not change is left untouched.
+    Idempotent: a file whose bytes would not change is left untouched. ``scenario_end``: first
+    day the scenario no longer applies (default: never ends).
     """
     sp = settings.p.simulate
     if settings.p.data.source != "simulated":
@@ -182,6 +224,7 @@ def simulate(
         raise PipelineError(f"unknown scenario {scen!r} ({', '.join(SCENARIOS)})")
     sc_start_raw = scenario_start if scenario_start is not None else sp.scenario_start
     sc_start = parse_date(sc_start_raw) if sc_start_raw else first
+    sc_end = parse_date(scenario_end) if scenario_end else None
     n_rows = rows if rows is not None else sp.rows_per_day
     if n_rows < 1:
         raise PipelineError(f"rows per day must be at least 1, got {n_rows}")
@@ -191,7 +234,7 @@ def simulate(
     written_batches = []
     for i in range(n_days):
         day = first + timedelta(days=i)
-        frames = generate_day(day, n_rows, sp.seed, scen, sc_start)
+        frames = generate_day(day, n_rows, sp.seed, scen, sc_start, sc_end)
         write_parquet(frames.batch, settings.raw_dir / f"{day.isoformat()}.parquet")
         written_batches.append(day)
 
@@ -200,7 +243,7 @@ def simulate(
     day = first - timedelta(days=delay)
     while day <= last - timedelta(days=delay):
         if (settings.raw_dir / f"{day.isoformat()}.parquet").is_file():
-            frames = generate_day(day, n_rows, sp.seed, scen, sc_start)
+            frames = generate_day(day, n_rows, sp.seed, scen, sc_start, sc_end)
             write_parquet(frames.labels, settings.labels_dir / f"{day.isoformat()}.parquet")
             written_labels.append(day)
         day += timedelta(days=1)

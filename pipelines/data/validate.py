@@ -306,7 +306,7 @@ def validate_batch(settings: Settings, day: date) -> dict[str, Any]:
         "day_end": f"{(day + timedelta(days=1)).isoformat()}T00:00:00",
     }
     qdir = settings.quarantine_dir / day.isoformat()
-    docs_dir = settings.reports_dir / "validation" / f"{day.isoformat()}_docs"
+    docs_dir = settings.reports_dir / "validation" / f"{day.isoformat()}_docs" if v.data_docs else None
     result = run_suite(df, load_suite(settings, DAILY_SUITE), params, docs_dir)
     failures = failure_lines(result)
     reference, skew_note = _skew_reference(settings)
@@ -321,14 +321,15 @@ def validate_batch(settings: Settings, day: date) -> dict[str, Any]:
         "failures": failures,
         "skew_check": skew_note,
         "statistics": result.get("statistics", {}),
-        "data_docs": str(docs_dir / "index.html"),
+        "data_docs": str(docs_dir / "index.html") if docs_dir else None,
     }
     if not success:
         if qdir.exists():
             shutil.rmtree(qdir / "data_docs", ignore_errors=True)
         qdir.mkdir(parents=True, exist_ok=True)
-        docs_dir.rename(qdir / "data_docs")
-        summary["data_docs"] = str(qdir / "data_docs" / "index.html")
+        if docs_dir is not None:
+            docs_dir.rename(qdir / "data_docs")
+            summary["data_docs"] = str(qdir / "data_docs" / "index.html")
         _quarantine(settings, day, raw, {**summary, "result": result})
         raise ValidationFailed(
             f"batch {day} failed validation ({len(failures)} check(s)); quarantined in {qdir}",

@@ -11,8 +11,9 @@
 - Brakes: a day counts as drifted when some feature's PSI passes ``drift.psi_threshold``;
   retraining is requested only after ``drift.consecutive_windows`` drifted days in a row (by
   date, with the same champion), not within ``drift.cooldown_days`` of the last day the
-  champion trained on, and never while a retrain is in flight (marker written by the training
-  DAG). The decision and its reasons are recorded in the JSON summary and in MLflow.
+  champion trained on nor of the last retrain requested for the same champion (one the gate
+  blocked), optionally only once ``drift.min_labelled_drifted_days`` drifted days have matured
+  labels, and never while a retrain is in flight (marker written by the training DAG). The decision and its reasons are recorded in the JSON summary and in MLflow.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import pandas as pd
 
 from pipelines.config import DriftParams, Settings
 from pipelines.errors import PipelineError
-from pipelines.io import atomic_path, day_parts, read_json, write_json
+from pipelines.io import atomic_path, day_parts, partition_files, read_json, write_json
 from pipelines.model.champion import champion_profile, champion_reference
 
 IN_FLIGHT_MARKER = ".retrain_in_flight"
@@ -51,6 +52,36 @@ def drifted_features(psi: dict[str, float], threshold: float) -> list[str]:
     return nan + sorted((c for c, v in psi.items() if v > threshold), key=lambda c: -psi[c])
 
 
+def performance_alarm(records: list[dict[str, Any]], champion_version: str, holdout_auc: float | None, params: DriftParams) -> dict[str, Any] | None:
+    """Performance-triggered retraining (pure): the champion's latest ``drift.performance_days``
+    matured days in a row all have a live ROC AUC below ``drift.min_live_roc_auc`` or more than
+    ``drift.max_live_auc_drop`` below its holdout AUC. Sees what PSI cannot: outcomes that change
+    while the inputs look the same. ``records``: the performance summaries, any order."""
+    if params.min_live_roc_auc <= 0 and params.max_live_auc_drop >= 1:
+        return None
+    mine = sorted(
+        (r for r in records if r.get("model_versions") == [champion_version] and r.get("live_roc_auc") is not None),
+        key=lambda r: r["day"],
+    )
+    bad: list[dict[str, Any]] = []
+    for r in reversed(mine):
+        auc = r["live_roc_auc"]
+        if not (auc < params.min_live_roc_auc or (holdout_auc is not None and holdout_auc - auc > params.max_live_auc_drop)):
+            break
+        bad.append(r)
+    if len(bad) < params.performance_days:
+        return None
+    bad.reverse()
+    aucs = ", ".join(f"{r['live_roc_auc']:.3f}" for r in bad[-params.performance_days :])
+    why = [f"floor {params.min_live_roc_auc}"] if params.min_live_roc_auc > 0 else []
+    if holdout_auc is not None and params.max_live_auc_drop < 1:
+        why.append(f"holdout {holdout_auc:.3f} - {params.max_live_auc_drop}")
+    return {
+        "days": [r["day"] for r in bad],
+        "reason": f"live ROC AUC under {' / '.join(why)} on {len(bad)} matured day(s) in a row (latest {aucs})",
+    }
+
+
 def retrain_decision(
     day: date,
     drifted: list[str],
@@ -61,6 +92,8 @@ def retrain_decision(
     running: bool | str,
     params: DriftParams,
     importance: dict[str, float] | None = None,
+    labelled_through: date | None = None,
+    performance: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Apply the brakes (``params``: threshold, k days in a row, cooldown, importance floor) to
     today's drift (pure). ``history``: earlier summaries, any order.
@@ -68,7 +101,12 @@ def retrain_decision(
     ``importance``: each feature's share of the model's permutation importance (from the
     profile); a drifted feature below ``drift.min_importance`` is reported but does not count (a
     feature with no values left always counts). ``running``: False, or the retrain in flight.
-    The streak counts earlier days as they were decided (with the floor of their day)."""
+    The streak counts earlier days as they were decided (with the floor of their day).
+    ``labelled_through``: the last day whose labels matured; with
+    ``drift.min_labelled_drifted_days`` the retrain waits until that many days of the streak
+    can be learned from (a model retrained before then is trained on the old regime only).
+    ``performance``: a :func:`performance_alarm`, which requests a retrain under the same brakes
+    (its matured days count as labelled days; it needs no k drifted days in a row)."""
     threshold, k, cooldown_days, min_importance = params.psi_threshold, params.consecutive_windows, params.cooldown_days, params.min_importance
     ignored = [
         c for c in drifted
@@ -80,22 +118,36 @@ def retrain_decision(
         key=lambda h: h["day"],
         reverse=True,
     )
-    streak = 0
+    streak_days: list[str] = []
     if drifted:
-        streak = 1
+        streak_days = [day.isoformat()]
         for h in earlier:
             if not h.get("drifted_features"):
                 break
-            streak += 1
+            streak_days.append(h["day"])
+    streak = len(streak_days)
+    need_labels = params.min_labelled_drifted_days
+    labelled = sum(1 for d in streak_days if labelled_through is not None and d <= labelled_through.isoformat())
+    alarm = len(performance["days"]) if performance else 0
+    triggered = bool(drifted) or bool(alarm)
     since = (day - trained_through).days if trained_through else None
     brakes = []
-    if drifted and streak < k:
+    if drifted and not alarm and streak < k:
         brakes.append(f"drifted {streak} day(s) in a row, {k} needed")
-    if drifted and since is not None and since < cooldown_days:
+    if triggered and since is not None and since < cooldown_days:
         brakes.append(f"cooldown: champion trained through {trained_through}, {since} < {cooldown_days} day(s) ago")
-    if drifted and running:
+    last_request = next((h["day"] for h in earlier if h.get("retrain")), None)
+    if triggered and last_request and (day - date.fromisoformat(last_request)).days < cooldown_days:
+        # a retrain the gate blocked is not requested again the next day (a retrain loop)
+        brakes.append(f"cooldown: a retrain was requested on {last_request} for this champion, < {cooldown_days} day(s) ago")
+    if triggered and need_labels and max(labelled, alarm) < need_labels:
+        if alarm and not drifted:
+            brakes.append(f"waiting for labels: {alarm} matured day(s) of low live AUC, {need_labels} needed")
+        else:
+            brakes.append(f"waiting for labels: {labelled} of the {streak} drifted day(s) matured, {need_labels} needed")
+    if triggered and running:
         brakes.append("a retrain is already in flight" + ("" if running is True else f" ({running})"))
-    retrain = bool(drifted) and not brakes
+    retrain = triggered and not brakes
 
     def named(cols: list[str]) -> str:
         def one(c: str) -> str:
@@ -105,8 +157,10 @@ def retrain_decision(
 
         return ", ".join(one(c) for c in cols)
 
-    if drifted:
-        reason = f"PSI above {threshold} on {named(drifted)}" + ("" if retrain else " - not retraining: " + "; ".join(brakes))
+    perf_reason = f"live performance: {performance['reason']}" if performance else ""
+    if triggered:
+        reason = (f"PSI above {threshold} on {named(drifted)}" if drifted else "") + (" and " if drifted and alarm else "") + perf_reason
+        reason += "" if retrain else " - not retraining: " + "; ".join(brakes)
     elif ignored:
         reason = f"PSI above {threshold} only on features under drift.min_importance {min_importance:.2%}: {named(ignored)}"
     else:
@@ -120,6 +174,8 @@ def retrain_decision(
         "drifted_features": drifted,
         "ignored_features": ignored,
         "streak": streak,
+        "labelled_drifted_days": labelled,
+        "performance_alarm": performance,
         "brakes": brakes,
         "reason": reason,
     }
@@ -239,9 +295,14 @@ def drift(settings: Settings, day: date, engine: str | None = None, source: str 
         in_flight(out_dir / IN_FLIGHT_MARKER),
         dp,
         profile.get("importance"),
+        max(partition_files(settings.labels_dir), default=None),
+        performance_alarm(performance_history(settings), str(champion.version), _float(champion.tags.get("holdout_roc_auc")), dp)
+        if dp.min_live_roc_auc > 0 or dp.max_live_auc_drop < 1
+        else None,
     )
-    html = out_dir / f"{day.isoformat()}.html"
-    _report(settings, sample, psi, html)
+    html = out_dir / f"{day.isoformat()}.html" if dp.html_report else None
+    if html is not None:
+        _report(settings, sample, psi, html)
     summary = {
         "day": day.isoformat(),
         "champion_version": str(champion.version),
@@ -253,7 +314,7 @@ def drift(settings: Settings, day: date, engine: str | None = None, source: str 
         "score_psi": score_psi,
         "importance": profile.get("importance"),
         **decision,
-        "report_html": str(html),
+        "report_html": str(html) if html else None,
         "rows": int(rows),
         "engine": engine,
     }
@@ -315,6 +376,19 @@ def prediction_psi(settings: Settings, day: date, profile: dict[str, Any], champ
     if counts is None or counts.sum() == 0:
         return None
     return psi_of(profile["score"]["counts"], counts)
+
+
+def performance_history(settings: Settings) -> list[dict[str, Any]]:
+    """Every matured day's live performance summary (pipelines/monitoring/performance.py)."""
+    folder = settings.reports_dir / "performance"
+    return [read_json(f) for f in sorted(folder.glob("20*.json"))] if folder.is_dir() else []
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
 
 
 def drift_history(out_dir: Path, day: date) -> list[dict[str, Any]]:

@@ -36,8 +36,11 @@ def resolve_day(conf_day: str | None, logical: datetime | None, run_after: datet
 # ------------------------------------------------------------------ scoring DAG
 
 
-def land_batch(day: date, scenario: str | None = None) -> str:
-    """Make sure the day's raw batch is there. With simulated data, simulate it (the demo feed)."""
+def land_batch(day: date, scenario: str | None = None, scenario_start: str | None = None, scenario_end: str | None = None) -> str:
+    """Make sure the day's raw batch is there. With simulated data, simulate it (the demo feed),
+    and the labels that mature today. ``scenario_start``/``scenario_end``: the scenario's window
+    when it is a story longer than the day (default: today only), so the matured labels of an
+    earlier day are those of that day's scenario."""
     s = settings()
     existing = find_partition(s.raw_dir, day)
     if existing is not None and scenario is None:
@@ -48,7 +51,7 @@ def land_batch(day: date, scenario: str | None = None) -> str:
         raise PipelineError(f"no batch for {day} in {s.raw_dir} (expected {day}.parquet or {day}.csv)")
     from pipelines.data.simulate import simulate
 
-    simulate(s, start=day.isoformat(), days=1, scenario=scenario, scenario_start=day.isoformat())  # type: ignore[arg-type]
+    simulate(s, start=day.isoformat(), days=1, scenario=scenario, scenario_start=scenario_start or day.isoformat(), scenario_end=scenario_end)  # type: ignore[arg-type]
     return str(find_partition(s.raw_dir, day))
 
 

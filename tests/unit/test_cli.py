@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-COMMANDS = ["init", "simulate", "validate", "prepare", "train", "evaluate", "promote", "rollback", "score", "drift", "status", "run"]
+COMMANDS = ["init", "simulate", "validate", "prepare", "train", "evaluate", "promote", "rollback", "score", "drift", "status", "run", "replay"]
 
 
 def _cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:

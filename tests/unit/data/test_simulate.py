@@ -47,6 +47,47 @@ def test_concept_drift_changes_labels_not_inputs() -> None:
     assert not cd.labels["default"].equals(stable.labels["default"])
 
 
+def test_story_scenarios_keep_the_default_world_and_apply_in_their_window() -> None:
+    stable = generate_day(DAY, 2000, 1, "stable")
+    # scenarios without a world of their own equal `stable` outside their window
+    for scen in ("label_flip", "flapping", "skew"):
+        outside = generate_day(DAY, 2000, 1, scen, scenario_start=date(2026, 2, 1), scenario_end=date(2026, 2, 28))
+        pd.testing.assert_frame_equal(outside.batch, stable.batch)
+        pd.testing.assert_frame_equal(outside.labels, stable.labels)
+    ended = generate_day(DAY, 2000, 1, "skew", scenario_start=date(2026, 2, 1), scenario_end=DAY)
+    pd.testing.assert_frame_equal(ended.batch, stable.batch)
+
+
+def test_login_policy_shifts_the_feature_not_the_customers() -> None:
+    before = generate_day(DAY, 2000, 1, "login_policy", scenario_start=date(2026, 3, 2))
+    after = generate_day(DAY, 2000, 1, "login_policy", scenario_start=DAY)
+    assert after.batch["logins_30d"].mean() < 0.4 * before.batch["logins_30d"].mean()
+    pd.testing.assert_frame_equal(after.labels, before.labels)  # same risk: only the counting changed
+    pd.testing.assert_series_equal(after.batch["income"], before.batch["income"])
+    assert 0.05 < before.labels["default"].mean() < 0.25
+
+
+def test_null_spike_and_label_flip() -> None:
+    usual = generate_day(DAY, 4000, 1, "null_spike", scenario_start=date(2026, 3, 2))
+    spike = generate_day(DAY, 4000, 1, "null_spike", scenario_start=DAY)
+    assert 0.003 < usual.batch["income"].isna().mean() < 0.02
+    assert 0.45 < spike.batch["income"].isna().mean() < 0.56
+    assert spike.batch.drop(columns="income").equals(usual.batch.drop(columns="income"))
+    clean = generate_day(DAY, 2000, 1, "stable")
+    flipped = generate_day(DAY, 2000, 1, "label_flip", scenario_start=DAY)
+    pd.testing.assert_frame_equal(flipped.batch, clean.batch)
+    assert (flipped.labels["default"] == 1 - clean.labels["default"]).all()
+
+
+def test_flapping_shifts_every_other_day() -> None:
+    days = [date(2026, 3, d) for d in range(1, 5)]
+    means = [generate_day(d, 2000, 1, "flapping", scenario_start=days[0]).batch["logins_30d"].mean() for d in days]
+    base = [generate_day(d, 2000, 1, "stable").batch["logins_30d"].mean() for d in days]
+    lowered = [m < 0.75 * b for m, b in zip(means, base)]
+    assert lowered in ([True, False, True, False], [False, True, False, True])
+    assert all(m < b for m, b in zip(means, base))
+
+
 def test_simulate_writes_matured_labels_only(settings) -> None:
     res = simulate(settings, start="2026-01-01", days=10, rows=200)
     assert len(res["batches"]) == 10

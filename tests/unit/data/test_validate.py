@@ -172,3 +172,18 @@ def test_failed_batch_has_data_docs(settings) -> None:
     _fails(settings, f)
     docs = settings.quarantine_dir / str(DAY) / "data_docs" / "index.html"
     assert docs.is_file() and "income" in "".join(p.read_text() for p in docs.parent.rglob("*.html"))
+
+
+def test_without_data_docs_the_verdict_is_the_same(settings) -> None:
+    """validate.data_docs false (the replay's default): no HTML, same pass/fail and reasons."""
+    from pipelines.config import Settings
+
+    quiet = Settings(settings.params.model_copy(update={"validate_": settings.p.validate_.model_copy(update={"data_docs": False})}), settings.root)
+    f = _good()
+    f.loc[f.index[:250], "income"] = None
+    failures = _fails(quiet, f)
+    assert any("income" in line for line in failures)
+    assert not (quiet.quarantine_dir / str(DAY) / "data_docs").exists()
+    _land(quiet, _good())  # the corrected feed
+    res = validate_batch(quiet, DAY)
+    assert res["data_docs"] is None and not list((quiet.reports_dir / "validation").glob("*_docs"))

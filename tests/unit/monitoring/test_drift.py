@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from pipelines.config import DriftParams
-from pipelines.monitoring.drift import drifted_features, retrain_decision, write_report
+from pipelines.monitoring.drift import drifted_features, performance_alarm, retrain_decision, write_report
 from pipelines.model.profile import EMPTY_BIN, Accumulator, bin_categorical, bin_numeric, build_profile, psi, quantile_edges
 from pipelines.data.simulate import generate_day
 from pipelines.model.features import model_input
@@ -136,6 +136,34 @@ def test_cooldown_and_in_flight() -> None:
     assert not busy["retrain"] and "already in flight" in busy["reason"]
 
 
+def test_retrain_waits_for_labels_of_the_drifted_days() -> None:
+    """A retrain before the drifted days' labels matured would learn the old regime only."""
+    hist = [{"day": f"2026-01-0{i}", "champion_version": "1", "drifted_features": ["logins_30d"]} for i in range(5, 10)]
+    params = DriftParams(psi_threshold=0.2, consecutive_windows=2, cooldown_days=0, min_labelled_drifted_days=3)
+    psi_values = {"logins_30d": 1.2}
+    early = retrain_decision(D, ["logins_30d"], psi_values, hist, "1", None, False, params, None, date(2026, 1, 6))
+    assert not early["retrain"] and early["streak"] == 6 and early["labelled_drifted_days"] == 2
+    assert "waiting for labels: 2 of the 6 drifted day(s) matured, 3 needed" in early["reason"]
+    ready = retrain_decision(D, ["logins_30d"], psi_values, hist, "1", None, False, params, None, date(2026, 1, 7))
+    assert ready["retrain"] and ready["labelled_drifted_days"] == 3
+    unknown = retrain_decision(D, ["logins_30d"], psi_values, hist, "1", None, False, params, None, None)
+    assert not unknown["retrain"]  # no label matured at all
+    off = retrain_decision(D, ["logins_30d"], psi_values, hist, "1", None, False, params.model_copy(update={"min_labelled_drifted_days": 0}))
+    assert off["retrain"]
+
+
+def test_a_blocked_retrain_is_not_requested_again_within_the_cooldown() -> None:
+    hist = [
+        {"day": "2026-01-08", "champion_version": "1", "drifted_features": ["logins_30d"], "retrain": True},
+        {"day": "2026-01-09", "champion_version": "1", "drifted_features": ["logins_30d"], "retrain": False},
+    ]
+    again = _decide(["logins_30d"], hist, cooldown=3)
+    assert not again["retrain"] and "a retrain was requested on 2026-01-08 for this champion" in again["reason"]
+    assert _decide(["logins_30d"], hist, cooldown=2)["retrain"]  # 2 days later: requested again
+    other = [{**h, "champion_version": "0"} for h in hist] + [{"day": "2026-01-09", "champion_version": "1", "drifted_features": ["x"]}]
+    assert _decide(["logins_30d"], other, cooldown=3)["retrain"]  # a new champion starts afresh
+
+
 def test_a_feature_with_no_values_left_is_drifted_first() -> None:
     # PSI is NaN only when the batch has no non-null value of the feature: the loudest drift
     psi_values = {"age": 0.01, "income": float("nan"), "logins_30d": 1.2}
@@ -241,3 +269,28 @@ def test_sample_positions() -> None:
     assert len(np.unique(q)) == 10_000 and q[-1] < 19_000
     assert sample_positions(5, 10).tolist() == [0, 1, 2, 3, 4]
     assert (sample_positions(1000, 10) == sample_positions(1000, 10)).all()  # seeded
+
+
+def test_performance_alarm_needs_k_bad_matured_days_of_the_champion() -> None:
+    params = DriftParams(min_live_roc_auc=0.6, max_live_auc_drop=0.1, performance_days=3)
+    rec = lambda day, auc, v="2": {"day": day, "model_versions": [v], "live_roc_auc": auc}  # noqa: E731
+    good = [rec("2026-01-01", 0.80), rec("2026-01-02", 0.79)]
+    assert performance_alarm(good + [rec("2026-01-03", 0.5), rec("2026-01-04", 0.5)], "2", 0.8, params) is None  # 2 of 3
+    alarm = performance_alarm(good + [rec("2026-01-05", 0.65), rec("2026-01-03", 0.5), rec("2026-01-04", 0.55)], "2", 0.8, params)
+    assert alarm and alarm["days"] == ["2026-01-03", "2026-01-04", "2026-01-05"]  # 0.65 is 0.15 under the holdout AUC
+    assert "floor 0.6 / holdout 0.800 - 0.1" in alarm["reason"] and "latest 0.500, 0.550, 0.650" in alarm["reason"]
+    assert performance_alarm([rec(f"2026-01-0{i}", 0.4, "1") for i in range(1, 6)], "2", 0.8, params) is None  # another version's days
+    assert performance_alarm([rec(f"2026-01-0{i}", 0.4) for i in range(1, 6)], "2", 0.8, DriftParams()) is None  # off by default
+
+
+def test_a_performance_alarm_requests_a_retrain_under_the_same_brakes() -> None:
+    alarm = {"days": ["2026-01-05", "2026-01-06", "2026-01-07"], "reason": "live ROC AUC under floor 0.6 on 3 matured day(s) in a row"}
+    params = DriftParams(psi_threshold=0.2, consecutive_windows=2, cooldown_days=3, min_labelled_drifted_days=3)
+    d = retrain_decision(D, [], {"age": 0.01}, [], "1", date(2026, 1, 1), False, params, None, None, alarm)
+    assert d["retrain"] and d["reason"].startswith("live performance: live ROC AUC under floor 0.6")
+    cool = retrain_decision(D, [], {"age": 0.01}, [], "1", date(2026, 1, 8), False, params, None, None, alarm)
+    assert not cool["retrain"] and "cooldown" in cool["reason"]
+    early = retrain_decision(D, [], {"age": 0.01}, [], "1", None, False, params.model_copy(update={"min_labelled_drifted_days": 5}), None, None, alarm)
+    assert not early["retrain"] and "waiting for labels: 3 matured day(s) of low live AUC, 5 needed" in early["reason"]
+    busy = retrain_decision(D, [], {"age": 0.01}, [], "1", None, "run 7", params, None, None, alarm)
+    assert not busy["retrain"] and "already in flight" in busy["reason"]

@@ -1,0 +1,351 @@
+"""Replay a failure story: the closed loop day by day, through the functions the DAGs call.
+
+Each simulated day runs what the scoring, monitoring and training DAGs would run for it
+(pipelines/ops/tasks.py): land -> validate -> score -> live performance of the days whose labels
+matured -> drift with the brakes -> (retrain requested, or scheduled by the story) the training
+stages through `dvc repro` -> gate -> promote or challenger. Time is simulated: the day is an
+argument everywhere, labels mature ``simulate.label_delay_days`` after their day.
+
+The replay runs in a project of its own (``<out>/project``: a copy of the code, params.yaml
+with the story's settings, its own git repository, DVC state, data/ and SQLite MLflow store),
+so it never touches the user's data/ or registry. Everything runs in this one process except
+the training stages, which run through the real `dvc repro` as in the training DAG.
+The training DAG's daily schedule is not replayed: training starts on a retrain request, on
+the story's scheduled days, and once to train the first champion.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipelines.config import load_settings
+from pipelines.errors import PipelineError, ValidationFailed, first_line
+from pipelines.io import parse_date, read_json, write_json
+from pipelines.ops.stories import Story, story as get_story
+
+log = logging.getLogger(__name__)
+
+# What a replay project needs from the code's project: the package, the pipeline, the suites.
+PROJECT_FILES = ("pipelines", "expectations", "dvc.yaml", "params.yaml", ".dvc", ".dvcignore", ".gitignore", "requirements.lock")
+TRAINING_STAGES = ("prepare", "validate_training", "train")
+
+
+def make_project(source: Path, dest: Path, params: dict[str, Any]) -> Path:
+    """A fresh project at ``dest``: the code of ``source``, params.yaml with ``params``
+    ("section.key": value) applied, its own git repository (the lineage commit) and DVC state."""
+    from pipelines.tools import check, git
+
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "cache", "tmp", "*.pyc")
+    for name in PROJECT_FILES:
+        src = source / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=ignore)
+        elif src.is_file():
+            shutil.copy2(src, dest / name)
+    (dest / "metrics").mkdir(exist_ok=True)
+    raw = yaml.safe_load((dest / "params.yaml").read_text())
+    for key, value in params.items():
+        section, _, name = key.partition(".")
+        if section not in raw or name not in raw[section]:
+            raise PipelineError(f"story setting {key} is not in params.yaml")
+        raw[section][name] = value
+    (dest / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    ident = ["-c", "user.name=replay", "-c", "user.email=replay@localhost"]
+    check(git(["init", "-q"], dest), "git init")
+    check(git([*ident, "add", "-A"], dest), "git add")
+    check(git([*ident, "commit", "-qm", "replay project"], dest), "git commit")
+    return dest
+
+
+@contextlib.contextmanager
+def project_env(root: Path) -> Iterator[None]:
+    """Point every step at the replay project (PIPELINES_ROOT) and its embedded MLflow store,
+    whatever MLFLOW_TRACKING_URI says outside; restored afterwards."""
+    keys = ("PIPELINES_ROOT", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    saved = {k: os.environ.get(k) for k in keys}
+    os.environ["PIPELINES_ROOT"] = str(root)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    os.environ.pop("MLFLOW_REGISTRY_URI", None)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+class Replay:
+    """One story's replay: the day loop, the training runs, the timeline records."""
+
+    def __init__(self, st: Story, cal: dict[str, Any], root: Path, log_file: Any, echo: Callable[[str], None]) -> None:
+        self.story, self.cal, self.root, self.log_file, self.echo = st, cal, root, log_file, echo
+        self.settings = load_settings(root / "params.yaml")
+        start = parse_date(self.settings.p.simulate.start)
+        self.first = start
+        self.launch = start + timedelta(days=cal["warmup_days"])
+        self.fail_start = self.launch + timedelta(days=cal["failure_at"])
+        self.fail_end = self.fail_start + timedelta(days=cal["failure_days"]) if cal["failure_days"] is not None else None
+        self.records: list[dict[str, Any]] = []
+        self.trainings: list[dict[str, Any]] = []
+        self.champion: str | None = None
+        self.stage_seconds: list[float] = []
+        self.day_seconds: list[float] = []
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self) -> dict[str, Any]:
+        total = self.cal["warmup_days"] + self.cal["days"]
+        for i in range(total):
+            day = self.first + timedelta(days=i)
+            t0 = time.perf_counter()
+            rec = self.one_day(day)
+            self.day_seconds.append(time.perf_counter() - t0 - sum(t["seconds"] for t in rec.get("training", [])))
+            self.records.append(rec)
+            if rec["phase"] == "served" or rec.get("training"):
+                self.echo(day_line(rec))
+        return self.result()
+
+    def failing(self, day: date) -> bool:
+        return day >= self.fail_start and (self.fail_end is None or day < self.fail_end)
+
+    def one_day(self, day: date) -> dict[str, Any]:
+        from pipelines.ops import tasks
+
+        served = day >= self.launch
+        rec: dict[str, Any] = {"day": day.isoformat(), "phase": "served" if served else "warmup", "failure": self.failing(day), "training": []}
+        with self.quiet():
+            tasks.land_batch(day, self.story.scenario, self.fail_start.isoformat(), self.fail_end.isoformat() if self.fail_end else None)
+            try:
+                tasks.validate_batch(day)
+                rec["validated"] = True
+            except ValidationFailed as exc:
+                rec["validated"] = False
+                rec["quarantine_reasons"] = list(exc.failures[:3])
+        if served and self.champion is None:
+            self.train(day, "first champion", rec)
+            if self.champion is None:  # nothing to serve with: stop rather than retrain every day
+                first = rec["training"][-1]
+                raise PipelineError(f"the first champion was not promoted on {day}: {first.get('failed') or '; '.join(first.get('reasons', []))}")
+        rec["champion"] = self.champion
+        if rec["validated"] and self.champion is not None:
+            with self.quiet():
+                out = tasks.score(day)
+            rec["scored_by"] = str(out["model_version"])
+            rec["rows"] = int(out["rows"])
+        with self.quiet():
+            measured = tasks.performance()
+        rec["matured"] = [self.live(m["day"]) for m in measured]
+        if rec["validated"] and self.champion is not None:
+            with self.quiet():
+                tasks.drift_day(day)
+            rec["drift"] = self.drift_record(day)
+            if rec["drift"]["retrain"]:
+                self.train(day, "retrain requested: " + rec["drift"]["reason"], rec)
+        offset = (day - self.launch).days
+        if served and offset in self.cal["retrain_at"] and not any(t["trigger"].startswith("retrain requested") for t in rec["training"]):
+            self.train(day, "scheduled training run", rec)
+        return rec
+
+    def live(self, day: str) -> dict[str, Any]:
+        """The performance record of a matured day, as the monitoring task wrote it."""
+        p = read_json(self.settings.reports_dir / "performance" / f"{day}.json")
+        return {
+            "day": day,
+            "versions": p["model_versions"],
+            "roc_auc": p.get("live_roc_auc"),
+            "default_rate": p.get("live_default_rate"),
+            "rows": p["matched_rows"],
+        }
+
+    def drift_record(self, day: date) -> dict[str, Any]:
+        d = read_json(self.settings.reports_dir / "drift" / f"{day.isoformat()}.json")
+        psi = {k: v for k, v in d["psi"].items() if v == v}  # NaN (all null) is not plotted
+        top = max(psi, key=lambda k: psi[k]) if psi else None
+        return {
+            "psi": {k: round(v, 5) for k, v in psi.items()},
+            "top_feature": top,
+            "top_psi": round(psi[top], 5) if top else None,
+            "threshold": d["psi_threshold"],
+            "drifted": d["drifted_features"],
+            "streak": d["streak"],
+            "brakes": d["brakes"],
+            "retrain": d["retrain"],
+            "reason": d["reason"],
+            "champion_version": d["champion_version"],
+            "performance_alarm": d.get("performance_alarm"),
+        }
+
+    def train(self, day: date, trigger: str, rec: dict[str, Any]) -> None:
+        """The training DAG's run: in-flight marker, the dvc stages, the gate, promote or challenger."""
+        from pipelines.ops import tasks
+
+        t0 = time.perf_counter()
+        run: dict[str, Any] = {"day": day.isoformat(), "trigger": trigger, "champion_before": self.champion}
+        with self.quiet():
+            tasks.retrain_in_flight(f"replay-{day.isoformat()}")
+            try:
+                steps: dict[str, float] = {}
+                for stage in TRAINING_STAGES:
+                    t = time.perf_counter()
+                    tasks.dvc_stage(stage)
+                    steps[stage] = round(time.perf_counter() - t, 1)
+                t = time.perf_counter()
+                gate = tasks.evaluate()
+                steps["evaluate"] = round(time.perf_counter() - t, 1)
+                t = time.perf_counter()
+                out = tasks.promote()
+                steps["promote"] = round(time.perf_counter() - t, 1)
+                run["step_seconds"] = steps
+                run.update(
+                    {
+                        "passed": bool(gate["passed"]),
+                        "candidate_roc_auc": gate["candidate_roc_auc"],
+                        "reasons": gate["reasons"],
+                        "version": str(out["version"]),
+                        "role": out["role"],
+                    }
+                )
+            except PipelineError as exc:
+                run.update({"passed": False, "failed": first_line(str(exc)), "version": None, "role": "none"})
+            finally:
+                tasks.retrain_in_flight(None)
+        if run.get("role") == "champion":
+            self.champion = run["version"]
+        window = self.settings.training_dir / "window.json"
+        if window.is_file():
+            w = read_json(window)
+            run["train_days"] = [w["train_days"][0], w["train_days"][-1]]
+            run["holdout_days"] = [w["holdout_days"][0], w["holdout_days"][-1]]
+        run["champion_after"] = self.champion
+        run["seconds"] = round(time.perf_counter() - t0, 1)
+        self.stage_seconds.append(run["seconds"])
+        rec["training"].append(run)
+        self.trainings.append(run)
+
+    @contextlib.contextmanager
+    def quiet(self) -> Iterator[None]:
+        """The steps' own progress (prints and log lines) goes to the replay's log file."""
+        with contextlib.redirect_stdout(self.log_file):
+            yield
+
+    # ------------------------------------------------------------------ results
+
+    def result(self) -> dict[str, Any]:
+        served = [r for r in self.records if r["phase"] == "served"]
+        return {
+            "story": self.story.name,
+            "scenario": self.story.scenario,
+            "guard": self.story.guard,
+            "summary": self.story.summary,
+            "project": str(self.root),
+            "launch": self.launch.isoformat(),
+            "failure": {"start": self.fail_start.isoformat(), "end": self.fail_end.isoformat() if self.fail_end else None},
+            "params": self.cal["params"],
+            "rows_per_day": self.cal["rows"],
+            "days": self.records,
+            "trainings": self.trainings,
+            "retrains": sum(1 for t in self.trainings if t["trigger"] != "first champion"),
+            "seconds": {
+                "per_day": round(sum(self.day_seconds) / max(len(self.day_seconds), 1), 2),
+                "per_training": round(sum(self.stage_seconds) / max(len(self.stage_seconds), 1), 1),
+                "served_days": len(served),
+            },
+        }
+
+
+def day_line(rec: dict[str, Any]) -> str:
+    """One line per day: day, champion, live AUC (of the day that matured), top PSI, event."""
+    live = [m for m in rec.get("matured", []) if m.get("roc_auc") is not None]
+    auc = f"{live[-1]['roc_auc']:.3f} ({live[-1]['day'][5:]})" if live else "   -   "
+    dr = rec.get("drift") or {}
+    psi = f"{dr['top_feature']} {dr['top_psi']:.3f}" if dr.get("top_feature") else "-"
+    return f"{rec['day']}  champion {('v' + rec['champion']) if rec.get('champion') else '-':>4}  live AUC {auc:<13}  top PSI {psi:<22}  {event(rec)}"
+
+
+def event(rec: dict[str, Any]) -> str:
+    """The event of the day, in words."""
+    parts = []
+    if rec.get("failure"):
+        parts.append("[failure]")
+    if rec.get("validated") is False:
+        parts.append("QUARANTINED: " + (rec.get("quarantine_reasons") or ["failed validation"])[0][:80])
+    dr = rec.get("drift") or {}
+    alarm = dr.get("performance_alarm")
+    if dr.get("drifted") or alarm:
+        what = ("drift " + ", ".join(dr["drifted"]) if dr.get("drifted") else "") + (" + " if dr.get("drifted") and alarm else "")
+        what += f"live AUC low on {len(alarm['days'])} matured day(s)" if alarm else ""
+        parts.append(what + (" -> RETRAIN REQUESTED" if dr["retrain"] else f" - brakes: {'; '.join(dr['brakes'])}"))
+    for t in rec.get("training", []):
+        if t.get("failed"):
+            parts.append(f"training failed: {t['failed'][:80]}")
+        else:
+            verdict = "gate PASSED" if t["passed"] else "gate BLOCKED (" + "; ".join(t["reasons"])[:80] + ")"
+            parts.append(f"{t['trigger'].split(':')[0]}: v{t['version']} {verdict} -> {t['role']}")
+    return " | ".join(parts) or "ok"
+
+
+# The per-day HTML reports (GE Data Docs, the Evidently drift report) are more than half of a
+# day's cost and nobody reads 100 of them: the timeline is the replay's report. --reports keeps them.
+NO_DAILY_HTML = {"validate.data_docs": False, "drift.html_report": False}
+
+
+def replay(
+    story_name: str, days: int | None = None, out: Path | None = None, quick: bool = False,
+    echo: Callable[[str], None] = print, reports: bool = False,
+) -> dict[str, Any]:
+    """Replay ``story_name`` in ``out`` (default: replays/<story>): the day loop, then the timeline
+    (JSON, HTML, PNG) and the audit of what was scored. Returns the timeline. ``reports``: also
+    write each day's GE Data Docs and Evidently HTML report, as production does."""
+    from pipelines.config import project_root
+    from pipelines.ops.timeline import audit, write_timeline
+
+    st = get_story(story_name)
+    cal = st.calendar(quick, days)
+    source = project_root()
+    out = (out or source / "replays" / st.name).resolve()
+    if out == source or source.is_relative_to(out):
+        raise PipelineError(f"--out {out} would hold the project itself: pick an empty folder")
+    out.mkdir(parents=True, exist_ok=True)
+    if not reports:
+        cal["params"] = {**cal["params"], **NO_DAILY_HTML}
+    root = make_project(source, out / "project", {**cal["params"], "simulate.rows_per_day": cal["rows"]})
+    echo(f"replaying {st.name} in {root} ({cal['warmup_days']} warm-up days, {cal['days']} served days; failure from served day {cal['failure_at']})")
+    started = time.perf_counter()
+    with project_env(root), (out / "replay.log").open("w") as log_file:
+        handler = logging.StreamHandler(log_file)
+        pkg = logging.getLogger("pipelines")
+        saved = [h for h in pkg.handlers if getattr(h, "_pipelines", False)]
+        for h in saved:  # step progress to the log file; the day lines stay readable
+            pkg.removeHandler(h)
+        pkg.addHandler(handler)
+        try:
+            with contextlib.redirect_stderr(log_file):
+                rep = Replay(st, cal, root, log_file, echo)
+                result = rep.run()
+                result["audit"] = audit(load_settings(root / "params.yaml"), result)
+        finally:
+            pkg.removeHandler(handler)
+            for h in saved:
+                pkg.addHandler(h)
+    result["seconds"]["total"] = round(time.perf_counter() - started, 1)
+    files = write_timeline(result, out)
+    write_json(result, out / "timeline.json")
+    echo(f"timeline: {files['html']} ({files['png']}); nothing lost: {'yes' if result['audit']['ok'] else 'NO - ' + '; '.join(result['audit']['problems'][:3])}")
+    for row in result["guards"]:
+        echo(f"  {row['guard']:<12} {row['day']}  {row['what']}")
+    return result
