@@ -7,7 +7,12 @@
 #   3. `airflow db migrate` on AIRFLOW__DATABASE__SQL_ALCHEMY_CONN;
 #   4. create the admin user: the SimpleAuthManager reads users from
 #      AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS and their passwords from the file
-#      AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE, written here from .env.
+#      AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE, written here from .env;
+#   5. with MLFLOW_PIPELINE_USERNAME set: the MLflow user the pipelines and the server run as,
+#      created with the admin's credentials (MLFLOW_ADMIN_USERNAME/PASSWORD, given to this job
+#      only), with EDIT on the project's experiment and registered model, both created here by
+#      the admin: EDIT logs runs, registers versions and moves aliases, but cannot delete a
+#      model or change permissions (MANAGE, which only the admin holds).
 set -euo pipefail
 ROOT="${PIPELINES_ROOT:?PIPELINES_ROOT is not set (the project workspace)}"
 : "${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN:?AIRFLOW__DATABASE__SQL_ALCHEMY_CONN is not set}"
@@ -52,4 +57,39 @@ tmp.write_text(json.dumps(passwords) + "\n")
 tmp.chmod(0o600)
 tmp.replace(path)
 PY
+if [[ -n "${MLFLOW_PIPELINE_USERNAME:-}" ]]; then
+  : "${MLFLOW_PIPELINE_PASSWORD:?MLFLOW_PIPELINE_PASSWORD is not set}"
+  : "${MLFLOW_ADMIN_USERNAME:?MLFLOW_ADMIN_USERNAME is not set (the init job creates the pipeline user as admin)}"
+  : "${MLFLOW_ADMIN_PASSWORD:?MLFLOW_ADMIN_PASSWORD is not set}"
+  echo "==> MLflow user '$MLFLOW_PIPELINE_USERNAME' with EDIT on the project's experiment and model"
+  python - <<'PY'
+import os
+
+import yaml
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.server.auth.client import AuthServiceClient
+
+uri = os.environ["MLFLOW_TRACKING_URI"]
+os.environ["MLFLOW_TRACKING_USERNAME"] = os.environ["MLFLOW_ADMIN_USERNAME"]  # this process only
+os.environ["MLFLOW_TRACKING_PASSWORD"] = os.environ["MLFLOW_ADMIN_PASSWORD"]
+user, password = os.environ["MLFLOW_PIPELINE_USERNAME"], os.environ["MLFLOW_PIPELINE_PASSWORD"]
+project = yaml.safe_load(open(os.path.join(os.environ["PIPELINES_ROOT"], "params.yaml")))["project"]
+auth, client = AuthServiceClient(uri), MlflowClient(uri)
+try:
+    auth.create_user(user, password)
+except MlflowException:  # already there (a re-run of the job): keep its password in step with .env
+    auth.update_user_password(user, password)
+exp = client.get_experiment_by_name(project["experiment"])
+exp_id = exp.experiment_id if exp else client.create_experiment(project["experiment"])
+try:
+    client.create_registered_model(project["model_name"])
+except MlflowException as exc:
+    if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+        raise
+for kind, resource in (("experiment", exp_id), ("registered_model", project["model_name"])):
+    auth.grant_user_permission(user, kind, resource, "EDIT")
+print(f"    {user}: EDIT on experiment {project['experiment']} ({exp_id}) and model {project['model_name']}")
+PY
+fi
 echo "==> airflow-init done"

@@ -170,7 +170,13 @@ def test_every_environment_variable_the_code_reads_is_set(compose: dict[str, Any
         missing = sorted(needed - set(env))
         assert not missing, f"{name} does not set {missing}, which the code reads (set it, or list it in OPTIONAL_ENV)"
         assert env["MLFLOW_TRACKING_USERNAME"] and env["MLFLOW_TRACKING_PASSWORD"], "the server has basic auth"
-    assert env_of(compose["services"]["mlflow"])["MLFLOW_AUTH_ADMIN_USERNAME"] == env_of(compose["services"]["pipelines"])["MLFLOW_TRACKING_USERNAME"]
+    # least privilege: the pipelines log as their own user, which the init job creates as admin
+    admin = env_of(compose["services"]["mlflow"])["MLFLOW_AUTH_ADMIN_USERNAME"]
+    init = env_of(compose["services"]["airflow-init"])
+    for name in RUNS_PIPELINES:
+        assert env_of(compose["services"][name])["MLFLOW_TRACKING_USERNAME"] != admin, f"{name} logs to MLflow as the admin"
+        assert env_of(compose["services"][name])["MLFLOW_TRACKING_USERNAME"] == init["MLFLOW_PIPELINE_USERNAME"]
+    assert init["MLFLOW_ADMIN_USERNAME"] == admin and init["MLFLOW_ADMIN_PASSWORD"]
 
 
 def test_env_example_defines_every_variable_and_env_is_not_committed() -> None:

@@ -45,6 +45,8 @@ PG_SUPERUSER_PASSWORD = "pg-super-secret"
 AIRFLOW_DB_PASSWORD = "airflow-db-secret"
 MLFLOW_DB_PASSWORD = "mlflow-db-secret"
 MLFLOW_ADMIN = ("admin", "mlflow-admin-secret")  # the server wants at least 12 characters
+MLFLOW_PIPELINE = ("pipelines", "mlflow-pipeline-secret")  # the least-privileged user the pipelines run as
+FLASK_SECRET = "test-csrf-key-secret"
 AIRFLOW_ADMIN = ("admin", "airflow-admin-secret")
 MODEL = "credit-default"
 AIRFLOW_DAY = "2026-01-25"  # the day after the cycle's last simulated day
@@ -241,7 +243,7 @@ def topology(postgres: Postgres) -> Iterator[Topology]:
             "MLFLOW_ARTIFACTS_DESTINATION": str(artifacts),
             "MLFLOW_AUTH_ADMIN_USERNAME": MLFLOW_ADMIN[0],
             "MLFLOW_AUTH_ADMIN_PASSWORD": MLFLOW_ADMIN[1],
-            "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-csrf-key",
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": FLASK_SECRET,
             "MLFLOW_HOST": "127.0.0.1",
             "MLFLOW_PORT": str(mlflow_port),
             "MLFLOW_WORKERS": "1",
@@ -278,10 +280,18 @@ def topology(postgres: Postgres) -> Iterator[Topology]:
             "AIRFLOW_ADMIN_PASSWORD": AIRFLOW_ADMIN[1],
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(airflow_home / "auth" / "passwords.json"),
             "MLFLOW_TRACKING_URI": tracking_uri,
-            "MLFLOW_TRACKING_USERNAME": MLFLOW_ADMIN[0],
-            "MLFLOW_TRACKING_PASSWORD": MLFLOW_ADMIN[1],
+            "MLFLOW_TRACKING_USERNAME": MLFLOW_PIPELINE[0],  # never the admin
+            "MLFLOW_TRACKING_PASSWORD": MLFLOW_PIPELINE[1],
         }
-        init = subprocess.run([str(source / "deploy/airflow-init.sh")], env=airflow_env, capture_output=True, text=True, timeout=300)
+        # the init job creates that user as admin, so the MLflow server must be up first
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and http("GET", f"{tracking_uri}/health")[0] != 200:
+            assert mlflow_server.poll() is None, f"mlflow server exited: {(base / 'mlflow-server.log').read_text()[-3000:]}"
+            time.sleep(1)
+        assert http("GET", f"{tracking_uri}/health")[0] == 200, "the MLflow server did not come up within 180 s"
+        init_env = {**airflow_env, "MLFLOW_ADMIN_USERNAME": MLFLOW_ADMIN[0], "MLFLOW_ADMIN_PASSWORD": MLFLOW_ADMIN[1],
+                    "MLFLOW_PIPELINE_USERNAME": MLFLOW_PIPELINE[0], "MLFLOW_PIPELINE_PASSWORD": MLFLOW_PIPELINE[1]}
+        init = subprocess.run([str(source / "deploy/airflow-init.sh")], env=init_env, capture_output=True, text=True, timeout=300)
         assert init.returncode == 0, f"airflow init failed:\n{init.stdout[-3000:]}\n{init.stderr[-3000:]}"
         workspace = Project(workspace_root)
         workspace.env.update({k: airflow_env[k] for k in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")})
@@ -303,16 +313,9 @@ def topology(postgres: Postgres) -> Iterator[Topology]:
         up = subprocess.Popen([str(workspace_root / "scripts/services.sh"), "up"], env=services_env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
-        # 5. the MLflow server must be up before the cycle starts
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and http("GET", f"{tracking_uri}/health")[0] != 200:
-            assert mlflow_server.poll() is None, f"mlflow server exited: {(base / 'mlflow-server.log').read_text()[-3000:]}"
-            time.sleep(1)
-        assert http("GET", f"{tracking_uri}/health")[0] == 200, "the MLflow server did not come up within 180 s"
-
         topo = Topology(pg=postgres, base=base, workspace=workspace, tracking_uri=tracking_uri, artifacts=artifacts,
                         dvc_remote=dvc_remote, airflow_port=airflow_port, airflow_log=base / "run" / "airflow.log",
-                        init_log=init.stdout)
+                        init_log=init.stdout + init.stderr)
         # 6. the full daily cycle against the server, while Airflow starts
         topo.cycle = workspace.cli("run", ok=False)
         out, _ = up.communicate(timeout=400)
@@ -443,3 +446,31 @@ def test_airflow_on_postgres_runs_the_scoring_dag(topology: Topology) -> None:
                               "SELECT task_id, state FROM task_instance WHERE dag_id = 'scoring' AND run_id = %s",
                               run["dag_run_id"])
     assert dict(tasks) == {"land_batch": "success", "validate_batch": "success", "score": "success"}
+
+
+def test_the_pipeline_user_cannot_delete_a_registered_model(topology: Topology) -> None:
+    """Least privilege: the pipelines ran the whole cycle as the `pipelines` user (EDIT), which
+    registered the champion; deleting the model needs MANAGE, which only the admin has."""
+    uri = topology.tracking_uri
+    got = http("GET", f"{uri}/api/2.0/mlflow/registered-models/get?name={MODEL}", headers=basic(*MLFLOW_PIPELINE))
+    assert got[0] == 200 and got[1]["registered_model"]["aliases"], got  # it could read, and it registered
+    denied = http("DELETE", f"{uri}/api/2.0/mlflow/registered-models/delete", {"name": MODEL}, headers=basic(*MLFLOW_PIPELINE))
+    assert denied[0] == 403, denied
+    assert http("GET", f"{uri}/api/2.0/mlflow/registered-models/get?name={MODEL}", headers=basic(*MLFLOW_ADMIN))[0] == 200
+    users = http("GET", f"{uri}/api/2.0/mlflow/users/get?username={MLFLOW_ADMIN[0]}", headers=basic(*MLFLOW_PIPELINE))
+    assert users[0] == 403, users  # nor look at other users
+
+
+def test_secrets_never_appear_in_logs(topology: Topology) -> None:
+    """Every secret this topology set, searched in every log it wrote: the MLflow server's,
+    Airflow's (services and task logs), the init job's and the cycle's output. (`make up`
+    prints the local Airflow admin password on its console by design; that is not a log.)"""
+    secrets = [PG_SUPERUSER_PASSWORD, AIRFLOW_DB_PASSWORD, MLFLOW_DB_PASSWORD, MLFLOW_ADMIN[1], MLFLOW_PIPELINE[1],
+               AIRFLOW_ADMIN[1], FLASK_SECRET]
+    logs = {str(p.relative_to(topology.base)): p.read_text(errors="replace")
+            for p in topology.base.rglob("*") if p.is_file() and (p.suffix == ".log" or "logs" in p.parts)}
+    logs["init job output"] = topology.init_log
+    logs["cycle output"] = topology.cycle.stdout + topology.cycle.stderr
+    assert len(logs) > 3, sorted(logs)
+    leaks = [(name, secret[:4] + "...") for name, text in logs.items() for secret in secrets if secret in text]
+    assert not leaks, leaks
