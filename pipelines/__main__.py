@@ -100,11 +100,11 @@ def _run(fn: Callable[[], Any], emit: bool = True) -> Any:
 
 def _tracking_failure(exc: BaseException) -> bool:
     """An MLflow REST call that failed for want of the server (refused, reset, timed out)."""
-    mlflow_exc = getattr(sys.modules.get("mlflow.exceptions"), "MlflowException", None)
     requests_exc = getattr(sys.modules.get("requests"), "RequestException", None)
-    kinds = tuple(k for k in (mlflow_exc, requests_exc) if k is not None)
-    text = str(exc)
-    return bool(kinds) and isinstance(exc, kinds) and ("API request to" in text or "Max retries exceeded" in text or isinstance(exc, requests_exc or ()))
+    if requests_exc is not None and isinstance(exc, requests_exc):
+        return True
+    mlflow_exc = getattr(sys.modules.get("mlflow.exceptions"), "MlflowException", None)
+    return mlflow_exc is not None and isinstance(exc, mlflow_exc) and ("API request to" in str(exc) or "Max retries exceeded" in str(exc))
 
 
 def _exit(code: int) -> None:

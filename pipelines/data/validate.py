@@ -11,7 +11,6 @@ command exits non-zero with one line per failed expectation, and nothing downstr
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import tempfile

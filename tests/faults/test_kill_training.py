@@ -11,8 +11,8 @@ and between "alias moved" and "history written".
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
@@ -44,8 +44,6 @@ def set_param(proj: Project, key: str, value: object) -> None:
 
 def repro(proj: Project, failpoint: str | None = None):  # noqa: ANN201
     env = {**proj.env, **({"PIPELINES_FAILPOINT": failpoint} if failpoint else {})}
-    import subprocess
-
     return subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=proj.root, env=env, capture_output=True, text=True, timeout=900)
 
 
@@ -97,8 +95,6 @@ def test_sigkill_at_every_step_of_training_then_rerun(proj: Project, record) -> 
 
 def test_two_dvc_repro_at_once(proj: Project, record) -> None:  # noqa: ANN001
     """Two runners on one project: one waits or fails naming the lock, nothing is corrupted."""
-    import subprocess
-
     set_param(proj, "train.seed", 11)
     before = registry_state(proj)
     runs = [subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=proj.root, env=proj.env, stdout=subprocess.PIPE,

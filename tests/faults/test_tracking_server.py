@@ -19,7 +19,7 @@ import mlflow
 import pytest
 
 from tests.faults.test_kill_training import set_param
-from tests.integration.test_cycle import Project, make_project
+from tests.integration.test_cycle import make_project
 
 pytestmark = pytest.mark.integration
 DAY = "2026-01-14"

@@ -12,7 +12,6 @@ Real `make run`, `dvc repro`, `dvc exp run`, MLflow, Great Expectations and Evid
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
