@@ -47,7 +47,8 @@ def training() -> None:
 
         why = [e.extra for events in (triggering_asset_events or {}).values() for e in events]
         print(f"reason: {(params or {}).get('reason')}; asset events: {why or 'none'}")
-        tasks.retrain_in_flight(run_id)  # the drift job will not request another retrain meanwhile
+        # The drift job will not request another retrain meanwhile; a `make run` in progress is waited for.
+        tasks.retrain_in_flight(run_id)
         # The window ends at the run's day: a backfill of an older day trains on what existed then.
         day = tasks.resolve_day(None, logical_date, getattr(dag_run, "run_after", None))
         return tasks.dvc_stage("prepare", day)
@@ -78,10 +79,10 @@ def training() -> None:
         return tasks.promote(override=bool(p.get("override_gate")), justification=p.get("justification"))
 
     @task(trigger_rule="all_done")
-    def clear_in_flight() -> None:
+    def clear_in_flight(run_id=None) -> None:  # noqa: ANN001
         from pipelines.ops import tasks
 
-        tasks.retrain_in_flight(None)
+        tasks.retrain_in_flight(None, owner=run_id)  # this run's marker only, never a `make run`'s
 
     chain = prepare() >> validate_training() >> train() >> evaluate() >> promote()
     chain >> clear_in_flight()

@@ -443,9 +443,82 @@ def in_flight(marker: Path) -> bool | str:
 
 def set_in_flight(settings: Settings, run_id: str | None) -> None:
     """Mark a retrain as started (``run_id``) or finished (None); the drift job reads it."""
-    marker = settings.reports_dir / "drift" / IN_FLIGHT_MARKER
     if run_id is None:
-        marker.unlink(missing_ok=True)
+        in_flight_marker(settings).unlink(missing_ok=True)
     else:
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps({"run_id": run_id}))
+        claim_in_flight(settings, run_id)
+
+
+def in_flight_marker(settings: Settings) -> Path:
+    return settings.reports_dir / "drift" / IN_FLIGHT_MARKER
+
+
+def _holder(marker: Path) -> dict[str, Any] | None:
+    try:
+        held = json.loads(marker.read_text())
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        return {"run_id": "unreadable marker"}
+    return held if isinstance(held, dict) else {"run_id": "unreadable marker"}
+
+
+def claim_in_flight(settings: Settings, run_id: str, *, process: bool = False, exclusive: bool = False, wait_s: float = 0.0) -> None:
+    """Mark the training run ``run_id`` in flight: one training runner per project at a time.
+
+    ``process``: the holder is this process (`make run`), so its marker records the owner and a
+    later runner can tell whether it is still alive; a training DAG run spans several task
+    processes and records none. A marker held by a live process is respected: wait up to
+    ``wait_s`` for it, then fail with one line naming it. ``exclusive`` (`make run`): a DAG run's
+    marker is respected too. A dead process's marker is taken over, with a warning; a DAG run's
+    marker is taken over by the next DAG run (max_active_runs=1: that run has ended).
+    """
+    import logging
+    import os
+    import time
+
+    from pipelines.tracking import OWNER_TAG, owner_alive, owner_tag
+
+    log = logging.getLogger(__name__)
+    marker = in_flight_marker(settings)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    body = json.dumps({"run_id": run_id, **(owner_tag() if process else {})})
+    deadline, waited = time.monotonic() + wait_s, False
+    while True:
+        held = _holder(marker)
+        if held is None:  # create it whole or not at all: a reader never sees it half-written
+            tmp = marker.with_name(f".{marker.name}.{os.getpid()}.tmp")
+            tmp.write_text(body)
+            try:
+                os.link(tmp, marker)
+            except FileExistsError:
+                continue  # another runner claimed it just now: look again
+            finally:
+                tmp.unlink()
+            return
+        alive = owner_alive(held.get(OWNER_TAG))
+        if held.get("run_id") == run_id or alive is False or (alive is None and not exclusive):
+            if alive is False:
+                log.warning("taking over the training marker of %s: that process is gone", held.get("run_id"))
+            with atomic_path(marker) as tmp:
+                tmp.write_text(body)
+            return
+        what = in_flight(marker)
+        if not what:
+            continue  # released between our two reads
+        if time.monotonic() >= deadline:
+            raise PipelineError(
+                f"another training run is in flight ({what}): wait for it to finish, or delete the marker if that run is dead"
+            )
+        if not waited:
+            log.info("waiting for the other training run to finish: %s", what)
+            waited = True
+        time.sleep(2)
+
+
+def release_in_flight(settings: Settings, run_id: str) -> None:
+    """Clear the marker if ``run_id`` holds it (never another runner's)."""
+    marker = in_flight_marker(settings)
+    held = _holder(marker)
+    if held is not None and held.get("run_id") == run_id:
+        marker.unlink(missing_ok=True)

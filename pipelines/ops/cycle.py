@@ -42,7 +42,7 @@ def validate_new_days(settings: Settings) -> dict[str, list[str]]:
 def run_cycle(settings: Settings) -> dict[str, Any]:
     from pipelines.data.simulate import simulate
     from pipelines.model.registry import status
-    from pipelines.monitoring.drift import drift
+    from pipelines.monitoring.drift import claim_in_flight, drift, release_in_flight
     from pipelines.ops.promote import promote_and_push
     from pipelines.ops.stages import dvc_repro
     from pipelines.data.validate import DAILY_SUITE, TRAINING_SUITE, load_suite
@@ -57,9 +57,16 @@ def run_cycle(settings: Settings) -> dict[str, Any]:
     log.info("validating new batches with Great Expectations")
     val = validate_new_days(settings)
     log.info("validated %d new day(s), %d quarantined", len(val["passed"]), len(val["failed"]))
-    log.info("dvc repro: prepare -> validate_training -> train -> evaluate -> promote")
-    dvc_repro(settings, "evaluate")
-    promote_and_push(settings)
+    # One training runner per project: a training DAG run in flight makes this fail with one
+    # line naming it; a DAG run that starts meanwhile waits for this one (monitoring/drift.py).
+    runner = f"of `make run` (pid {os.getpid()})"
+    claim_in_flight(settings, runner, process=True, exclusive=True)
+    try:
+        log.info("dvc repro: prepare -> validate_training -> train -> evaluate -> promote")
+        dvc_repro(settings, "evaluate")
+        promote_and_push(settings)
+    finally:
+        release_in_flight(settings, runner)
     days = list(partition_files(settings.validated_dir))
     if not days:
         raise PipelineError("no validated batch to score")

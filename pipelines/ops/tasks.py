@@ -88,11 +88,22 @@ def dvc_stage(stage: str, day: date | None = None) -> dict[str, Any]:
     return run_stage(settings(), stage, as_of=day)
 
 
-def retrain_in_flight(run_id: str | None) -> None:
-    """Mark (run_id) or clear (None) a training run in flight; see pipelines/monitoring/drift.py."""
-    from pipelines.monitoring.drift import set_in_flight
+# How long a training DAG run waits for a `make run` that holds the project's training marker.
+WAIT_FOR_RUNNER_S = 1800.0
 
-    set_in_flight(settings(), run_id)
+
+def retrain_in_flight(run_id: str | None, owner: str | None = None) -> None:
+    """Mark (``run_id``) or clear (None) a training run in flight; see pipelines/monitoring/drift.py.
+    Marking waits for a `make run` in progress (one training runner per project); clearing with
+    ``owner`` clears only that run's marker, never another runner's."""
+    from pipelines.monitoring.drift import claim_in_flight, release_in_flight, set_in_flight
+
+    if run_id is not None:
+        claim_in_flight(settings(), run_id, wait_s=WAIT_FOR_RUNNER_S)
+    elif owner is not None:
+        release_in_flight(settings(), owner)
+    else:
+        set_in_flight(settings(), None)
 
 
 def evaluate() -> dict[str, Any]:

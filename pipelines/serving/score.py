@@ -149,6 +149,7 @@ def score(settings: Settings, day: date, progress: bool = True) -> dict[str, Any
     """Score the validated batch of ``day``: data/predictions/<day>.parquet (+ shadow)."""
     import pyarrow.parquet as pq
 
+    from pipelines.failpoint import failpoint
     from pipelines.tracking import setup_mlflow
 
     d, sp = settings.p.data, settings.p.score
@@ -157,6 +158,7 @@ def score(settings: Settings, day: date, progress: bool = True) -> dict[str, Any
         raise PipelineError(f"no validated batch for {day} ({src} missing): run `validate --date {day}` first")
     setup_mlflow(settings)
     model, champion, signature, shadow, challenger = _models(settings)
+    failpoint("score:loaded")  # the champion loaded and verified, no partition written yet
 
     pf = pq.ParquetFile(src, read_dictionary=list(d.categorical), pre_buffer=False)  # bounded memory
     check_signature(pf.schema_arrow, signature, settings, day)

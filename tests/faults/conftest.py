@@ -55,9 +55,10 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Project:
     return proj
 
 
-def registry_state(proj: Project, name: str = "credit-default") -> dict[str, object]:
-    """Everything the invariants are about, read from the real MLflow store."""
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{proj.root / 'mlflow.db'}")
+def registry_state(proj: Project, name: str = "credit-default", uri: str | None = None) -> dict[str, object]:
+    """Everything the invariants are about, read from the real MLflow store (the project's
+    embedded one, or ``uri``)."""
+    client = mlflow.MlflowClient(tracking_uri=uri or f"sqlite:///{proj.root / 'mlflow.db'}")
     versions = client.search_model_versions(f"name='{name}'")
     model = client.get_registered_model(name) if versions else None
     exp = client.get_experiment_by_name("credit-default")

@@ -119,3 +119,92 @@ def test_server_down_then_back(setup, record) -> None:  # noqa: ANN001
     record("MLflow tracking server stopped (real `mlflow server` on loopback) before scoring, training and promotion", 3,
            "one line `cannot reach the MLflow tracking server at <url>: Connection refused`; no partition, no version; the same commands succeed once it is back",
            "nothing")
+
+
+# MLflow retries a failed REST call for minutes by default (7 retries, exponential backoff);
+# a deployment may keep that. Here two quick retries, so a stopped server fails the step soon.
+QUICK_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+MID_STEP = [
+    # (failpoint the step pauses at, what it has done there, the command)
+    ("score:loaded", "the champion loaded and hash-verified, no row scored", ("score", "--date", DAY)),
+    ("train", "the training run open, the model logged, candidate.json not written", ("dvc", "repro")),
+    ("promote:registered", "the version registered, no alias moved", ("dvc", "repro")),
+]
+
+
+def paused_then_server_stopped(proj, server: Server, point: str, cmd: tuple[str, ...], handshake: Path) -> subprocess.CompletedProcess[str]:  # noqa: ANN001
+    """Run ``cmd`` until it pauses at ``point``, stop the server there, let the step go on."""
+    from pipelines.failpoint import ACTION_ENV, DIR_ENV, ENV, handshake_files
+
+    reached, go = handshake_files(point, handshake)
+    args = [sys.executable, "-m", *(cmd if cmd[0] == "dvc" else ("pipelines", *cmd))]
+    env = {**proj.env, **QUICK_RETRIES, ENV: point, ACTION_ENV: "pause", DIR_ENV: str(handshake)}
+    proc = subprocess.Popen(args, cwd=proj.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 600
+    while not reached.exists():
+        assert proc.poll() is None, f"{cmd} ended before reaching {point}: {proc.communicate()}"
+        assert time.monotonic() < deadline, f"{cmd} never reached {point}"
+        time.sleep(0.2)
+    server.stop()
+    go.touch()
+    out, err = proc.communicate(timeout=600)
+    return subprocess.CompletedProcess(args, proc.returncode, out, err)
+
+
+def test_server_stopped_mid_step_then_back(setup, record, tmp_path: Path) -> None:  # noqa: ANN001
+    """The server goes away *inside* scoring, training and promotion (each paused at a failpoint
+    while it is stopped): one line naming it; no version registered twice, no prediction from
+    a model nobody verified; once it is back the same command succeeds and the registry is
+    consistent (the run cut off mid-train is marked FAILED, the lock it held is broken)."""
+    from tests.faults.conftest import assert_consistent, registry_state
+
+    proj, server = setup
+    store = f"sqlite:///{server.home / 'mlflow.db'}"
+    seed = 20
+    for point, where, cmd in MID_STEP:
+        before = registry_state(proj, uri=store)
+        if cmd[0] == "dvc":
+            seed += 1
+            set_param(proj, "train.seed", seed)  # a new candidate for this round
+        partition = proj.root / "data" / "predictions" / f"{DAY}.parquet"
+        partition.unlink(missing_ok=True)
+        res = paused_then_server_stopped(proj, server, point, cmd, tmp_path)
+        assert res.returncode != 0, (point, res.stdout[-1500:], res.stderr[-1500:])
+        said = res.stderr + res.stdout
+        assert f"cannot reach the MLflow tracking server at {server.uri}" in said, (point, said[-2000:])
+        if cmd[0] != "dvc":
+            one_line_naming(res, server.uri)
+        half = registry_state(proj, uri=store)
+        runs = list(half["versions"].values())  # type: ignore[union-attr]
+        assert len(runs) == len(set(runs)), (point, half)
+        assert half["champion"] == before["champion"], (point, before, half)  # nothing moved
+        if partition.exists():  # written before the server vanished: by the verified champion only
+            import pandas as pd
+
+            assert set(pd.read_parquet(partition)["model_version"].astype(str)) == {before["champion"]}, point
+
+        server.start()
+        retry = proj.run(*((sys.executable, "-m", *cmd) if cmd[0] == "dvc" else (sys.executable, "-m", "pipelines", *cmd)))
+        assert retry.returncode == 0
+        after = registry_state(proj, uri=store)
+        assert_consistent(after)
+        if cmd[0] == "dvc":
+            assert len(set(after["versions"]) - set(before["versions"])) == 1, (point, before, after)  # type: ignore[arg-type]
+        if point == "train":  # the run the server's loss cut off was left RUNNING; the retry marked it FAILED
+            assert set(half["running"]) - set(before["running"]), half  # type: ignore[arg-type]
+            assert set(half["running"]) <= set(after["reaped"]), (half, after)  # type: ignore[arg-type]
+        if point == "promote:registered":  # registered, no alias; the retry moved the alias, registered nothing new
+            assert len(half["versions"]) == len(before["versions"]) + 1 and half["locks"], half  # type: ignore[arg-type]
+        if cmd[0] != "dvc":
+            import pandas as pd
+
+            rows = pd.read_parquet(partition)
+            assert rows["customer_id"].is_unique and set(rows["model_version"].astype(str)) == {after["champion"]}, point
+    record(
+        "MLflow tracking server stopped mid-step (scoring with the model loaded, training with its run open, "
+        "promotion between registration and alias)", len(MID_STEP),
+        "the step fails with `cannot reach the MLflow tracking server at <url>`; the champion unchanged, no version twice, "
+        "no partition from an unverified model; the same command succeeds once the server is back (the cut-off run "
+        "marked FAILED, its promotion lock broken)",
+        "nothing",
+    )

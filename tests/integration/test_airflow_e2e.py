@@ -198,3 +198,64 @@ def test_the_trigger_form_runs_training_with_its_defaults(airflow_project) -> No
     done = api.wait_run("training", run["dag_run_id"], timeout=900)
     assert done["state"] == "success", done
     assert proj.status()["champion"] is not None
+
+
+def test_make_run_and_the_training_dag_never_train_at_once(airflow_project) -> None:
+    """Two runners on one project: `make run` started while a training DAG run is in flight
+    fails at once with one line naming that run; a DAG run triggered while `make run` trains
+    waits for it, then succeeds. Nothing is corrupted: dvc.lock parses, the registry is
+    consistent (one version per candidate, alias = history tail, no lock, no run left running)."""
+    import yaml
+
+    from tests.faults.conftest import RESULTS, assert_consistent, registry_state
+
+    proj, api, _ = airflow_project
+    marker = proj.root / "data/reports/drift/.retrain_in_flight"
+
+    def new_candidate(seed: int) -> None:  # so the next runner really trains (not "up to date")
+        from tests.faults.test_kill_training import set_param
+
+        set_param(proj, "train.seed", seed)
+        proj.run("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", f"seed {seed}")
+
+    # 1. the DAG trains; `make run` (what it runs: python -m pipelines run) is refused, naming it
+    new_candidate(43)
+    run = api.post("/api/v2/dags/training/dagRuns", {"logical_date": None, "conf": {"reason": "two runners"}})
+    deadline = time.monotonic() + 300
+    while not (marker.exists() and run["dag_run_id"] in marker.read_text()):
+        assert time.monotonic() < deadline, "the training DAG run never marked itself in flight"
+        time.sleep(1)
+    refused = proj.cli("run", ok=False)
+    assert refused.returncode == 1, refused.stdout[-1500:] + refused.stderr[-1500:]
+    line = [ln for ln in refused.stderr.splitlines() if ln.startswith("error: ")][-1]
+    assert f"another training run is in flight (training run {run['dag_run_id']} since" in line, line
+    assert api.wait_run("training", run["dag_run_id"], timeout=900)["state"] == "success"
+    assert not marker.exists()
+
+    # 2. `make run` trains; a DAG run triggered meanwhile waits for it, then succeeds
+    new_candidate(44)
+    runner = subprocess.Popen([sys.executable, "-m", "pipelines", "run"], cwd=proj.root, env=proj.env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not (marker.exists() and "make run" in marker.read_text()):
+        assert runner.poll() is None and time.monotonic() < deadline, runner.communicate()
+        time.sleep(0.5)
+    run = api.post("/api/v2/dags/training/dagRuns", {"logical_date": None, "conf": {"reason": "while make run trains"}})
+    out, err = runner.communicate(timeout=900)
+    made = time.time()
+    assert runner.returncode == 0, out[-1500:] + err[-1500:]
+    done = api.wait_run("training", run["dag_run_id"], timeout=900)
+    assert done["state"] == "success", done
+    tis = api.get(f"/api/v2/dags/training/dagRuns/{urllib.request.quote(run['dag_run_id'], safe='')}/taskInstances")["task_instances"]
+    from datetime import datetime
+
+    prepared = [datetime.fromisoformat(t["end_date"]).timestamp() for t in tis if t["task_id"] == "prepare"]
+    assert prepared and prepared[0] >= made - 5, "the DAG run's prepare ended before `make run` released the project"
+
+    yaml.safe_load((proj.root / "dvc.lock").read_text())
+    assert_consistent(registry_state(proj))
+    row = RESULTS["`make run` while the training DAG runs, and the DAG triggered while `make run` trains (real Airflow)"]
+    row["injections"] = int(row["injections"]) + 2  # type: ignore[arg-type]
+    row["outcome"] = ("`make run` fails at once: `another training run is in flight (training run <run id> since ...)`; "
+                      "the DAG run waits for `make run`, then succeeds; dvc.lock valid, registry consistent")
+    row["lost"] = "nothing"

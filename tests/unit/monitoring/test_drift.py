@@ -294,3 +294,40 @@ def test_a_performance_alarm_requests_a_retrain_under_the_same_brakes() -> None:
     assert not early["retrain"] and "waiting for labels: 3 matured day(s) of low live AUC, 5 needed" in early["reason"]
     busy = retrain_decision(D, [], {"age": 0.01}, [], "1", None, "run 7", params, None, None, alarm)
     assert not busy["retrain"] and "already in flight" in busy["reason"]
+
+
+def test_one_training_runner_per_project(settings, tmp_path) -> None:
+    """`make run` holds the training marker as a live process: a DAG run waits for it (here: no
+    wait, so it fails naming it); `make run` fails naming a DAG run in flight; a dead process's
+    marker is taken over; nobody clears another runner's marker."""
+    import json
+    import subprocess
+    import sys
+    import threading
+
+    from pipelines.errors import PipelineError
+    from pipelines.monitoring.drift import claim_in_flight, in_flight_marker, release_in_flight
+    from pipelines.tracking import OWNER_TAG, owner_tag
+
+    marker = in_flight_marker(settings)
+    claim_in_flight(settings, "of `make run` (pid 1)", process=True, exclusive=True)
+    assert json.loads(marker.read_text())[OWNER_TAG] == owner_tag()[OWNER_TAG]
+    with pytest.raises(PipelineError, match=r"another training run is in flight \(training run of `make run` \(pid 1\) since .*; marker "):
+        claim_in_flight(settings, "manual__2026-12-01")
+    release_in_flight(settings, "manual__2026-12-01")  # not its marker: left alone
+    assert marker.exists()
+    # a DAG run that waits gets the marker once `make run` releases it
+    threading.Timer(1.0, release_in_flight, (settings, "of `make run` (pid 1)")).start()
+    claim_in_flight(settings, "manual__2026-12-01", wait_s=30)
+    assert json.loads(marker.read_text()) == {"run_id": "manual__2026-12-01"}
+    with pytest.raises(PipelineError, match="training run manual__2026-12-01 since"):
+        claim_in_flight(settings, "of `make run` (pid 2)", process=True, exclusive=True)
+    claim_in_flight(settings, "scheduled__2026-12-02")  # the next DAG run takes over an ended run's marker
+    release_in_flight(settings, "scheduled__2026-12-02")
+    assert not marker.exists()
+    # a `make run` that was SIGKILLed: its marker names a process that is gone
+    dead = subprocess.run([sys.executable, "-c", "import os, psutil, socket; p = psutil.Process(); print(socket.gethostname(), os.getpid(), f'{p.create_time():.3f}')"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    marker.write_text(json.dumps({"run_id": "of `make run` (pid 3)", OWNER_TAG: dead}))
+    claim_in_flight(settings, "of `make run` (pid 4)", process=True, exclusive=True)
+    assert json.loads(marker.read_text())["run_id"] == "of `make run` (pid 4)"
