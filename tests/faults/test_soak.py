@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
@@ -46,13 +45,12 @@ for i in range(days):
 '''
 
 
-def test_days_of_batches_then_concurrent_cli_runs(trained: Project, record) -> None:  # noqa: ANN001
-    proj = trained
-    days = int(os.environ.get("SOAK_DAYS", "8"))
+def soak_days(proj: Project, first: str, days: int) -> list[dict]:
+    """``days`` days from ``first`` through land/validate/score/drift in one worker process; its
+    per-day log (rows, seconds, RSS, error). Asserts zero errors and no memory growth."""
     script = proj.root / ".soak.py"  # a file, not `python -c` (pyspark's doctest guard; see test_retries)
     script.write_text(SOAK)
-    proj.run(sys.executable, "-m", "pipelines", "simulate", "--start", "2026-01-15", "--days", "1", "--rows", str(ROWS))
-    out = subprocess.run([sys.executable, str(script), "2026-01-15", str(days)], cwd=proj.root, capture_output=True, text=True,
+    out = subprocess.run([sys.executable, str(script), first, str(days)], cwd=proj.root, capture_output=True, text=True,
                          env={**proj.env, "PIPELINES_ROOT": str(proj.root), "PYTHONPATH": str(proj.root)}, timeout=3600)
     assert out.returncode == 0, out.stderr[-3000:]
     log = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
@@ -62,23 +60,37 @@ def test_days_of_batches_then_concurrent_cli_runs(trained: Project, record) -> N
     settled = log[min(2, days - 1)]["rss_mb"]  # after the imports and the first days' caches
     growth = log[-1]["rss_mb"] - settled
     assert growth < 150, f"memory grew {growth:.0f} MB over {days} days: {[round(r['rss_mb']) for r in log]}"
-    rows = sum(r["rows"] for r in log)
-    seconds = sum(r["seconds"] for r in log)
+    return log
 
-    # concurrent CLI runs on the one SQLite store: readers and two scorers at once
-    last = log[-1]["day"]
-    cmds = [["status", "--json"]] * 4 + [["score", "--date", last]] * 2 + [["drift", "--date", last]]
+
+def concurrent_cli(proj: Project, day: str) -> list[list[str]]:
+    """Readers and two scorers and a drift job at once on one store; zero errors, one row per id."""
+    cmds = [["status", "--json"]] * 4 + [["score", "--date", day]] * 2 + [["drift", "--date", day]]
     with ThreadPoolExecutor(len(cmds)) as pool:
         results = list(pool.map(lambda c: proj.cli(*c, ok=False), cmds))
     failed = [(c, r.stderr[-500:]) for c, r in zip(cmds, results) if r.returncode != 0]
     assert not failed, failed
-    pred = Path(proj.root / "data" / "predictions" / f"{last}.parquet")
     import pandas as pd
 
-    assert pd.read_parquet(pred)["customer_id"].is_unique
-    summary = (f"{days} days x {ROWS} rows: {rows / seconds:.0f} rows/s ({seconds / days:.1f} s a day), 0 errors; "
-               f"RSS {log[0]['rss_mb']:.0f} MB after day 1, {settled:.0f} MB after day {min(3, days)}, {log[-1]['rss_mb']:.0f} MB at the end; "
-               f"then {len(cmds)} concurrent CLI runs on the SQLite store, 0 errors")
+    assert pd.read_parquet(proj.root / "data" / "predictions" / f"{day}.parquet")["customer_id"].is_unique
+    return cmds
+
+
+def soak_summary(log: list[dict], cmds: list[list[str]], store: str) -> str:
+    days, rows, seconds = len(log), sum(r["rows"] for r in log), sum(r["seconds"] for r in log)
+    settled = log[min(2, days - 1)]["rss_mb"]
+    return (f"{days} days x {ROWS} rows: {rows / seconds:.0f} rows/s ({seconds / days:.1f} s a day), 0 errors; "
+            f"RSS {log[0]['rss_mb']:.0f} MB after day 1, {settled:.0f} MB after day {min(3, days)}, {log[-1]['rss_mb']:.0f} MB at the end; "
+            f"then {len(cmds)} concurrent CLI runs on {store}, 0 errors")
+
+
+def test_days_of_batches_then_concurrent_cli_runs(trained: Project, record) -> None:  # noqa: ANN001
+    proj = trained
+    days = int(os.environ.get("SOAK_DAYS", "8"))
+    proj.run(sys.executable, "-m", "pipelines", "simulate", "--start", "2026-01-15", "--days", "1", "--rows", str(ROWS))
+    log = soak_days(proj, "2026-01-15", days)
+    cmds = concurrent_cli(proj, log[-1]["day"])
+    summary = soak_summary(log, cmds, "the SQLite store")
     print(summary)
-    record(f"soak: {days} days of land/validate/score/drift in one worker process, then {len(cmds)} concurrent CLI runs", days + len(cmds),
-           summary, "nothing")
+    record(f"soak: {days} days of land/validate/score/drift in one worker process, then {len(cmds)} concurrent CLI runs (SQLite store)",
+           days + len(cmds), summary, "nothing")

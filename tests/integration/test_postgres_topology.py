@@ -461,6 +461,27 @@ def test_the_pipeline_user_cannot_delete_a_registered_model(topology: Topology) 
     assert users[0] == 403, users  # nor look at other users
 
 
+def test_soak_against_the_postgres_tracking_server(topology: Topology) -> None:
+    """Load held on the deployment's store: days of batches through land/validate/score/drift in
+    one worker process, then concurrent CLI runs, all against the PostgreSQL-backed tracking
+    server as the pipeline user. Zero errors, memory flat, one prediction row per id.
+    (Short form here, SOAK_DAYS days; `make test-long` runs the 60-day form on SQLite.)"""
+    from tests.faults.conftest import RESULTS
+    from tests.faults.test_soak import concurrent_cli, soak_days, soak_summary
+
+    ws = topology.workspace
+    days = max(3, int(os.environ.get("SOAK_DAYS", "8")) // 2)
+    log = soak_days(ws, "2026-01-26", days)  # the days after the Airflow test's
+    cmds = concurrent_cli(ws, log[-1]["day"])
+    rows = topology.pg.query("mlflow", MLFLOW_DB_PASSWORD, "mlflow", "SELECT count(*) FROM runs WHERE status = 'RUNNING'")
+    assert rows == [(0,)], f"runs left RUNNING in PostgreSQL: {rows}"
+    summary = soak_summary(log, cmds, "the PostgreSQL-backed tracking server")
+    print(summary)
+    row = RESULTS[f"soak against the PostgreSQL-backed tracking server: {days} days, then {len(cmds)} concurrent CLI runs"]
+    row["injections"] = int(row["injections"]) + days + len(cmds)  # type: ignore[arg-type]
+    row["outcome"], row["lost"] = summary, "nothing"
+
+
 def test_secrets_never_appear_in_logs(topology: Topology) -> None:
     """Every secret this topology set, searched in every log it wrote: the MLflow server's,
     Airflow's (services and task logs), the init job's and the cycle's output. (`make up`
