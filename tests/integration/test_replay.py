@@ -169,7 +169,6 @@ def test_null_spike_is_quarantined_and_the_champion_keeps_serving_good_days(tmp_
     nothing_lost(t)
 
 
-@pytest.mark.skipif(not os.environ.get("REPLAY_LONG") and not os.environ.get("REPLAY_ALL"), reason="two training runs: REPLAY_ALL=1 or make test-long")
 def test_bad_retrain_is_blocked_by_the_gate_and_the_champion_stays(tmp_path: Path) -> None:
     t = run_story(tmp_path / "bad_retrain", "bad_retrain")
     [run] = [tr for tr in t["trainings"] if tr["trigger"] == "scheduled training run"]
