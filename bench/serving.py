@@ -12,8 +12,9 @@ load generator (aiohttp, in this process) sends single-row `/invocations` reques
 - fixed arrival rates (open loop): requests sent on a fixed schedule for ``--seconds`` (bounded
   count = rate x seconds), latency measured from the scheduled send time (no coordinated
   omission); ours only, at half of its saturation rate and at ``--rates``;
-- shadow: ours with ``--challenger`` in shadow at the same fixed rate (p99 difference);
-- swap and rollback under load: at a fixed rate, the champion alias is moved to the challenger
+- shadow: ours with ``--challenger`` in shadow at the same fixed rate (p99 difference), half of
+  saturation or ``--rollout-rates``;
+- swap and rollback under load: at that fixed rate, the champion alias is moved to the challenger
   and back (promote_version, rollback, each followed by POST /reload): failed requests counted.
 
 Prints a Markdown table for BENCHMARKS.md. Every process it starts is stopped at the end.
@@ -156,6 +157,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
     ap.add_argument("--rates", type=float, nargs="*", default=[])
+    ap.add_argument("--rollout-rates", type=float, nargs="*", default=[],
+                    help="fixed rates of the shadow and swap rows (default: half of our saturation); give each also in --rates to compare")
     ap.add_argument("--challenger", help="a registered version to run in shadow, and to swap to and back under load")
     ap.add_argument("--workers", type=int, default=1, help="our server's worker processes (serve --workers)")
     args = ap.parse_args()
@@ -224,7 +227,9 @@ def main() -> None:
         # 3. ours with the challenger in shadow, same rate
         proc, url = ours(True)
         try:
-            results.append(("ours + shadow", f"fixed {half:g} req/s", asyncio.run(open_loop(url + "/invocations", bodies, half, args.seconds))))
+            rollout_rates = args.rollout_rates or [half]
+            for rate in rollout_rates:
+                results.append(("ours + shadow", f"fixed {rate:g} req/s", asyncio.run(open_loop(url + "/invocations", bodies, rate, args.seconds))))
 
             # 4. swap to the challenger and back (rollback), under load
             def swaps() -> None:
@@ -241,7 +246,8 @@ def main() -> None:
                 rollback(settings, "benchmark: rollback under load")
                 reload()
 
-            results.append(("ours, swap + rollback", f"fixed {half:g} req/s", asyncio.run(open_loop(url + "/invocations", bodies, half, args.seconds, swaps))))
+            for rate in rollout_rates:
+                results.append(("ours, swap + rollback", f"fixed {rate:g} req/s", asyncio.run(open_loop(url + "/invocations", bodies, rate, args.seconds, swaps))))
         finally:
             stop(proc)
             mlflow.MlflowClient().delete_registered_model_alias(name, "challenger")

@@ -89,8 +89,9 @@ def _is_number(v: Any) -> bool:
     return (isinstance(v, (int, float)) and not isinstance(v, bool)) or v is None
 
 
-def rows_to_frame(rows: list[dict[str, Any]], data: DataParams, max_rows: int) -> pd.DataFrame:
-    """Checked rows as a frame of the id (when given) and the features; 4xx on a bad value."""
+def check_rows(rows: list[dict[str, Any]], data: DataParams, max_rows: int) -> None:
+    """4xx (one line naming the row and the field) unless every row has every feature, a number
+    or null for each numerical one and a string or null for each categorical one."""
     if not rows:
         raise BadRequest("no rows to score")
     if len(rows) > max_rows:
@@ -107,18 +108,34 @@ def rows_to_frame(rows: list[dict[str, Any]], data: DataParams, max_rows: int) -
             v = row[c]
             if not (isinstance(v, str) or v is None):
                 raise BadRequest(f"row {i}: feature {c!r} must be a string or null, got {type(v).__name__} {v!r:.40}")
+
+
+def frame_of(rows: list[dict[str, Any]], data: DataParams) -> pd.DataFrame:
+    """Checked rows (see check_rows) as a frame of the id (when every row has one) and the
+    features; JSON null -> NaN and ints -> float64, exactly what model_input does."""
     cols = [data.id_col, *data.features] if all(data.id_col in r for r in rows) else data.features
     frame = pd.DataFrame.from_records([{c: r[c] for c in cols} for r in rows], columns=cols)
-    for c in data.numerical:  # JSON null -> NaN, ints -> float64 (exactly what model_input does)
+    for c in data.numerical:
         frame[c] = pd.to_numeric(frame[c]).astype("float64")
     return frame
 
 
-def unseen_categories(frame: pd.DataFrame, categories: dict[str, list[str]]) -> dict[str, list[str]]:
+def rows_to_frame(rows: list[dict[str, Any]], data: DataParams, max_rows: int) -> pd.DataFrame:
+    """Checked rows as a frame of the id (when given) and the features; 4xx on a bad value."""
+    check_rows(rows, data, max_rows)
+    return frame_of(rows, data)
+
+
+def ids_of(rows: list[dict[str, Any]], data: DataParams) -> list[Any] | None:
+    """The rows' entity ids, when every row has one (as frame_of keeps them)."""
+    return [r[data.id_col] for r in rows] if all(data.id_col in r for r in rows) else None
+
+
+def unseen_categories(rows: list[dict[str, Any]], categories: dict[str, list[str]]) -> dict[str, list[str]]:
     """Categories the model never saw in training (it scores them as missing)."""
     out = {}
     for col, known in categories.items():
-        seen = {v for v in frame[col].dropna().unique() if isinstance(v, str)}
+        seen = {r[col] for r in rows if isinstance(r.get(col), str)}
         new = sorted(seen - set(known))
         if new:
             out[col] = new

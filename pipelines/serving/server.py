@@ -15,6 +15,8 @@ native scikit-learn Pipeline through ``predict_scores``, exactly as batch scorin
 - A challenger is rolled out by :mod:`pipelines.serving.rollout` (shadow, canary, guardrails).
 - Every prediction is appended to the online prediction log (:mod:`pipelines.serving.predlog`).
 - Every response names the model version that answered in the ``X-Model-Version`` header.
+- The champion's requests are batched dynamically (:class:`Batcher`): those that arrive while
+  the model is busy are scored together in one predict call, the same bits as one by one.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from pipelines.config import Settings
 from pipelines.errors import PipelineError, first_line
 from pipelines.model.champion import current_alias, load_verified
 from pipelines.model.features import model_input, predict_scores
-from pipelines.serving.payload import BadRequest, invocation_rows, json_scores, load_json, rows_to_frame, unseen_categories
+from pipelines.serving.payload import BadRequest, check_rows, frame_of, ids_of, invocation_rows, json_scores, load_json, unseen_categories
 from pipelines.serving.predlog import PredictionLog
 from pipelines.serving.rollout import ACTIVE, Rollout, decision_text
 
@@ -50,6 +52,8 @@ TOKEN_ENV = "PIPELINES_RELOAD_TOKEN"  # noqa: S105 - the name of the variable ho
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 _THREAD = threading.local()
 OFFPATH_BATCH = 64  # off-path requests scored in one call
+SCORERS = 2  # response-path scorer threads (each predict call releases the GIL in its tree traversal)
+REQUEST_THREADS = 32  # threads that parse requests and wait for their scores
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
 
@@ -107,6 +111,78 @@ class Metrics:
         self.swaps = Counter("serving_model_swaps_total", "Model swaps by alias", ["alias"], registry=r)
         self.load_failures = Counter("serving_model_load_failures_total", "Failed loads (hash, warm-up, registry) by alias", ["alias"], registry=r)
         self.ready = Gauge("serving_ready", "1 once a verified, warmed champion serves", registry=r)
+        self.batch_requests = Histogram("serving_batch_requests", "Requests scored together in one predict call on the response path",
+                                        buckets=(1, 2, 4, 8, 16, 32, 64), registry=r)
+
+
+class Batcher:
+    """Dynamic batching of the response path (as Triton's dynamic batcher or TorchServe's batch
+    inference do, without a wait): a request hands its checked rows to the scorer threads and
+    waits; a scorer takes every request queued by then (up to ``max_rows`` rows), builds one
+    frame and one model input (``frame_of``, ``model_input``) and scores those of one model in
+    one predict call. At low load a batch is the one request, so nothing waits; at saturation
+    the per-call costs (the frame, the ColumnTransformer, the ensemble's set-up) are paid once
+    for many requests. The scores are the same bits as scoring each request alone: each row's
+    values and trees are its own. If a batch raises, its requests are scored one by one, so
+    each failure goes to the request that caused it and to no other."""
+
+    def __init__(self, data: Any, chunk_rows: int, max_rows: int, metrics: Metrics, stop: threading.Event) -> None:
+        self.data, self.chunk_rows, self.max_rows, self.metrics, self.stop = data, chunk_rows, max_rows, metrics, stop
+        self.jobs: queue.SimpleQueue[tuple[Any, Any, Any]] = queue.SimpleQueue()
+        self.running = False
+
+    def predict(self, model: Any, rows: list[dict[str, Any]]) -> tuple[np.ndarray, float]:
+        """Checked rows through the one feature path; the scores and the call's milliseconds."""
+        t0 = time.perf_counter()
+        scores = predict_scores(model, model_input(frame_of(rows, self.data), self.data), self.chunk_rows)
+        return scores, (time.perf_counter() - t0) * 1000
+
+    def score(self, model: Any, rows: list[dict[str, Any]]) -> tuple[np.ndarray, float]:
+        """The scores of checked ``rows`` by ``model``, and the milliseconds of the call that
+        computed them (not the wait before it); raises what the model raised."""
+        if not self.running:  # no scorer threads (a server not started): score here
+            return self.predict(model, rows)
+        from concurrent.futures import Future
+
+        done: Future[tuple[np.ndarray, float]] = Future()
+        self.jobs.put((model, rows, done))
+        return done.result()
+
+    def loop(self) -> None:
+        while not self.stop.is_set():
+            try:
+                batch = [self.jobs.get(timeout=0.2)]
+            except queue.Empty:
+                continue
+            rows = len(batch[0][1])
+            while rows < self.max_rows:
+                try:
+                    job = self.jobs.get_nowait()
+                except queue.Empty:
+                    break
+                batch.append(job)
+                rows += len(job[1])
+            groups: dict[int, list[tuple[Any, Any, Any]]] = {}
+            for job in batch:
+                groups.setdefault(id(job[0]), []).append(job)
+            for group in groups.values():
+                self._run(group)
+
+    def _run(self, group: list[tuple[Any, Any, Any]]) -> None:
+        try:
+            scores, ms = self.predict(group[0][0], group[0][1] if len(group) == 1 else [r for j in group for r in j[1]])
+        except Exception as exc:  # handed to the request(s) it belongs to, which answer for it
+            if len(group) == 1:
+                group[0][2].set_exception(exc)
+            else:
+                for job in group:
+                    self._run([job])
+            return
+        self.metrics.batch_requests.observe(len(group))
+        at = 0
+        for _, x, done in group:
+            done.set_result((scores[at : at + len(x)], ms))
+            at += len(x)
 
 
 def known_categories(model: Any, categorical: list[str]) -> dict[str, list[str]]:
@@ -235,6 +311,7 @@ class Server:
         self.offpath: queue.Queue[Any] = queue.Queue(maxsize=settings.p.serve.shadow_queue)
         self.stop = threading.Event()
         self.threads: list[threading.Thread] = []
+        self.batcher = Batcher(settings.p.data, settings.p.score.chunk_rows, settings.p.serve.max_batch_rows, self.metrics, self.stop)
         self._outcomes_at = 0.0
         self._check_lock = threading.Lock()
 
@@ -346,16 +423,12 @@ class Server:
 
     def _score_offpath(self, jobs: list[tuple[Any, ...]]) -> None:
         """Score queued requests with the model that did not answer them; compare the scores."""
-        import pandas as pd
-
         variant, served_alias, served_version = jobs[0][0], jobs[0][3], jobs[0][4]
         challenger_version = variant.version if variant.alias == "challenger" else served_version
         if self.rollout.stage not in ACTIVE or self.rollout.version != challenger_version:
             return  # queued for a rollout that has ended since
-        t0 = time.perf_counter()
         try:
-            X = jobs[0][1] if len(jobs) == 1 else pd.concat([j[1] for j in jobs], ignore_index=True)
-            scores = predict_scores(variant.model, X, self.settings.p.score.chunk_rows)
+            scores, ms = self.batcher.predict(variant.model, [r for j in jobs for r in j[1]])
         except Exception as exc:  # the off-path model failed on these rows: find which, count it against it
             if len(jobs) > 1:
                 for job in jobs:
@@ -365,14 +438,14 @@ class Server:
             self.rollout.observe(variant.alias, variant.version, False, 0.0)
             log.debug("off-path v%s failed: %s", variant.version, first_line(exc))
             return
-        ms = (time.perf_counter() - t0) * 1000  # per call: the guardrail judges the batch call's latency
+        # ms is per call: the guardrail judges the batch call's latency
         role = "shadow" if variant.alias == "challenger" else "champion_offpath"
         self.metrics.model_latency.labels(role, variant.version).observe(ms / 1000)
         thr = self.settings.p.score.decision_threshold
         at = 0
-        for _, X, served, _, _, request_id, ids in jobs:
-            other = scores[at : at + len(X)]
-            at += len(X)
+        for _, rows, served, _, _, request_id, ids in jobs:
+            other = scores[at : at + len(rows)]
+            at += len(rows)
             self.rollout.observe(variant.alias, variant.version, True, ms)
             champ, chal = (served, other) if served_alias == "champion" else (other, served)
             for x in np.abs(chal - champ):
@@ -397,8 +470,18 @@ class Server:
         t = threading.Thread(target=self._offpath_worker, name="offpath-scorer", daemon=True)
         t.start()
         self.threads.append(t)
+        for i in range(SCORERS):
+            t = threading.Thread(target=self._scorer, name=f"scorer-{i}", daemon=True)
+            t.start()
+            self.threads.append(t)
+        self.batcher.running = True
+
+    def _scorer(self) -> None:
+        self._limit_threads()
+        self.batcher.loop()
 
     def shutdown(self) -> None:
+        self.batcher.running = False
         self.stop.set()
         for t in self.threads:
             t.join(timeout=10)
@@ -415,16 +498,16 @@ class Server:
         state = self.store.state  # read once: a concurrent swap cannot mix two versions in one request
         if state.champion is None:
             raise BadRequest("not ready: no verified champion loaded yet (GET /health/ready)", 503)
-        frame = rows_to_frame(rows, d, sp.max_batch_rows)
-        ids = frame[d.id_col].tolist() if d.id_col in frame.columns else None
-        X = model_input(frame, d)
+        check_rows(rows, d, sp.max_batch_rows)
+        ids = ids_of(rows, d)
         chosen = state.champion
         if state.challenger is not None and ids and self.rollout.routes_to_challenger(ids[0]):
             chosen = state.challenger
         request_id = uuid.uuid4().hex
-        t0 = time.perf_counter()
         try:
-            scores = predict_scores(chosen.model, X, self.settings.p.score.chunk_rows)
+            # the champion's requests are batched; a canary's are scored alone, so a slow or
+            # failing challenger never holds up or fails a champion request
+            scores, ms = self.batcher.score(chosen.model, rows) if chosen is state.champion else self.batcher.predict(chosen.model, rows)
         except Exception as exc:
             self.metrics.model_errors.labels(chosen.alias, chosen.version).inc()
             self.rollout.observe(chosen.alias, chosen.version, False, 0.0)
@@ -432,9 +515,7 @@ class Server:
                 raise
             log.debug("challenger v%s failed, the champion answers: %s", chosen.version, first_line(exc))
             chosen = state.champion  # the client never sees the canary's failure
-            t0 = time.perf_counter()
-            scores = predict_scores(chosen.model, X, self.settings.p.score.chunk_rows)
-        ms = (time.perf_counter() - t0) * 1000
+            scores, ms = self.batcher.score(chosen.model, rows)
         variant = "canary" if chosen.alias == "challenger" else "champion"
         self.metrics.model_latency.labels(variant, chosen.version).observe(ms / 1000)
         for s in scores:
@@ -444,11 +525,11 @@ class Server:
         other = state.challenger if chosen is state.champion else state.champion
         if other is not None and self.rollout.stage in ACTIVE:
             try:
-                self.offpath.put_nowait((other, X, scores, chosen.alias, chosen.version, request_id, ids))
+                self.offpath.put_nowait((other, rows, scores, chosen.alias, chosen.version, request_id, ids))
             except queue.Full:
                 self.metrics.shadow_dropped.inc()
         headers = {VERSION_HEADER: chosen.version, VARIANT_HEADER: variant}
-        unseen = unseen_categories(frame, chosen.categories) if chosen.categories else {}
+        unseen = unseen_categories(rows, chosen.categories) if chosen.categories else {}
         if unseen:
             headers["X-Unseen-Categories"] = "; ".join(f"{c}={','.join(v)}" for c, v in unseen.items())[:500]
         body: dict[str, Any] = {"predictions": json_scores(scores)}
@@ -489,6 +570,10 @@ def create_app(settings: Settings) -> Any:
         # load the champion before accepting requests (a restarted worker must not answer 503);
         # refresh never raises, so an unreachable registry only leaves the server not ready
         await asyncio.to_thread(server.poll)
+        from concurrent.futures import ThreadPoolExecutor
+
+        # requests wait for their scores in these threads: more of them, bigger batches at saturation
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(REQUEST_THREADS, thread_name_prefix="request"))
         server.start()
         yield
         await asyncio.to_thread(server.shutdown)

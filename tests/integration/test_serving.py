@@ -107,6 +107,34 @@ def test_online_scores_equal_batch_scores_bit_for_bit(project: Any, server: Serv
         assert np.float64(got).view("int64") == np.float64(want).view("int64")
 
 
+def test_concurrent_requests_are_batched_and_keep_the_same_bits(project: Any, server: ServerProcess) -> None:
+    """Dynamic batching: 16 clients sending single rows at once; the server scores requests that
+    arrived together in one predict call (serving_batch_requests), and every client still gets
+    exactly the bits batch scoring wrote for its row."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    settings, _, _ = project
+    d = settings.p.data
+    batch = pd.read_parquet(settings.predictions_dir / f"{DAY.isoformat()}.parquet").set_index(d.id_col)["score"]
+    frame, rows = day_rows(settings, 320)
+    expected = batch.loc[frame[d.id_col]].to_numpy(dtype="float64")
+    before = metric_samples(server.url)
+
+    def one(row: dict[str, Any]) -> float:
+        r = httpx.post(server.url + "/invocations", json={"dataframe_records": [row]}, timeout=60)
+        assert r.status_code == 200, r.text
+        return r.json()["predictions"][0]
+
+    with ThreadPoolExecutor(16) as pool:
+        online = np.asarray(list(pool.map(one, rows)), dtype="float64")
+    assert online.view("int64").tolist() == expected.view("int64").tolist()  # the same bits, row by row
+    after = metric_samples(server.url)
+    calls = after[("serving_batch_requests_count", ())] - before.get(("serving_batch_requests_count", ()), 0)
+    requests = after[("serving_batch_requests_sum", ())] - before.get(("serving_batch_requests_sum", ()), 0)
+    assert requests == len(rows), (requests, len(rows))
+    assert calls < len(rows), f"{len(rows)} concurrent requests were scored in {calls:.0f} predict calls: none batched"
+
+
 BAD = [
     ("empty body", b"", 400, "empty body"),
     ("not JSON", b"{rows:", 400, "not valid JSON"),
