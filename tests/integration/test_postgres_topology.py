@@ -204,6 +204,17 @@ class Topology:
     airflow_log: Path
     init_log: str
     cycle: subprocess.CompletedProcess[str] | None = None
+    mlflow: dict[str, Any] = field(default_factory=dict)  # "proc": the server's Popen, "start": () -> Popen
+
+    def stop_mlflow(self) -> None:
+        stop_group(self.mlflow["proc"])
+
+    def start_mlflow(self, timeout: float = 180) -> None:
+        self.mlflow["proc"] = proc = self.mlflow["start"]()
+        deadline = time.monotonic() + timeout
+        while http("GET", f"{self.tracking_uri}/health")[0] != 200:
+            assert proc.poll() is None and time.monotonic() < deadline, f"the MLflow server did not come back: {(self.base / 'mlflow-server.log').read_text()[-2000:]}"
+            time.sleep(0.5)
 
 
 def http(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
@@ -248,9 +259,13 @@ def topology(postgres: Postgres) -> Iterator[Topology]:
             "MLFLOW_PORT": str(mlflow_port),
             "MLFLOW_WORKERS": "1",
         }
-        with open(base / "mlflow-server.log", "w") as log:
-            mlflow_server = subprocess.Popen([str(REPO / "deploy/mlflow-server.sh")], cwd=base, env=mlflow_env,
-                                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        def start_mlflow() -> subprocess.Popen:
+            with open(base / "mlflow-server.log", "a") as log:
+                return subprocess.Popen([str(REPO / "deploy/mlflow-server.sh")], cwd=base, env=mlflow_env,
+                                        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+        mlflow = {"start": start_mlflow, "proc": start_mlflow()}
+        mlflow_server = mlflow["proc"]
         tracking_uri = f"http://127.0.0.1:{mlflow_port}"
 
         # 2. the "image": the code as committed (a git repository), as in the Dockerfile
@@ -315,7 +330,7 @@ def topology(postgres: Postgres) -> Iterator[Topology]:
 
         topo = Topology(pg=postgres, base=base, workspace=workspace, tracking_uri=tracking_uri, artifacts=artifacts,
                         dvc_remote=dvc_remote, airflow_port=airflow_port, airflow_log=base / "run" / "airflow.log",
-                        init_log=init.stdout + init.stderr)
+                        init_log=init.stdout + init.stderr, mlflow=mlflow)
         # 6. the full daily cycle against the server, while Airflow starts
         topo.cycle = workspace.cli("run", ok=False)
         out, _ = up.communicate(timeout=400)
@@ -332,7 +347,7 @@ def topology(postgres: Postgres) -> Iterator[Topology]:
             if down.returncode != 0:
                 problems.append(f"services.sh down failed: {down.stderr}")
         if mlflow_server is not None:
-            stop_group(mlflow_server)
+            stop_group(mlflow["proc"])
         for name in ("mlflow-server.log", "run/airflow.log"):
             if (base / name).exists():
                 print(f"---- {name} (tail) ----\n" + "\n".join((base / name).read_text(errors="replace").splitlines()[-30:]))
@@ -446,6 +461,54 @@ def test_airflow_on_postgres_runs_the_scoring_dag(topology: Topology) -> None:
                               "SELECT task_id, state FROM task_instance WHERE dag_id = 'scoring' AND run_id = %s",
                               run["dag_run_id"])
     assert dict(tasks) == {"land_batch": "success", "validate_batch": "success", "score": "success"}
+
+
+def test_an_airflow_retry_succeeds_once_the_tracking_server_is_back(topology: Topology) -> None:
+    """The tracking server is down when a scoring run starts: the task that needs it fails with
+    one line naming the server, no partition is written, Airflow schedules its retry
+    (retries=1, retry_delay 30 s); the server comes back and the retry succeeds."""
+    from tests.faults.conftest import RESULTS
+
+    day = "2026-02-10"
+    base = f"http://127.0.0.1:{topology.airflow_port}"
+    auth = {"Authorization": f"Bearer {http('POST', f'{base}/auth/token', {'username': AIRFLOW_ADMIN[0], 'password': AIRFLOW_ADMIN[1]})[1]['access_token']}"}
+    partition = topology.workspace.root / f"data/predictions/{day}.parquet"
+    topology.stop_mlflow()
+    try:
+        status, run = http("POST", f"{base}/api/v2/dags/scoring/dagRuns", {"logical_date": None, "conf": {"day": day}}, headers=auth)
+        assert status == 200, status
+        tis_path = f"{base}/api/v2/dags/scoring/dagRuns/{urllib.parse.quote(run['dag_run_id'], safe='')}/taskInstances"
+        deadline = time.monotonic() + 300
+        while True:  # the first attempt of the task that needs the server fails; its retry waits
+            tis = {t["task_id"]: t for t in http("GET", tis_path, headers=auth)[1]["task_instances"]}
+            waiting = [t for t in tis.values() if t["state"] == "up_for_retry"]
+            if waiting:
+                break
+            assert time.monotonic() < deadline, f"no task failed for want of the server: {tis}"
+            assert not any(t["state"] == "failed" for t in tis.values()), tis
+            time.sleep(0.5)
+        assert not partition.exists(), "a partition was written while the tracking server was down"
+    finally:
+        topology.start_mlflow()
+    failed = waiting[0]["task_id"]
+    logs = list((topology.base / "airflow-home" / "logs").glob(f"dag_id=scoring/run_id={run['dag_run_id']}/task_id={failed}/attempt=1.log"))
+    assert logs, f"no log of attempt 1 of {failed}"
+    assert f"cannot reach the MLflow tracking server at {topology.tracking_uri}" in logs[0].read_text(errors="replace")
+    run_path = f"{base}/api/v2/dags/scoring/dagRuns/{urllib.parse.quote(run['dag_run_id'], safe='')}"
+    deadline = time.monotonic() + 300
+    while (state := http("GET", run_path, headers=auth)[1]["state"]) not in ("success", "failed"):
+        assert time.monotonic() < deadline, "the retried run did not finish"
+        time.sleep(2)
+    assert state == "success", f"the retry failed; see {topology.airflow_log}"
+    tis = {t["task_id"]: t for t in http("GET", tis_path, headers=auth)[1]["task_instances"]}
+    assert tis[failed]["try_number"] == 2 and tis[failed]["state"] == "success", tis[failed]
+    pred = pd.read_parquet(partition)
+    assert len(pred) > 0 and set(pred["model_version"]) == {"1"} and pred["customer_id"].is_unique
+    row = RESULTS["MLflow tracking server (PostgreSQL-backed, as deployed) down when a scoring DAG run starts (real Airflow)"]
+    row["injections"] = int(row["injections"]) + 1  # type: ignore[arg-type]
+    row["outcome"] = (f"`{failed}` fails with `cannot reach the MLflow tracking server at <url>`, no partition; "
+                      "Airflow's retry, 30 s later with the server back, succeeds")
+    row["lost"] = "nothing"
 
 
 def test_the_pipeline_user_cannot_delete_a_registered_model(topology: Topology) -> None:
