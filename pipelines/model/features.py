@@ -19,18 +19,24 @@ def model_input(df: pd.DataFrame, data: DataParams) -> pd.DataFrame:
     missing = [c for c in data.features if c not in df.columns]
     if missing:
         raise PipelineError(f"batch lacks feature columns {missing}")
-    out = pd.DataFrame(index=df.index)
+    cols: dict[str, pd.Series] = {}
     for col in data.numerical:
+        s = df[col]
+        if s.dtype == "float64":
+            cols[col] = s
+            continue
         try:
-            out[col] = pd.to_numeric(df[col], errors="raise").astype("float64")
+            cols[col] = pd.to_numeric(s, errors="raise").astype("float64")
         except (ValueError, TypeError) as exc:
             raise PipelineError(f"feature {col!r} is not numeric: {exc}") from exc
     for col in data.categorical:
-        if isinstance(df[col].dtype, pd.CategoricalDtype):
-            out[col] = df[col]  # dictionary-encoded from Parquet: kept compact, coded by the model
+        s = df[col]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            cols[col] = s  # dictionary-encoded from Parquet: kept compact, coded by the model
         else:
-            out[col] = df[col].astype("object").where(df[col].notna(), None)
-    return out
+            cols[col] = s.astype("object").where(s.notna(), None)
+    # one constructor, not a column insert at a time (a third of a single-row request's cost)
+    return pd.DataFrame(cols, index=df.index, columns=[*data.numerical, *data.categorical], copy=True)
 
 
 def predict_scores(model: Any, X: pd.DataFrame, chunk_rows: int) -> np.ndarray:
