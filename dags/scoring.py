@@ -26,6 +26,10 @@ DEFAULT_ARGS = {"retries": 1, "retry_delay": timedelta(seconds=30), "owner": "ml
     params={
         "day": Param(None, type=["null", "string"], description="Day to score (YYYY-MM-DD); default the logical date."),
         "scenario": Param(None, type=["null", "string"], description="Simulated feed only: stable, feature_drift, ..."),
+        # A story replayed as a backfill (pipelines/ops/replay.py) lands each day inside the
+        # scenario's window, so a day before the window is the stable feed.
+        "scenario_start": Param(None, type=["null", "string"], description="Simulated feed only: first day of the scenario (default: the run's day)."),
+        "scenario_end": Param(None, type=["null", "string"], description="Simulated feed only: first day the scenario no longer applies (default: never)."),
     },
     doc_md=__doc__,
 )
@@ -36,7 +40,7 @@ def scoring() -> None:
 
         p = params or {}
         day = tasks.resolve_day(p.get("day"), logical_date, getattr(dag_run, "run_after", None))
-        tasks.land_batch(day, p.get("scenario"))
+        tasks.land_batch(day, p.get("scenario"), p.get("scenario_start"), p.get("scenario_end"))
         return day.isoformat()
 
     @task

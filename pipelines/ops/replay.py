@@ -12,6 +12,11 @@ so it never touches the user's data/ or registry. Everything runs in this one pr
 the training stages, which run through the real `dvc repro` as in the training DAG.
 The training DAG's daily schedule is not replayed: training starts on a retrain request, on
 the story's scheduled days, and once to train the first champion.
+
+:func:`prepare_airflow` makes the same project (plus dags/ and scripts/) with the warm-up days
+landed, for the real scheduler to replay the served days as a backfill of the scoring DAG, with
+monitoring and retraining started by the assets (tests/integration/test_replay_airflow.py
+compares the end state with this replay's).
 """
 
 from __future__ import annotations
@@ -38,18 +43,21 @@ log = logging.getLogger(__name__)
 # What a replay project needs from the code's project: the package, the pipeline, the suites.
 PROJECT_FILES = ("pipelines", "expectations", "dvc.yaml", "params.yaml", ".dvc", ".dvcignore", ".gitignore", "requirements.lock")
 TRAINING_STAGES = ("prepare", "validate_training", "train")
+# What Airflow needs on top (prepare_airflow): the DAGs and the script that starts the services.
+AIRFLOW_FILES = ("dags", "scripts")
 
 
-def make_project(source: Path, dest: Path, params: dict[str, Any]) -> Path:
-    """A fresh project at ``dest``: the code of ``source``, params.yaml with ``params``
-    ("section.key": value) applied, its own git repository (the lineage commit) and DVC state."""
+def make_project(source: Path, dest: Path, params: dict[str, Any], extra: tuple[str, ...] = ()) -> Path:
+    """A fresh project at ``dest``: the code of ``source`` (and the ``extra`` files or folders),
+    params.yaml with ``params`` ("section.key": value) applied, its own git repository (the
+    lineage commit) and DVC state."""
     from pipelines.tools import check, git
 
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "cache", "tmp", "*.pyc")
-    for name in PROJECT_FILES:
+    for name in (*PROJECT_FILES, *extra):
         src = source / name
         if src.is_dir():
             shutil.copytree(src, dest / name, ignore=ignore)
@@ -120,22 +128,42 @@ class Replay:
                 self.echo(day_line(rec))
         return self.result()
 
+    def warm_up(self) -> list[dict[str, Any]]:
+        """What :meth:`run` does before the first champion is trained: the warm-up days, then the
+        launch day landed and validated (the first champion trains on it). For the DAGs to take over."""
+        for i in range(self.cal["warmup_days"]):
+            self.records.append(self.one_day(self.first + timedelta(days=i)))
+        self.records.append(self.land(self.launch))
+        return self.records
+
     def failing(self, day: date) -> bool:
         return day >= self.fail_start and (self.fail_end is None or day < self.fail_end)
 
-    def one_day(self, day: date) -> dict[str, Any]:
+    def scenario_window(self) -> tuple[str, str | None]:
+        """The story's failure window, as land_batch (and the scoring DAG's params) take it."""
+        return self.fail_start.isoformat(), self.fail_end.isoformat() if self.fail_end else None
+
+    def land(self, day: date) -> dict[str, Any]:
+        """Land and validate ``day`` (the scoring DAG's first two tasks); the day's record."""
         from pipelines.ops import tasks
 
         served = day >= self.launch
         rec: dict[str, Any] = {"day": day.isoformat(), "phase": "served" if served else "warmup", "failure": self.failing(day), "training": []}
         with self.quiet():
-            tasks.land_batch(day, self.story.scenario, self.fail_start.isoformat(), self.fail_end.isoformat() if self.fail_end else None)
+            tasks.land_batch(day, self.story.scenario, *self.scenario_window())
             try:
                 tasks.validate_batch(day)
                 rec["validated"] = True
             except ValidationFailed as exc:
                 rec["validated"] = False
                 rec["quarantine_reasons"] = list(exc.failures[:3])
+        return rec
+
+    def one_day(self, day: date) -> dict[str, Any]:
+        from pipelines.ops import tasks
+
+        served = day >= self.launch
+        rec = self.land(day)
         if served and self.champion is None:
             self.train(day, "first champion", rec)
             if self.champion is None:  # nothing to serve with: stop rather than retrain every day
@@ -304,15 +332,12 @@ def event(rec: dict[str, Any]) -> str:
 NO_DAILY_HTML = {"validate.data_docs": False, "drift.html_report": False}
 
 
-def replay(
-    story_name: str, days: int | None = None, out: Path | None = None, quick: bool = False,
-    echo: Callable[[str], None] = print, reports: bool = False,
-) -> dict[str, Any]:
-    """Replay ``story_name`` in ``out`` (default: replays/<story>): the day loop, then the timeline
-    (JSON, HTML, PNG) and the audit of what was scored. Returns the timeline. ``reports``: also
-    write each day's GE Data Docs and Evidently HTML report, as production does."""
+def plan(
+    story_name: str, days: int | None, out: Path | None, quick: bool, reports: bool, settings: dict[str, Any] | None,
+) -> tuple[Story, dict[str, Any], Path, Path]:
+    """The story, its calendar and settings (with ``settings`` on top), the code's project and
+    the output folder (created; never one that holds the project)."""
     from pipelines.config import project_root
-    from pipelines.ops.timeline import audit, write_timeline
 
     st = get_story(story_name)
     cal = st.calendar(quick, days)
@@ -321,12 +346,15 @@ def replay(
     if out == source or source.is_relative_to(out):
         raise PipelineError(f"--out {out} would hold the project itself: pick an empty folder")
     out.mkdir(parents=True, exist_ok=True)
-    if not reports:
-        cal["params"] = {**cal["params"], **NO_DAILY_HTML}
-    root = make_project(source, out / "project", {**cal["params"], "simulate.rows_per_day": cal["rows"]})
-    echo(f"replaying {st.name} in {root} ({cal['warmup_days']} warm-up days, {cal['days']} served days; failure from served day {cal['failure_at']})")
-    started = time.perf_counter()
-    with project_env(root), (out / "replay.log").open("w") as log_file:
+    cal["params"] = {**cal["params"], **({} if reports else NO_DAILY_HTML), **(settings or {})}
+    return st, cal, source, out
+
+
+@contextlib.contextmanager
+def logged(root: Path, out: Path) -> Iterator[Any]:
+    """Inside the replay project (:func:`project_env`), with the steps' progress (log records,
+    stderr) in ``<out>/replay.log``; yields that file."""
+    with project_env(root), (out / "replay.log").open("a") as log_file:
         handler = logging.StreamHandler(log_file)
         pkg = logging.getLogger("pipelines")
         saved = [h for h in pkg.handlers if getattr(h, "_pipelines", False)]
@@ -335,13 +363,32 @@ def replay(
         pkg.addHandler(handler)
         try:
             with contextlib.redirect_stderr(log_file):
-                rep = Replay(st, cal, root, log_file, echo)
-                result = rep.run()
-                result["audit"] = audit(load_settings(root / "params.yaml"), result)
+                yield log_file
         finally:
             pkg.removeHandler(handler)
             for h in saved:
                 pkg.addHandler(h)
+
+
+def replay(
+    story_name: str, days: int | None = None, out: Path | None = None, quick: bool = False,
+    echo: Callable[[str], None] = print, reports: bool = False, settings: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Replay ``story_name`` in ``out`` (default: replays/<story>): the day loop, then the timeline
+    (JSON, HTML, PNG) and the audit of what was scored. Returns the timeline. ``reports``: also
+    write each day's GE Data Docs and Evidently HTML report, as production does. ``settings``:
+    params ("section.key": value) on top of the story's own."""
+    from pipelines.ops.timeline import audit, write_timeline
+
+    st, cal, source, out = plan(story_name, days, out, quick, reports, settings)
+    root = make_project(source, out / "project", {**cal["params"], "simulate.rows_per_day": cal["rows"]})
+    (out / "replay.log").unlink(missing_ok=True)
+    echo(f"replaying {st.name} in {root} ({cal['warmup_days']} warm-up days, {cal['days']} served days; failure from served day {cal['failure_at']})")
+    started = time.perf_counter()
+    with logged(root, out) as log_file:
+        rep = Replay(st, cal, root, log_file, echo)
+        result = rep.run()
+        result["audit"] = audit(load_settings(root / "params.yaml"), result)
     result["seconds"]["total"] = round(time.perf_counter() - started, 1)
     files = write_timeline(result, out)
     write_json(result, out / "timeline.json")
@@ -349,3 +396,33 @@ def replay(
     for row in result["guards"]:
         echo(f"  {row['guard']:<12} {row['day']}  {row['what']}")
     return result
+
+
+def prepare_airflow(
+    story_name: str, days: int | None = None, out: Path | None = None, quick: bool = False,
+    echo: Callable[[str], None] = print, settings: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The same story for the DAGs to replay: a replay project (the same params and calendar as
+    :func:`replay`, plus dags/ and scripts/ to start Airflow on it) whose warm-up days and launch
+    day are landed and validated exactly as the replay does them. What is left is Airflow's: train
+    the first champion (the training DAG), then a backfill of the scoring DAG over ``served``
+    with ``conf`` (the story's scenario and its window) as the runs' conf; monitoring and
+    retraining follow from the assets."""
+    st, cal, source, out = plan(story_name, days, out, quick, False, settings)
+    root = make_project(source, out / "project", {**cal["params"], "simulate.rows_per_day": cal["rows"]}, extra=AIRFLOW_FILES)
+    (out / "replay.log").unlink(missing_ok=True)
+    with logged(root, out) as log_file:
+        rep = Replay(st, cal, root, log_file, echo)
+        records = rep.warm_up()
+    start, end = rep.scenario_window()
+    last = rep.launch + timedelta(days=cal["days"] - 1)
+    echo(f"{st.name} ready for Airflow in {root}: {cal['warmup_days']} warm-up days landed; serve {rep.launch}..{last}")
+    return {
+        "story": st.name,
+        "project": str(root),
+        "launch": rep.launch.isoformat(),
+        "served": [rep.launch.isoformat(), last.isoformat()],
+        "conf": {"scenario": st.scenario, "scenario_start": start, "scenario_end": end},
+        "failure": {"start": start, "end": end},
+        "days": records,
+    }

@@ -46,6 +46,10 @@ def test_scoring_structure(dagbag) -> None:
     assert _edges(dag) == {("land_batch", "validate_batch"), ("validate_batch", "score")}
     outlets = {o.name for o in dag.get_task("score").outlets}
     assert outlets == {"credit_default_predictions"}
+    # a story replayed as a backfill passes its scenario window in the runs' conf; every param is
+    # optional (None), so the trigger form's defaults work and a scheduled run lands the plain feed
+    assert set(dag.params) == {"day", "scenario", "scenario_start", "scenario_end"}
+    assert all(dag.params[k] is None for k in dag.params)
 
 
 def test_monitoring_structure(dagbag) -> None:
