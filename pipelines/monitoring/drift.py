@@ -435,9 +435,14 @@ def in_flight(marker: Path) -> bool | str:
     except FileNotFoundError:
         return False  # none, or cleared by the training DAG just now
     try:
-        run_id = json.loads(text).get("run_id") or "unknown run"
+        held = json.loads(text)
+        run_id = held.get("run_id") or "unknown run"
     except (ValueError, AttributeError):
-        run_id = "unreadable marker"
+        held, run_id = {}, "unreadable marker"
+    from pipelines.tracking import OWNER_TAG, owner_alive
+
+    if owner_alive(held.get(OWNER_TAG)) is False:
+        return False  # a `make run` killed mid-training: nothing is in flight (the next claim takes it over)
     return f"training run {run_id} since {since}; marker {marker}"
 
 
@@ -487,8 +492,12 @@ def claim_in_flight(settings: Settings, run_id: str, *, process: bool = False, e
     while True:
         held = _holder(marker)
         if held is None:  # create it whole or not at all: a reader never sees it half-written
-            tmp = marker.with_name(f".{marker.name}.{os.getpid()}.tmp")
-            tmp.write_text(body)
+            import tempfile
+
+            fd, name = tempfile.mkstemp(prefix=f".{marker.name}.", suffix=".tmp", dir=marker.parent)
+            tmp = Path(name)
+            with os.fdopen(fd, "w") as f:
+                f.write(body)
             try:
                 os.link(tmp, marker)
             except FileExistsError:

@@ -107,8 +107,10 @@ class Rollout:
         share = self.share
         return share > 0 and entity is not None and bucket(entity, f"rollout-{self.version}") < share
 
-    def observe(self, alias: str, version: str, ok: bool, latency_ms: float) -> None:
-        """One model call; calls of a challenger other than the one in rollout are ignored."""
+    def observe(self, alias: str, version: str, ok: bool, latency_ms: float | None) -> None:
+        """One model call; calls of a challenger other than the one in rollout are ignored.
+        ``latency_ms`` None: a call that scored other requests too (a batch), which counts for
+        the error rate but is no latency sample: the p99s compare calls of one request each."""
         with self._lock:
             if alias == "challenger" and version != self.version:
                 return
@@ -116,7 +118,7 @@ class Rollout:
             w.requests[alias] += 1
             if not ok:
                 w.errors[alias] += 1
-            else:
+            elif latency_ms is not None:
                 w.latency_ms[alias].append(latency_ms)
             if alias == "challenger":
                 self.stage_requests += 1

@@ -137,16 +137,24 @@ class Batcher:
         scores = predict_scores(model, model_input(frame_of(rows, self.data), self.data), self.chunk_rows)
         return scores, (time.perf_counter() - t0) * 1000
 
-    def score(self, model: Any, rows: list[dict[str, Any]]) -> tuple[np.ndarray, float]:
-        """The scores of checked ``rows`` by ``model``, and the milliseconds of the call that
-        computed them (not the wait before it); raises what the model raised."""
-        if not self.running:  # no scorer threads (a server not started): score here
-            return self.predict(model, rows)
+    def score(self, model: Any, rows: list[dict[str, Any]]) -> tuple[np.ndarray, float, int]:
+        """The scores of checked ``rows`` by ``model``, the milliseconds of the call that
+        computed them (not the wait before it) and how many requests that call scored; raises
+        what the model raised. Never waits on scorers that are gone: once the server stops, a
+        request still waiting is scored here."""
+        if not self.running:  # no scorer threads (a server not started, or stopping): score here
+            return (*self.predict(model, rows), 1)
         from concurrent.futures import Future
+        from concurrent.futures import TimeoutError as Pending
 
-        done: Future[tuple[np.ndarray, float]] = Future()
+        done: Future[tuple[np.ndarray, float, int]] = Future()
         self.jobs.put((model, rows, done))
-        return done.result()
+        while True:
+            try:
+                return done.result(timeout=1.0)
+            except Pending:
+                if self.stop.is_set():
+                    return (*self.predict(model, rows), 1)
 
     def loop(self) -> None:
         while not self.stop.is_set():
@@ -166,14 +174,20 @@ class Batcher:
             for job in batch:
                 groups.setdefault(id(job[0]), []).append(job)
             for group in groups.values():
-                self._run(group)
+                try:
+                    self._run(group)
+                except BaseException as exc:  # noqa: BLE001 - the scorer must live on: every waiting request gets its answer
+                    err = exc if isinstance(exc, Exception) else RuntimeError(f"the scorer failed: {type(exc).__name__}: {exc}")
+                    for _, _, done in group:
+                        if not done.done():
+                            done.set_exception(err)
 
     def _run(self, group: list[tuple[Any, Any, Any]]) -> None:
         try:
             scores, ms = self.predict(group[0][0], group[0][1] if len(group) == 1 else [r for j in group for r in j[1]])
-        except Exception as exc:  # handed to the request(s) it belongs to, which answer for it
+        except BaseException as exc:  # noqa: BLE001 - handed to the request(s) it belongs to, which answer for it
             if len(group) == 1:
-                group[0][2].set_exception(exc)
+                group[0][2].set_exception(exc if isinstance(exc, Exception) else RuntimeError(f"the model raised {type(exc).__name__}: {exc}"))
             else:
                 for job in group:
                     self._run([job])
@@ -181,7 +195,7 @@ class Batcher:
         self.metrics.batch_requests.observe(len(group))
         at = 0
         for _, x, done in group:
-            done.set_result((scores[at : at + len(x)], ms))
+            done.set_result((scores[at : at + len(x)], ms, len(group)))
             at += len(x)
 
 
@@ -507,7 +521,7 @@ class Server:
         try:
             # the champion's requests are batched; a canary's are scored alone, so a slow or
             # failing challenger never holds up or fails a champion request
-            scores, ms = self.batcher.score(chosen.model, rows) if chosen is state.champion else self.batcher.predict(chosen.model, rows)
+            scores, ms, shared = self.batcher.score(chosen.model, rows) if chosen is state.champion else (*self.batcher.predict(chosen.model, rows), 1)
         except Exception as exc:
             self.metrics.model_errors.labels(chosen.alias, chosen.version).inc()
             self.rollout.observe(chosen.alias, chosen.version, False, 0.0)
@@ -515,12 +529,13 @@ class Server:
                 raise
             log.debug("challenger v%s failed, the champion answers: %s", chosen.version, first_line(exc))
             chosen = state.champion  # the client never sees the canary's failure
-            scores, ms = self.batcher.score(chosen.model, rows)
+            scores, ms, shared = self.batcher.score(chosen.model, rows)
         variant = "canary" if chosen.alias == "challenger" else "champion"
         self.metrics.model_latency.labels(variant, chosen.version).observe(ms / 1000)
         for s in scores:
             self.metrics.scores.labels(variant, chosen.version).observe(float(s))
-        self.rollout.observe(chosen.alias, chosen.version, True, ms)
+        # the guardrail compares the canary's p99 with the champion's on calls of one request each
+        self.rollout.observe(chosen.alias, chosen.version, True, ms if shared == 1 else None)
         self.predlog.append(request_id, ids, variant, self.settings.p.project.model_name, chosen.version, chosen.run_id, scores, ms)
         other = state.challenger if chosen is state.champion else state.champion
         if other is not None and self.rollout.stage in ACTIVE:

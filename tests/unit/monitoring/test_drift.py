@@ -329,5 +329,8 @@ def test_one_training_runner_per_project(settings, tmp_path) -> None:
     dead = subprocess.run([sys.executable, "-c", "import os, psutil, socket; p = psutil.Process(); print(socket.gethostname(), os.getpid(), f'{p.create_time():.3f}')"],
                           capture_output=True, text=True, check=True).stdout.strip()
     marker.write_text(json.dumps({"run_id": "of `make run` (pid 3)", OWNER_TAG: dead}))
+    from pipelines.monitoring.drift import in_flight
+
+    assert in_flight(marker) is False  # the drift job's brake does not wait on a dead process either
     claim_in_flight(settings, "of `make run` (pid 4)", process=True, exclusive=True)
     assert json.loads(marker.read_text())["run_id"] == "of `make run` (pid 4)"

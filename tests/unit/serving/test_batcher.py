@@ -1,0 +1,80 @@
+"""The response path's dynamic batcher (pipelines/serving/server.py) on its own: scores come
+back to the request they belong to, a model that kills its call (even with a BaseException)
+fails only the requests of that call and the scorer lives on, and a request never waits on
+scorers that have stopped. The model here is a stand-in that misbehaves on demand; the real
+models and the real server are tests/integration/test_serving.py's."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from pipelines.serving.server import Batcher, Metrics
+
+
+class Model:
+    """predict_proba = income / 1e6 per row; raises SystemExit on a row with income -1."""
+
+    def predict_proba(self, X):  # noqa: ANN001, ANN201
+        if (X["income"] == -1).any():
+            raise SystemExit("boom")
+        p = X["income"].to_numpy(dtype="float64") / 1e6
+        return np.column_stack([1 - p, p])
+
+
+def row(settings, income: float) -> dict:  # noqa: ANN001
+    d = settings.p.data
+    r = {c: 1.0 for c in d.numerical}
+    r.update({c: "x" for c in d.categorical})
+    r["income"] = income
+    return r
+
+
+def started(settings) -> tuple[Batcher, threading.Event, list[threading.Thread]]:  # noqa: ANN001
+    stop = threading.Event()
+    b = Batcher(settings.p.data, 1000, 100, Metrics(), stop)
+    threads = [threading.Thread(target=b.loop, daemon=True) for _ in range(2)]
+    for t in threads:
+        t.start()
+    b.running = True
+    return b, stop, threads
+
+
+def test_each_request_gets_its_own_scores_and_a_crash_fails_only_its_own(settings) -> None:
+    b, stop, threads = started(settings)
+    model = Model()
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            got = list(pool.map(lambda i: b.score(model, [row(settings, i), row(settings, i + 0.5)])[0], range(200)))
+        for i, scores in enumerate(got):
+            assert scores.tolist() == [i / 1e6, (i + 0.5) / 1e6]
+        with pytest.raises(RuntimeError, match="the model raised SystemExit"):
+            b.score(model, [row(settings, -1)])
+
+        def mixed(i: int) -> object:  # a crashing request among good ones, batched together
+            try:
+                return b.score(model, [row(settings, -1 if i == 50 else i)])[0].tolist()
+            except RuntimeError as exc:
+                return str(exc)
+
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(mixed, range(100)))
+        assert answers[50] == "the model raised SystemExit: boom"
+        assert all(a == [i / 1e6] for i, a in enumerate(answers) if i != 50)
+        assert all(t.is_alive() for t in threads)  # the scorer lived on
+        assert b.score(model, [row(settings, 7)])[0].tolist() == [7 / 1e6]
+    finally:
+        stop.set()
+
+
+def test_a_request_never_waits_on_stopped_scorers(settings) -> None:
+    b, stop, threads = started(settings)
+    stop.set()
+    for t in threads:
+        t.join(timeout=5)
+    # still marked running (the shutdown's window): the request is scored here, not stranded
+    scores, _, shared = b.score(Model(), [row(settings, 3)])
+    assert scores.tolist() == [3 / 1e6] and shared == 1
