@@ -10,7 +10,6 @@ test started is stopped at the end.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -77,6 +76,21 @@ class Api:
         raise AssertionError(f"no new {run_type} run of {dag_id} within {timeout}s")
 
 
+def services_env(env: dict[str, str], base: Path, home: Path, port: int) -> dict[str, str]:
+    """``env`` plus what `scripts/services.sh up` needs for a throw-away Airflow: this venv,
+    AIRFLOW_HOME, its run folder under ``base``, the API port, no MLflow UI, free log ports."""
+    return {
+        **env,
+        "VENV": str(Path(sys.executable).parent.parent),
+        "AIRFLOW_HOME": str(home),
+        "RUN_DIR": str(base / "run"),
+        "AIRFLOW_PORT": str(port),
+        "MLFLOW_UI_PORT": "0",
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+    }
+
+
 @pytest.fixture(scope="module")
 def airflow_project(tmp_path_factory: pytest.TempPathFactory):
     base = tmp_path_factory.mktemp("airflow-e2e")
@@ -90,16 +104,7 @@ def airflow_project(tmp_path_factory: pytest.TempPathFactory):
 
     port = free_port()
     home = base / "airflow-home"
-    env = {
-        **proj.env,
-        "VENV": str(Path(sys.executable).parent.parent),
-        "AIRFLOW_HOME": str(home),
-        "RUN_DIR": str(base / "run"),
-        "AIRFLOW_PORT": str(port),
-        "MLFLOW_UI_PORT": "0",
-        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-    }
+    env = services_env(proj.env, base, home, port)
     up = subprocess.run([str(root / "scripts/services.sh"), "up"], env=env, capture_output=True, text=True, timeout=400)
     try:
         assert up.returncode == 0, up.stdout + up.stderr

@@ -47,7 +47,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from tests.integration.test_airflow_e2e import Api, free_port
+from tests.integration.test_airflow_e2e import Api, free_port, services_env
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
@@ -151,16 +151,7 @@ def replays(tmp_path_factory: pytest.TempPathFactory):
     base = tmp_path_factory.mktemp("replay-airflow")
     cli = cli_replay(base / "cli")
     home, port = base / "airflow-home", free_port()
-    env = {
-        **clean_env(),
-        "VENV": str(Path(sys.executable).parent.parent),
-        "AIRFLOW_HOME": str(home),
-        "RUN_DIR": str(base / "run"),
-        "AIRFLOW_PORT": str(port),
-        "MLFLOW_UI_PORT": "0",
-        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-    }
+    env = services_env(clean_env(), base, home, port)
     root: Path | None = None
     try:
         ready = prepare(base / "airflow")
