@@ -148,7 +148,23 @@ async def open_loop(url: str, bodies: list[bytes], rate: float, seconds: float, 
         await asyncio.gather(*(one(i, session) for i in range(n)))
         if side:
             await side
-    return summary(lat, errors, seconds)
+    return {**summary(lat, errors, seconds), "_lat": lat}
+
+
+def wait_for_shadow_scorer(url: str, body: bytes) -> None:
+    """Send requests until the off-path scorer (its own process) has scored one: the rounds
+    measure shadow mode running, not its start."""
+    import urllib.request
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        req = urllib.request.Request(url + "/invocations", data=body, headers={"content-type": "application/json"})
+        urllib.request.urlopen(req, timeout=10).read()
+        with urllib.request.urlopen(url + "/metrics", timeout=10) as r:
+            if any(line.startswith("serving_shadow_abs_diff_count") and float(line.split()[-1]) > 0 for line in r.read().decode().splitlines()):
+                return
+        time.sleep(0.5)
+    raise SystemExit("the challenger scored nothing in shadow within 60 s")
 
 
 def main() -> None:
@@ -160,6 +176,7 @@ def main() -> None:
     ap.add_argument("--rollout-rates", type=float, nargs="*", default=[],
                     help="fixed rates of the shadow and swap rows (default: half of our saturation); give each also in --rates to compare")
     ap.add_argument("--challenger", help="a registered version to run in shadow, and to swap to and back under load")
+    ap.add_argument("--shadow-rounds", type=int, default=3, help="alternating rounds of champion only and with the challenger in shadow")
     ap.add_argument("--workers", type=int, default=1, help="our server's worker processes (serve --workers)")
     args = ap.parse_args()
 
@@ -198,6 +215,12 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}"
         proc = start([sys.executable, "-m", "pipelines", "--params", str(settings.root / "params.yaml"), "serve", "--port", str(port),
                       "--workers", str(args.workers)], env, url, "/health/ready", settings.root)
+        if challenger:  # held in shadow: the project's bake time and request count would soon make it a canary
+            import urllib.request
+
+            req = urllib.request.Request(url + "/rollout/pause?reason=benchmark", method="POST", headers={"Authorization": f"Bearer {TOKEN}"})
+            state = json.loads(urllib.request.urlopen(req, timeout=30).read())
+            assert state["stage"] == "shadow", state
         return proc, url
 
     # 1. mlflow models serve of the same champion
@@ -224,14 +247,32 @@ def main() -> None:
         stop(proc)
 
     if args.challenger:
-        # 3. ours with the challenger in shadow, same rate
+        rollout_rates = args.rollout_rates or [half]
+        # 3. shadow against no shadow, same rate: rounds alternate the two servers, so a noisy
+        #    spell of the machine falls on both; each side's latencies are pooled over its rounds
+        for rate in rollout_rates:
+            pooled: dict[bool, list[list[float]]] = {False: [], True: []}
+            errs = {False: 0, True: 0}
+            for _ in range(args.shadow_rounds):
+                for shadow in (False, True):
+                    proc, url = ours(shadow)
+                    try:
+                        if shadow:
+                            wait_for_shadow_scorer(url, bodies[0])
+                        r = asyncio.run(open_loop(url + "/invocations", bodies, rate, args.seconds))
+                    finally:
+                        stop(proc)
+                    pooled[shadow].append(r.pop("_lat"))
+                    errs[shadow] += r["errors"]
+            for shadow in (False, True):
+                lat = [x for lats in pooled[shadow] for x in lats]
+                who = "ours + shadow" if shadow else "ours, champion only"
+                results.append((who, f"fixed {rate:g} req/s, {args.shadow_rounds} alternating rounds pooled",
+                                summary(lat, errs[shadow], args.seconds * args.shadow_rounds)))
+
+        # 4. swap to the challenger and back (rollback), under load
         proc, url = ours(True)
         try:
-            rollout_rates = args.rollout_rates or [half]
-            for rate in rollout_rates:
-                results.append(("ours + shadow", f"fixed {rate:g} req/s", asyncio.run(open_loop(url + "/invocations", bodies, rate, args.seconds))))
-
-            # 4. swap to the challenger and back (rollback), under load
             def swaps() -> None:
                 import urllib.request
 
@@ -259,6 +300,10 @@ def main() -> None:
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for who, load, r in results:
         print(f"| {who} | {load} | {r['requests']} | {r['errors']} | {r['req_per_s']} | {r.get('p50')} | {r.get('p95')} | {r.get('p99')} | {r.get('max')} |")
+    for who, load, r in results:
+        if who == "ours + shadow":
+            base = next(b for w, l, b in results if w == "ours, champion only" and l == load)
+            print(f"\nshadow at {load}: p99 {base['p99']} -> {r['p99']} ms ({r['p99'] - base['p99']:+.2f} ms), p50 {base['p50']} -> {r['p50']} ms")
     print(f"\nsaturation: ours {ours_sat} req/s, mlflow models serve {mlflow_sat} req/s ({ours_sat / mlflow_sat:.2f}x)")
     sys.stdout.flush()
     os._exit(0)  # see pipelines/__main__.py: pyarrow can abort at interpreter exit

@@ -41,7 +41,17 @@ from pipelines.config import Settings
 from pipelines.errors import PipelineError, first_line
 from pipelines.model.champion import current_alias, load_verified
 from pipelines.model.features import model_input, predict_scores
-from pipelines.serving.payload import BadRequest, check_rows, frame_of, ids_of, invocation_rows, json_scores, load_json, unseen_categories
+from pipelines.serving.offpath import OffpathScorer
+from pipelines.serving.payload import (
+    BadRequest,
+    check_rows,
+    frame_of,
+    ids_of,
+    invocation_rows,
+    json_scores,
+    load_json,
+    unseen_categories,
+)
 from pipelines.serving.predlog import PredictionLog
 from pipelines.serving.rollout import ACTIVE, Rollout, decision_text
 
@@ -51,7 +61,8 @@ VARIANT_HEADER = "X-Model-Variant"
 TOKEN_ENV = "PIPELINES_RELOAD_TOKEN"  # noqa: S105 - the name of the variable holding the token, not a token
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 _THREAD = threading.local()
-OFFPATH_BATCH = 64  # off-path requests scored in one call
+OFFPATH_BATCH = 64  # off-path requests scored in one call...
+OFFPATH_LINGER_S = 0.05  # ...gathered for at most this long after the first (shadow scores are not awaited)
 SCORERS = 2  # response-path scorer threads (each predict call releases the GIL in its tree traversal)
 REQUEST_THREADS = 32  # threads that parse requests and wait for their scores
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
@@ -326,6 +337,7 @@ class Server:
         self.stop = threading.Event()
         self.threads: list[threading.Thread] = []
         self.batcher = Batcher(settings.p.data, settings.p.score.chunk_rows, settings.p.serve.max_batch_rows, self.metrics, self.stop)
+        self.offpath_scorer = OffpathScorer(settings.p.data, settings.p.score.chunk_rows, settings.p.serve.threads)
         self._outcomes_at = 0.0
         self._check_lock = threading.Lock()
 
@@ -414,26 +426,29 @@ class Server:
             client.set_model_version_tag(name, ch.version, "rejected", rec["reason"])
 
     def _offpath_worker(self) -> None:
-        """Off-path scoring, in batches: the requests queued meanwhile are scored in one call per
-        model (a tree ensemble scores 50 rows in about the time of one), so shadow mode costs the
-        serving path little CPU. If a batch fails, its requests are scored one by one, so each
-        failure is counted against the request that caused it."""
-        self._limit_threads()
-        while not self.stop.is_set():
-            try:
-                jobs = [self.offpath.get(timeout=0.2)]
-            except queue.Empty:
-                continue
-            while len(jobs) < OFFPATH_BATCH:
+        """Off-path scoring, in batches, in its own process (:mod:`pipelines.serving.offpath`):
+        the requests queued meanwhile are scored in one call per model (a tree ensemble scores
+        50 rows in about the time of one), and the scoring never holds this process's GIL, so
+        shadow mode costs the response path next to nothing."""
+        try:
+            while not self.stop.is_set():
                 try:
-                    jobs.append(self.offpath.get_nowait())
+                    jobs = [self.offpath.get(timeout=0.2)]
                 except queue.Empty:
-                    break
-            groups: dict[int, list[tuple[Any, ...]]] = {}
-            for job in jobs:
-                groups.setdefault(id(job[0]), []).append(job)
-            for group in groups.values():
-                self._score_offpath(group)
+                    continue
+                until = time.monotonic() + OFFPATH_LINGER_S  # not latency-bound: gather a batch, fewer calls
+                while len(jobs) < OFFPATH_BATCH and (wait := until - time.monotonic()) > 0:
+                    try:
+                        jobs.append(self.offpath.get(timeout=wait))
+                    except queue.Empty:
+                        break
+                groups: dict[int, list[tuple[Any, ...]]] = {}
+                for job in jobs:
+                    groups.setdefault(id(job[0]), []).append(job)
+                for group in groups.values():
+                    self._score_offpath(group)
+        finally:
+            self.offpath_scorer.close()
 
     def _score_offpath(self, jobs: list[tuple[Any, ...]]) -> None:
         """Score queued requests with the model that did not answer them; compare the scores."""
@@ -441,25 +456,21 @@ class Server:
         challenger_version = variant.version if variant.alias == "challenger" else served_version
         if self.rollout.stage not in ACTIVE or self.rollout.version != challenger_version:
             return  # queued for a rollout that has ended since
-        try:
-            scores, ms = self.batcher.predict(variant.model, [r for j in jobs for r in j[1]])
-        except Exception as exc:  # the off-path model failed on these rows: find which, count it against it
-            if len(jobs) > 1:
-                for job in jobs:
-                    self._score_offpath([job])
-                return
-            self.metrics.model_errors.labels("shadow", variant.version).inc()
-            self.rollout.observe(variant.alias, variant.version, False, 0.0)
-            log.debug("off-path v%s failed: %s", variant.version, first_line(exc))
-            return
-        # ms is per call: the guardrail judges the batch call's latency
+        key = f"v{variant.version}-{variant.sha256[:12]}-{variant.loaded_at}"
+        results = self.offpath_scorer.score(key, variant.model, [j[1] for j in jobs])
         role = "shadow" if variant.alias == "challenger" else "champion_offpath"
-        self.metrics.model_latency.labels(role, variant.version).observe(ms / 1000)
         thr = self.settings.p.score.decision_threshold
-        at = 0
-        for _, rows, served, _, _, request_id, ids in jobs:
-            other = scores[at : at + len(rows)]
-            at += len(rows)
+        timed: set[float] = set()
+        for (_, rows, served, _, _, request_id, ids), (other, ms, error) in zip(jobs, results):
+            if other is None:  # the off-path model failed on these rows: counted against it
+                self.metrics.model_errors.labels("shadow", variant.version).inc()
+                self.rollout.observe(variant.alias, variant.version, False, 0.0)
+                log.debug("off-path v%s failed: %s", variant.version, error)
+                continue
+            if ms not in timed:  # one latency sample per call, as on the response path
+                timed.add(ms)
+                self.metrics.model_latency.labels(role, variant.version).observe(ms / 1000)
+            # ms is per call: the guardrail judges the batch call's latency
             self.rollout.observe(variant.alias, variant.version, True, ms)
             champ, chal = (served, other) if served_alias == "champion" else (other, served)
             for x in np.abs(chal - champ):

@@ -1,0 +1,96 @@
+"""Off-path scoring in its own process (pipelines/serving/offpath.py), with a real child process:
+scores come back to the request they belong to, a model that raises fails only the request
+that made it raise, a model that kills the child (or hangs) fails only that batch and the next
+batch gets a new child, and a model that cannot be sent is refused without killing anything.
+The models are stand-ins that misbehave on demand (the real ones: tests/integration/test_serving.py)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import numpy as np
+
+from pipelines.serving.offpath import OffpathScorer, score_jobs
+
+
+class Model:
+    """predict_proba = income / 1e6; raises on income -1, kills its process on -2, sleeps on -3."""
+
+    def predict_proba(self, X):  # noqa: ANN001, ANN201
+        income = X["income"].to_numpy(dtype="float64")
+        if (income == -1).any():
+            raise ValueError("income -1 is not allowed")
+        if (income == -2).any():
+            os._exit(9)
+        if (income == -3).any():
+            time.sleep(30)
+        p = income / 1e6
+        return np.column_stack([1 - p, p])
+
+
+class Unpicklable(Model):
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+
+def row(settings, income: float) -> dict:  # noqa: ANN001
+    d = settings.p.data
+    r = {c: 1.0 for c in d.numerical}
+    r.update({c: "x" for c in d.categorical})
+    r["income"] = income
+    return r
+
+
+def test_scores_come_back_to_their_request_and_equal_scoring_in_process(settings) -> None:
+    d = settings.p.data
+    jobs = [[row(settings, i), row(settings, i + 0.5)] for i in range(50)]
+    scorer = OffpathScorer(d, 1000, 1)
+    try:
+        got = scorer.score("m", Model(), jobs)
+        here = score_jobs(Model(), jobs, d, 1000)
+        assert [g[0].tolist() for g in got] == [h[0].tolist() for h in here] == [[i / 1e6, (i + 0.5) / 1e6] for i in range(50)]
+        assert len({g[1] for g in got}) == 1 and all(g[2] is None for g in got)  # one call scored them all
+        assert scorer.proc.pid != os.getpid() and scorer.starts == 1
+    finally:
+        scorer.close()
+
+
+def test_a_raising_model_fails_only_the_request_that_made_it_raise(settings) -> None:
+    scorer = OffpathScorer(settings.p.data, 1000, 1)
+    try:
+        got = scorer.score("m", Model(), [[row(settings, 1)], [row(settings, -1)], [row(settings, 3)]])
+        assert got[0][0].tolist() == [1e-6] and got[2][0].tolist() == [3e-6]
+        assert got[1][0] is None and "income -1 is not allowed" in got[1][2]
+        assert scorer.starts == 1  # the child lived on
+    finally:
+        scorer.close()
+
+
+def test_a_dead_or_hung_child_fails_that_batch_only_and_the_next_batch_gets_a_new_one(settings) -> None:
+    scorer = OffpathScorer(settings.p.data, 1000, 1, timeout_s=3)
+    try:
+        got = scorer.score("m", Model(), [[row(settings, 1)], [row(settings, -2)]])
+        assert [g[0] for g in got] == [None, None] and all("off-path scorer process failed" in g[2] for g in got)
+        assert scorer.score("m", Model(), [[row(settings, 2)]])[0][0].tolist() == [2e-6]
+        assert scorer.starts == 2
+        hung = scorer.proc
+        got = scorer.score("m", Model(), [[row(settings, -3)]])
+        assert got[0][0] is None and "no answer in 3 s" in got[0][2]
+        assert not hung.is_alive()  # killed, not left behind
+        assert scorer.score("m", Model(), [[row(settings, 4)]])[0][0].tolist() == [4e-6]
+        assert scorer.starts == 3
+    finally:
+        scorer.close()
+
+
+def test_a_model_that_cannot_be_sent_is_refused_and_the_child_lives_on(settings) -> None:
+    scorer = OffpathScorer(settings.p.data, 1000, 1)
+    try:
+        got = scorer.score("bad", Unpicklable(), [[row(settings, 1)]])
+        assert got[0][0] is None and "cannot load this model" in got[0][2]
+        assert scorer.score("m", Model(), [[row(settings, 5)]])[0][0].tolist() == [5e-6]
+        assert scorer.starts == 1
+    finally:
+        scorer.close()
