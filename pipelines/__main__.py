@@ -299,6 +299,24 @@ def _reloaded(out: Any) -> str:
 
 
 @app.command()
+def challenger(
+    version: Optional[str] = typer.Option(None, help="The registered version to roll out online (shadow, canary, champion)."),
+    clear: bool = typer.Option(False, "--clear", help="End the rollout: remove the challenger alias."),
+    reason: str = typer.Option(..., help="Why (recorded on the version)."),
+) -> None:
+    """Land a registered version as challenger for the online rollout, or clear it (the champion never moves)."""
+    from pipelines.model.registry import set_challenger
+    from pipelines.ops.promote import notify_server
+
+    def land() -> dict[str, Any]:
+        if clear == (version is not None):
+            raise PipelineError("give either --version N or --clear")
+        return {**set_challenger(_settings(), None if clear else version, reason), "server": _reloaded(notify_server())}
+
+    _run(land)
+
+
+@app.command()
 def rollback(reason: str = typer.Option(..., help="Why the current champion is being rolled back.")) -> None:
     """Move the champion alias back to the previous champion."""
     from pipelines.model.registry import rollback as fn

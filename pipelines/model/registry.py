@@ -269,6 +269,41 @@ def promote_version(settings: Settings, version: str, reason: str, by: str | Non
     return {"model_name": name, "champion": str(version), "reason": reason.strip()}
 
 
+def set_challenger(settings: Settings, version: str | None, reason: str) -> dict[str, Any]:
+    """Land ``version`` under the ``challenger`` alias (the online server rolls it out: shadow,
+    canary, then champion on live outcomes), or with ``version`` None end the rollout by
+    removing the alias. A written reason is required and recorded; the champion never moves."""
+    if not reason or not reason.strip():
+        raise PipelineError("landing or clearing a challenger needs a written reason (--reason)")
+    client = mlflow_client(settings)
+    name = settings.p.project.model_name
+    from mlflow.exceptions import MlflowException
+
+    who = getpass.getuser()
+    with promotion_lock(client, name):
+        champion = champion_version(settings)
+        if version is None:
+            try:
+                was = client.get_model_version_by_alias(name, "challenger").version
+            except MlflowException as exc:
+                raise PipelineError(f"model {name} has no challenger to clear") from exc
+            client.delete_registered_model_alias(name, "challenger")
+            client.set_model_version_tag(name, was, "challenger_cleared", f"by {who}: {reason.strip()}")
+            return {"model_name": name, "challenger": None, "cleared": str(was), "champion": champion, "reason": reason.strip()}
+        try:
+            mv = client.get_model_version(name, version)
+        except MlflowException as exc:
+            raise PipelineError(f"model {name} has no version {version}") from exc
+        if str(version) == champion:
+            raise PipelineError(f"v{version} is the champion: a challenger must be another version")
+        client.set_registered_model_alias(name, "challenger", str(version))
+        client.set_model_version_tag(name, str(version), "challenger_reason", f"by {who}: {reason.strip()}")
+    out = {"model_name": name, "challenger": str(version), "champion": champion, "reason": reason.strip()}
+    if mv.tags.get("rejected"):
+        out["note"] = f"v{version} was rejected by an earlier rollout: {mv.tags['rejected']}"
+    return out
+
+
 def rollback(settings: Settings, reason: str) -> dict[str, Any]:
     """Move champion back to the previous champion and record who did it and why."""
     if not reason or not reason.strip():

@@ -245,6 +245,20 @@ def test_cli_promote_and_rollback_call_the_servers_reload(project: Any, server: 
     assert httpx.get(server.url + "/version").json()["champion"]["version"] == v2
     assert f"server=serves v{v1}" in cli("rollback", "--reason", "serving test")
     assert httpx.get(server.url + "/version").json()["champion"]["version"] == v1
+    # land a challenger from the command line: the server starts its rollout at once; clear ends it
+    assert f"challenger={v2}" in cli("challenger", "--version", v2, "--reason", "serving test: online rollout")
+    assert httpx.get(server.url + "/version").json()["challenger"]["version"] == v2
+    assert rollout_status(server)["version"] == v2 and rollout_status(server)["stage"] in ("shadow", "canary")
+    assert f"cleared={v2}" in cli("challenger", "--clear", "--reason", "serving test: done")
+    assert httpx.get(server.url + "/version").json()["challenger"] is None
+    import mlflow
+
+    tags = mlflow.MlflowClient().get_model_version(settings.p.project.model_name, v2).tags
+    assert tags["challenger_reason"].endswith("serving test: online rollout") and tags["challenger_cleared"].endswith("serving test: done")
+    for bad, says in ((("--version", v1), f"v{v1} is the champion"), (("--version", "99"), "has no version 99"), ((), "either --version N or --clear")):
+        proc = subprocess.run([sys.executable, "-m", "pipelines", "--params", str(settings.root / "params.yaml"), "challenger", *bad,
+                               "--reason", "bad"], env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 1 and says in proc.stderr, proc.stderr
     env["PIPELINES_RELOAD_TOKEN"] = "wrong"
     out = cli("promote", "--version", v2, "--reason", "serving test, wrong token")
     assert "server=not notified" in out  # the alias moved anyway; the server sees it at its next poll
