@@ -339,6 +339,7 @@ class Server:
         self.batcher = Batcher(settings.p.data, settings.p.score.chunk_rows, settings.p.serve.max_batch_rows, self.metrics, self.stop)
         self.offpath_scorer = OffpathScorer(settings.p.data, settings.p.score.chunk_rows, settings.p.serve.threads)
         self._outcomes_at = 0.0
+        self._outcomes_cache: dict[str, Any] = {}  # each day's joined outcome pairs (pipelines/serving/outcomes.py)
         self._check_lock = threading.Lock()
 
     # -- background work -------------------------------------------------------------------
@@ -395,7 +396,7 @@ class Server:
         if state.champion is None or state.challenger is None or ro.stage not in ACTIVE or ro.paused or ro.version != state.challenger.version:
             return None
         self.predlog.flush()
-        verdict = decide(paired_outcomes(self.settings, state.champion.version, state.challenger.version), sp.alpha, sp.min_outcomes, sp.planned_outcomes)
+        verdict = decide(paired_outcomes(self.settings, state.champion.version, state.challenger.version, self._outcomes_cache), sp.alpha, sp.min_outcomes, sp.planned_outcomes)
         if verdict.decision == "continue":
             return None
         detail = {**asdict(verdict), "text": verdict.text, "champion_version": state.champion.version}
