@@ -31,6 +31,7 @@ from pipelines.errors import first_line
 
 log = logging.getLogger(__name__)
 NICE = 5  # the child yields the CPU to the response path when both want it
+START_RETRY_S = 30.0  # a child that could not start is tried again after this long
 KEPT_MODELS = 4  # the child keeps this many models (champion, challenger, a previous pair)
 
 # one answer per request of a batch: (scores, milliseconds of the call that computed them, error)
@@ -105,17 +106,22 @@ class OffpathScorer:
         self.sent: list[str] = []
         self.refused: dict[str, str] = {}  # models that cannot go off path, and why
         self.starts = 0
+        self.start_failed: tuple[float, str] = (0.0, "")  # (no new try before, why it failed)
 
     def _start(self) -> None:
         import multiprocessing
 
         ctx = multiprocessing.get_context("spawn")  # never fork a process that runs threads
         mine, theirs = ctx.Pipe()
-        self.proc = ctx.Process(target=_child, args=(theirs, self.data, self.chunk_rows, self.threads),
-                                name="offpath-scorer", daemon=not multiprocessing.current_process().daemon)
-        self.proc.start()
-        theirs.close()
-        self.conn, self.sent = mine, []
+        proc = ctx.Process(target=_child, args=(theirs, self.data, self.chunk_rows, self.threads), name="offpath-scorer", daemon=True)
+        try:
+            proc.start()
+        except BaseException:
+            mine.close()
+            raise
+        finally:
+            theirs.close()
+        self.proc, self.conn, self.sent = proc, mine, []
         self.starts += 1
         log.info("off-path scorer process started (pid %s)", self.proc.pid)
 
@@ -130,11 +136,20 @@ class OffpathScorer:
         import cloudpickle  # as MLflow logs models: a class defined by value travels too
 
         t0 = time.perf_counter()
-        try:
-            if self.proc is None or not self.proc.is_alive():
+        if key in self.refused:
+            return [(None, 0.0, self.refused[key])] * len(jobs)
+        if self.proc is None or not self.proc.is_alive():
+            if time.monotonic() < self.start_failed[0]:  # it could not start a moment ago: not again yet
+                return [(None, 0.0, self.start_failed[1])] * len(jobs)
+            try:
                 self._start()
-            if key in self.refused:
-                return [(None, 0.0, self.refused[key])] * len(jobs)
+            except Exception as exc:  # noqa: BLE001 - no child (e.g. a daemonic server process): these calls fail, counted
+                why = f"cannot start the off-path scorer process: {first_line(exc) or type(exc).__name__}"
+                log.error("%s (next try in %g s)", why, START_RETRY_S)
+                self.close()
+                self.start_failed = (time.monotonic() + START_RETRY_S, why)
+                return [(None, 0.0, why)] * len(jobs)
+        try:
             if key not in self.sent:
                 try:
                     answer = self._call(("model", key, cloudpickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)))

@@ -13,6 +13,8 @@ native scikit-learn Pipeline through ``predict_scores``, exactly as batch scorin
   If the registry cannot be reached, the server keeps serving what it has and says so in
   ``/health/ready`` and in the ``serving_registry_reachable`` gauge.
 - A challenger is rolled out by :mod:`pipelines.serving.rollout` (shadow, canary, guardrails).
+- The model that does not answer a request (the shadow, or a canary's champion) scores it off the
+  response path, in a child process (:mod:`pipelines.serving.offpath`), so it never holds this GIL.
 - Every prediction is appended to the online prediction log (:mod:`pipelines.serving.predlog`).
 - Every response names the model version that answered in the ``X-Model-Version`` header.
 - The champion's requests are batched dynamically (:class:`Batcher`): those that arrive while
@@ -447,7 +449,10 @@ class Server:
                 for job in jobs:
                     groups.setdefault(id(job[0]), []).append(job)
                 for group in groups.values():
-                    self._score_offpath(group)
+                    try:
+                        self._score_offpath(group)
+                    except Exception as exc:  # a bug in the bookkeeping must not end shadow scoring for good
+                        log.error("off-path scoring of %d request(s) failed: %s", len(group), first_line(exc))
         finally:
             self.offpath_scorer.close()
 

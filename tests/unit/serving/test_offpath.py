@@ -94,3 +94,23 @@ def test_a_model_that_cannot_be_sent_is_refused_and_the_child_lives_on(settings)
         assert scorer.starts == 1
     finally:
         scorer.close()
+
+
+def _score_in(q, data, r) -> None:  # noqa: ANN001 - runs in a daemonic process, which may not have children
+    scorer = OffpathScorer(data, 1000, 1)
+    first = scorer.score("m", Model(), [[r]])
+    again = scorer.score("m", Model(), [[r]])
+    q.put([first[0][0], first[0][2], again[0][2], scorer.starts])
+
+
+def test_a_child_that_cannot_start_fails_the_calls_and_is_not_retried_at_once(settings) -> None:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_score_in, args=(q, settings.p.data, row(settings, 1)), daemon=True)
+    p.start()
+    scores, why, again, starts = q.get(timeout=120)
+    p.join(timeout=30)
+    assert scores is None and why.startswith("cannot start the off-path scorer process") and "daemonic" in why
+    assert again == why and starts == 0
