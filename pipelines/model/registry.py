@@ -294,11 +294,18 @@ def set_challenger(settings: Settings, version: str | None, reason: str) -> dict
             mv = client.get_model_version(name, version)
         except MlflowException as exc:
             raise PipelineError(f"model {name} has no version {version}") from exc
-        if str(version) == champion:
+        version = str(mv.version)
+        if version == champion:
             raise PipelineError(f"v{version} is the champion: a challenger must be another version")
-        client.set_registered_model_alias(name, "challenger", str(version))
-        client.set_model_version_tag(name, str(version), "challenger_reason", f"by {who}: {reason.strip()}")
-    out = {"model_name": name, "challenger": str(version), "champion": champion, "reason": reason.strip()}
+        try:
+            current = str(client.get_model_version_by_alias(name, "challenger").version)
+        except MlflowException:
+            current = None
+        if current == version:  # the server would not start a new rollout for the same version
+            raise PipelineError(f"v{version} is the challenger already: `challenger --clear` first to restart its rollout")
+        client.set_model_version_tag(name, version, "challenger_reason", f"by {who}: {reason.strip()}")
+        client.set_registered_model_alias(name, "challenger", version)
+    out = {"model_name": name, "challenger": version, "replaced": current, "champion": champion, "reason": reason.strip()}
     if mv.tags.get("rejected"):
         out["note"] = f"v{version} was rejected by an earlier rollout: {mv.tags['rejected']}"
     return out
