@@ -109,8 +109,9 @@ class Rollout:
 
     def observe(self, alias: str, version: str, ok: bool, latency_ms: float | None) -> None:
         """One model call; calls of a challenger other than the one in rollout are ignored.
-        ``latency_ms`` None: a call that scored other requests too (a batch), which counts for
-        the error rate but is no latency sample: the p99s compare calls of one request each."""
+        ``latency_ms`` None: counts for the error rate but is no latency sample: on the response
+        path, a call that scored other requests too (the p99s compare calls of one request
+        each); off the path, a request whose call was sampled already (one sample per call)."""
         with self._lock:
             if alias == "challenger" and version != self.version:
                 return

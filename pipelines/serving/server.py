@@ -42,7 +42,7 @@ from fastapi import Request  # at module level: FastAPI resolves the handlers' a
 from pipelines.config import Settings
 from pipelines.errors import PipelineError, first_line
 from pipelines.model.champion import current_alias, load_verified
-from pipelines.model.features import model_input, predict_scores
+from pipelines.model.features import serve as score_frame
 from pipelines.serving.offpath import OffpathScorer, OffpathUnavailable
 from pipelines.serving.payload import (
     BadRequest,
@@ -147,7 +147,7 @@ class Batcher:
     def predict(self, model: Any, rows: list[dict[str, Any]]) -> tuple[np.ndarray, float]:
         """Checked rows through the one feature path; the scores and the call's milliseconds."""
         t0 = time.perf_counter()
-        scores = predict_scores(model, model_input(frame_of(rows, self.data), self.data), self.chunk_rows)
+        scores = score_frame(model, frame_of(rows, self.data), self.data, self.chunk_rows)
         return scores, (time.perf_counter() - t0) * 1000
 
     def score(self, model: Any, rows: list[dict[str, Any]]) -> tuple[np.ndarray, float, int]:
@@ -241,7 +241,7 @@ class ModelStore:
 
         d = self.settings.p.data
         frame = pd.DataFrame({**{c: [np.nan, 0.0] for c in d.numerical}, **{c: [None, None] for c in d.categorical}})
-        scores = predict_scores(model, model_input(frame, d), self.settings.p.score.chunk_rows)
+        scores = score_frame(model, frame, d, self.settings.p.score.chunk_rows)
         if len(scores) != 2:
             raise PipelineError(f"warm-up returned {len(scores)} scores for 2 rows")
 
@@ -471,18 +471,17 @@ class Server:
             return
         role = "shadow" if variant.alias == "challenger" else "champion_offpath"
         thr = self.settings.p.score.decision_threshold
-        last_call = -1.0
-        for (_, rows, served, _, _, request_id, ids), (other, ms, error, _) in zip(jobs, results, strict=True):
-            if other is None:  # the off-path model failed on these rows: counted against it
+        left_in_call = 0  # a call's requests come together in the results, the first says how many
+        for (_, rows, served, _, _, request_id, ids), (other, ms, error, shared) in zip(jobs, results, strict=True):
+            if other is None:  # the off-path model failed on these rows (a call of its own): counted against it
                 self.metrics.model_errors.labels("shadow", variant.version).inc()
                 self.rollout.observe(variant.alias, variant.version, False, 0.0)
                 log.debug("off-path v%s failed: %s", variant.version, error)
                 continue
-            # one latency sample per call (a call's requests come together): a shadow that is too
-            # slow is rejected before it answers anyone; a batch call of a healthy model stays far
-            # under the SLO (about 10 ms for 64 rows here)
-            first_of_call = ms != last_call
-            last_call = ms
+            # one latency sample per call: a shadow that is too slow is rejected before it answers
+            # anyone; a batch call of a healthy model stays far under the SLO (about 10 ms for 64 rows here)
+            first_of_call = left_in_call == 0
+            left_in_call = (shared if first_of_call else left_in_call) - 1
             if first_of_call:
                 self.metrics.model_latency.labels(role, variant.version).observe(ms / 1000)
             self.rollout.observe(variant.alias, variant.version, True, ms if first_of_call else None)

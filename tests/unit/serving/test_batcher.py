@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from pipelines.serving.server import Batcher, Metrics
+from tests.unit.serving.rows import row
 
 
 class Model:
@@ -23,14 +24,6 @@ class Model:
             raise SystemExit("boom")
         p = X["income"].to_numpy(dtype="float64") / 1e6
         return np.column_stack([1 - p, p])
-
-
-def row(settings, income: float) -> dict:  # noqa: ANN001
-    d = settings.p.data
-    r = {c: 1.0 for c in d.numerical}
-    r.update({c: "x" for c in d.categorical})
-    r["income"] = income
-    return r
 
 
 def started(settings) -> tuple[Batcher, threading.Event, list[threading.Thread]]:  # noqa: ANN001

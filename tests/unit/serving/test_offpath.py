@@ -11,8 +11,10 @@ import threading
 import time
 
 import numpy as np
+import pytest
 
 from pipelines.serving.offpath import OffpathScorer, OffpathUnavailable, score_jobs
+from tests.unit.serving.rows import row
 
 
 class Model:
@@ -35,69 +37,53 @@ class Unpicklable(Model):
         self.lock = threading.Lock()
 
 
-def row(settings, income: float) -> dict:  # noqa: ANN001
-    d = settings.p.data
-    r = {c: 1.0 for c in d.numerical}
-    r.update({c: "x" for c in d.categorical})
-    r["income"] = income
-    return r
+@pytest.fixture
+def scorer(settings):  # noqa: ANN001, ANN201
+    """A scorer over a real child process, closed (the child ended) after the test."""
+    s = OffpathScorer(settings.p.data, 1000, 1)
+    yield s
+    s.close()
 
 
-def test_scores_come_back_to_their_request_and_equal_scoring_in_process(settings) -> None:
+def test_scores_come_back_to_their_request_and_equal_scoring_in_process(settings, scorer: OffpathScorer) -> None:
     d = settings.p.data
     jobs = [[row(settings, i), row(settings, i + 0.5)] for i in range(50)]
-    scorer = OffpathScorer(d, 1000, 1)
-    try:
-        got = scorer.score("m", Model(), jobs)
-        here = score_jobs(Model(), jobs, d, 1000)
-        assert [g[0].tolist() for g in got] == [h[0].tolist() for h in here] == [[i / 1e6, (i + 0.5) / 1e6] for i in range(50)]
-        assert len({g[1] for g in got}) == 1 and all(g[2] is None and g[3] == 50 for g in got)  # one call scored them all
-        assert scorer.proc.pid != os.getpid() and scorer.starts == 1
-    finally:
-        scorer.close()
+    got = scorer.score("m", Model(), jobs)
+    here = score_jobs(Model(), jobs, d, 1000)
+    assert [g[0].tolist() for g in got] == [h[0].tolist() for h in here] == [[i / 1e6, (i + 0.5) / 1e6] for i in range(50)]
+    assert len({g[1] for g in got}) == 1 and all(g[2] is None and g[3] == 50 for g in got)  # one call scored them all
+    assert scorer.proc.pid != os.getpid() and scorer.starts == 1
 
 
-def test_a_raising_model_fails_only_the_request_that_made_it_raise(settings) -> None:
-    scorer = OffpathScorer(settings.p.data, 1000, 1)
-    try:
-        got = scorer.score("m", Model(), [[row(settings, 1)], [row(settings, -1)], [row(settings, 3)]])
-        assert got[0][0].tolist() == [1e-6] and got[2][0].tolist() == [3e-6]
-        assert got[1][0] is None and "income -1 is not allowed" in got[1][2]
-        assert scorer.starts == 1  # the child lived on
-    finally:
-        scorer.close()
+def test_a_raising_model_fails_only_the_request_that_made_it_raise(settings, scorer: OffpathScorer) -> None:
+    got = scorer.score("m", Model(), [[row(settings, 1)], [row(settings, -1)], [row(settings, 3)]])
+    assert got[0][0].tolist() == [1e-6] and got[2][0].tolist() == [3e-6]
+    assert got[1][0] is None and "income -1 is not allowed" in got[1][2]
+    assert scorer.starts == 1  # the child lived on
 
 
-def test_a_dead_or_hung_child_is_blamed_on_its_request_and_replaced(settings) -> None:
-    scorer = OffpathScorer(settings.p.data, 1000, 1)
-    try:
-        # the child dies on a batch: a new one scores each request alone, so only the killer fails
-        got = scorer.score("m", Model(), [[row(settings, 1)], [row(settings, -2)], [row(settings, 3)]])
-        assert got[0][0].tolist() == [1e-6] and got[2][0].tolist() == [3e-6]
-        assert got[1][0] is None and "off-path scorer process failed" in got[1][2]
-        assert scorer.starts == 3  # the first child, one for the requests alone until the killer, one after it
-        assert scorer.score("m", Model(), [[row(settings, 2)]])[0][0].tolist() == [2e-6]
-        assert scorer.starts == 3
-        hung = scorer.proc
-        scorer.timeout_s = 3  # the child is warm now: only the model's call can take this long
-        got = scorer.score("m", Model(), [[row(settings, -3)]])
-        assert got[0][0] is None and "no answer in 3 s" in got[0][2]
-        assert not hung.is_alive()  # killed, not left behind
-        assert scorer.score("m", Model(), [[row(settings, 4)]])[0][0].tolist() == [4e-6]
-        assert scorer.starts == 4
-    finally:
-        scorer.close()
+def test_a_dead_or_hung_child_is_blamed_on_its_request_and_replaced(settings, scorer: OffpathScorer) -> None:
+    # the child dies on a batch: a new one scores each request alone, so only the killer fails
+    got = scorer.score("m", Model(), [[row(settings, 1)], [row(settings, -2)], [row(settings, 3)]])
+    assert got[0][0].tolist() == [1e-6] and got[2][0].tolist() == [3e-6]
+    assert got[1][0] is None and "off-path scorer process failed" in got[1][2]
+    assert scorer.starts == 3  # the first child, one for the requests alone until the killer, one after it
+    assert scorer.score("m", Model(), [[row(settings, 2)]])[0][0].tolist() == [2e-6]
+    assert scorer.starts == 3
+    hung = scorer.proc
+    scorer.timeout_s = 3  # the child is warm now: only the model's call can take this long
+    got = scorer.score("m", Model(), [[row(settings, -3)]])
+    assert got[0][0] is None and "no answer in 3 s" in got[0][2]
+    assert not hung.is_alive()  # killed, not left behind
+    assert scorer.score("m", Model(), [[row(settings, 4)]])[0][0].tolist() == [4e-6]
+    assert scorer.starts == 4
 
 
-def test_a_model_that_cannot_be_sent_is_refused_and_the_child_lives_on(settings) -> None:
-    scorer = OffpathScorer(settings.p.data, 1000, 1)
-    try:
-        got = scorer.score("bad", Unpicklable(), [[row(settings, 1)]])
-        assert got[0][0] is None and "cannot load this model" in got[0][2]
-        assert scorer.score("m", Model(), [[row(settings, 5)]])[0][0].tolist() == [5e-6]
-        assert scorer.starts == 1
-    finally:
-        scorer.close()
+def test_a_model_that_cannot_be_sent_is_refused_and_the_child_lives_on(settings, scorer: OffpathScorer) -> None:
+    got = scorer.score("bad", Unpicklable(), [[row(settings, 1)]])
+    assert got[0][0] is None and "cannot load this model" in got[0][2]
+    assert scorer.score("m", Model(), [[row(settings, 5)]])[0][0].tolist() == [5e-6]
+    assert scorer.starts == 1
 
 
 def _score_in(q, data, r) -> None:  # noqa: ANN001 - runs in a daemonic process, which may not have children
