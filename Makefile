@@ -6,6 +6,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-from-lock
 SPARK_STAMP := $(VENV)/.installed-spark
+# `make test` runs the suite in this many worker processes (pytest-xdist; 0: one process). A
+# file's tests stay together on one worker, in order (tests/conftest.py groups them).
+TEST_WORKERS ?= 2
 # pip prints a warning per package for index folders this machine's pip.conf lists but lacks
 PIPFILTER := sed -u '/is ignored: it is neither a file nor a directory/d'
 
@@ -36,8 +39,8 @@ run: venv ## Run the whole daily cycle once on simulated data (simulate, validat
 demo: venv ## Replay the headline story (login_policy, 80 simulated days): replays/login_policy/timeline.html
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pipelines replay --story login_policy
 
-test: venv spark ## Run the whole test suite (unit + integration, real tools, Spark included)
-	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest
+test: venv spark ## Run the whole test suite (unit + integration, real tools, Spark included), in TEST_WORKERS=2 processes
+	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 test-long: venv spark ## The long forms (an hour or more): every replayed story quick and at full length, a 60-day soak
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" REPLAY_LONG=1 $(PY) -m pytest tests/integration/test_replay.py

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,15 +19,10 @@ import pytest
 
 from tests.faults.test_kill_training import set_param
 from tests.integration.test_cycle import make_project
+from tests.system import free_port
 
 pytestmark = pytest.mark.integration
 DAY = "2026-01-14"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:

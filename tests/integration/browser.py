@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 
 import pytest
+
+from tests.system import apt_get_install
 
 CHROMIUM = "/usr/bin/chromium"
 # Headless, no sandbox (tests run as root), and no background connections: this machine's
@@ -25,11 +26,9 @@ def ensure_chromium() -> str:
         return CHROMIUM
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         pytest.skip(f"{CHROMIUM} is missing and cannot be installed here (needs root and apt-get): install Debian's `chromium`")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium"]):
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-        if proc.returncode != 0:
-            pytest.skip(f"`{' '.join(cmd)}` failed, so there is no browser to test the UI with: {proc.stderr.strip()[-300:]}")
+    ok, why = apt_get_install(["chromium"])
+    if not ok:
+        pytest.skip(f"there is no browser to test the UI with: {why[-400:]}")
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"apt-get installed chromium but {CHROMIUM} is not there")
     return CHROMIUM

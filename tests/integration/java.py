@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 
 import pytest
+
+from tests.system import apt_get_install
 
 
 def ensure_java() -> None:
@@ -15,8 +16,6 @@ def ensure_java() -> None:
         return
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         pytest.fail("Java 17+ is missing and cannot be installed here: install Debian's `openjdk-17-jre-headless`")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "--no-install-recommends", "openjdk-17-jre-headless"]):
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-        assert proc.returncode == 0, f"{' '.join(cmd)} failed: {proc.stderr[-2000:]}"
+    ok, why = apt_get_install(["openjdk-17-jre-headless"])
+    assert ok, why
     assert shutil.which("java"), "apt-get installed openjdk-17-jre-headless but no java is on PATH"

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,8 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
+
+from tests.system import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "test-reload-token"
@@ -144,12 +145,6 @@ def set_alias(settings: Any, alias: str, version: str) -> None:
         promote_version(settings, version, "serving test")
     else:
         mlflow_client(settings).set_registered_model_alias(settings.p.project.model_name, alias, version)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ServerProcess:

@@ -21,14 +21,9 @@ from typing import Any
 import pytest
 
 from tests.integration.test_cycle import make_project
+from tests.system import free_port
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Api:

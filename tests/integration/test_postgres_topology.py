@@ -38,6 +38,7 @@ import pandas as pd
 import pytest
 
 from tests.integration.test_cycle import IGNORE, REPO, Project
+from tests.system import apt_get_install, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -50,12 +51,6 @@ FLASK_SECRET = "test-csrf-key-secret"
 AIRFLOW_ADMIN = ("admin", "airflow-admin-secret")
 MODEL = "credit-default"
 AIRFLOW_DAY = "2026-01-25"  # the day after the cycle's last simulated day
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def port_open(port: int) -> bool:
@@ -80,12 +75,9 @@ def install_postgres() -> Path:
     conf.parent.mkdir(parents=True, exist_ok=True)
     if not conf.exists():
         conf.write_text("create_main_cluster = false\n")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "--no-install-recommends",
-                                                  "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold",
-                                                  "postgresql"]):
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-        assert proc.returncode == 0, f"{' '.join(cmd)} failed: {proc.stderr[-2000:]}"
+    ok, why = apt_get_install(["postgresql"], timeout=600,
+                              options=["-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold"])
+    assert ok, why
     bindir = postgres_bindir()
     assert bindir is not None, "apt-get installed postgresql but no pg_ctl was found"
     return bindir

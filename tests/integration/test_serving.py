@@ -304,7 +304,7 @@ def test_registry_unreachable_keeps_serving_and_says_so(project: Any, tmp_path: 
     import subprocess
     import sys
 
-    from tests.integration.serving_support import free_port
+    from tests.system import free_port
 
     settings = project[0]
     copy = tmp_path / "mlflow.db"

@@ -75,6 +75,7 @@ def test_a_dead_or_hung_child_is_blamed_on_its_request_and_replaced(settings, sc
     got = scorer.score("m", Model(), [[row(settings, -3)]])
     assert got[0][0] is None and "no answer in 3 s" in got[0][2]
     assert not hung.is_alive()  # killed, not left behind
+    scorer.timeout_s = 60  # the next call starts a new child: its start is not the model's time
     assert scorer.score("m", Model(), [[row(settings, 4)]])[0][0].tolist() == [4e-6]
     assert scorer.starts == 4
 
