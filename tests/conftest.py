@@ -84,7 +84,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 _EXIT: dict[str, int] = {}
 
 
+_FAULT_ROWS: dict[str, dict[str, object]] = {}  # the workers' faults-table rows (tests/faults/table.py)
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's controller, as each worker finishes
+def pytest_testnodedown(node: object, error: object) -> None:
+    from tests.faults.table import WORKER_KEY, merge
+
+    rows = getattr(node, "workeroutput", {}).get(WORKER_KEY)
+    if rows:
+        merge(_FAULT_ROWS, rows)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _FAULT_ROWS and not hasattr(session.config, "workerinput"):
+        from tests.faults.table import write
+
+        write(_FAULT_ROWS)
     _EXIT["status"] = int(exitstatus)
 
 

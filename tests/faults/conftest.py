@@ -6,37 +6,31 @@ README's "Faults we survive" section shows (tests/faults/results.md, git-ignored
 from __future__ import annotations
 
 import json
-from collections import defaultdict
-from pathlib import Path
 
 import mlflow
 import pytest
 
+from tests.faults.table import RESULTS, WORKER_KEY, add, write
 from tests.integration.test_cycle import Project
-
-RESULTS: dict[str, dict[str, object]] = defaultdict(lambda: {"injections": 0, "outcome": "", "lost": ""})
 
 
 @pytest.fixture
 def record():
     """record(fault, injections, outcome, lost): one row of the faults table."""
 
-    def add(fault: str, injections: int, outcome: str, lost: str = "nothing") -> None:
-        row = RESULTS[fault]
-        row["injections"] = int(row["injections"]) + injections  # type: ignore[arg-type]
-        row["outcome"], row["lost"] = outcome, lost
+    def row(fault: str, injections: int, outcome: str, lost: str = "nothing") -> None:
+        add(RESULTS, fault, injections, outcome, lost)
 
-    return add
+    return row
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not RESULTS:
         return
-    lines = ["| fault | injections | outcome | what was lost |", "| --- | --- | --- | --- |"]
-    lines += [f"| {fault} | {row['injections']} | {row['outcome']} | {row['lost']} |" for fault, row in RESULTS.items()]
-    out = Path(__file__).with_name("results.md")
-    out.write_text("\n".join(lines) + "\n")
-    (out.with_suffix(".json")).write_text(json.dumps(RESULTS, indent=2))
+    if hasattr(session.config, "workeroutput"):  # a pytest-xdist worker: the controller merges and writes
+        session.config.workeroutput[WORKER_KEY] = json.dumps(RESULTS)
+        return
+    write(RESULTS)
 
 
 @pytest.fixture(scope="session")
