@@ -35,7 +35,8 @@ class Server:
 
     def start(self) -> None:
         bindir = Path(sys.executable).parent
-        env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
+        # as deployed (deploy/mlflow-server.sh): no background job workers, which the project does not use
+        env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         self.proc = subprocess.Popen(
             [str(bindir / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
              "--backend-store-uri", f"sqlite:///{self.home / 'mlflow.db'}", "--artifacts-destination", str(self.home / "artifacts")],
@@ -48,7 +49,7 @@ class Server:
                     if resp.status == 200:
                         return
             except OSError:
-                time.sleep(1)
+                time.sleep(0.25)
         raise AssertionError(f"mlflow server did not start: {(self.home / 'server.log').read_text()[-2000:]}")
 
     def stop(self) -> None:

@@ -57,7 +57,7 @@ class Api:
             run = self.get(f"/api/v2/dags/{dag_id}/dagRuns/{urllib.request.quote(run_id, safe='')}")
             if run["state"] in ("success", "failed"):
                 return run
-            time.sleep(5)
+            time.sleep(1)  # one small API call: a finished run is seen within a second
         raise AssertionError(f"{dag_id} run {run_id} did not finish within {timeout}s")
 
     def wait_new_run(self, dag_id: str, run_type: str, after: set[str], timeout: float) -> dict:
@@ -67,7 +67,7 @@ class Api:
             fresh = [r for r in runs if r["run_type"] == run_type and r["dag_run_id"] not in after]
             if fresh:
                 return fresh[0]
-            time.sleep(5)
+            time.sleep(1)  # one small API call: a finished run is seen within a second
         raise AssertionError(f"no new {run_type} run of {dag_id} within {timeout}s")
 
 
