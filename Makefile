@@ -40,7 +40,7 @@ demo: venv ## Replay the headline story (login_policy, 80 simulated days): repla
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pipelines replay --story login_policy
 
 test: venv spark ## Run the whole test suite (unit + integration, real tools, Spark included), in TEST_WORKERS=2 processes
-	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 test-long: venv spark ## The long forms (an hour or more): every replayed story quick and at full length, a 60-day soak
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" REPLAY_LONG=1 $(PY) -m pytest tests/integration/test_replay.py

@@ -6,6 +6,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,48 +32,59 @@ def settings(tmp_path: Path) -> Settings:
     return load_settings(tmp_path / "params.yaml")
 
 
-# `make test` runs the suite in two worker processes (pytest-xdist, `-n 2 --dist loadgroup`).
-# A file's tests stay together on one worker, in order (its module fixtures are built once and
-# several files' tests build on the one before); the files below share a group. The longest
-# groups go first, so neither worker is left with a long one at the end. Tests of a file listed
-# in EACH_TEST that use no module fixture are spread one by one.
+# `make test` runs the suite in two worker processes (pytest-xdist, `-n 2`). A file's tests stay
+# together on one worker, in order (its module fixtures are built once, and several files' tests
+# build on the one before); the files below share a group. The longest groups go first, so
+# neither worker is left with a long one at the end. Of a file in SPREAD, the tests whose names
+# start with the prefixes given (those sharing its module fixtures) stay together, and the
+# others go one by one. (pytest-xdist 3.8's own `xdist_group` marks no longer reach its
+# scheduler under pytest 9, which renamed the node id it rewrites: our scheduler reads the
+# groups from here instead.)
 SHARED_GROUPS = {
     # each starts a whole Airflow (api-server, scheduler, dag-processor, triggerer): one at a time
     "tests/integration/test_airflow_e2e.py": "airflow",
     "tests/integration/test_replay_airflow.py": "airflow",
     "tests/integration/test_postgres_topology.py": "airflow",
-    # one session fixture (`trained`) and one results table (tests/faults/results.md)
+    # one session fixture (`trained`, changed by one test after another)
     "tests/faults/": "faults",
 }
-EACH_TEST = {"tests/integration/test_replay.py"}
+SPREAD = {"tests/integration/test_replay.py": ("test_login_policy_", "test_the_audit_")}  # these use `login`
 FIRST = ["airflow", "faults", "tests/integration/test_replay.py", "tests/integration/test_own_data.py",
          "tests/integration/test_serving.py", "tests/integration/test_cycle.py", "tests/integration/test_gate.py"]
 
 
-def _group(item: pytest.Item) -> str:
-    path = item.nodeid.split("::")[0]
-    for prefix, name in SHARED_GROUPS.items():
+def group_of(nodeid: str) -> str:
+    """The group of a test: its tests run on one worker, in collection order."""
+    path, name = nodeid.split("::")[0], nodeid.split("::")[-1]
+    for prefix, group in SHARED_GROUPS.items():
         if path.startswith(prefix):
-            return name
-    if path in EACH_TEST:
-        defs = getattr(item, "_fixtureinfo").name2fixturedefs.values()
-        if not any(d[-1].scope in ("module", "package", "session") for d in defs if d):
-            return item.nodeid
+            return group
+    if path in SPREAD and not name.startswith(SPREAD[path]):
+        return nodeid
     return path
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's controller: schedule by group_of
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return group_of(nodeid)
+
+    return GroupScheduling(config, log)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    groups = {id(item): _group(item) for item in items}
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(groups[id(item)]))
+    for item in items:  # a test spread alone must not share a module fixture with others
+        if group_of(item.nodeid) == item.nodeid:
+            shared = [n for n, d in getattr(item, "_fixtureinfo").name2fixturedefs.items() if d and d[-1].scope != "function"]
+            if shared:
+                raise pytest.UsageError(f"{item.nodeid} uses the shared fixture(s) {shared}: list its name's prefix in SPREAD (tests/conftest.py)")
 
     def rank(item: pytest.Item) -> int:
-        g = groups[id(item)]
-        for i, first in enumerate(FIRST):
-            if g == first or g.startswith(first + "::"):
-                return i
-        return len(FIRST)
+        group = group_of(item.nodeid)
+        return next((i for i, first in enumerate(FIRST) if group == first or group.startswith(first + "::")), len(FIRST))
 
     items.sort(key=rank)  # stable: every file keeps its own order
 
