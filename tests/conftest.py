@@ -64,21 +64,24 @@ def group_of(nodeid: str) -> str:
     return path
 
 
-@pytest.hookimpl(optionalhook=True)  # pytest-xdist's controller: schedule by group_of
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's controller: `--dist loadscope` schedules by group_of
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") != "loadscope":
+        return None  # another mode asked for by hand: xdist's own scheduler
     from xdist.scheduler import LoadScopeScheduling
 
     class GroupScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             return group_of(nodeid)
 
+    config.option.loadscopereorder = False  # the order is ours (FIRST), not xdist's (by test count)
     return GroupScheduling(config, log)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:  # a test spread alone must not share a module fixture with others
         if group_of(item.nodeid) == item.nodeid:
-            shared = [n for n, d in getattr(item, "_fixtureinfo").name2fixturedefs.items() if d and d[-1].scope != "function"]
+            shared = [n for n, d in getattr(item, "_fixtureinfo").name2fixturedefs.items() if d and d[-1].scope in ("class", "module", "package")]
             if shared:
                 raise pytest.UsageError(f"{item.nodeid} uses the shared fixture(s) {shared}: list its name's prefix in SPREAD (tests/conftest.py)")
 

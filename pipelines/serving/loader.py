@@ -73,12 +73,14 @@ def _child(conn: Any, settings: Settings) -> None:
     try:
         while True:
             alias = conn.recv()
+            loaded = None
             try:
                 loaded = load_here(settings, alias)
                 answer = ("none",) if loaded is None else ("loaded", cloudpickle.dumps(loaded, protocol=pickle.HIGHEST_PROTOCOL))
             except Exception as exc:  # noqa: BLE001 - the server's load fails with this line
                 answer = ("error", first_line(exc) or type(exc).__name__)
             conn.send(answer)
+            del loaded, answer  # an idle child holds no model
     except (EOFError, OSError):  # the server closed the pipe, or is gone
         pass
     os._exit(0)  # as every command of this package: no interpreter teardown
@@ -91,8 +93,9 @@ class ModelLoader:
         self.settings, self.timeout_s = settings, timeout_s
         self.proc: Any = None
         self.conn: Any = None
-        self.in_process: str | None = None  # why loads run in the server's process, once no child can start
+        self.in_process: str | None = None  # why loads run in the server's process (a daemonic server)
         self.starts = 0
+        self.closed = False  # the server is stopping: no more loads, no new child
 
     def _start(self) -> None:
         import multiprocessing
@@ -115,23 +118,32 @@ class ModelLoader:
     def load(self, alias: str) -> tuple[Loaded | None, str]:
         """(the alias's verified version or None, where it was loaded: "loader" or "server").
         Raises PipelineError, in one line, when the load fails."""
+        if self.closed:
+            raise PipelineError(f"not loading {alias}: the server is stopping")
         if self.in_process is None and (self.proc is None or not self.proc.is_alive()):
             try:
                 self._start()
-            except Exception as exc:  # noqa: BLE001 - e.g. a daemonic server process may not have children
-                self.in_process = first_line(exc) or type(exc).__name__
-                log.warning("model loads run in the serving process: cannot start a loader process: %s", self.in_process)
+            except Exception as exc:  # noqa: BLE001 - a daemonic server process may not have children; or out of resources
+                why = first_line(exc) or type(exc).__name__
+                if "daemonic" not in why:  # perhaps passing (no memory, no file handles): a child next time
+                    log.warning("loading %s in the serving process: cannot start a loader process: %s", alias, why)
+                    return load_here(self.settings, alias), "server"
+                self.in_process = why
+                log.warning("model loads run in the serving process: cannot start a loader process: %s", why)
         if self.in_process is not None:
             return load_here(self.settings, alias), "server"
         t0 = time.monotonic()
+        proc = self.proc
         try:
             self.conn.send(alias)
             if not self.conn.poll(self.timeout_s):
                 raise TimeoutError(f"no answer in {self.timeout_s:g} s")
             answer = self.conn.recv()
-        except (EOFError, OSError, TimeoutError) as exc:
-            self.close()  # the next load starts a new child
-            raise PipelineError(f"the model loader process failed loading {alias}: {first_line(exc) or type(exc).__name__}") from exc
+        except (EOFError, OSError, TimeoutError, AttributeError) as exc:  # AttributeError: closed by a stopping server
+            self.close()  # the next load starts a new child (close waits for this one to end)
+            code = proc.exitcode if proc is not None else None
+            how = f" (exit code {code})" if code is not None else ""
+            raise PipelineError(f"the model loader process failed loading {alias}: {first_line(exc) or type(exc).__name__}{how}") from exc
         if answer[0] == "error":
             raise PipelineError(answer[1])
         if answer[0] == "none":
@@ -139,6 +151,11 @@ class ModelLoader:
         loaded: Loaded = pickle.loads(answer[1])  # noqa: S301 - from our own child, which hash-verified the artifact
         log.info("loaded %s v%s in the loader process (%.1f s)", alias, loaded.version, time.monotonic() - t0)
         return loaded, "loader"
+
+    def shutdown(self) -> None:
+        """The server stops: end the child, and refuse loads from now on."""
+        self.closed = True
+        self.close()
 
     def close(self) -> None:
         if self.conn is not None:

@@ -537,7 +537,7 @@ class Server:
             t.join(timeout=10)
         self.predlog.flush()
         if self.store.loader is not None:
-            self.store.loader.close()
+            self.store.loader.shutdown()
 
     # -- the request path ------------------------------------------------------------------
     def score_rows(self, rows: list[dict[str, Any]]) -> tuple[dict[str, Any], Variant, dict[str, str]]:

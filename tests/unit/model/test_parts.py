@@ -49,6 +49,17 @@ def test_codes_are_category_positions_and_the_cache_is_never_pickled() -> None:
     assert np.array_equal(copy.transform(pd.DataFrame({"region": ["east"], "code": [1.0], "flag": [None]})), [[0, 0, np.nan]], equal_nan=True)
 
 
+def test_a_refit_forgets_the_earlier_categories_and_typed_columns_take_the_pandas_path() -> None:
+    coder = CategoryCoder().fit(TRAIN)
+    coder.transform(TRAIN.head(2))  # builds the look-up
+    coder.fit(pd.DataFrame({"region": ["0", "south"], "code": [1.0, 2.0], "flag": ["x", "y"]}))
+    got = coder.transform(pd.DataFrame({"region": ["south", "north"], "code": [2.0, 3.0], "flag": ["y", "True"]}))
+    assert np.array_equal(got, [[1, 1, 1], [np.nan, np.nan, np.nan]], equal_nan=True)
+    # a float32 column's text differs between tolist() and astype(str): such columns take pandas' path
+    coder = CategoryCoder().fit(pd.DataFrame({"x": np.array([0.1, 0.2], dtype="float32")}))
+    assert coder.transform(pd.DataFrame({"x": np.array([0.2, 0.1], dtype="float32")})).ravel().tolist() == [1.0, 0.0]
+
+
 def test_the_cases_hold_seen_unseen_and_missing_values() -> None:
     codes = np.concatenate([CategoryCoder().fit(TRAIN).transform(f).ravel() for f in cases()])
     assert np.isnan(codes).sum() > 10 and (~np.isnan(codes)).sum() > 10

@@ -66,13 +66,17 @@ def test_a_load_runs_in_the_child_and_refuses_an_unverified_version(registry: tu
         loader.proc.kill()
         loader.proc.join(timeout=10)
         assert loader.load("champion")[0].version == "1" and loader.starts == 2
-        # a child that dies during a load fails that load in one line; the next load starts a new one
+        # a load the child does not answer in time fails in one line; the child is ended, the next load starts a new one
         loader.timeout_s = 0.001
         with pytest.raises(PipelineError, match="the model loader process failed loading champion: no answer"):
             loader.load("champion")
         assert loader.proc is None
         loader.timeout_s = 120
         assert loader.load("champion")[1] == "loader" and loader.starts == 3
+        loader.shutdown()  # the server stops: no more loads, no new child
+        with pytest.raises(PipelineError, match="the server is stopping"):
+            loader.load("champion")
+        assert loader.proc is None and loader.starts == 3
     finally:
         loader.close()
 
