@@ -15,7 +15,8 @@ load generator (aiohttp, in this process) sends single-row `/invocations` reques
 - shadow: ours with ``--challenger`` in shadow at the same fixed rate (p99 difference), half of
   saturation or ``--rollout-rates``;
 - swap and rollback under load: at that fixed rate, the champion alias is moved to the challenger
-  and back (promote_version, rollback, each followed by POST /reload): failed requests counted.
+  and back with the CLI (`promote --version`, `rollback`, each of which calls POST /reload), in
+  processes of their own: failed requests counted.
 
 Prints a Markdown table for BENCHMARKS.md. Every process it starts is stopped at the end.
 """
@@ -185,7 +186,6 @@ def main() -> None:
 
     from pipelines.config import load_settings
     from pipelines.io import partition_files
-    from pipelines.model.registry import promote_version, rollback
     from pipelines.tracking import setup_mlflow, tracking_uri
 
     settings = load_settings(args.params)
@@ -274,18 +274,17 @@ def main() -> None:
         proc, url = ours(True)
         try:
             def swaps() -> None:
-                import urllib.request
-
-                def reload() -> None:
-                    req = urllib.request.Request(url + "/reload", method="POST", headers={"Authorization": f"Bearer {TOKEN}"})
-                    urllib.request.urlopen(req, timeout=120).read()
+                # as an operator does it: the CLI, which moves the alias and calls the server's
+                # /reload; in a process of its own, so its work never starves this load generator
+                def cli(*cmd: str) -> None:
+                    subprocess.run([sys.executable, "-m", "pipelines", "--params", str(settings.root / "params.yaml"), *cmd],
+                                   env={**env, "PIPELINES_SERVER_URL": url}, cwd=settings.root, check=True,
+                                   capture_output=True, timeout=300)
 
                 time.sleep(args.seconds / 4)
-                promote_version(settings, args.challenger, "benchmark: swap under load")
-                reload()
+                cli("promote", "--version", str(args.challenger), "--reason", "benchmark: swap under load")
                 time.sleep(args.seconds / 4)
-                rollback(settings, "benchmark: rollback under load")
-                reload()
+                cli("rollback", "--reason", "benchmark: rollback under load")
 
             for rate in rollout_rates:
                 results.append(("ours, swap + rollback", f"fixed {rate:g} req/s", asyncio.run(open_loop(url + "/invocations", bodies, rate, args.seconds, swaps))))

@@ -22,17 +22,6 @@ def tracking_uri(settings: Settings) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(settings)
 
 
-def point_mlflow(settings: Settings) -> str:
-    """Point MLflow at the configured store (the same URIs as :func:`setup_mlflow`, without
-    creating the experiment, which needs the registry up): the server and its model loader."""
-    import mlflow
-
-    uri = tracking_uri(settings)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI") or uri)
-    return uri
-
-
 OWNER_TAG = "pipelines.owner"   # "<host> <pid> <process start time>" of the process running the run
 
 

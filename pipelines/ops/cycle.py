@@ -50,18 +50,19 @@ def run_cycle(settings: Settings) -> dict[str, Any]:
 
     for suite in (DAILY_SUITE, TRAINING_SUITE):  # a broken suite fails here, before any work
         load_suite(settings, suite)
-    if settings.p.data.source == "simulated":
-        log.info("simulating daily batches (seeded; unchanged files are left alone)")
-        sim = simulate(settings)
-        log.info("%d batches, %d matured label files", len(sim["batches"]), len(sim["labels"]))
-    log.info("validating new batches with Great Expectations")
-    val = validate_new_days(settings)
-    log.info("validated %d new day(s), %d quarantined", len(val["passed"]), len(val["failed"]))
-    # One training runner per project: a training DAG run in flight makes this fail with one
-    # line naming it; a DAG run that starts meanwhile waits for this one (monitoring/drift.py).
+    # One training runner per project, from the start: a training DAG run in flight makes this
+    # fail at once with one line naming it (before any data work); a DAG run that starts
+    # meanwhile waits for this one (monitoring/drift.py).
     runner = f"of `make run` (pid {os.getpid()})"
     claim_in_flight(settings, runner, process=True, exclusive=True)
     try:
+        if settings.p.data.source == "simulated":
+            log.info("simulating daily batches (seeded; unchanged files are left alone)")
+            sim = simulate(settings)
+            log.info("%d batches, %d matured label files", len(sim["batches"]), len(sim["labels"]))
+        log.info("validating new batches with Great Expectations")
+        val = validate_new_days(settings)
+        log.info("validated %d new day(s), %d quarantined", len(val["passed"]), len(val["failed"]))
         log.info("dvc repro: prepare -> validate_training -> train -> evaluate -> promote")
         dvc_repro(settings, "evaluate")
         promote_and_push(settings)

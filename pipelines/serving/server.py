@@ -41,9 +41,8 @@ from fastapi import Request  # at module level: FastAPI resolves the handlers' a
 
 from pipelines.config import Settings
 from pipelines.errors import PipelineError, first_line
-from pipelines.model.champion import current_alias
+from pipelines.model.champion import current_alias, load_verified
 from pipelines.model.features import serve as score_frame
-from pipelines.serving.loader import Loaded, ModelLoader, load_here
 from pipelines.serving.offpath import OffpathScorer, OffpathUnavailable
 from pipelines.serving.payload import (
     BadRequest,
@@ -57,7 +56,6 @@ from pipelines.serving.payload import (
 )
 from pipelines.serving.predlog import PredictionLog
 from pipelines.serving.rollout import ACTIVE, Rollout, decision_text
-from pipelines.tracking import point_mlflow
 
 log = logging.getLogger(__name__)
 VERSION_HEADER = "X-Model-Version"
@@ -124,8 +122,6 @@ class Metrics:
         self.shadow_dropped = Counter("serving_shadow_dropped_total", "Off-path scorings dropped: the queue was full, or no off-path process could start", registry=r)
         self.registry_up = Gauge("serving_registry_reachable", "1 if the last registry check succeeded", registry=r)
         self.swaps = Counter("serving_model_swaps_total", "Model swaps by alias", ["alias"], registry=r)
-        self.loads = Counter("serving_model_loads_total", "Verified model loads by alias and where they ran: the loader process, or the server's (its first load)",
-                             ["alias", "where"], registry=r)
         self.load_failures = Counter("serving_model_load_failures_total", "Failed loads (hash, warm-up, registry) by alias", ["alias"], registry=r)
         self.ready = Gauge("serving_ready", "1 once a verified, warmed champion serves", registry=r)
         self.batch_requests = Histogram("serving_batch_requests", "Requests scored together in one predict call on the response path",
@@ -237,8 +233,6 @@ class ModelStore:
         self.load_errors: dict[str, str] = {}
         self.checked_at: float | None = None
         self._lock = threading.Lock()  # one refresh at a time (the poller and /reload)
-        # set once the server accepts requests: later loads run in a child process (loader.py)
-        self.loader: ModelLoader | None = None
 
     def warm(self, model: Any) -> None:
         """Score probe rows once, so the first request pays no lazy initialisation, and a model
@@ -252,20 +246,15 @@ class ModelStore:
             raise PipelineError(f"warm-up returned {len(scores)} scores for 2 rows")
 
     def _load(self, alias: str) -> Variant | None:
-        loaded: Loaded | None
-        if self.loader is None:
-            loaded, where = load_here(self.settings, alias), "server"
-        else:
-            loaded, where = self.loader.load(alias)
-        if loaded is None:
+        model, mv, signature = load_verified(self.settings, alias)
+        if model is None:
             return None
         d = self.settings.p.data
-        if loaded.input_names is not None and sorted(loaded.input_names) != sorted(d.features):
-            raise PipelineError(f"v{loaded.version} ({alias}) expects inputs {loaded.input_names}, params.yaml data features are {d.features}")
-        self.warm(loaded.model)
-        self.metrics.loads.labels(alias, where).inc()
-        return Variant(alias, loaded.version, loaded.run_id, loaded.sha256, loaded.model,
-                       known_categories(loaded.model, d.categorical), time.time())
+        if signature is not None and sorted(signature.inputs.input_names()) != sorted(d.features):
+            raise PipelineError(f"v{mv.version} ({alias}) expects inputs {signature.inputs.input_names()}, params.yaml data features are {d.features}")
+        self.warm(model)
+        return Variant(alias, str(mv.version), mv.run_id or "", mv.tags.get("model_sha256", ""), model,
+                       known_categories(model, d.categorical), time.time())
 
     def _resolve(self, alias: str, mv: Any, state: Served) -> Variant | None:
         current = state.champion if alias == "champion" else state.challenger
@@ -512,7 +501,6 @@ class Server:
 
     def start(self) -> None:
         sp = self.settings.p.serve
-        self.store.loader = ModelLoader(self.settings)  # from now on a load must not hold the requests' GIL
         self._limit_threads()
         self._every(sp.poll_seconds, self.poll, "registry-poller")
         self._every(sp.check_seconds, self.check_rollout, "rollout-checker")
@@ -536,8 +524,6 @@ class Server:
         for t in self.threads:
             t.join(timeout=10)
         self.predlog.flush()
-        if self.store.loader is not None:
-            self.store.loader.shutdown()
 
     # -- the request path ------------------------------------------------------------------
     def score_rows(self, rows: list[dict[str, Any]]) -> tuple[dict[str, Any], Variant, dict[str, str]]:
@@ -587,6 +573,19 @@ class Server:
             headers["X-Unseen-Categories"] = "; ".join(f"{c}={','.join(v)}" for c, v in unseen.items())[:500]
         body: dict[str, Any] = {"predictions": json_scores(scores)}
         return body, chosen, headers
+
+
+def point_mlflow(settings: Settings) -> str:
+    """Point MLflow at the configured store (the same URIs as pipelines.tracking.setup_mlflow,
+    without creating the experiment, which needs the registry up)."""
+    import mlflow
+
+    from pipelines.tracking import tracking_uri
+
+    uri = tracking_uri(settings)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI") or uri)
+    return uri
 
 
 def _client_host(request: Any) -> str:

@@ -79,9 +79,12 @@ def test_first_model_is_judged_by_absolute_thresholds_alone(project: Project) ->
     assert (project.root / "data/reports/gate/decision.txt").read_text().startswith("gate: PASSED")
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=f"sqlite:///{project.root / 'mlflow.db'}")
-    run_id = client.get_model_version("credit-default", "1").run_id
-    logged = json.loads(Path(client.download_artifacts(run_id, "gate/decision.json", str(project.root.parent))).read_text())
+    import mlflow
+
+    uri = f"sqlite:///{project.root / 'mlflow.db'}"  # this project's store, named everywhere (the process's default may be another test's)
+    run_id = MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version("credit-default", "1").run_id
+    local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="gate/decision.json", dst_path=str(project.root.parent), tracking_uri=uri)
+    logged = json.loads(Path(local).read_text())
     assert logged["candidate"]["version"] == "1" and logged["lineage"]["data_md5"] == tags["data_md5"]
 
 
@@ -187,5 +190,5 @@ def test_concurrent_promotions_move_the_alias_one_at_a_time(project: Project) ->
     assert st["champion_history"][:2] == ["1", "3"] and st["champion_history"][2] == first["version"]
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=f"sqlite:///{project.root / 'mlflow.db'}")
+    client = MlflowClient(tracking_uri=f"sqlite:///{project.root / 'mlflow.db'}", registry_uri=f"sqlite:///{project.root / 'mlflow.db'}")
     assert not client.search_registered_models("name = 'credit-default.promotion-lock'"), "the lock was released"

@@ -218,11 +218,7 @@ def test_alias_moves_are_picked_up_by_the_poller_and_at_once_by_reload(project: 
     # within a poll (plus the load): no reload call here
     wait_for(lambda: httpx.post(server.url + "/invocations", json={"dataframe_records": rows}).headers["x-model-version"] == v2,
              poll * 2 + 30, "the poller did not pick up the alias move")
-    m = metric_samples(server.url)
-    loads = m[("serving_model_swaps_total", (("alias", "champion"),))]
-    # the first load ran in the server's process, before it took requests; the swap in the loader process
-    assert m[("serving_model_loads_total", (("alias", "champion"), ("where", "server")))] == 1
-    assert m[("serving_model_loads_total", (("alias", "champion"), ("where", "loader")))] >= 1
+    loads = metric_samples(server.url)[("serving_model_swaps_total", (("alias", "champion"),))]
     rollback(settings, "serving test")
     r = httpx.post(server.url + "/reload", headers=AUTH, timeout=60)
     assert r.status_code == 200 and r.json()["champion"]["version"] == v1 and r.json()["previous"]["version"] == v2
