@@ -85,6 +85,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             if shared:
                 raise pytest.UsageError(f"{item.nodeid} uses the shared fixture(s) {shared}: list its name's prefix in SPREAD (tests/conftest.py)")
 
+    if not config.getoption("numprocesses", None):
+        return  # one process (`make test`'s default): the files' own order, as before
+
     def rank(item: pytest.Item) -> int:
         group = group_of(item.nodeid)
         return next((i for i, first in enumerate(FIRST) if group == first or group.startswith(first + "::")), len(FIRST))
