@@ -32,9 +32,9 @@ def settings(tmp_path: Path) -> Settings:
     return load_settings(tmp_path / "params.yaml")
 
 
-# `make test` runs the suite in two worker processes (pytest-xdist, `-n 2`). A file's tests stay
+# `make test TEST_WORKERS=2` runs the suite in two worker processes (pytest-xdist). A file's tests stay
 # together on one worker, in order (its module fixtures are built once, and several files' tests
-# build on the one before); the files below share a group. The longest groups go first, so
+# build on the one before); the files below share a group. Under xdist the longest groups go first, so
 # neither worker is left with a long one at the end. Of a file in SPREAD, the tests whose names
 # start with the prefixes given (those sharing its module fixtures) stay together, and the
 # others go one by one. (pytest-xdist 3.8's own `xdist_group` marks no longer reach its

@@ -5,10 +5,9 @@ of each value among the categories seen in training, NaN for missing or unseen),
 pandas' vectorised Categorical instead of per-value Python work. Measured on 10 M rows it is
 what lets end-to-end scoring keep up with raw predict_proba (BENCHMARKS.md, "Batch scoring").
 A few rows of an object column (an online request, as model_input builds it) are coded by
-dictionary look-up instead: a pandas Categorical
-costs about 0.3 ms per column whatever the row count, which was half of the ColumnTransformer's
-time on a single-row request (BENCHMARKS.md, "Online serving"). Both give the same codes
-(tests/unit/model/test_parts.py).
+dictionary look-up instead: a pandas Categorical costs about 0.3 ms per column whatever the row
+count, which was half of the ColumnTransformer's time on a single-row request (BENCHMARKS.md,
+"Online serving"). Both give the same codes (tests/unit/model/test_parts.py).
 """
 
 from __future__ import annotations

@@ -207,7 +207,8 @@ def test_make_run_and_the_training_dag_never_train_at_once(airflow_project) -> N
     consistent (one version per candidate, alias = history tail, no lock, no run left running)."""
     import yaml
 
-    from tests.faults.conftest import RESULTS, assert_consistent, registry_state
+    from tests.faults.conftest import assert_consistent, registry_state
+    from tests.faults.table import RESULTS, add
 
     proj, api, _ = airflow_project
     marker = proj.root / "data/reports/drift/.retrain_in_flight"
@@ -266,8 +267,6 @@ def test_make_run_and_the_training_dag_never_train_at_once(airflow_project) -> N
 
     yaml.safe_load((proj.root / "dvc.lock").read_text())
     assert_consistent(registry_state(proj))
-    row = RESULTS["`make run` while the training DAG runs, and the DAG triggered while `make run` trains (real Airflow)"]
-    row["injections"] = int(row["injections"]) + 2  # type: ignore[arg-type]
-    row["outcome"] = ("`make run` fails at once: `another training run is in flight (training run <run id> since ...)`; "
-                      "the DAG run waits for `make run`, then succeeds; dvc.lock valid, registry consistent")
-    row["lost"] = "nothing"
+    add(RESULTS, "`make run` while the training DAG runs, and the DAG triggered while `make run` trains (real Airflow)", 2,
+        "`make run` fails at once: `another training run is in flight (training run <run id> since ...)`; "
+        "the DAG run waits for `make run`, then succeeds; dvc.lock valid, registry consistent", "nothing")

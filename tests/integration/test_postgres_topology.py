@@ -459,7 +459,7 @@ def test_an_airflow_retry_succeeds_once_the_tracking_server_is_back(topology: To
     """The tracking server is down when a scoring run starts: the task that needs it fails with
     one line naming the server, no partition is written, Airflow schedules its retry
     (retries=1, retry_delay 30 s); the server comes back and the retry succeeds."""
-    from tests.faults.conftest import RESULTS
+    from tests.faults.table import RESULTS, add
 
     day = "2026-02-10"
     base = f"http://127.0.0.1:{topology.airflow_port}"
@@ -496,11 +496,9 @@ def test_an_airflow_retry_succeeds_once_the_tracking_server_is_back(topology: To
     assert tis[failed]["try_number"] == 2 and tis[failed]["state"] == "success", tis[failed]
     pred = pd.read_parquet(partition)
     assert len(pred) > 0 and set(pred["model_version"]) == {"1"} and pred["customer_id"].is_unique
-    row = RESULTS["MLflow tracking server (PostgreSQL-backed, as deployed) down when a scoring DAG run starts (real Airflow)"]
-    row["injections"] = int(row["injections"]) + 1  # type: ignore[arg-type]
-    row["outcome"] = (f"`{failed}` fails with `cannot reach the MLflow tracking server at <url>`, no partition; "
-                      "Airflow's retry, 30 s later with the server back, succeeds")
-    row["lost"] = "nothing"
+    add(RESULTS, "MLflow tracking server (PostgreSQL-backed, as deployed) down when a scoring DAG run starts (real Airflow)", 1,
+        f"`{failed}` fails with `cannot reach the MLflow tracking server at <url>`, no partition; "
+        "Airflow's retry, 30 s later with the server back, succeeds", "nothing")
 
 
 def test_the_pipeline_user_cannot_delete_a_registered_model(topology: Topology) -> None:
@@ -521,7 +519,7 @@ def test_soak_against_the_postgres_tracking_server(topology: Topology) -> None:
     one worker process, then concurrent CLI runs, all against the PostgreSQL-backed tracking
     server as the pipeline user. Zero errors, memory flat, one prediction row per id.
     (Short form here, SOAK_DAYS days; `make test-long` runs the 60-day form on SQLite.)"""
-    from tests.faults.conftest import RESULTS
+    from tests.faults.table import RESULTS, add
     from tests.faults.test_soak import concurrent_cli, soak_days, soak_summary
 
     ws = topology.workspace
@@ -532,9 +530,8 @@ def test_soak_against_the_postgres_tracking_server(topology: Topology) -> None:
     assert rows == [(0,)], f"runs left RUNNING in PostgreSQL: {rows}"
     summary = soak_summary(log, cmds, "the PostgreSQL-backed tracking server")
     print(summary)
-    row = RESULTS[f"soak against the PostgreSQL-backed tracking server: {days} days, then {len(cmds)} concurrent CLI runs"]
-    row["injections"] = int(row["injections"]) + days + len(cmds)  # type: ignore[arg-type]
-    row["outcome"], row["lost"] = summary, "nothing"
+    add(RESULTS, f"soak against the PostgreSQL-backed tracking server: {days} days, then {len(cmds)} concurrent CLI runs",
+        days + len(cmds), summary, "nothing")
 
 
 def test_secrets_never_appear_in_logs(topology: Topology) -> None:
