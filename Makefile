@@ -6,10 +6,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-from-lock
 SPARK_STAMP := $(VENV)/.installed-spark
-# `make test` runs the suite in this many worker processes (pytest-xdist; 0: one process, the
-# default until the suite's order-dependent tests are fixed: README, "Tests"). A file's tests stay
-# together on one worker, in order (tests/conftest.py groups them).
-TEST_WORKERS ?= 0
+# `make test` runs the suite in this many worker processes (pytest-xdist; 0: one process, in the
+# files' own order). A file's tests stay together on one worker, in order (tests/conftest.py groups
+# them and restores MLflow's process-wide settings between files).
+TEST_WORKERS ?= 2
 # pip prints a warning per package for index folders this machine's pip.conf lists but lacks
 PIPFILTER := sed -u '/is ignored: it is neither a file nor a directory/d'
 
@@ -40,7 +40,7 @@ run: venv ## Run the whole daily cycle once on simulated data (simulate, validat
 demo: venv ## Replay the headline story (login_policy, 80 simulated days): replays/login_policy/timeline.html
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pipelines replay --story login_policy
 
-test: venv spark ## Run the whole test suite (unit + integration, real tools, Spark included); TEST_WORKERS=2 for two processes
+test: venv spark ## Run the whole test suite (unit + integration, real tools, Spark included) in two processes; TEST_WORKERS=0 for one
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 test-long: venv spark ## The long forms (an hour or more): every replayed story quick and at full length, a 60-day soak

@@ -32,7 +32,7 @@ def settings(tmp_path: Path) -> Settings:
     return load_settings(tmp_path / "params.yaml")
 
 
-# `make test TEST_WORKERS=2` runs the suite in two worker processes (pytest-xdist). A file's tests stay
+# `make test` runs the suite in two worker processes (pytest-xdist, TEST_WORKERS). A file's tests stay
 # together on one worker, in order (its module fixtures are built once, and several files' tests
 # build on the one before); the files below share a group. Under xdist the longest groups go first, so
 # neither worker is left with a long one at the end. Of a file in SPREAD, the tests whose names
@@ -64,6 +64,41 @@ def group_of(nodeid: str) -> str:
     return path
 
 
+# MLflow's settings are process-wide: `mlflow.set_tracking_uri` keeps the URI in a module global and
+# also exports MLFLOW_TRACKING_URI, which every later CLI subprocess inherits. A test file that sets
+# them (or PIPELINES_SERVER_URL and the like) would hand its store to whichever file runs next in
+# the same process. Between two files, both go back to what the session started with.
+_ENV_PREFIXES = ("MLFLOW_", "PIPELINES_")
+_ENV_AT_START = {k: v for k, v in os.environ.items() if k.startswith(_ENV_PREFIXES)}
+
+
+def restore_process_settings() -> list[str]:
+    """Put MLflow's URIs (the globals and the environment) and the PIPELINES_ variables back as the
+    session found them; the names of the variables that had changed."""
+    changed = sorted(k for k in {*os.environ, *_ENV_AT_START}
+                     if k.startswith(_ENV_PREFIXES) and os.environ.get(k) != _ENV_AT_START.get(k))
+    for key in changed:
+        if key in _ENV_AT_START:
+            os.environ[key] = _ENV_AT_START[key]
+        else:
+            del os.environ[key]
+    tracking = sys.modules.get("mlflow.tracking._tracking_service.utils")
+    if tracking is not None:
+        tracking._tracking_uri = None  # type: ignore[attr-defined]  # get_tracking_uri() falls back to the environment
+    registry = sys.modules.get("mlflow.tracking._model_registry.utils")
+    if registry is not None:
+        registry._registry_uri = None  # type: ignore[attr-defined]
+    return changed
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    result = yield  # the test's own fixtures are torn down first (a module's, when it is the last)
+    if nextitem is None or nextitem.path != item.path:
+        restore_process_settings()
+    return result
+
+
 @pytest.hookimpl(optionalhook=True)  # pytest-xdist's controller: `--dist loadscope` schedules by group_of
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     if config.getvalue("dist") != "loadscope":
@@ -86,7 +121,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 raise pytest.UsageError(f"{item.nodeid} uses the shared fixture(s) {shared}: list its name's prefix in SPREAD (tests/conftest.py)")
 
     if not config.getoption("numprocesses", None):
-        return  # one process (`make test`'s default): the files' own order, as before
+        return  # one process (`make test TEST_WORKERS=0`): the files' own order
 
     def rank(item: pytest.Item) -> int:
         group = group_of(item.nodeid)

@@ -1,0 +1,27 @@
+"""The harness's own promise: MLflow's process-wide settings do not cross from one test file to
+the next (tests/conftest.py restores them between files)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import mlflow
+
+from tests.conftest import restore_process_settings
+
+
+def test_restore_process_settings_undoes_mlflow_uris_and_pipelines_variables(tmp_path: Path) -> None:
+    before_tracking, before_registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(store)  # also exports MLFLOW_TRACKING_URI, for subprocesses
+    mlflow.set_registry_uri(store)
+    os.environ["PIPELINES_SERVER_URL"] = "http://127.0.0.1:1"
+    assert os.environ["MLFLOW_TRACKING_URI"] == store
+
+    changed = restore_process_settings()
+
+    assert {"MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "PIPELINES_SERVER_URL"} <= set(changed)
+    assert "MLFLOW_TRACKING_URI" not in os.environ and "PIPELINES_SERVER_URL" not in os.environ
+    assert mlflow.get_tracking_uri() == before_tracking != store
+    assert mlflow.get_registry_uri() == before_registry != store
