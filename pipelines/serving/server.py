@@ -18,7 +18,8 @@ native scikit-learn Pipeline through ``predict_scores``, exactly as batch scorin
 - Every prediction is appended to the online prediction log (:mod:`pipelines.serving.predlog`).
 - Every response names the model version that answered in the ``X-Model-Version`` header.
 - The champion's requests are batched dynamically (:class:`Batcher`): those that arrive while
-  the model is busy are scored together in one predict call, the same bits as one by one.
+  the model is busy are scored together in one predict call, the same bits as one by one. The
+  event loop awaits each request's future from the scorer threads directly.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import queue
 import threading
 import time
 import uuid
+from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +68,7 @@ _THREAD = threading.local()
 OFFPATH_BATCH = 64  # off-path requests scored in one call...
 OFFPATH_LINGER_S = 0.05  # ...gathered for at most this long after the first (shadow scores are not awaited)
 SCORERS = 2  # response-path scorer threads (each predict call releases the GIL in its tree traversal)
-REQUEST_THREADS = 32  # threads that parse requests and wait for their scores
+REQUEST_THREADS = 32  # threads for a canary's requests (scored alone) and the server's blocking calls
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
 
@@ -157,17 +159,33 @@ class Batcher:
         request still waiting is scored here."""
         if not self.running:  # no scorer threads (a server not started, or stopping): score here
             return (*self.predict(model, rows), 1)
-        from concurrent.futures import Future
         from concurrent.futures import TimeoutError as Pending
 
-        done: Future[tuple[np.ndarray, float, int]] = Future()
-        self.jobs.put((model, rows, done))
+        done = self.submit(model, rows)
         while True:
             try:
                 return done.result(timeout=1.0)
             except Pending:
                 if self.stop.is_set():
                     return (*self.predict(model, rows), 1)
+
+    def submit(self, model: Any, rows: list[dict[str, Any]]) -> Future[tuple[np.ndarray, float, int]]:
+        """Queue checked rows for the scorer threads; the future of what :meth:`score` returns.
+        The event loop awaits it (``asyncio.wrap_future``) with no request thread in between."""
+        done: Future[tuple[np.ndarray, float, int]] = Future()
+        self.jobs.put((model, rows, done))
+        return done
+
+    def drain(self) -> None:
+        """Once the scorer threads are gone: score here whatever is still queued, so no request
+        waits for ever on a server that stops."""
+        while True:
+            try:
+                job = self.jobs.get_nowait()
+            except queue.Empty:
+                return
+            if not job[2].done():
+                self._run([job])  # a failure goes to its request, as in the scorers
 
     def loop(self) -> None:
         while not self.stop.is_set():
@@ -523,16 +541,13 @@ class Server:
         self.stop.set()
         for t in self.threads:
             t.join(timeout=10)
+        self.batcher.drain()
         self.predlog.flush()
 
     # -- the request path ------------------------------------------------------------------
-    def score_rows(self, rows: list[dict[str, Any]]) -> tuple[dict[str, Any], Variant, dict[str, str]]:
-        """Score checked rows with the variant the rollout routes to; the other one (if any)
-        scores them off the response path."""
+    def _route(self, rows: list[dict[str, Any]]) -> tuple[Served, Variant, list[str]]:
+        """Check a request's rows and pick the variant the rollout routes it to (cheap: no model)."""
         d, sp = self.settings.p.data, self.settings.p.serve
-        if not getattr(_THREAD, "limited", False):  # OpenMP threads are set per calling thread
-            self._limit_threads()
-            _THREAD.limited = True
         state = self.store.state  # read once: a concurrent swap cannot mix two versions in one request
         if state.champion is None:
             raise BadRequest("not ready: no verified champion loaded yet (GET /health/ready)", 503)
@@ -541,25 +556,59 @@ class Server:
         chosen = state.champion
         if state.challenger is not None and ids and self.rollout.routes_to_challenger(ids[0]):
             chosen = state.challenger
-        request_id = uuid.uuid4().hex
+        return state, chosen, ids
+
+    def _failed(self, chosen: Variant) -> None:
+        self.metrics.model_errors.labels(chosen.alias, chosen.version).inc()
+        self.rollout.observe(chosen.alias, chosen.version, False, 0.0)
+
+    def score_rows(self, rows: list[dict[str, Any]]) -> tuple[dict[str, Any], Variant, dict[str, str]]:
+        """Score checked rows with the variant the rollout routes to, blocking (the other one,
+        if any, scores them off the response path)."""
+        return self._score_routed(*self._route(rows), rows)
+
+    async def score_request(self, rows: list[dict[str, Any]]) -> tuple[dict[str, Any], Variant, dict[str, str]]:
+        """:meth:`score_rows` for the event loop. A champion request goes to the batcher and the
+        loop awaits its future directly: no request thread hands the scores on, which under load
+        cost a wait for the interpreter lock on each hand-over (BENCHMARKS.md). A canary's
+        request is scored alone in a thread, as before."""
+        state, chosen, ids = self._route(rows)
+        if chosen is not state.champion or not self.batcher.running:
+            return await asyncio.to_thread(self._score_routed, state, chosen, ids, rows)
+        try:
+            scores, ms, shared = await asyncio.wrap_future(self.batcher.submit(chosen.model, rows))
+        except Exception:
+            self._failed(chosen)
+            raise
+        return self._finish(state, chosen, rows, ids, scores, ms, shared)
+
+    def _score_routed(self, state: Served, chosen: Variant, ids: list[str], rows: list[dict[str, Any]]) -> tuple[dict[str, Any], Variant, dict[str, str]]:
+        if not getattr(_THREAD, "limited", False):  # OpenMP threads are set per calling thread
+            self._limit_threads()
+            _THREAD.limited = True
         try:
             # the champion's requests are batched; a canary's are scored alone, so a slow or
             # failing challenger never holds up or fails a champion request
             scores, ms, shared = self.batcher.score(chosen.model, rows) if chosen is state.champion else (*self.batcher.predict(chosen.model, rows), 1)
         except Exception as exc:
-            self.metrics.model_errors.labels(chosen.alias, chosen.version).inc()
-            self.rollout.observe(chosen.alias, chosen.version, False, 0.0)
+            self._failed(chosen)
             if chosen is state.champion:
                 raise
             log.debug("challenger v%s failed, the champion answers: %s", chosen.version, first_line(exc))
             chosen = state.champion  # the client never sees the canary's failure
             scores, ms, shared = self.batcher.score(chosen.model, rows)
+        return self._finish(state, chosen, rows, ids, scores, ms, shared)
+
+    def _finish(self, state: Served, chosen: Variant, rows: list[dict[str, Any]], ids: list[str], scores: np.ndarray,
+                ms: float, shared: int) -> tuple[dict[str, Any], Variant, dict[str, str]]:
+        """Metrics, the prediction log and the off-path hand-over of a scored request; its body and headers."""
         variant = "canary" if chosen.alias == "challenger" else "champion"
         self.metrics.model_latency.labels(variant, chosen.version).observe(ms / 1000)
         for s in scores:
             self.metrics.scores.labels(variant, chosen.version).observe(float(s))
         # the guardrail compares the canary's p99 with the champion's on calls of one request each
         self.rollout.observe(chosen.alias, chosen.version, True, ms if shared == 1 else None)
+        request_id = uuid.uuid4().hex
         self.predlog.append(request_id, ids, variant, self.settings.p.project.model_name, chosen.version, chosen.run_id, scores, ms)
         other = state.challenger if chosen is state.champion else state.champion
         if other is not None and self.rollout.stage in ACTIVE:
@@ -611,7 +660,7 @@ def create_app(settings: Settings) -> Any:
         await asyncio.to_thread(server.poll)
         from concurrent.futures import ThreadPoolExecutor
 
-        # requests wait for their scores in these threads: more of them, bigger batches at saturation
+        # a canary's requests are scored in these threads (the champion's are awaited from the batcher)
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(REQUEST_THREADS, thread_name_prefix="request"))
         server.start()
         yield
@@ -640,9 +689,9 @@ def create_app(settings: Settings) -> Any:
             if length > sp.max_batch_rows * 4096:
                 raise BadRequest(f"body of {length} bytes is larger than a batch of serve.max_batch_rows ({sp.max_batch_rows}) rows", 413)
             rows = to_rows(load_json(await request.body(), sp.max_batch_rows))
-            # in a worker thread: the event loop keeps accepting while the model (which releases
-            # the GIL in its tree traversal) scores, so two cores serve two requests at once
-            body, chosen, headers = await asyncio.to_thread(server.score_rows, rows)
+            # the model scores in the scorer threads: the event loop keeps accepting meanwhile
+            # (the tree traversal releases the GIL), so two cores serve two requests at once
+            body, chosen, headers = await server.score_request(rows)
         except BadRequest as exc:
             count(endpoint, "none", champion_version(), exc.status, started)
             return reply({"error": str(exc)}, exc.status)

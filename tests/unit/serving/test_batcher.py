@@ -1,8 +1,9 @@
 """The response path's dynamic batcher (pipelines/serving/server.py) on its own: scores come
 back to the request they belong to, a model that kills its call (even with a BaseException)
-fails only the requests of that call and the scorer lives on, and a request never waits on
-scorers that have stopped. The model here is a stand-in that misbehaves on demand; the real
-models and the real server are tests/integration/test_serving.py's."""
+fails only the requests of that call and the scorer lives on, the event loop can await a
+request's future directly, and a request never waits on scorers that have stopped (the
+shutdown scores what is still queued). The model here is a stand-in that misbehaves on demand;
+the real models and the real server are tests/integration/test_serving.py's."""
 
 from __future__ import annotations
 
@@ -71,3 +72,42 @@ def test_a_request_never_waits_on_stopped_scorers(settings) -> None:
     # still marked running (the shutdown's window): the request is scored here, not stranded
     scores, _, shared = b.score(Model(), [row(settings, 3)])
     assert scores.tolist() == [3 / 1e6] and shared == 1
+
+
+def test_the_event_loop_awaits_the_scorers_directly_and_a_crash_reaches_only_its_request(settings) -> None:
+    """What the server's handler does (Server.score_request): submit, then await the future."""
+    import asyncio
+
+    b, stop, _ = started(settings)
+    model = Model()
+
+    async def requests() -> list[object]:
+        async def one(i: int) -> object:
+            try:
+                scores, _, _ = await asyncio.wrap_future(b.submit(model, [row(settings, -1 if i == 7 else i)]))
+                return scores.tolist()
+            except RuntimeError as exc:
+                return str(exc)
+
+        return await asyncio.gather(*(one(i) for i in range(40)))
+
+    try:
+        answers = asyncio.run(requests())
+    finally:
+        stop.set()
+    assert answers[7] == "the model raised SystemExit: boom"
+    assert all(a == [i / 1e6] for i, a in enumerate(answers) if i != 7)
+
+
+def test_requests_queued_when_the_scorers_stop_are_scored_by_the_shutdown(settings) -> None:
+    b, stop, threads = started(settings)
+    stop.set()
+    for t in threads:
+        t.join(timeout=5)
+    waiting = [b.submit(Model(), [row(settings, i)]) for i in range(3)]
+    crashing = b.submit(Model(), [row(settings, -1)])
+    assert not any(f.done() for f in [*waiting, crashing])  # nobody left to score them...
+    b.drain()  # ...until the server's shutdown does
+    assert [f.result(timeout=0)[0].tolist() for f in waiting] == [[0.0], [1 / 1e6], [2 / 1e6]]
+    with pytest.raises(RuntimeError, match="the model raised SystemExit: boom"):
+        crashing.result(timeout=0)
