@@ -28,6 +28,7 @@ import pandas as pd
 
 from pipelines.config import DriftParams, Settings
 from pipelines.errors import PipelineError
+from pipelines.failpoint import failpoint
 from pipelines.io import atomic_path, day_parts, partition_files, read_json, write_json
 from pipelines.model.champion import champion_profile, champion_reference
 
@@ -506,9 +507,12 @@ def claim_in_flight(settings: Settings, run_id: str, *, process: bool = False, e
                 tmp.unlink()
             return
         alive = owner_alive(held.get(OWNER_TAG))
-        if held.get("run_id") == run_id or alive is False or (alive is None and not exclusive):
-            if alive is False:
+        if alive is False and held.get("run_id") != run_id:
+            failpoint("in_flight:takeover")  # the holder seen dead, its marker not yet moved away
+            if _remove_if_still(marker, held):
                 log.warning("taking over the training marker of %s: that process is gone", held.get("run_id"))
+            continue  # claimed by the exclusive create above, by us or by whoever got there first
+        if held.get("run_id") == run_id or (alive is None and not exclusive):
             with atomic_path(marker) as tmp:
                 tmp.write_text(body)
             return
@@ -523,6 +527,32 @@ def claim_in_flight(settings: Settings, run_id: str, *, process: bool = False, e
             log.info("waiting for the other training run to finish: %s", what)
             waited = True
         time.sleep(2)
+
+
+def _remove_if_still(marker: Path, held: dict[str, Any]) -> bool:
+    """Remove ``marker`` if it still says ``held``; whether this call removed it. Two runners can
+    both find a dead process's marker: each renames it aside (one rename wins) and checks that
+    what it moved is still the dead holder's, putting back one claimed meanwhile, so the marker is
+    then claimed by the exclusive create, by one runner only."""
+    import contextlib
+    import os
+    import uuid
+
+    aside = marker.with_name(f".{marker.name}.{uuid.uuid4().hex}.stale")
+    try:
+        os.rename(marker, aside)
+    except FileNotFoundError:
+        return False  # another runner moved it first
+    try:
+        if _holder(aside) == held:
+            return True
+        # a live claim made after our read: not ours to remove. Put it back, unless the marker
+        # was claimed again meanwhile (then that claim stands, and this one would have lost too)
+        with contextlib.suppress(FileExistsError):
+            os.link(aside, marker)
+        return False
+    finally:
+        aside.unlink(missing_ok=True)
 
 
 def release_in_flight(settings: Settings, run_id: str) -> None:

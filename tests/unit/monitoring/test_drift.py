@@ -334,3 +334,49 @@ def test_one_training_runner_per_project(settings, tmp_path) -> None:
     assert in_flight(marker) is False  # the drift job's brake does not wait on a dead process either
     claim_in_flight(settings, "of `make run` (pid 4)", process=True, exclusive=True)
     assert json.loads(marker.read_text())["run_id"] == "of `make run` (pid 4)"
+
+
+def test_two_runners_taking_over_a_dead_marker_do_not_both_get_it(settings, tmp_path) -> None:
+    """Runner A finds the marker of a SIGKILLed `make run` and is paused (failpoint) right there;
+    runner B takes the marker over meanwhile. A, resumed, must not overwrite B's live marker: it
+    fails naming B, as any runner would that came after B."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from pipelines.failpoint import handshake_files
+    from pipelines.monitoring.drift import claim_in_flight, in_flight_marker
+    from pipelines.tracking import OWNER_TAG, owner_tag
+
+    repo = Path(__file__).resolve().parents[3]
+    marker = in_flight_marker(settings)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    dead = subprocess.run([sys.executable, "-c", "import os, psutil, socket; p = psutil.Process(); print(socket.gethostname(), os.getpid(), f'{p.create_time():.3f}')"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    marker.write_text(json.dumps({"run_id": "of `make run` (killed)", OWNER_TAG: dead}))
+    pause = tmp_path / "failpoints"
+    pause.mkdir()
+    reached, go = handshake_files("in_flight:takeover", pause)
+    env = {**os.environ, "PYTHONPATH": str(repo), "PIPELINES_FAILPOINT": "in_flight:takeover", "PIPELINES_FAILPOINT_ACTION": "pause",
+           "PIPELINES_FAILPOINT_DIR": str(pause), "PIPELINES_FAILPOINT_TIMEOUT": "60"}
+    code = ("from pipelines.config import load_settings; from pipelines.monitoring.drift import claim_in_flight; "
+            f"claim_in_flight(load_settings({str(settings.root / 'params.yaml')!r}), 'A', process=True, exclusive=True)")
+    a = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not reached.exists() and a.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert reached.exists(), f"runner A never reached the takeover: {a.communicate(timeout=30)}"
+        claim_in_flight(settings, "B", process=True, exclusive=True)  # B takes the dead marker over
+        go.write_text("")
+        _, err = a.communicate(timeout=60)
+    finally:
+        if a.poll() is None:
+            a.kill()
+    assert a.returncode != 0 and "another training run is in flight (training run B since" in err, err[-2000:]
+    held = json.loads(marker.read_text())
+    assert held["run_id"] == "B" and held[OWNER_TAG] == owner_tag()[OWNER_TAG]
+    assert not list(marker.parent.glob(".*.stale"))  # nothing left aside
