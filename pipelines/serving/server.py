@@ -658,6 +658,13 @@ def create_app(settings: Settings) -> Any:
         # load the champion before accepting requests (a restarted worker must not answer 503);
         # refresh never raises, so an unreachable registry only leaves the server not ready
         await asyncio.to_thread(server.poll)
+        # the libraries and models loaded so far stay for the server's life: out of the cyclic
+        # collector's sight, or its first full pass over them stalls requests (about 350 ms, in
+        # the first seconds of shadow traffic: BENCHMARKS.md)
+        import gc
+
+        gc.collect()
+        gc.freeze()
         from concurrent.futures import ThreadPoolExecutor
 
         # a canary's requests are scored in these threads (the champion's are awaited from the batcher)
