@@ -69,7 +69,9 @@ def main() -> None:
         for name, path in trees.items():
             port = free_port()
             url = f"http://127.0.0.1:{port}"
-            proc = start([sys.executable, "-m", "pipelines", "--params", str(Path(args.params).resolve()), "serve", "--port", str(port)],
+            # -P: the working directory (the project) does not go first on sys.path, so a project
+            # that is itself a checkout cannot put its own code in place of the tree's
+            proc = start([sys.executable, "-P", "-m", "pipelines", "--params", str(Path(args.params).resolve()), "serve", "--port", str(port)],
                          {**base, "PYTHONPATH": str(path)}, url, "/health/ready", settings.root)
             try:
                 asyncio.run(closed_loop(url + "/invocations", bodies, 4, 2.0))  # warm the connection pool and the caches

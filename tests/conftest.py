@@ -93,10 +93,11 @@ def restore_process_settings() -> list[str]:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
-    result = yield  # the test's own fixtures are torn down first (a module's, when it is the last)
-    if nextitem is None or nextitem.path != item.path:
-        restore_process_settings()
-    return result
+    try:
+        return (yield)  # the test's own fixtures are torn down first (a module's, when it is the last)
+    finally:  # even when a fixture's teardown raised
+        if nextitem is None or nextitem.path != item.path:
+            restore_process_settings()
 
 
 @pytest.hookimpl(optionalhook=True)  # pytest-xdist's controller: `--dist loadscope` schedules by group_of

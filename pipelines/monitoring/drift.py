@@ -533,7 +533,8 @@ def _remove_if_still(marker: Path, held: dict[str, Any]) -> bool:
     """Remove ``marker`` if it still says ``held``; whether this call removed it. Two runners can
     both find a dead process's marker: each renames it aside (one rename wins) and checks that
     what it moved is still the dead holder's, putting back one claimed meanwhile, so the marker is
-    then claimed by the exclusive create, by one runner only."""
+    then claimed by the exclusive create, by one runner only. (Not airtight: while a marker is
+    aside, a third runner can claim the empty path; a lock around every claim would close it.)"""
     import contextlib
     import os
     import uuid
@@ -546,8 +547,9 @@ def _remove_if_still(marker: Path, held: dict[str, Any]) -> bool:
     try:
         if _holder(aside) == held:
             return True
-        # a live claim made after our read: not ours to remove. Put it back, unless the marker
-        # was claimed again meanwhile (then that claim stands, and this one would have lost too)
+        # a claim made after our read: not ours to remove. Put it back, unless the marker was
+        # claimed again while it was aside: then two runners hold claims (known gap, needs a
+        # lock around claims: see the closing note of 2026-12-02); rare, it takes three runners
         with contextlib.suppress(FileExistsError):
             os.link(aside, marker)
         return False

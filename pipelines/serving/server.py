@@ -184,7 +184,7 @@ class Batcher:
                 job = self.jobs.get_nowait()
             except queue.Empty:
                 return
-            if not job[2].done():
+            if job[2].set_running_or_notify_cancel():  # not a request cancelled meanwhile
                 self._run([job])  # a failure goes to its request, as in the scorers
 
     def loop(self) -> None:
@@ -203,7 +203,10 @@ class Batcher:
                 rows += len(job[1])
             groups: dict[int, list[tuple[Any, Any, Any]]] = {}
             for job in batch:
-                groups.setdefault(id(job[0]), []).append(job)
+                # a request cancelled while queued (its awaiting task was) is left out; the others
+                # can no longer be cancelled, so their results always land
+                if job[2].set_running_or_notify_cancel():
+                    groups.setdefault(id(job[0]), []).append(job)
             for group in groups.values():
                 try:
                     self._run(group)

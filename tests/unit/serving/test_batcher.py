@@ -111,3 +111,22 @@ def test_requests_queued_when_the_scorers_stop_are_scored_by_the_shutdown(settin
     assert [f.result(timeout=0)[0].tolist() for f in waiting] == [[0.0], [1 / 1e6], [2 / 1e6]]
     with pytest.raises(RuntimeError, match="the model raised SystemExit: boom"):
         crashing.result(timeout=0)
+
+
+def test_a_request_cancelled_while_queued_does_not_fail_the_others_of_its_batch(settings) -> None:
+    """The event loop cancels an awaited future when its task is cancelled (a server stopping
+    with requests in flight): the scorer leaves that job out, the others get their scores."""
+    stop = threading.Event()
+    b = Batcher(settings.p.data, 1000, 100, Metrics(), stop)
+    model = Model()
+    jobs = [b.submit(model, [row(settings, i)]) for i in range(3)]  # queued before any scorer runs
+    assert jobs[1].cancel()
+    scorer = threading.Thread(target=b.loop, daemon=True)
+    scorer.start()
+    try:
+        assert jobs[0].result(timeout=10)[0].tolist() == [0.0]
+        assert jobs[2].result(timeout=10)[0].tolist() == [2 / 1e6]
+        assert jobs[1].cancelled()
+    finally:
+        stop.set()
+        scorer.join(timeout=5)
