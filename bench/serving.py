@@ -79,6 +79,30 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
+def request_bodies(settings: Any) -> list[bytes]:
+    """Single-row `/invocations` bodies (dataframe_records) of the last validated day's first 500 rows."""
+    import pandas as pd
+
+    from pipelines.io import partition_files
+
+    d = settings.p.data
+    day = list(partition_files(settings.validated_dir).values())[-1]
+    frame = pd.read_parquet(day).head(500)
+    rows = json.loads(frame[[d.id_col, *d.features]].astype({d.id_col: str}).to_json(orient="records"))
+    return [json.dumps({"dataframe_records": [r]}).encode() for r in rows]
+
+
+def server_env(settings: Any, code: Path) -> dict[str, str]:
+    """The environment of a server (and the CLI) run from the code tree ``code`` on this project's store."""
+    from pipelines.tracking import tracking_uri
+
+    bindir = str(Path(sys.executable).parent)
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_REGISTRY_URI"}
+    env.update(PATH=f"{bindir}:{env.get('PATH', '')}", MLFLOW_TRACKING_URI=tracking_uri(settings), PYTHONPATH=str(code),
+               PIPELINES_RELOAD_TOKEN=TOKEN)
+    return env
+
+
 def summary(lat_s: list[float], errors: int, seconds: float) -> dict[str, Any]:
     a = np.asarray(lat_s) * 1000
     ok = len(a)
@@ -182,23 +206,16 @@ def main() -> None:
     args = ap.parse_args()
 
     import mlflow
-    import pandas as pd
 
     from pipelines.config import load_settings
-    from pipelines.io import partition_files
-    from pipelines.tracking import setup_mlflow, tracking_uri
+    from pipelines.tracking import setup_mlflow
 
     settings = load_settings(args.params)
     setup_mlflow(settings)
-    name, d = settings.p.project.model_name, settings.p.data
-    day = list(partition_files(settings.validated_dir).values())[-1]
-    frame = pd.read_parquet(day).head(500)
-    rows = json.loads(frame[[d.id_col, *d.features]].astype({d.id_col: str}).to_json(orient="records"))
-    bodies = [json.dumps({"dataframe_records": [r]}).encode() for r in rows]
+    name = settings.p.project.model_name
+    bodies = request_bodies(settings)
     bindir = str(Path(sys.executable).parent)
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_REGISTRY_URI",)}
-    env.update(PATH=f"{bindir}:{env.get('PATH', '')}", MLFLOW_TRACKING_URI=tracking_uri(settings), PYTHONPATH=str(REPO),
-               PIPELINES_RELOAD_TOKEN=TOKEN)
+    env = server_env(settings, REPO)
     champion = mlflow.MlflowClient().get_model_version_by_alias(name, "champion").version
     results: list[tuple[str, str, dict[str, Any]]] = []
 

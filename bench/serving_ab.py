@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.serving import TOKEN, closed_loop, free_port, open_loop, start, stop, summary  # noqa: E402
+from bench.serving import closed_loop, free_port, open_loop, request_bodies, server_env, start, stop, summary  # noqa: E402
 
 
 def main() -> None:
@@ -38,11 +36,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0, help="per measurement")
     args = ap.parse_args()
 
-    import pandas as pd
-
     from pipelines.config import load_settings
-    from pipelines.io import partition_files
-    from pipelines.tracking import setup_mlflow, tracking_uri
+    from pipelines.tracking import setup_mlflow
 
     trees: dict[str, Path] = {}
     for spec in args.trees:
@@ -53,14 +48,7 @@ def main() -> None:
         trees[name] = path
     settings = load_settings(args.params)
     setup_mlflow(settings)
-    d = settings.p.data
-    day = list(partition_files(settings.validated_dir).values())[-1]
-    frame = pd.read_parquet(day).head(500)
-    rows = json.loads(frame[[d.id_col, *d.features]].astype({d.id_col: str}).to_json(orient="records"))
-    bodies = [json.dumps({"dataframe_records": [r]}).encode() for r in rows]
-    bindir = str(Path(sys.executable).parent)
-    base = {k: v for k, v in os.environ.items() if k != "MLFLOW_REGISTRY_URI"}
-    base.update(PATH=f"{bindir}:{base.get('PATH', '')}", MLFLOW_TRACKING_URI=tracking_uri(settings), PIPELINES_RELOAD_TOKEN=TOKEN)
+    bodies = request_bodies(settings)
 
     lat: dict[tuple[str, float], list[float]] = {(t, r): [] for t in trees for r in args.rates}
     errors: dict[tuple[str, float], int] = {(t, r): 0 for t in trees for r in args.rates}
@@ -72,7 +60,7 @@ def main() -> None:
             # -P: the working directory (the project) does not go first on sys.path, so a project
             # that is itself a checkout cannot put its own code in place of the tree's
             proc = start([sys.executable, "-P", "-m", "pipelines", "--params", str(Path(args.params).resolve()), "serve", "--port", str(port)],
-                         {**base, "PYTHONPATH": str(path)}, url, "/health/ready", settings.root)
+                         server_env(settings, path), url, "/health/ready", settings.root)
             try:
                 asyncio.run(closed_loop(url + "/invocations", bodies, 4, 2.0))  # warm the connection pool and the caches
                 saturation[name].append(asyncio.run(closed_loop(url + "/invocations", bodies, args.clients, args.seconds))["req_per_s"])

@@ -565,13 +565,9 @@ class Server:
         self.metrics.model_errors.labels(chosen.alias, chosen.version).inc()
         self.rollout.observe(chosen.alias, chosen.version, False, 0.0)
 
-    def score_rows(self, rows: list[dict[str, Any]]) -> tuple[dict[str, Any], Variant, dict[str, str]]:
-        """Score checked rows with the variant the rollout routes to, blocking (the other one,
-        if any, scores them off the response path)."""
-        return self._score_routed(*self._route(rows), rows)
-
     async def score_request(self, rows: list[dict[str, Any]]) -> tuple[dict[str, Any], Variant, dict[str, str]]:
-        """:meth:`score_rows` for the event loop. A champion request goes to the batcher and the
+        """Score checked rows with the variant the rollout routes to (the other one, if any,
+        scores them off the response path). A champion request goes to the batcher and the
         loop awaits its future directly: no request thread hands the scores on, which under load
         cost a wait for the interpreter lock on each hand-over (BENCHMARKS.md). A canary's
         request is scored alone in a thread, as before."""
