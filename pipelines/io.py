@@ -125,6 +125,25 @@ def atomic_path(dest: Path) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing, never deleted) for the block.
+
+    For short critical sections between processes (and threads) of one machine, or containers
+    sharing a bind mount. The kernel drops the lock when its holder dies, SIGKILL included, so a
+    crashed holder never leaves it stuck. Not for NFS.
+    """
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the only descriptor of this open file releases its lock
+
+
 def write_parquet(df: pd.DataFrame, dest: Path) -> Path:
     """Write a frame atomically; if ``dest`` already holds identical bytes, leave it untouched."""
     with atomic_path(dest) as tmp:

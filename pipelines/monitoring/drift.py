@@ -29,7 +29,7 @@ import pandas as pd
 from pipelines.config import DriftParams, Settings
 from pipelines.errors import PipelineError
 from pipelines.failpoint import failpoint
-from pipelines.io import atomic_path, day_parts, partition_files, read_json, write_json
+from pipelines.io import atomic_path, day_parts, file_lock, partition_files, read_json, write_json
 from pipelines.model.champion import champion_profile, champion_reference
 
 IN_FLIGHT_MARKER = ".retrain_in_flight"
@@ -450,7 +450,8 @@ def in_flight(marker: Path) -> bool | str:
 def set_in_flight(settings: Settings, run_id: str | None) -> None:
     """Mark a retrain as started (``run_id``) or finished (None); the drift job reads it."""
     if run_id is None:
-        in_flight_marker(settings).unlink(missing_ok=True)
+        with file_lock(_marker_lock(settings)):
+            in_flight_marker(settings).unlink(missing_ok=True)
     else:
         claim_in_flight(settings, run_id)
 
@@ -469,6 +470,12 @@ def _holder(marker: Path) -> dict[str, Any] | None:
     return held if isinstance(held, dict) else {"run_id": "unreadable marker"}
 
 
+def _marker_lock(settings: Settings) -> Path:
+    """The lock file held around every claim and release of the training marker."""
+    marker = in_flight_marker(settings)
+    return marker.with_name(f"{marker.name}.lock")
+
+
 def claim_in_flight(settings: Settings, run_id: str, *, process: bool = False, exclusive: bool = False, wait_s: float = 0.0) -> None:
     """Mark the training run ``run_id`` in flight: one training runner per project at a time.
 
@@ -478,47 +485,36 @@ def claim_in_flight(settings: Settings, run_id: str, *, process: bool = False, e
     ``wait_s`` for it, then fail with one line naming it. ``exclusive`` (`make run`): a DAG run's
     marker is respected too. A dead process's marker is taken over, with a warning; a DAG run's
     marker is taken over by the next DAG run (max_active_runs=1: that run has ended).
+
+    Every claim and release decides and writes under one lock (``_marker_lock``), so of any
+    number of runners that find the same marker at once, one claims it and the others see it
+    claimed. Readers (the drift job's brake) need no lock: the marker is replaced whole.
     """
     import logging
-    import os
     import time
 
     from pipelines.tracking import OWNER_TAG, owner_alive, owner_tag
 
     log = logging.getLogger(__name__)
     marker = in_flight_marker(settings)
-    marker.parent.mkdir(parents=True, exist_ok=True)
     body = json.dumps({"run_id": run_id, **(owner_tag() if process else {})})
     deadline, waited = time.monotonic() + wait_s, False
     while True:
-        held = _holder(marker)
-        if held is None:  # create it whole or not at all: a reader never sees it half-written
-            import tempfile
-
-            fd, name = tempfile.mkstemp(prefix=f".{marker.name}.", suffix=".tmp", dir=marker.parent)
-            tmp = Path(name)
-            with os.fdopen(fd, "w") as f:
-                f.write(body)
-            try:
-                os.link(tmp, marker)
-            except FileExistsError:
-                continue  # another runner claimed it just now: look again
-            finally:
-                tmp.unlink()
-            return
-        alive = owner_alive(held.get(OWNER_TAG))
-        if alive is False and held.get("run_id") != run_id:
-            failpoint("in_flight:takeover")  # the holder seen dead, its marker not yet moved away
-            if _remove_if_still(marker, held):
-                log.warning("taking over the training marker of %s: that process is gone", held.get("run_id"))
-            continue  # claimed by the exclusive create above, by us or by whoever got there first
-        if held.get("run_id") == run_id or (alive is None and not exclusive):
-            with atomic_path(marker) as tmp:
-                tmp.write_text(body)
-            return
+        seen = _holder(marker)
+        if seen is not None and seen.get("run_id") != run_id and owner_alive(seen.get(OWNER_TAG)) is False:
+            failpoint("in_flight:takeover")  # the holder seen dead; the claim below looks again, under the lock
+        with file_lock(_marker_lock(settings)):
+            held = _holder(marker)  # look again: what decides is what the marker says under the lock
+            alive = None if held is None else owner_alive(held.get(OWNER_TAG))
+            if held is None or held.get("run_id") == run_id or alive is False or (alive is None and not exclusive):
+                if held is not None and alive is False and held.get("run_id") != run_id:
+                    log.warning("taking over the training marker of %s: that process is gone", held.get("run_id"))
+                with atomic_path(marker) as tmp:
+                    tmp.write_text(body)
+                return
         what = in_flight(marker)
         if not what:
-            continue  # released between our two reads
+            continue  # released, or its process died, since our look under the lock
         if time.monotonic() >= deadline:
             raise PipelineError(
                 f"another training run is in flight ({what}): wait for it to finish, or delete the marker if that run is dead"
@@ -529,37 +525,10 @@ def claim_in_flight(settings: Settings, run_id: str, *, process: bool = False, e
         time.sleep(2)
 
 
-def _remove_if_still(marker: Path, held: dict[str, Any]) -> bool:
-    """Remove ``marker`` if it still says ``held``; whether this call removed it. Two runners can
-    both find a dead process's marker: each renames it aside (one rename wins) and checks that
-    what it moved is still the dead holder's, putting back one claimed meanwhile, so the marker is
-    then claimed by the exclusive create, by one runner only. (Not airtight: while a marker is
-    aside, a third runner can claim the empty path; a lock around every claim would close it.)"""
-    import contextlib
-    import os
-    import uuid
-
-    aside = marker.with_name(f".{marker.name}.{uuid.uuid4().hex}.stale")
-    try:
-        os.rename(marker, aside)
-    except FileNotFoundError:
-        return False  # another runner moved it first
-    try:
-        if _holder(aside) == held:
-            return True
-        # a claim made after our read: not ours to remove. Put it back, unless the marker was
-        # claimed again while it was aside: then two runners hold claims (known gap, needs a
-        # lock around claims: see the closing note of 2026-12-02); rare, it takes three runners
-        with contextlib.suppress(FileExistsError):
-            os.link(aside, marker)
-        return False
-    finally:
-        aside.unlink(missing_ok=True)
-
-
 def release_in_flight(settings: Settings, run_id: str) -> None:
     """Clear the marker if ``run_id`` holds it (never another runner's)."""
     marker = in_flight_marker(settings)
-    held = _holder(marker)
-    if held is not None and held.get("run_id") == run_id:
-        marker.unlink(missing_ok=True)
+    with file_lock(_marker_lock(settings)):
+        held = _holder(marker)
+        if held is not None and held.get("run_id") == run_id:
+            marker.unlink()

@@ -380,3 +380,56 @@ def test_two_runners_taking_over_a_dead_marker_do_not_both_get_it(settings, tmp_
     held = json.loads(marker.read_text())
     assert held["run_id"] == "B" and held[OWNER_TAG] == owner_tag()[OWNER_TAG]
     assert not list(marker.parent.glob(".*.stale"))  # nothing left aside
+
+
+def test_many_runners_racing_for_a_dead_marker_leave_exactly_one_holder(settings) -> None:
+    """Eight runners find the marker of a SIGKILLed `make run` at once, in 200 rounds, with the GIL
+    handed over often so their steps interleave: in each round exactly one of them holds the
+    marker at the end and the other seven fail naming it. (The rename-aside takeover that came
+    before the lock let two runners go on to train, within a few rounds.)"""
+    import json
+    import subprocess
+    import sys
+    import threading
+
+    from pipelines.errors import PipelineError
+    from pipelines.monitoring.drift import claim_in_flight, in_flight_marker, release_in_flight
+    from pipelines.tracking import OWNER_TAG
+
+    marker = in_flight_marker(settings)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    dead = subprocess.run([sys.executable, "-c", "import os, psutil, socket; p = psutil.Process(); print(socket.gethostname(), os.getpid(), f'{p.create_time():.3f}')"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    runners = 8
+    won: list[str] = []
+    lost: list[str] = []
+
+    def run(name: str, start: threading.Barrier) -> None:
+        start.wait()
+        try:
+            claim_in_flight(settings, name, process=True, exclusive=True)
+            won.append(name)
+        except PipelineError as exc:
+            lost.append(str(exc))
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for round_ in range(200):
+            marker.write_text(json.dumps({"run_id": "of `make run` (killed)", OWNER_TAG: dead}))
+            won.clear()
+            lost.clear()
+            start = threading.Barrier(runners)
+            threads = [threading.Thread(target=run, args=(f"R{round_}.{i}", start)) for i in range(runners)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=60)
+            holder = json.loads(marker.read_text())["run_id"]
+            assert won == [holder], f"round {round_}: {won} all went on to train; the marker names {holder}"
+            assert len(lost) == runners - 1 and all(f"training run {holder} since" in m for m in lost), lost
+            release_in_flight(settings, holder)
+    finally:
+        sys.setswitchinterval(switch)
+    assert not marker.exists()
+    assert not [p.name for p in marker.parent.iterdir() if p.name.endswith((".stale", ".tmp"))]
