@@ -19,7 +19,8 @@ native scikit-learn Pipeline through ``predict_scores``, exactly as batch scorin
 - Every response names the model version that answered in the ``X-Model-Version`` header.
 - The champion's requests are batched dynamically (:class:`Batcher`): those that arrive while
   the model is busy are scored together in one predict call, the same bits as one by one. The
-  event loop awaits each request's future from the scorer threads directly.
+  event loop awaits each request's future from the scorer threads directly: one for requests of
+  up to ``BULK_ROWS`` rows, one for larger ones.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 _THREAD = threading.local()
 OFFPATH_BATCH = 64  # off-path requests scored in one call...
 OFFPATH_LINGER_S = 0.05  # ...gathered for at most this long after the first (shadow scores are not awaited)
-SCORERS = 2  # response-path scorer threads (each predict call releases the GIL in its tree traversal)
+BULK_ROWS = 64  # a champion request of more rows is batched in a lane of its own (one scorer thread each),
+                # so a 1000-row request never holds up the single-row ones queued behind it
 REQUEST_THREADS = 32  # threads for a canary's requests (scored alone) and the server's blocking calls
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
@@ -359,7 +361,10 @@ class Server:
         self.offpath: queue.Queue[Any] = queue.Queue(maxsize=settings.p.serve.shadow_queue)
         self.stop = threading.Event()
         self.threads: list[threading.Thread] = []
-        self.batcher = Batcher(settings.p.data, settings.p.score.chunk_rows, settings.p.serve.max_batch_rows, self.metrics, self.stop)
+        # two lanes, one scorer thread each: one thread batches more rows per call than two that
+        # split the queue and contend for the interpreter lock (BENCHMARKS.md, "One scorer per lane")
+        self.batcher, self.bulk = (Batcher(settings.p.data, settings.p.score.chunk_rows, settings.p.serve.max_batch_rows, self.metrics, self.stop)
+                                   for _ in range(2))
         self.offpath_scorer = OffpathScorer(settings.p.data, settings.p.score.chunk_rows, settings.p.serve.threads)
         self._outcomes_at = 0.0
         self._outcomes_cache: dict[str, Any] = {}  # each day's joined outcome pairs (pipelines/serving/outcomes.py)
@@ -529,22 +534,30 @@ class Server:
         t = threading.Thread(target=self._offpath_worker, name="offpath-scorer", daemon=True)
         t.start()
         self.threads.append(t)
-        for i in range(SCORERS):
-            t = threading.Thread(target=self._scorer, name=f"scorer-{i}", daemon=True)
+        self.start_scorers()
+
+    def start_scorers(self) -> None:
+        """One scorer thread per lane (:meth:`start` calls it)."""
+        for name, lane in (("scorer", self.batcher), ("bulk-scorer", self.bulk)):
+            t = threading.Thread(target=self._scorer, args=(lane,), name=name, daemon=True)
             t.start()
             self.threads.append(t)
-        self.batcher.running = True
+            lane.running = True
 
-    def _scorer(self) -> None:
+    def _scorer(self, lane: Batcher) -> None:
         self._limit_threads()
-        self.batcher.loop()
+        lane.loop()
+
+    def _lane(self, rows: list[dict[str, Any]]) -> Batcher:
+        return self.batcher if len(rows) <= BULK_ROWS else self.bulk
 
     def shutdown(self) -> None:
-        self.batcher.running = False
+        self.batcher.running = self.bulk.running = False
         self.stop.set()
         for t in self.threads:
             t.join(timeout=10)
         self.batcher.drain()
+        self.bulk.drain()
         self.predlog.flush()
 
     # -- the request path ------------------------------------------------------------------
@@ -572,10 +585,11 @@ class Server:
         cost a wait for the interpreter lock on each hand-over (BENCHMARKS.md). A canary's
         request is scored alone in a thread, as before."""
         state, chosen, ids = self._route(rows)
-        if chosen is not state.champion or not self.batcher.running:
+        lane = self._lane(rows)
+        if chosen is not state.champion or not lane.running:
             return await asyncio.to_thread(self._score_routed, state, chosen, ids, rows)
         try:
-            scores, ms, shared = await asyncio.wrap_future(self.batcher.submit(chosen.model, rows))
+            scores, ms, shared = await asyncio.wrap_future(lane.submit(chosen.model, rows))
         except Exception:
             self._failed(chosen)
             raise
@@ -588,14 +602,15 @@ class Server:
         try:
             # the champion's requests are batched; a canary's are scored alone, so a slow or
             # failing challenger never holds up or fails a champion request
-            scores, ms, shared = self.batcher.score(chosen.model, rows) if chosen is state.champion else (*self.batcher.predict(chosen.model, rows), 1)
+            lane = self._lane(rows)
+            scores, ms, shared = lane.score(chosen.model, rows) if chosen is state.champion else (*lane.predict(chosen.model, rows), 1)
         except Exception as exc:
             self._failed(chosen)
             if chosen is state.champion:
                 raise
             log.debug("challenger v%s failed, the champion answers: %s", chosen.version, first_line(exc))
             chosen = state.champion  # the client never sees the canary's failure
-            scores, ms, shared = self.batcher.score(chosen.model, rows)
+            scores, ms, shared = lane.score(chosen.model, rows)
         return self._finish(state, chosen, rows, ids, scores, ms, shared)
 
     def _finish(self, state: Served, chosen: Variant, rows: list[dict[str, Any]], ids: list[str], scores: np.ndarray,

@@ -130,3 +130,41 @@ def test_a_request_cancelled_while_queued_does_not_fail_the_others_of_its_batch(
     finally:
         stop.set()
         scorer.join(timeout=5)
+
+
+def test_a_bulk_request_does_not_hold_up_the_single_rows_queued_behind_it(settings) -> None:
+    """The server's two lanes: while a 65-row request is in its model call (held there by the
+    stand-in model), single-row requests are still answered; then the bulk one is."""
+    import asyncio
+    import time
+
+    from pipelines.serving.server import BULK_ROWS, Served, Server, Variant
+
+    release = threading.Event()
+
+    class Held(Model):
+        def predict_proba(self, X):  # noqa: ANN001, ANN201
+            if len(X) > BULK_ROWS:
+                assert release.wait(30), "never released"
+            return super().predict_proba(X)
+
+    server = Server(settings)
+    server.store.state = Served(champion=Variant("champion", "1", "run", "sha", Held(), {}, time.time()))
+    server.start_scorers()
+
+    async def traffic() -> tuple[list[object], list[float]]:
+        bulk = asyncio.ensure_future(server.score_request([row(settings, i) for i in range(BULK_ROWS + 1)]))
+        await asyncio.sleep(0.2)  # the bulk request is in its call now
+        singles = [(await asyncio.wait_for(server.score_request([row(settings, 1000 + i)]), 10))[0]["predictions"] for i in range(5)]
+        assert not bulk.done()  # still held, and the singles were answered meanwhile
+        release.set()
+        body, _, _ = await asyncio.wait_for(bulk, 10)
+        return singles, body["predictions"]
+
+    try:
+        singles, bulk = asyncio.run(traffic())
+    finally:
+        release.set()
+        server.shutdown()
+    assert singles == [[(1000 + i) / 1e6] for i in range(5)]
+    assert bulk == [i / 1e6 for i in range(BULK_ROWS + 1)]
