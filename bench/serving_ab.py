@@ -4,6 +4,8 @@
         --trees before=<worktree of the old commit> after=. [--rates 50 100 140] [--rounds 3] [--seconds 10]
 
 For a change to the serving code: `git worktree add /tmp/before <commit>` gives the other tree.
+For a change of settings, give the same tree twice and one of them other params with
+``--params-of NAME=<project>/other.yaml`` (a file next to ``--params``, e.g. another poll interval).
 Each round starts each tree's server in turn (`python -m pipelines serve`, that tree first on
 PYTHONPATH, one worker, the same registry and champion) and measures, one after the other:
 saturation (closed loop, ``--clients`` clients) and each fixed arrival rate (open loop,
@@ -32,6 +34,8 @@ def main() -> None:
     ap.add_argument("--trees", nargs=2, required=True, metavar="NAME=DIR", help="two code trees, e.g. before=/tmp/before after=.")
     ap.add_argument("--rates", type=float, nargs="+", default=[50.0, 100.0, 140.0], help="fixed arrival rates (req/s)")
     ap.add_argument("--clients", type=int, default=16, help="closed-loop clients for saturation")
+    ap.add_argument("--params-of", nargs="*", default=[], metavar="NAME=PARAMS",
+                    help="the params file a tree's server reads instead of --params (a file in the same project folder)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=10.0, help="per measurement")
     args = ap.parse_args()
@@ -48,6 +52,13 @@ def main() -> None:
         trees[name] = path
     settings = load_settings(args.params)
     setup_mlflow(settings)
+    params = {name: Path(args.params).resolve() for name in trees}
+    for spec in args.params_of:
+        name, _, file = spec.partition("=")
+        path = Path(file).resolve()
+        if name not in trees or not path.is_file() or path.parent != params[name].parent:
+            raise SystemExit(f"--params-of {spec}: expected NAME=FILE, NAME one of --trees, FILE a params file next to --params")
+        params[name] = path
     bodies = request_bodies(settings)
 
     lat: dict[tuple[str, float], list[float]] = {(t, r): [] for t in trees for r in args.rates}
@@ -59,7 +70,7 @@ def main() -> None:
             url = f"http://127.0.0.1:{port}"
             # -P: the working directory (the project) does not go first on sys.path, so a project
             # that is itself a checkout cannot put its own code in place of the tree's
-            proc = start([sys.executable, "-P", "-m", "pipelines", "--params", str(Path(args.params).resolve()), "serve", "--port", str(port)],
+            proc = start([sys.executable, "-P", "-m", "pipelines", "--params", str(params[name]), "serve", "--port", str(port)],
                          server_env(settings, path), url, "/health/ready", settings.root)
             try:
                 asyncio.run(closed_loop(url + "/invocations", bodies, 4, 2.0))  # warm the connection pool and the caches
