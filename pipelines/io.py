@@ -92,21 +92,33 @@ def _umask() -> int:
     return mask
 
 
-@contextmanager
-def atomic_path(dest: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``dest``; rename it onto ``dest`` only on success.
-
-    A process killed mid-write (SIGKILL skips the cleanup below) leaves its hidden temporary
-    file behind; the next write of the same ``dest`` removes those older than an hour.
-    """
-    dest.parent.mkdir(parents=True, exist_ok=True)
+def remove_stale_tmp(folder: Path, pattern: str) -> int:
+    """Remove the hidden temporary files matching ``pattern`` in ``folder`` that are older than
+    an hour (left by a process killed mid-write); how many were removed."""
     cutoff = time.time() - STALE_TMP_SECONDS
-    for stale in dest.parent.glob(f".{glob.escape(dest.name)}.*.tmp"):
+    removed = 0
+    for stale in folder.glob(pattern):
         try:
             if stale.stat().st_mtime < cutoff:
                 stale.unlink()
+                removed += 1
         except FileNotFoundError:
             continue  # removed meanwhile
+    return removed
+
+
+@contextmanager
+def atomic_path(dest: Path, sweep: bool = True) -> Iterator[Path]:
+    """Yield a temporary path next to ``dest``; rename it onto ``dest`` only on success.
+
+    A process killed mid-write (SIGKILL skips the cleanup below) leaves its hidden temporary
+    file behind; the next write of the same ``dest`` removes those older than an hour. That
+    look lists the folder: a writer of many new names in one folder (the prediction log's
+    parts) passes ``sweep=False`` and calls :func:`remove_stale_tmp` itself, once.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if sweep:
+        remove_stale_tmp(dest.parent, f".{glob.escape(dest.name)}.*.tmp")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     except OSError as exc:

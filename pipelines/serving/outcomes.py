@@ -37,8 +37,10 @@ def paired_outcomes(settings: Settings, champion_version: str, challenger_versio
         if not (sub.is_dir() and DAY_DIR.match(sub.name)):
             continue
         labels_path = find_partition(settings.labels_dir, date.fromisoformat(sub.name))
+        if labels_path is None:  # no matured labels yet (today, most often): its parts are not listed
+            continue
         parts = day_parts(folder, date.fromisoformat(sub.name))
-        if labels_path is None or not parts:
+        if not parts:
             continue
         key = (champion_version, challenger_version, len(parts), parts[-1].name, str(labels_path), labels_path.stat().st_mtime_ns)
         hit = cache.get(sub.name) if cache is not None else None

@@ -6,7 +6,9 @@ Parquet files cannot be appended to, so each day is a folder of part files writt
 timestamp, score, model name/version/run id, scoring date) plus ``request_id``, ``variant``
 (champion, canary, shadow) and ``latency_ms``; the drift and live-performance jobs read them
 beside data/predictions/ (pipelines/monitoring/). A killed server loses at most the rows of
-its last interval, never leaves a half-written part.
+its last interval, never leaves a half-written part; the temporary file of a part it was
+writing is removed by the next server's first write into that day (when over an hour old).
+A write does not list the day's folder, which holds thousands of parts by the evening.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pipelines.io import atomic_path
+from pipelines.io import atomic_path, remove_stale_tmp
 
 log = logging.getLogger(__name__)
 COLUMNS = ["request_id", "id", "timestamp", "variant", "model_name", "model_version", "model_run_id", "score", "latency_ms", "scoring_date"]
@@ -35,6 +37,7 @@ class PredictionLog:
         self._lock = threading.Lock()
         self._seq = 0
         self.written = 0
+        self._swept: set[str] = set()  # days whose folder this log has cleared of stale temporary files
 
     def append(self, request_id: str, ids: list[Any] | None, variant: str, model_name: str, version: str, run_id: str,
                scores: Any, latency_ms: float) -> None:
@@ -76,8 +79,11 @@ class PredictionLog:
             )
             self._seq += 1
             dest = self.folder / day / f"part-{int(cols[2][0].timestamp() * 1000)}-{os.getpid()}-{self._seq:06d}.parquet"
-            with atomic_path(dest) as tmp:
+            with atomic_path(dest, sweep=False) as tmp:  # each part a new name: a per-write sweep finds nothing
                 pq.write_table(table, tmp)
+            if day not in self._swept:  # once per day and process: a listing of the folder
+                remove_stale_tmp(dest.parent, ".part-*.parquet.*.tmp")
+                self._swept.add(day)
         self.written += len(rows)
         return len(rows)
 
