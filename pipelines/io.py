@@ -147,8 +147,11 @@ def file_lock(path: Path) -> Iterator[None]:
     """
     import fcntl
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)  # the umask applies; flock needs no write access
+    except OSError as exc:  # a read-only or foreign-owned folder: one line
+        raise PipelineError(f"cannot lock {path}: {first_line(exc)}") from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

@@ -7,8 +7,9 @@ timestamp, score, model name/version/run id, scoring date) plus ``request_id``, 
 (champion, canary, shadow) and ``latency_ms``; the drift and live-performance jobs read them
 beside data/predictions/ (pipelines/monitoring/). A killed server loses at most the rows of
 its last interval, never leaves a half-written part; the temporary file of a part it was
-writing is removed by the next server's first write into that day (when over an hour old).
-A write does not list the day's folder, which holds thousands of parts by the evening.
+writing is removed, once over an hour old, by a later sweep of that day's folder (each server
+sweeps the day it writes and the day before, at most once an hour). A write itself does not
+list the day's folder, which holds thousands of parts by the evening.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from datetime import datetime, timezone
+import time
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from pipelines.io import atomic_path, remove_stale_tmp
+from pipelines.io import STALE_TMP_SECONDS, atomic_path, remove_stale_tmp
 
 log = logging.getLogger(__name__)
 COLUMNS = ["request_id", "id", "timestamp", "variant", "model_name", "model_version", "model_run_id", "score", "latency_ms", "scoring_date"]
@@ -37,7 +39,7 @@ class PredictionLog:
         self._lock = threading.Lock()
         self._seq = 0
         self.written = 0
-        self._swept: set[str] = set()  # days whose folder this log has cleared of stale temporary files
+        self._swept: dict[str, float] = {}  # day -> when this log last cleared its folder of stale temporaries
 
     def append(self, request_id: str, ids: list[Any] | None, variant: str, model_name: str, version: str, run_id: str,
                scores: Any, latency_ms: float) -> None:
@@ -81,9 +83,21 @@ class PredictionLog:
             dest = self.folder / day / f"part-{int(cols[2][0].timestamp() * 1000)}-{os.getpid()}-{self._seq:06d}.parquet"
             with atomic_path(dest, sweep=False) as tmp:  # each part a new name: a per-write sweep finds nothing
                 pq.write_table(table, tmp)
-            if day not in self._swept:  # once per day and process: a listing of the folder
-                remove_stale_tmp(dest.parent, ".part-*.parquet.*.tmp")
-                self._swept.add(day)
+            self._sweep(date.fromisoformat(day))
         self.written += len(rows)
         return len(rows)
+
+    def _sweep(self, day: date) -> None:
+        """Clear the stale temporaries of a killed writer from ``day``'s folder and the day
+        before's, each at most once an hour: a listing of a folder of thousands of parts."""
+        now = time.monotonic()
+        for d in (day, day - timedelta(days=1)):
+            key = d.isoformat()
+            if now - self._swept.get(key, -STALE_TMP_SECONDS) < STALE_TMP_SECONDS or not (self.folder / key).is_dir():
+                continue
+            self._swept[key] = now  # tried: not again within the hour, even if it failed
+            try:
+                remove_stale_tmp(self.folder / key, ".part-*.parquet.*.tmp")
+            except OSError as exc:  # a file we may not remove: the parts are written all the same
+                log.warning("cannot clear stale temporary parts in %s: %s", self.folder / key, exc)
 
