@@ -13,7 +13,8 @@ load generator (aiohttp, in this process) sends single-row `/invocations` reques
   count = rate x seconds), latency measured from the scheduled send time (no coordinated
   omission); ours only, at half of its saturation rate and at ``--rates``;
 - shadow: ours with ``--challenger`` in shadow at the same fixed rate (p99 difference), half of
-  saturation or ``--rollout-rates``;
+  saturation or ``--rollout-rates``; with the share of requests over 20 and 50 ms as the client
+  saw them and inside the server (its own latency histogram), to tell where a tail comes from;
 - swap and rollback under load: at that fixed rate, the champion alias is moved to the challenger
   and back with the CLI (`promote --version`, `rollback`, each of which calls POST /reload), in
   processes of their own: failed requests counted.
@@ -113,6 +114,28 @@ def summary(lat_s: list[float], errors: int, seconds: float) -> dict[str, Any]:
         **({f"p{q}": round(float(np.percentile(a, q)), 2) for q in (50, 95, 99)} if ok else {}),
         "max": round(float(a.max()), 2) if ok else None,
     }
+
+
+def server_histogram(url: str) -> dict[float, float]:
+    """The server's own latency histogram of ``/invocations`` (handler start to reply, every
+    variant): cumulative count by bucket bound, read from ``/metrics``."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[float, float] = {}
+    for fam in text_string_to_metric_families(urllib.request.urlopen(url + "/metrics", timeout=30).read().decode()):
+        if fam.name == "serving_request_latency_seconds":
+            for smp in fam.samples:
+                if smp.name.endswith("_bucket") and smp.labels.get("endpoint") == "invocations":
+                    le = float(smp.labels["le"])
+                    out[le] = out.get(le, 0.0) + smp.value
+    return out
+
+
+def share_over(hist: dict[float, float], bound_s: float) -> float:
+    """The share of a histogram's observations above ``bound_s`` (a bucket bound)."""
+    return 1 - hist.get(bound_s, 0.0) / hist[float("inf")] if hist.get(float("inf")) else float("nan")
 
 
 async def _post(session: Any, url: str, body: bytes, since: float, lat: list[float]) -> bool:
@@ -265,24 +288,31 @@ def main() -> None:
 
     if args.challenger:
         rollout_rates = args.rollout_rates or [half]
+        tails: dict[tuple[float, bool], dict[float, tuple[float, float]]] = {}  # share over 20 and 50 ms: (client, server)
         # 3. shadow against no shadow, same rate: rounds alternate the two servers, so a noisy
         #    spell of the machine falls on both; each side's latencies are pooled over its rounds
         for rate in rollout_rates:
             pooled: dict[bool, list[list[float]]] = {False: [], True: []}
             errs = {False: 0, True: 0}
+            inside: dict[bool, dict[float, float]] = {False: {}, True: {}}  # the servers' own histograms, summed
             for _ in range(args.shadow_rounds):
                 for shadow in (False, True):
                     proc, url = ours(shadow)
                     try:
                         if shadow:
                             wait_for_shadow_scorer(url, bodies[0])
+                        before = server_histogram(url)
                         r = asyncio.run(open_loop(url + "/invocations", bodies, rate, args.seconds))
+                        for le, n in server_histogram(url).items():  # this round's requests only
+                            inside[shadow][le] = inside[shadow].get(le, 0.0) + n - before.get(le, 0.0)
                     finally:
                         stop(proc)
                     pooled[shadow].append(r.pop("_lat"))
                     errs[shadow] += r["errors"]
             for shadow in (False, True):
                 lat = [x for lats in pooled[shadow] for x in lats]
+                client = np.asarray(lat)
+                tails[(rate, shadow)] = {b: (float((client > b).mean()) if len(client) else float("nan"), share_over(inside[shadow], b)) for b in (0.02, 0.05)}
                 who = "ours + shadow" if shadow else "ours, champion only"
                 results.append((who, f"fixed {rate:g} req/s, {args.shadow_rounds} alternating rounds pooled",
                                 summary(lat, errs[shadow], args.seconds * args.shadow_rounds)))
@@ -320,6 +350,12 @@ def main() -> None:
         if who == "ours + shadow":
             base = next(b for w, l, b in results if w == "ours, champion only" and l == load)
             print(f"\nshadow at {load}: p99 {base['p99']} -> {r['p99']} ms ({r['p99'] - base['p99']:+.2f} ms), p50 {base['p50']} -> {r['p50']} ms")
+    if args.challenger:
+        print("\nwhere the tail is: share of requests over 20 / 50 ms as the client saw them, and inside the server (its own histogram)\n")
+        print("| rate | server | client > 20 ms | server > 20 ms | client > 50 ms | server > 50 ms |")
+        print("| ---: | --- | ---: | ---: | ---: | ---: |")
+        for (rate, shadow), t in tails.items():
+            print(f"| {rate:g} | {'+ shadow' if shadow else 'champion only'} | {t[0.02][0]:.2%} | {t[0.02][1]:.2%} | {t[0.05][0]:.2%} | {t[0.05][1]:.2%} |")
     print(f"\nsaturation: ours {ours_sat} req/s, mlflow models serve {mlflow_sat} req/s ({ours_sat / mlflow_sat:.2f}x)")
     sys.stdout.flush()
     os._exit(0)  # see pipelines/__main__.py: pyarrow can abort at interpreter exit
