@@ -157,6 +157,7 @@ class ServeParams(_Section):
     poll_seconds: float = Field(10.0, gt=0)
     max_batch_rows: int = Field(1000, ge=1)
     threads: int = Field(1, ge=0)
+    switch_interval_ms: float = Field(1.0, gt=0, le=100)
     reload_any_host: bool = False
     predictions_dir: str = "data/predictions_online"
     log_flush_seconds: float = Field(2.0, gt=0)

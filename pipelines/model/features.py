@@ -33,6 +33,8 @@ def model_input(df: pd.DataFrame, data: DataParams) -> pd.DataFrame:
         s = df[col]
         if isinstance(s.dtype, pd.CategoricalDtype):
             cols[col] = s  # dictionary-encoded from Parquet: kept compact, coded by the model
+        elif s.dtype == object and not pd.isna(s.to_numpy()).any():
+            cols[col] = s  # already what the line below makes, at a tenth of its cost (a request's rows)
         else:
             cols[col] = s.astype("object").where(s.notna(), None)
     # one constructor, not a column insert at a time (a third of a single-row request's cost)

@@ -30,6 +30,7 @@ import hmac
 import logging
 import os
 import queue
+import sys
 import threading
 import time
 import uuid
@@ -527,6 +528,9 @@ class Server:
 
     def start(self) -> None:
         sp = self.settings.p.serve
+        # the event loop and the scorer threads hand the interpreter lock to each other on every
+        # request; at Python's default 5 ms a thread that became ready can wait that long for it
+        sys.setswitchinterval(sp.switch_interval_ms / 1000)
         self._limit_threads()
         self._every(sp.poll_seconds, self.poll, "registry-poller")
         self._every(sp.check_seconds, self.check_rollout, "rollout-checker")

@@ -34,6 +34,25 @@ def test_model_handles_unseen_category_and_missing_numbers(settings) -> None:
     assert np.isfinite(p).all()
 
 
+def test_model_input_gives_object_columns_with_and_without_missing_values_the_same_form(settings) -> None:
+    """An object column with no missing value skips the None-filling (a request's rows): the
+    frame must be what the general path makes, and never the caller's own column."""
+    d = settings.p.data
+    df = _labelled(40).astype({c: "object" for c in d.categorical})
+    clean, holed = df.copy(), df.copy()
+    holed.loc[holed.index[:3], "region"] = [None, np.nan, pd.NA]
+    for frame in (clean, holed):
+        X = model_input(frame, d)
+        assert list(X.columns) == [*d.numerical, *d.categorical]
+        for c in d.categorical:
+            s = frame[c]
+            pd.testing.assert_series_equal(X[c], s.astype("object").where(s.notna(), None))
+    assert model_input(holed, d)["region"].head(3).tolist() == [None, None, None]
+    X = model_input(clean, d)
+    X.loc[X.index[0], "region"] = "changed"
+    assert clean["region"].iloc[0] != "changed"
+
+
 def test_single_class_is_refused(settings) -> None:
     df = _labelled().assign(default=0)
     with pytest.raises(PipelineError, match="single class"):
