@@ -86,7 +86,16 @@ STALE_TMP_SECONDS = 3600
 
 
 def _umask() -> int:
-    """The process umask (reading it means setting it: set it straight back)."""
+    """The process umask. Read from /proc on Linux: setting it to read it (and setting it back)
+    would, for an instant, give files another thread creates meanwhile the wrong mode (the
+    online server writes its prediction log from a thread while requests are served)."""
+    try:
+        status = Path("/proc/self/status").read_text(encoding="ascii")
+    except OSError:  # no /proc (not Linux): set it and back
+        status = ""
+    for line in status.splitlines():
+        if line.startswith("Umask:"):
+            return int(line.split()[1], 8)
     mask = os.umask(0o022)
     os.umask(mask)
     return mask

@@ -64,3 +64,22 @@ def test_atomic_writes_get_the_umask_mode_not_mkstemps_0600(tmp_path: Path) -> N
     assert stat.S_IMODE((tmp_path / "shared.json").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "shared.parquet").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "private.json").stat().st_mode) == 0o600
+
+
+def test_reading_the_umask_never_sets_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Setting the umask to read it would, for an instant, give a file another thread creates
+    (the server's requests, while its prediction log is written) the wrong mode."""
+    import os
+
+    from pipelines import io
+
+    old = os.umask(0o027)
+    try:
+        def refuse(mask: int) -> int:
+            raise AssertionError(f"os.umask({mask:o}) called while reading the umask")
+
+        monkeypatch.setattr(io.os, "umask", refuse)
+        assert io._umask() == 0o027
+    finally:
+        monkeypatch.undo()
+        os.umask(old)
