@@ -148,6 +148,8 @@ class Batcher:
         self.data, self.chunk_rows, self.max_rows, self.metrics, self.stop = data, chunk_rows, max_rows, metrics, stop
         self.jobs: queue.SimpleQueue[tuple[Any, Any, Any]] = queue.SimpleQueue()
         self.running = False
+        self.closed = False  # the server stops: nothing is queued any more (see close)
+        self._gate = threading.Lock()
 
     def predict(self, model: Any, rows: list[dict[str, Any]]) -> tuple[np.ndarray, float]:
         """Checked rows through the one feature path; the scores and the call's milliseconds."""
@@ -176,8 +178,22 @@ class Batcher:
         """Queue checked rows for the scorer threads; the future of what :meth:`score` returns.
         The event loop awaits it (``asyncio.wrap_future``) with no request thread in between."""
         done: Future[tuple[np.ndarray, float, int]] = Future()
-        self.jobs.put((model, rows, done))
+        with self._gate:  # queued only while close() has not run: drain() then sees the job
+            if not self.closed:
+                self.jobs.put((model, rows, done))
+                return done
+        if done.set_running_or_notify_cancel():  # the server stops: scored here, by the caller
+            self._run([(model, rows, done)])
         return done
+
+    def close(self) -> None:
+        """Stop queueing (the server stops): a request submitted from now on is scored by its
+        caller, and every one queued before is in the queue for :meth:`drain`. Without it, a
+        request that found the lane running just before the shutdown and queued just after
+        the drain would wait for ever."""
+        with self._gate:
+            self.running = False
+            self.closed = True
 
     def drain(self) -> None:
         """Once the scorer threads are gone: score here whatever is still queued, so no request
@@ -556,7 +572,8 @@ class Server:
         return self.batcher if len(rows) <= BULK_ROWS else self.bulk
 
     def shutdown(self) -> None:
-        self.batcher.running = self.bulk.running = False
+        self.batcher.close()
+        self.bulk.close()
         self.stop.set()
         for t in self.threads:
             t.join(timeout=10)

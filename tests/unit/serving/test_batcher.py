@@ -170,3 +170,21 @@ def test_a_bulk_request_does_not_hold_up_the_single_rows_queued_behind_it(settin
         server.shutdown()
     assert singles == [[(1000 + i) / 1e6] for i in range(5)]
     assert bulk == [i / 1e6 for i in range(BULK_ROWS + 1)]
+
+
+def test_a_request_queued_after_the_shutdown_drained_is_still_answered(settings) -> None:
+    """The window between a request seeing its lane running (Server.score_request) and
+    queueing on it: if the shutdown stops the scorers and drains the lanes in between, the
+    request must not wait on a queue no one reads any more."""
+    import time
+
+    from pipelines.serving.server import Served, Server, Variant
+
+    server = Server(settings)
+    server.store.state = Served(champion=Variant("champion", "1", "run", "sha", Model(), {}, time.time()))
+    server.start_scorers()
+    lane = server._lane([row(settings, 1)])
+    assert lane.running  # what the request saw
+    server.shutdown()  # scorers stopped, lanes drained
+    late = lane.submit(Model(), [row(settings, 4)])
+    assert late.result(timeout=5)[0].tolist() == [4 / 1e6]
