@@ -88,6 +88,9 @@ def restore_process_settings() -> list[str]:
     registry = sys.modules.get("mlflow.tracking._model_registry.utils")
     if registry is not None:
         registry._registry_uri = None  # type: ignore[attr-defined]
+    fluent = sys.modules.get("mlflow.tracking.fluent")
+    if fluent is not None:  # set_experiment's id (of the last file's store): the next file sets its own
+        fluent._active_experiment_id = None  # type: ignore[attr-defined]
     return changed
 
 

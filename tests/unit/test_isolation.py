@@ -28,3 +28,20 @@ def test_restore_process_settings_undoes_mlflow_uris_and_pipelines_variables(tmp
         assert os.environ.get(key) == _ENV_AT_START.get(key), key
     assert mlflow.get_tracking_uri() == before_tracking != store
     assert mlflow.get_registry_uri() == before_registry != store
+
+
+def test_restore_process_settings_forgets_the_active_experiment(tmp_path: Path) -> None:
+    """set_experiment keeps the experiment's id in the process: the next file's store has no
+    such experiment (its first run would be created in it, or fail)."""
+    from mlflow.tracking import fluent
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.set_experiment("isolation-check")
+    assert fluent._active_experiment_id is not None
+
+    restore_process_settings()
+
+    from tests.conftest import _ENV_AT_START
+
+    assert fluent._active_experiment_id is None
+    assert os.environ.get("MLFLOW_EXPERIMENT_ID") == _ENV_AT_START.get("MLFLOW_EXPERIMENT_ID")  # set_experiment exports it too
