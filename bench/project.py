@@ -1,6 +1,6 @@
 """The serving benchmarks' project, built the same way every time.
 
-    .venv/bin/python bench/project.py /tmp/benchproj        # about 1 minute
+    .venv/bin/python bench/project.py /tmp/benchproj        # about 30 seconds
 
 A fresh folder with 12 simulated, validated days of 600 rows (the serving tests' own
 `build_project`), champion v1 trained with the repository's `train:` params and v2, a smaller
@@ -8,8 +8,9 @@ model (40 trees), registered as the promote stage registers (artifact hash tag),
 `champion` alias. Then `bench/serving.py --params /tmp/benchproj/params.yaml --challenger 2`.
 
 Its `params.yaml` is the repository's, except what keeps a challenger in shadow while it is
-measured (`serve.bake_seconds: 0`, `p99_slo_ms: 1000`, `psi_min_pairs: 100000`, as the tests
-have them). The registry poll, the prediction log's flush and the rollout check keep the
+measured (`serve.bake_seconds: 0`, `min_requests: 20`, `p99_slo_ms: 1000`,
+`psi_min_pairs: 100000`, as the tests have them). The benchmarks read the store of
+`MLFLOW_TRACKING_URI` when it is set: leave it unset, or point it at the project's `mlflow.db`. The registry poll, the prediction log's flush and the rollout check keep the
 repository's defaults: the tests' 1-second settings cost the server p99 (BENCHMARKS.md).
 """
 

@@ -90,11 +90,11 @@ def _umask() -> int:
     would, for an instant, give files another thread creates meanwhile the wrong mode (the
     online server writes its prediction log from a thread while requests are served)."""
     try:
-        status = Path("/proc/self/status").read_text(encoding="ascii")
+        status = Path("/proc/self/status").read_bytes()  # bytes: the Name: line may be any bytes
     except OSError:  # no /proc (not Linux): set it and back
-        status = ""
+        status = b""
     for line in status.splitlines():
-        if line.startswith("Umask:"):
+        if line.startswith(b"Umask:"):
             return int(line.split()[1], 8)
     mask = os.umask(0o022)
     os.umask(mask)

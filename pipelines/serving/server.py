@@ -562,7 +562,7 @@ class Server:
             t = threading.Thread(target=self._scorer, args=(lane,), name=name, daemon=True)
             t.start()
             self.threads.append(t)
-            lane.running = True
+            lane.running, lane.closed = True, False
 
     def _scorer(self, lane: Batcher) -> None:
         self._limit_threads()
