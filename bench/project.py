@@ -9,9 +9,10 @@ model (40 trees), registered as the promote stage registers (artifact hash tag),
 
 Its `params.yaml` is the repository's, except what keeps a challenger in shadow while it is
 measured (`serve.bake_seconds: 0`, `min_requests: 20`, `p99_slo_ms: 1000`,
-`psi_min_pairs: 100000`, as the tests have them). The benchmarks read the store of
-`MLFLOW_TRACKING_URI` when it is set: leave it unset, or point it at the project's `mlflow.db`. The registry poll, the prediction log's flush and the rollout check keep the
-repository's defaults: the tests' 1-second settings cost the server p99 (BENCHMARKS.md).
+`psi_min_pairs: 100000`, as the tests have them). The registry poll, the prediction log's
+flush and the rollout check keep the repository's defaults: the tests' 1-second settings cost
+the server p99 (BENCHMARKS.md). The benchmarks read the store of `MLFLOW_TRACKING_URI` when it
+is set: leave it unset, or point it at the project's `mlflow.db`.
 """
 
 from __future__ import annotations
@@ -23,10 +24,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-
-# build_project writes the tests' fast settings; these three go back to the repository's values
-DEFAULTS = (("poll_seconds: 1 ", "poll_seconds: 10 "), ("check_seconds: 1 ", "check_seconds: 30 "),
-            ("log_flush_seconds: 0.5 ", "log_flush_seconds: 2 "))
 
 
 def main() -> None:
@@ -40,14 +37,8 @@ def main() -> None:
     from tests.integration.serving_support import build_project, set_alias, train_version
 
     print(f"==> building {root} (simulate, validate, prepare)", flush=True)
-    settings = build_project(root)
+    settings = build_project(root, fast_serve=False)
     params = root / "params.yaml"
-    text = params.read_text()
-    for old, new in DEFAULTS:
-        if old not in text:
-            raise SystemExit(f"params.yaml: expected {old.strip()!r} from build_project")
-        text = text.replace(old, new)
-    params.write_text(text)
     print("==> training and registering v1 (champion) and v2 (40 trees)", flush=True)
     v1 = train_version(settings)
     v2 = train_version(settings, max_iter=40)

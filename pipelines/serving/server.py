@@ -182,8 +182,7 @@ class Batcher:
             if not self.closed:
                 self.jobs.put((model, rows, done))
                 return done
-        if done.set_running_or_notify_cancel():  # the server stops: scored here, by the caller
-            self._run([(model, rows, done)])
+        self._run([(model, rows, done)])  # the server stops: scored here, by the caller
         return done
 
     def close(self) -> None:
