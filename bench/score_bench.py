@@ -21,7 +21,6 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -38,8 +37,8 @@ from pipelines.config import load_settings
 from pipelines.model.features import model_input
 s = load_settings(sys.argv[1])
 mlflow.set_tracking_uri(sys.argv[3])
-model = mlflow.sklearn.load_model(f"models:/{s.p.project.model_name}@champion")
-X = model_input(pd.read_parquet(sys.argv[2], use_threads=False), s.p.data)
+model = mlflow.sklearn.load_model(f"models:/{s.params.project.model_name}@champion")
+X = model_input(pd.read_parquet(sys.argv[2], use_threads=False), s.params.data)
 mode = sys.argv[4]
 if mode == "numpy":
     Xt = model[:-1].transform(X)          # preprocessing done before the clock starts
@@ -56,12 +55,12 @@ import os; os._exit(0)
 def setup(root: Path) -> None:
     """A throw-away project with a registered champion trained on simulated data."""
     from pipelines.config import load_settings
-    from pipelines.model.evaluate import evaluate
-    from pipelines.io import write_json
     from pipelines.data.prepare import join_labels
-    from pipelines.ops.promote import promote
     from pipelines.data.simulate import generate_day
+    from pipelines.io import write_json
+    from pipelines.model.evaluate import evaluate
     from pipelines.model.train import train
+    from pipelines.ops.promote import promote
 
     shutil.copy(REPO / "params.yaml", root / "params.yaml")
     s = load_settings(root / "params.yaml")

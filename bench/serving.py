@@ -86,7 +86,7 @@ def request_bodies(settings: Any) -> list[bytes]:
 
     from pipelines.io import partition_files
 
-    d = settings.p.data
+    d = settings.params.data
     day = list(partition_files(settings.validated_dir).values())[-1]
     frame = pd.read_parquet(day).head(500)
     rows = json.loads(frame[[d.id_col, *d.features]].astype({d.id_col: str}).to_json(orient="records"))
@@ -235,7 +235,7 @@ def main() -> None:
 
     settings = load_settings(args.params)
     setup_mlflow(settings)
-    name = settings.p.project.model_name
+    name = settings.params.project.model_name
     bodies = request_bodies(settings)
     bindir = str(Path(sys.executable).parent)
     env = server_env(settings, REPO)

@@ -53,11 +53,11 @@ def main() -> None:
     from pipelines.serving.payload import frame_of
 
     settings = load_settings(REPO / "params.yaml")
-    d = settings.p.data
+    d = settings.params.data
     day = generate_day(date(2026, 3, 1), 20_000, seed=7)
     train = day.batch.merge(day.labels, on=d.id_col)
     print(f"training on {len(train)} simulated rows...", file=sys.stderr, flush=True)
-    model, _ = fit(train, d, settings.p.train)
+    model, _ = fit(train, d, settings.params.train)
     threadpool_limits(1)  # the server's scorer: one OpenMP thread per call
     sample = day.batch.head(max(args.rows)).astype(object).where(day.batch.head(max(args.rows)).notna(), None)
     rows_all = [{k: (str(v) if k == d.id_col else v) for k, v in r.items()} for r in sample[[d.id_col, *d.features]].to_dict("records")]

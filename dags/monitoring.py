@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import dag, task
-
 from pipeline_assets import PREDICTIONS, RETRAIN_REQUEST
 
 DEFAULT_ARGS = {"retries": 1, "retry_delay": timedelta(seconds=30), "owner": "ml-platform"}
@@ -27,7 +26,7 @@ DEFAULT_ARGS = {"retries": 1, "retry_delay": timedelta(seconds=30), "owner": "ml
 )
 def monitoring() -> None:
     @task
-    def drift(triggering_asset_events=None, params=None, logical_date=None, dag_run=None) -> dict:  # noqa: ANN001
+    def drift(triggering_asset_events=None, params=None, logical_date=None, dag_run=None) -> dict:
         from pipelines.ops import tasks
 
         days = sorted({e.extra["day"] for evs in (triggering_asset_events or {}).values() for e in evs if e.extra.get("day")})
@@ -39,7 +38,7 @@ def monitoring() -> None:
         return bool(decision["retrain"])
 
     @task(outlets=[RETRAIN_REQUEST])
-    def request_retrain(decision: dict, outlet_events=None) -> dict:  # noqa: ANN001
+    def request_retrain(decision: dict, outlet_events=None) -> dict:
         if outlet_events is not None:
             outlet_events[RETRAIN_REQUEST].extra = {
                 "day": decision["day"],

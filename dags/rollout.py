@@ -30,7 +30,7 @@ DEFAULT_ARGS = {"retries": 1, "retry_delay": timedelta(seconds=30), "owner": "ml
 )
 def rollout() -> None:
     @task
-    def rollout_step(params: dict | None = None) -> dict:  # noqa: ANN001
+    def rollout_step(params: dict | None = None) -> dict:
         from pipelines.ops import tasks
 
         p = params or {}

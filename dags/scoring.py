@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, task
-
 from pipeline_assets import PREDICTIONS
 
 DEFAULT_ARGS = {"retries": 1, "retry_delay": timedelta(seconds=30), "owner": "ml-platform"}
@@ -35,7 +34,7 @@ DEFAULT_ARGS = {"retries": 1, "retry_delay": timedelta(seconds=30), "owner": "ml
 )
 def scoring() -> None:
     @task
-    def land_batch(params: dict | None = None, logical_date=None, dag_run=None) -> str:  # noqa: ANN001
+    def land_batch(params: dict | None = None, logical_date=None, dag_run=None) -> str:
         from pipelines.ops import tasks
 
         p = params or {}
@@ -51,7 +50,7 @@ def scoring() -> None:
         return tasks.validate_batch(parse_date(day))
 
     @task(outlets=[PREDICTIONS])
-    def score(validated: dict, outlet_events=None) -> dict:  # noqa: ANN001
+    def score(validated: dict, outlet_events=None) -> dict:
         from pipelines.io import parse_date
         from pipelines.ops import tasks
 

@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from airflow.sdk import Param, dag, task
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
-
 from pipeline_assets import RETRAIN_REQUEST
 
 DEFAULT_ARGS = {"retries": 1, "retry_delay": timedelta(seconds=30), "owner": "ml-platform"}
@@ -40,8 +39,8 @@ DEFAULT_ARGS = {"retries": 1, "retry_delay": timedelta(seconds=30), "owner": "ml
 def training() -> None:
     @task
     def prepare(
-        params: dict | None = None, triggering_asset_events: dict | None = None, run_id=None,  # noqa: ANN001
-        logical_date=None, dag_run=None,  # noqa: ANN001
+        params: dict | None = None, triggering_asset_events: dict | None = None, run_id=None,
+        logical_date=None, dag_run=None,
     ) -> dict:
         from pipelines.ops import tasks
 
@@ -79,7 +78,7 @@ def training() -> None:
         return tasks.promote(override=bool(p.get("override_gate")), justification=p.get("justification"))
 
     @task(trigger_rule="all_done")
-    def clear_in_flight(run_id=None) -> None:  # noqa: ANN001
+    def clear_in_flight(run_id=None) -> None:
         from pipelines.ops import tasks
 
         tasks.retrain_in_flight(None, owner=run_id)  # this run's marker only, never a `make run`'s

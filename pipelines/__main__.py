@@ -22,7 +22,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -119,7 +119,7 @@ def _exit(code: int) -> None:
     os._exit(code)
 
 
-def _day(value: Optional[str], folder_attr: str = "validated_dir") -> Any:
+def _day(value: str | None, folder_attr: str = "validated_dir") -> Any:
     from pipelines.io import parse_date, partition_files
 
     if value:
@@ -132,7 +132,7 @@ def _day(value: Optional[str], folder_attr: str = "validated_dir") -> Any:
 
 @app.callback()
 def main(
-    params: Optional[str] = typer.Option(None, "--params", help="params.yaml to use (default: the project's)."),
+    params: str | None = typer.Option(None, "--params", help="params.yaml to use (default: the project's)."),
     as_json: bool = typer.Option(False, "--json", help="Print each command's full result as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors on stderr (no progress)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug lines too (the tools run, their folders)."),
@@ -152,7 +152,7 @@ def init(
     raw: str = typer.Option(..., "--raw", help="Folder of daily batches: <YYYY-MM-DD>.parquet or .csv, no label column."),
     labels: str = typer.Option(..., "--labels", help="Folder of matured labels, one file per day: the id and the target."),
     target: str = typer.Option(..., "--target", help="The label column in the labels files."),
-    positive_label: Optional[str] = typer.Option(
+    positive_label: str | None = typer.Option(
         None, "--positive-label", help="The target value that means positive (e.g. yes, bad); not needed for 0/1 labels."
     ),
 ) -> None:
@@ -161,7 +161,8 @@ def init(
     from pathlib import Path
 
     from pipelines.config import project_root
-    from pipelines.data.onboard import init as fn, review_lines
+    from pipelines.data.onboard import init as fn
+    from pipelines.data.onboard import review_lines
 
     def go() -> dict[str, Any]:
         params_file = Path(STATE["params"]) if STATE["params"] else project_root() / "params.yaml"
@@ -174,11 +175,11 @@ def init(
 
 @app.command()
 def simulate(
-    start: Optional[str] = typer.Option(None, help="First day (YYYY-MM-DD); default simulate.start."),
-    days: Optional[int] = typer.Option(None, help="Number of days; default simulate.days."),
-    scenario: Optional[str] = typer.Option(None, help="stable | feature_drift | concept_drift | data_quality."),
-    scenario_start: Optional[str] = typer.Option(None, help="First day the scenario applies; default: --start."),
-    rows: Optional[int] = typer.Option(None, help="Rows per day; default simulate.rows_per_day."),
+    start: str | None = typer.Option(None, help="First day (YYYY-MM-DD); default simulate.start."),
+    days: int | None = typer.Option(None, help="Number of days; default simulate.days."),
+    scenario: str | None = typer.Option(None, help="stable | feature_drift | concept_drift | data_quality."),
+    scenario_start: str | None = typer.Option(None, help="First day the scenario applies; default: --start."),
+    rows: int | None = typer.Option(None, help="Rows per day; default simulate.rows_per_day."),
 ) -> None:
     """Generate seeded daily batches (data/raw) and matured labels (data/labels)."""
     from pipelines.data.simulate import simulate as fn
@@ -188,13 +189,13 @@ def simulate(
 
 @app.command()
 def validate(
-    date: Optional[str] = typer.Option(None, "--date", help="Validate the raw batch of this day."),
+    date: str | None = typer.Option(None, "--date", help="Validate the raw batch of this day."),
     all_days: bool = typer.Option(False, "--all", help="Validate every raw day not yet validated."),
     training: bool = typer.Option(False, "--training", help="Validate data/training/{train,holdout}.parquet."),
-    profile: Optional[str] = typer.Option(
+    profile: str | None = typer.Option(
         None, "--profile", help="Propose a suite (daily_batch | training_set) from reference data instead."
     ),
-    out: Optional[str] = typer.Option(None, help="With --profile: where to write the proposal."),
+    out: str | None = typer.Option(None, help="With --profile: where to write the proposal."),
 ) -> None:
     """Validate data with the Great Expectations suites in expectations/; failures quarantine."""
     from pipelines.data import validate as v
@@ -217,11 +218,11 @@ def validate(
     _run(go)
 
 
-def _propose(s: Any, kind: str, out: Optional[str]) -> dict[str, Any]:
+def _propose(s: Any, kind: str, out: str | None) -> dict[str, Any]:
     import pandas as pd
 
-    from pipelines.io import partition_files, read_frame, write_json
     from pipelines.data.validate import normalize, propose_suite
+    from pipelines.io import partition_files, read_frame, write_json
 
     if kind == "training_set":
         ref = read_frame(s.training_dir / "train.parquet")
@@ -238,7 +239,7 @@ def _propose(s: Any, kind: str, out: Optional[str]) -> dict[str, Any]:
 
 @app.command()
 def prepare(
-    as_of: Optional[str] = typer.Option(
+    as_of: str | None = typer.Option(
         None, "--as-of", envvar="PIPELINES_AS_OF",
         help="Use only days up to this one (YYYY-MM-DD; the training DAG passes its logical date); default the latest validated day.",
     ),
@@ -274,9 +275,9 @@ def evaluate() -> None:
 
 @app.command()
 def promote(
-    version: Optional[str] = typer.Option(None, help="Manually make this version champion (needs --reason)."),
-    reason: Optional[str] = typer.Option(None, help="Written justification for a manual promotion."),
-    override: Optional[str] = typer.Option(
+    version: str | None = typer.Option(None, help="Manually make this version champion (needs --reason)."),
+    reason: str | None = typer.Option(None, help="Written justification for a manual promotion."),
+    override: str | None = typer.Option(
         None, help="Promote the gated candidate even if the gate failed; the value is the recorded justification."
     ),
 ) -> None:
@@ -300,7 +301,7 @@ def _reloaded(out: Any) -> str:
 
 @app.command()
 def challenger(
-    version: Optional[str] = typer.Option(None, help="The registered version to roll out online (shadow, canary, champion)."),
+    version: str | None = typer.Option(None, help="The registered version to roll out online (shadow, canary, champion)."),
     clear: bool = typer.Option(False, "--clear", help="End the rollout: remove the challenger alias."),
     reason: str = typer.Option(..., help="Why (recorded on the version)."),
 ) -> None:
@@ -326,7 +327,7 @@ def rollback(reason: str = typer.Option(..., help="Why the current champion is b
 
 
 @app.command()
-def score(date: Optional[str] = typer.Option(None, "--date", help="Day to score; default the latest validated.")) -> None:
+def score(date: str | None = typer.Option(None, "--date", help="Day to score; default the latest validated.")) -> None:
     """Score a validated daily batch with models:/<name>@champion."""
     from pipelines.serving.score import score as fn
 
@@ -335,9 +336,9 @@ def score(date: Optional[str] = typer.Option(None, "--date", help="Day to score;
 
 @app.command()
 def drift(
-    date: Optional[str] = typer.Option(None, "--date", help="Day to check; default the latest validated."),
-    engine: Optional[str] = typer.Option(None, "--engine", help="arrow (streamed here) or spark; default drift.engine in params.yaml."),
-    source: Optional[str] = typer.Option(
+    date: str | None = typer.Option(None, "--date", help="Day to check; default the latest validated."),
+    engine: str | None = typer.Option(None, "--engine", help="arrow (streamed here) or spark; default drift.engine in params.yaml."),
+    source: str | None = typer.Option(
         None, "--input", help="Batch to check instead of data/validated/<day>.parquet (spark: any URI it reads, e.g. s3a://...)."
     ),
 ) -> None:
@@ -356,7 +357,7 @@ def drift(
 
 @app.command()
 def performance(
-    date: Optional[str] = typer.Option(None, "--date", help="Day whose labels matured; default every such day not yet measured."),
+    date: str | None = typer.Option(None, "--date", help="Day whose labels matured; default every such day not yet measured."),
 ) -> None:
     """Real ROC AUC of past predictions once their labels matured, logged to MLflow as a time series."""
     from pipelines.monitoring.performance import measure_matured_days
@@ -422,8 +423,8 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
 
 @app.command()
 def serve(
-    host: Optional[str] = typer.Option(None, help="Interface to listen on; default serve.host (127.0.0.1)."),
-    port: Optional[int] = typer.Option(None, help="Port; default serve.port."),
+    host: str | None = typer.Option(None, help="Interface to listen on; default serve.host (127.0.0.1)."),
+    port: int | None = typer.Option(None, help="Port; default serve.port."),
     reload_any_host: bool = typer.Option(
         False, "--reload-any-host", help="Accept POST /reload and rollout actions from any host (token still needed); default serve.reload_any_host."
     ),
@@ -443,8 +444,8 @@ def serve(
 @app.command()
 def replay(
     story: str = typer.Option("login_policy", "--story", help="login_policy | concept_shift | skew | null_spike | bad_retrain | flapping."),
-    days: Optional[int] = typer.Option(None, "--days", help="Served days after the warm-up; default: the story's."),
-    out: Optional[str] = typer.Option(None, "--out", help="Folder for the replay's own project and its timeline; default replays/<story>."),
+    days: int | None = typer.Option(None, "--days", help="Served days after the warm-up; default: the story's."),
+    out: str | None = typer.Option(None, "--out", help="Folder for the replay's own project and its timeline; default replays/<story>."),
     quick: bool = typer.Option(False, "--quick", help="Compressed calendar (labels in 3 days, 5-day window): the same story in fewer days."),
     reports: bool = typer.Option(False, "--reports", help="Also write every day's GE Data Docs and Evidently HTML report (slower)."),
 ) -> None:

@@ -57,7 +57,7 @@ class DataParams(_Section):
         return v
 
     @model_validator(mode="after")
-    def _distinct_roles(self) -> "DataParams":
+    def _distinct_roles(self) -> DataParams:
         roles = [self.id_col, self.timestamp_col, self.target, *self.numerical, *self.categorical]
         dupes = sorted({c for c in roles if roles.count(c) > 1})
         if dupes:
@@ -210,37 +210,33 @@ class Settings:
         self.params = params
         self.root = root
 
-    @property
-    def p(self) -> Params:
-        return self.params
-
     def path(self, *parts: str) -> Path:
         """A path inside the project (absolute paths in params are kept as they are)."""
         return self.root.joinpath(*parts)
 
     @cached_property
     def raw_dir(self) -> Path:
-        return self.path(self.p.data.raw_dir)
+        return self.path(self.params.data.raw_dir)
 
     @cached_property
     def labels_dir(self) -> Path:
-        return self.path(self.p.data.labels_dir)
+        return self.path(self.params.data.labels_dir)
 
     @property
     def validated_dir(self) -> Path:
-        return self.path(self.p.data.validated_dir)
+        return self.path(self.params.data.validated_dir)
 
     @property
     def quarantine_dir(self) -> Path:
-        return self.path(self.p.data.quarantine_dir)
+        return self.path(self.params.data.quarantine_dir)
 
     @property
     def training_dir(self) -> Path:
-        return self.path(self.p.data.training_dir)
+        return self.path(self.params.data.training_dir)
 
     @property
     def predictions_dir(self) -> Path:
-        return self.path(self.p.data.predictions_dir)
+        return self.path(self.params.data.predictions_dir)
 
     @property
     def shadow_predictions_dir(self) -> Path:
@@ -250,11 +246,11 @@ class Settings:
     @property
     def online_predictions_dir(self) -> Path:
         """The online server's prediction log: <dir>/<day>/part-*.parquet."""
-        return self.path(self.p.serve.predictions_dir)
+        return self.path(self.params.serve.predictions_dir)
 
     @property
     def reports_dir(self) -> Path:
-        return self.path(self.p.data.reports_dir)
+        return self.path(self.params.data.reports_dir)
 
     @property
     def models_dir(self) -> Path:

@@ -53,7 +53,7 @@ def owner_alive(owner: str | None) -> bool | None:
         return False
 
 
-def reap_orphan_runs(client: "MlflowClient", experiment_id: str) -> list[str]:
+def reap_orphan_runs(client: MlflowClient, experiment_id: str) -> list[str]:
     """Mark FAILED the runs still RUNNING whose process is gone (SIGKILLed, its machine lost):
     otherwise MLflow shows them running forever."""
     import logging
@@ -94,7 +94,7 @@ def probe_server(uri: str, timeout: float = 10.0) -> None:
         raise PipelineError(f"the MLflow tracking server at {uri} is unhealthy: HTTP {resp.status_code} on /health")
 
 
-def setup_mlflow(settings: Settings) -> "MlflowClient":
+def setup_mlflow(settings: Settings) -> MlflowClient:
     """Point MLflow at the configured store and make sure the experiment exists."""
     import mlflow
 
@@ -103,7 +103,7 @@ def setup_mlflow(settings: Settings) -> "MlflowClient":
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI") or uri)
     client = mlflow.MlflowClient()
-    name = settings.p.project.experiment
+    name = settings.params.project.experiment
     if client.get_experiment_by_name(name) is None:
         # With the embedded default, keep artifacts inside the project; a server decides its own.
         # (mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI, so compare URIs, not the env.)

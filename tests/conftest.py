@@ -55,7 +55,7 @@ FIRST = ["airflow", "faults", "tests/integration/test_replay.py", "tests/integra
 
 def group_of(nodeid: str) -> str:
     """The group of a test: its tests run on one worker, in collection order."""
-    path, name = nodeid.split("::")[0], nodeid.split("::")[-1]
+    path, name = nodeid.split("::", maxsplit=1)[0], nodeid.rsplit("::", maxsplit=1)[-1]
     for prefix, group in SHARED_GROUPS.items():
         if path.startswith(prefix):
             return group
@@ -120,7 +120,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:  # a test spread alone must not share a module fixture with others
         if group_of(item.nodeid) == item.nodeid:
-            shared = [n for n, d in getattr(item, "_fixtureinfo").name2fixturedefs.items() if d and d[-1].scope in ("class", "module", "package")]
+            shared = [n for n, d in item._fixtureinfo.name2fixturedefs.items() if d and d[-1].scope in ("class", "module", "package")]
             if shared:
                 raise pytest.UsageError(f"{item.nodeid} uses the shared fixture(s) {shared}: list its name's prefix in SPREAD (tests/conftest.py)")
 

@@ -46,11 +46,11 @@ def apt_get_install(packages: Sequence[str], timeout: float = 900, options: Sequ
     root), one worker at a time: two at once fail on dpkg's lock. (ok, the failing command's
     last stderr)."""
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    with open("/tmp/pipelines-tests-apt.lock", "w") as lock:  # noqa: S108 - a lock file, no data
+    with open("/tmp/pipelines-tests-apt.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *options, *packages]
         for cmd in (["apt-get", "update", "-q"], install):
-            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)  # noqa: S603 - fixed commands
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
             if proc.returncode != 0:
                 return False, f"`{' '.join(cmd)}` failed: {proc.stderr.strip()[-2000:]}"
     return True, ""

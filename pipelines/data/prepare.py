@@ -72,7 +72,7 @@ def prepare(settings: Settings, as_of: date | None = None) -> dict[str, Any]:
     ``as_of`` is the run's day (the training DAG passes its logical date): only days up to it
     are used, so a backfill of an older day trains on what existed then. Default: the latest
     validated day."""
-    d, pp = settings.p.data, settings.p.prepare
+    d, pp = settings.params.data, settings.params.prepare
     validated = partition_files(settings.validated_dir)
     labels = partition_files(settings.labels_dir)
     if not validated:
@@ -104,8 +104,8 @@ def prepare(settings: Settings, as_of: date | None = None) -> dict[str, Any]:
         "as_of": as_of.isoformat(),
         "train_days": [x.isoformat() for x in train_days],
         "holdout_days": [x.isoformat() for x in holdout_days],
-        "train_rows": int(len(train)),
-        "holdout_rows": int(len(holdout)),
+        "train_rows": len(train),
+        "holdout_rows": len(holdout),
         "train_default_rate": round(float(train[d.target].mean()), 6),
     }
     write_json(window, settings.training_dir / "window.json")

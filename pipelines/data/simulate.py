@@ -209,10 +209,10 @@ def simulate(
     Idempotent: a file whose bytes would not change is left untouched. ``scenario_end``: first
     day the scenario no longer applies (default: never ends).
     """
-    sp = settings.p.simulate
-    if settings.p.data.source != "simulated":
+    sp = settings.params.simulate
+    if settings.params.data.source != "simulated":
         raise PipelineError(
-            f"data.source is {settings.p.data.source!r} in params.yaml: simulate writes only when it is "
+            f"data.source is {settings.params.data.source!r} in params.yaml: simulate writes only when it is "
             "'simulated', never into your own data folders"
         )
     first = parse_date(start or sp.start)

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.data.checks import leakage_lines, skew_lines
 from pipelines.config import Settings
+from pipelines.data.checks import leakage_lines, skew_lines
 from pipelines.errors import PipelineError, ValidationFailed, first_line
 from pipelines.failpoint import failpoint
 from pipelines.io import find_partition, read_frame, read_json, write_json, write_parquet
@@ -52,7 +52,7 @@ def load_suite(settings: Settings, name: str) -> dict[str, Any]:
     for i, exp in enumerate(suite["expectations"]):
         try:
             get_expectation_impl(exp["type"])(**exp.get("kwargs", {}))
-        except Exception as exc:  # noqa: BLE001 - GE raises several types; the user needs its first line
+        except Exception as exc:
             raise PipelineError(f"{path}: invalid suite: expectation {i} ({exp['type']}): {first_line(exc)}") from exc
     return suite
 
@@ -62,14 +62,14 @@ def propose_suite(settings: Settings, reference: pd.DataFrame, kind: str) -> dic
 
     The draft is a starting point for review; the committed suite is the one that runs.
     """
-    d = settings.p.data
+    d = settings.params.data
     if kind not in (DAILY_SUITE, TRAINING_SUITE):
         raise PipelineError(f"unknown suite kind {kind!r} (daily_batch or training_set)")
     columns = [d.id_col, d.timestamp_col, *d.features] + ([d.target] if kind == TRAINING_SUITE else [])
     missing = [c for c in columns if c not in reference.columns]
     if missing:
         raise PipelineError(f"reference data lacks columns {missing}")
-    mostly = round(1.0 - settings.p.validate_.max_null_fraction, 6)
+    mostly = round(1.0 - settings.params.validate_.max_null_fraction, 6)
     exps = _table_expectations(d, columns) + (_daily_expectations(d) if kind == DAILY_SUITE else _training_expectations(d))
     exps += [e for col in d.numerical for e in _numerical_expectations(reference[col], col, mostly)]
     exps += [e for col in d.categorical for e in _categorical_expectations(reference[col], col, mostly)]
@@ -266,7 +266,7 @@ def _examples(values: list[Any] | None) -> str:
 
 def normalize(df: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     """Parse the timestamp column (CSV files carry it as text); other columns are left as read."""
-    ts = settings.p.data.timestamp_col
+    ts = settings.params.data.timestamp_col
     out = df.copy()
     if ts in out.columns and not pd.api.types.is_datetime64_any_dtype(out[ts]):
         out[ts] = pd.to_datetime(out[ts], errors="coerce")
@@ -297,7 +297,7 @@ def validate_batch(settings: Settings, day: date) -> dict[str, Any]:
         _quarantine(settings, day, raw, {"success": False, "error": str(exc)})
         raise ValidationFailed(f"batch {day} failed validation: {exc}", [str(exc)]) from exc
     df = normalize(df, settings)
-    v = settings.p.validate_
+    v = settings.params.validate_
     params = {
         "min_rows": v.min_rows,
         "max_rows": v.max_rows,
@@ -309,13 +309,13 @@ def validate_batch(settings: Settings, day: date) -> dict[str, Any]:
     result = run_suite(df, load_suite(settings, DAILY_SUITE), params, docs_dir)
     failures = failure_lines(result)
     reference, skew_note = _skew_reference(settings)
-    skew = skew_lines(df, reference, settings.p.data, v.skew_scale_factor) if reference is not None else []
+    skew = skew_lines(df, reference, settings.params.data, v.skew_scale_factor) if reference is not None else []
     failures += skew
     success = bool(result["success"]) and not skew
     summary = {
         "day": day.isoformat(),
         "source": str(raw),
-        "rows": int(len(df)),
+        "rows": len(df),
         "success": success,
         "failures": failures,
         "skew_check": skew_note,
@@ -373,7 +373,7 @@ def validate_training(settings: Settings) -> dict[str, Any]:
     from pipelines.io import read_json
 
     suite = load_suite(settings, TRAINING_SUITE)
-    v, d = settings.p.validate_, settings.p.data
+    v, d = settings.params.validate_, settings.params.data
     window = read_json(settings.training_dir / "window.json")
     days = sorted([*window["train_days"], *window["holdout_days"]])
     params = {
@@ -394,7 +394,7 @@ def validate_training(settings: Settings) -> dict[str, Any]:
             failures += leakage_lines(df, d, v.max_single_feature_auc)
         ok = bool(result["success"]) and not failures
         report["parts"][part] = {
-            "rows": int(len(df)),
+            "rows": len(df),
             "success": ok,
             "failures": failures,
             "data_docs": str(docs_dir / "index.html"),

@@ -20,11 +20,11 @@ def _fmt(v: Any) -> str:
 
 
 def render(settings: Settings, candidate: dict[str, Any], decision: dict[str, Any], version: str | None = None) -> str:
-    d = settings.p.data
+    d = settings.params.data
     champ = decision.get("champion")
     verdict = "PASSED" if decision["passed"] else "FAILED"
     lines = [
-        f"# {settings.p.project.model_name}" + (f" v{version}" if version else ""),
+        f"# {settings.params.project.model_name}" + (f" v{version}" if version else ""),
         "",
         f"**Gate: {verdict}** ({decision['verdict']}).",
     ]
@@ -50,7 +50,7 @@ def render(settings: Settings, candidate: dict[str, Any], decision: dict[str, An
     ]
     diff = decision.get("auc_difference")
     if diff:
-        lines.append(f"- AUC difference vs champion: {diff['diff']:+.4f}, {settings.p.gate.confidence:.0%} CI [{diff['ci_low']:+.4f}, {diff['ci_high']:+.4f}]")
+        lines.append(f"- AUC difference vs champion: {diff['diff']:+.4f}, {settings.params.gate.confidence:.0%} CI [{diff['ci_low']:+.4f}, {diff['ci_high']:+.4f}]")
     cand_slices, champ_slices = decision.get("candidate_slices") or {}, decision.get("champion_slices") or {}
     if cand_slices:
         lines += ["", "| slice | rows | ROC AUC | champion |", "|---|---:|---:|---:|"]
@@ -65,7 +65,7 @@ def render(settings: Settings, candidate: dict[str, Any], decision: dict[str, An
         "- Trained on a limited window of recent days: behaviour outside the training ranges and "
         "categories (shown by the drift job) is extrapolation; unseen categories are scored as missing.",
         "- Labels mature with a delay, so the holdout is the most recent *matured* days, not today.",
-        f"- Slices with fewer than {settings.p.gate.min_slice_rows} holdout rows are reported but not judged.",
+        f"- Slices with fewer than {settings.params.gate.min_slice_rows} holdout rows are reported but not judged.",
         "- The simulated data of `make run` is synthetic: its metrics say nothing about a real portfolio.",
     ]
     return "\n".join(lines) + "\n"

@@ -24,13 +24,12 @@ from pipelines.io import read_frame, tree_sha256
 
 def current_alias(settings: Settings, alias: str) -> Any | None:
     """The registered model version behind an alias, or None if there is none yet."""
-    from mlflow.exceptions import MlflowException
-
     import mlflow
+    from mlflow.exceptions import MlflowException
 
     client = mlflow.MlflowClient()
     try:
-        return client.get_model_version_by_alias(settings.p.project.model_name, alias)
+        return client.get_model_version_by_alias(settings.params.project.model_name, alias)
     except MlflowException as exc:
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"):
             return None
@@ -48,7 +47,7 @@ def load_verified(settings: Settings, alias: str) -> tuple[Any, Any, Any]:
     import mlflow
     from mlflow.models import Model
 
-    name = settings.p.project.model_name
+    name = settings.params.project.model_name
     mv = current_alias(settings, alias)
     if mv is None:
         return None, None, None
@@ -67,7 +66,7 @@ def load_verified(settings: Settings, alias: str) -> tuple[Any, Any, Any]:
 def _champion(settings: Settings) -> Any:
     champion = current_alias(settings, "champion")
     if champion is None:
-        raise PipelineError(f"model {settings.p.project.model_name} has no champion yet: nothing to compare against")
+        raise PipelineError(f"model {settings.params.project.model_name} has no champion yet: nothing to compare against")
     return champion
 
 

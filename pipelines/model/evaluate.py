@@ -20,7 +20,7 @@ decision record says why, and `promote` registers the candidate as challenger on
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +73,7 @@ def latest_production_batch(settings: Settings) -> tuple[str, pd.DataFrame] | No
         return None
     day = max(files)
     frame = read_frame(files[day])
-    n = settings.p.gate.shift_sample_rows
+    n = settings.params.gate.shift_sample_rows
     if len(frame) > n:
         frame = frame.sample(n=n, random_state=0)
     return day.isoformat(), frame
@@ -89,7 +89,7 @@ def run_checks(
     production: tuple[str, pd.DataFrame] | None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Every check after the MLflow evaluation; returns (checks, facts for the record)."""
-    d, g, chunk = settings.p.data, settings.p.gate, settings.p.score.chunk_rows
+    d, g, chunk = settings.params.data, settings.params.gate, settings.params.score.chunk_rows
     checks: list[dict[str, Any]] = [_floor_check(cand_result, g.min_roc_auc)]
     facts: dict[str, Any] = {}
     y = holdout[d.target].astype("int64").to_numpy()
@@ -104,7 +104,7 @@ def run_checks(
     if champ_model is not None:
         p_champ = serve(champ_model, holdout, d, chunk)
         facts["champion_roc_auc"] = round(gate.roc_auc(y, p_champ), 6)
-        boot = gate.paired_bootstrap_auc_diff(y, p_cand, p_champ, g.bootstrap_samples, g.confidence, settings.p.train.seed)
+        boot = gate.paired_bootstrap_auc_diff(y, p_cand, p_champ, g.bootstrap_samples, g.confidence, settings.params.train.seed)
         facts["auc_difference"] = {k: round(v, 6) for k, v in boot.items()}
         checks.append(gate.regression_check(boot, g.max_roc_auc_regression, g.confidence))
         facts["champion_slices"] = gate.slice_metrics(y, p_champ, masks)
@@ -136,7 +136,7 @@ def run_checks(
 
     if champ_model is not None and production is not None:
         day, frame = production
-        shift = gate.prediction_psi(serve(champ_model, frame, d, chunk), serve(cand_model, frame, d, chunk), settings.p.drift.n_bins)
+        shift = gate.prediction_psi(serve(champ_model, frame, d, chunk), serve(cand_model, frame, d, chunk), settings.params.drift.n_bins)
         checks.append(gate.check("prediction_shift_psi", shift, f"<= {g.max_prediction_psi}", shift <= g.max_prediction_psi, f"batch {day}, {len(frame)} rows"))
     return checks, facts
 
@@ -145,11 +145,11 @@ def evaluate(settings: Settings) -> dict[str, Any]:
     """Run the gate for models/candidate.json; write and log the decision record."""
     import mlflow
 
-    from pipelines.model.champion import load_verified
     from pipelines.failpoint import failpoint
+    from pipelines.model.champion import load_verified
     from pipelines.tracking import owner_tag, setup_mlflow
 
-    d = settings.p.data
+    d = settings.params.data
     client = setup_mlflow(settings)
     candidate = read_json(settings.models_dir / "candidate.json")
     holdout = read_frame(settings.training_dir / "holdout.parquet")
@@ -198,10 +198,10 @@ def decision_record(
         "verdict": "promote to champion" if passed else "register as challenger only",
         "reasons": [f"{c['check']}: {c['value']} (needs {c['threshold']})" + (f" - {c['detail']}" if c["detail"] else "") for c in checks if not c["passed"]],
         "checks": checks,
-        "evaluated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "evaluated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "candidate": {"run_id": candidate["run_id"], "model_uri": candidate["model_uri"], "roc_auc": cand_auc},
         "champion": None if champion is None else {"version": str(champion.version), "run_id": champion.run_id, "roc_auc": champ_auc},
-        "holdout": {"rows": int(len(holdout)), "days": window.get("holdout_days", [])},
+        "holdout": {"rows": len(holdout), "days": window.get("holdout_days", [])},
         **facts,
         "lineage": {
             k: candidate.get(k) for k in ("git_commit", "git_dirty", "data_md5", "holdout_md5", "params_md5", "lock_sha256", "train_days", "holdout_days")

@@ -36,7 +36,7 @@ class CategoryCoder(TransformerMixin, BaseEstimator):
             index = self._index = [{c: float(i) for i, c in enumerate(cats)} for cats in self.categories_]
         return index
 
-    def fit(self, X: Any, y: Any = None) -> "CategoryCoder":
+    def fit(self, X: Any, y: Any = None) -> CategoryCoder:
         self.__dict__.pop("_index", None)  # the look-up of earlier categories
         frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(X)
         self.feature_names_in_ = np.asarray([str(c) for c in frame.columns], dtype=object)

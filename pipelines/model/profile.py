@@ -109,7 +109,7 @@ def build_profile(
 ) -> dict[str, Any]:
     """The frozen reference for one model version (pure). ``importance``: raw permutation
     importance per feature (stored as shares)."""
-    prof: dict[str, Any] = {"version": PROFILE_VERSION, "rows": int(len(X)), "numerical": {}, "categorical": {}}
+    prof: dict[str, Any] = {"version": PROFILE_VERSION, "rows": len(X), "numerical": {}, "categorical": {}}
     for col in data.numerical:
         v = pd.to_numeric(X[col], errors="coerce").to_numpy(dtype="float64")
         edges = quantile_edges(v, n_bins)
@@ -149,7 +149,7 @@ class Accumulator:
         self.rows = 0
         self.counts = {c: np.zeros(len(p["counts"]), dtype="int64") for c, p in profile["numerical"].items()}
         self.counts.update({c: np.zeros(len(p["counts"]), dtype="int64") for c, p in profile["categorical"].items()})
-        self.nulls = {c: 0 for c in self.counts}
+        self.nulls = dict.fromkeys(self.counts, 0)
 
     def _pool(self) -> Any:
         if not hasattr(self, "_executor"):

@@ -15,7 +15,7 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +125,7 @@ def _record_champion(client: Any, name: str, version: str, reason: str, repair_o
         history.append(version)
         client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
     if not repair_only or client.get_model_version(name, version).tags.get("champion_reason") is None:
-        client.set_model_version_tag(name, version, "champion_since", datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        client.set_model_version_tag(name, version, "champion_since", datetime.now(UTC).isoformat(timespec="seconds"))
         client.set_model_version_tag(name, version, "champion_reason", reason)
 
 
@@ -217,7 +217,7 @@ def register_candidate(
     against ``now_version``, the champion serving now (pipelines/ops/promote.py sees to both).
     Safe to re-run: a candidate already registered is not registered twice."""
     require_justification(override_reason)
-    name = settings.p.project.model_name
+    name = settings.params.project.model_name
     version = _register(settings, client, name, candidate, decision)
     failpoint("promote:registered")  # registered (and tagged), no alias moved yet
     _record_verdict(settings, client, name, version, candidate, decision)
@@ -257,7 +257,7 @@ def promote_version(settings: Settings, version: str, reason: str, by: str | Non
     if not reason or not reason.strip():
         raise PipelineError("a manual promotion needs a written reason (--reason)")
     client = mlflow_client(settings)
-    name = settings.p.project.model_name
+    name = settings.params.project.model_name
     from mlflow.exceptions import MlflowException
 
     try:
@@ -276,7 +276,7 @@ def set_challenger(settings: Settings, version: str | None, reason: str) -> dict
     if not reason or not reason.strip():
         raise PipelineError("landing or clearing a challenger needs a written reason (--reason)")
     client = mlflow_client(settings)
-    name = settings.p.project.model_name
+    name = settings.params.project.model_name
     from mlflow.exceptions import MlflowException
 
     who = getpass.getuser()
@@ -316,7 +316,7 @@ def rollback(settings: Settings, reason: str) -> dict[str, Any]:
     if not reason or not reason.strip():
         raise PipelineError("a rollback needs a written reason (--reason)")
     client = mlflow_client(settings)
-    name = settings.p.project.model_name
+    name = settings.params.project.model_name
     with promotion_lock(client, name):
         history = _history(client, name)
         if len(history) < 2:
@@ -335,7 +335,7 @@ def status(settings: Settings) -> dict[str, Any]:
     from pipelines.tracking import tracking_uri
 
     client = mlflow_client(settings)
-    name = settings.p.project.model_name
+    name = settings.params.project.model_name
 
     def describe(alias: str) -> dict[str, Any] | None:
         mv = current_alias(settings, alias)

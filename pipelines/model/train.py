@@ -17,9 +17,9 @@ from sklearn.pipeline import Pipeline
 
 from pipelines.config import DataParams, Settings, TrainParams
 from pipelines.errors import PipelineError
+from pipelines.io import file_md5, read_frame, read_json, write_json
 from pipelines.model.features import model_input
 from pipelines.model.parts import CategoryCoder
-from pipelines.io import file_md5, read_frame, read_json, write_json
 
 # skops refuses unknown types on load; these are the ones we reviewed: HistGradientBoosting's
 # trees, the functools.partial(check_array, ...) its native categorical support stores, and our
@@ -99,9 +99,9 @@ def train(settings: Settings) -> dict[str, Any]:
     from mlflow.models import infer_signature
 
     from pipelines.failpoint import failpoint
-    from pipelines.tracking import dvc_experiment, git_commit, owner_tag, library_versions, lock_sha256, params_md5, setup_mlflow
+    from pipelines.tracking import dvc_experiment, git_commit, library_versions, lock_sha256, owner_tag, params_md5, setup_mlflow
 
-    d, tp = settings.p.data, settings.p.train
+    d, tp = settings.params.data, settings.params.train
     train_path = settings.training_dir / "train.parquet"
     train_df = read_frame(train_path)
     window = read_json(settings.training_dir / "window.json")
@@ -111,7 +111,7 @@ def train(settings: Settings) -> dict[str, Any]:
     X = model_input(train_df, d)
     sample = X.head(200)
     signature = infer_signature(sample, model.predict_proba(sample))
-    reference = X.sample(n=min(settings.p.prepare.reference_rows, len(X)), random_state=tp.seed)
+    reference = X.sample(n=min(settings.params.prepare.reference_rows, len(X)), random_state=tp.seed)
     ref_path = settings.models_dir / "reference.parquet"
     ref_path.parent.mkdir(parents=True, exist_ok=True)
     reference.to_parquet(ref_path, index=False)
@@ -120,9 +120,9 @@ def train(settings: Settings) -> dict[str, Any]:
 
     # Importance on held-out rows: on training rows it overstates what the model overfits.
     holdout = read_frame(settings.training_dir / "holdout.parquet")
-    probe = holdout.sample(n=min(settings.p.prepare.reference_rows, len(holdout)), random_state=tp.seed)
+    probe = holdout.sample(n=min(settings.params.prepare.reference_rows, len(holdout)), random_state=tp.seed)
     importance = permutation_importance_by_feature(model, model_input(probe, d), probe[d.target], tp.seed, tp.threads)
-    profile = build_profile(X, model.predict_proba(X)[:, 1], d, settings.p.drift.n_bins, importance)
+    profile = build_profile(X, model.predict_proba(X)[:, 1], d, settings.params.drift.n_bins, importance)
     lineage = {
         **git_commit(settings),
         "data_md5": file_md5(train_path),

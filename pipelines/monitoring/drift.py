@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import date
+from datetime import UTC, date
 from pathlib import Path
 from typing import Any
 
@@ -267,7 +267,7 @@ def drift(settings: Settings, day: date, engine: str | None = None, source: str 
     """
     from pipelines.tracking import setup_mlflow
 
-    dp = settings.p.drift
+    dp = settings.params.drift
     engine = engine or dp.engine
     if engine not in ("arrow", "spark"):
         raise PipelineError(f"unknown drift engine {engine!r}: use arrow or spark")
@@ -348,7 +348,7 @@ def write_prometheus(summary: dict[str, Any], dest: Path) -> Path:
 
 def count_batch(settings: Settings, engine: str, source: str, profile: dict[str, Any]) -> tuple[dict[str, Any], int, list[pd.DataFrame]]:
     """PSI and null rates per feature, the row count and a report sample, by ``engine``."""
-    dp = settings.p.drift
+    dp = settings.params.drift
     if engine == "spark":
         from pipelines.monitoring.drift_spark import spark_drift
 
@@ -360,7 +360,8 @@ def count_batch(settings: Settings, engine: str, source: str, profile: dict[str,
 def prediction_psi(settings: Settings, day: date, profile: dict[str, Any], champion_version: str) -> float | None:
     """PSI of the day's champion scores (batch and online) against its scores on its training
     data (None when the day has no predictions by that champion)."""
-    from pipelines.model.profile import bin_numeric, psi as psi_of, stream_parquet
+    from pipelines.model.profile import bin_numeric, stream_parquet
+    from pipelines.model.profile import psi as psi_of
 
     pred = settings.predictions_dir / f"{day.isoformat()}.parquet"
     # batch predictions, then the online server's log of the day (the rows the champion answered)
@@ -368,7 +369,7 @@ def prediction_psi(settings: Settings, day: date, profile: dict[str, Any], champ
     counts = None
     for path in sources:
         online = path != pred
-        for chunk in stream_parquet(path, ["score", "model_version", *(["variant"] if online else [])], settings.p.drift.chunk_rows):
+        for chunk in stream_parquet(path, ["score", "model_version", *(["variant"] if online else [])], settings.params.drift.chunk_rows):
             keep = chunk["model_version"] == champion_version
             if online:
                 keep &= chunk["variant"] == "champion"
@@ -401,9 +402,9 @@ def _report(settings: Settings, sample: list[pd.DataFrame], psi: dict[str, float
     """The Evidently HTML report; it must show exactly the deciding numbers."""
     from pipelines.model.features import model_input
 
-    dp = settings.p.drift
+    dp = settings.params.drift
     reference_sample, _ = champion_reference(settings)
-    current_sample = model_input(pd.concat(sample, ignore_index=True), settings.p.data) if sample else reference_sample.head(0)
+    current_sample = model_input(pd.concat(sample, ignore_index=True), settings.params.data) if sample else reference_sample.head(0)
     shown = write_report(current_sample, reference_sample.head(dp.report_sample_rows), psi, dp.psi_threshold, html)
     if any(abs(shown[c] - psi[c]) > 0 for c in shown):
         raise PipelineError("the Evidently report shows PSI values different from the computed ones")
@@ -428,10 +429,10 @@ def _log_run(summary: dict[str, Any]) -> None:
 
 def in_flight(marker: Path) -> bool | str:
     """What the training DAG's marker says is in flight (its run id and since when), or False."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     try:
-        since = datetime.fromtimestamp(marker.stat().st_mtime, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        since = datetime.fromtimestamp(marker.stat().st_mtime, UTC).strftime("%Y-%m-%d %H:%M UTC")
         text = marker.read_text()
     except FileNotFoundError:
         return False  # none, or cleared by the training DAG just now

@@ -24,7 +24,6 @@ import pandas as pd
 from pipelines.errors import PipelineError, first_line
 from pipelines.model.profile import check_columns, feature_drift
 
-
 LOG4J2 = Path(__file__).with_name("spark-log4j2.properties")
 
 

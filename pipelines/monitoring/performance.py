@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
@@ -45,7 +45,7 @@ SERVED = ("batch", "champion", "canary")  # predictions a client received (not s
 def day_predictions(settings: Settings, day: date) -> pd.DataFrame:
     """A day's predictions: the batch partition and the online server's log (serve.predictions_dir),
     with a ``variant`` column (``batch`` for batch rows) and ids as text."""
-    d = settings.p.data
+    d = settings.params.data
     cols = [d.id_col, "score", "model_version", "model_run_id"]
     frames = []
     batch = settings.predictions_dir / f"{day.isoformat()}.parquet"
@@ -75,7 +75,7 @@ def performance(settings: Settings, day: date) -> dict[str, Any]:
 
     from pipelines.tracking import setup_mlflow
 
-    d = settings.p.data
+    d = settings.params.data
     pred = day_predictions(settings, day)
     label_path = find_partition(settings.labels_dir, day)
     if label_path is None:
@@ -89,7 +89,7 @@ def performance(settings: Settings, day: date) -> dict[str, Any]:
     metrics = live_metrics(served["score"].to_numpy(dtype="float64"), served[d.target].to_numpy(dtype="int64"))
     setup_mlflow(settings)
     client = mlflow.MlflowClient()
-    when = int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp() * 1000)
+    when = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
     runs = sorted(joined["model_run_id"].unique())
     for run_id in runs:  # one series per model version (normally one version per day)
         mine = joined[joined["model_run_id"] == run_id]
@@ -99,7 +99,7 @@ def performance(settings: Settings, day: date) -> dict[str, Any]:
     summary = {
         "day": day.isoformat(),
         "model_versions": sorted(served["model_version"].astype(str).unique()),
-        "matched_rows": int(len(served)),
+        "matched_rows": len(served),
         "prediction_rows": int(pred["variant"].isin(SERVED).sum()),
         "online_rows": int((pred["variant"] != "batch").sum()),
         **{k: round(v, 6) for k, v in metrics.items()},

@@ -41,11 +41,11 @@ def validate_new_days(settings: Settings) -> dict[str, list[str]]:
 
 def run_cycle(settings: Settings) -> dict[str, Any]:
     from pipelines.data.simulate import simulate
+    from pipelines.data.validate import DAILY_SUITE, TRAINING_SUITE, load_suite
     from pipelines.model.registry import status
     from pipelines.monitoring.drift import claim_in_flight, drift, release_in_flight
     from pipelines.ops.promote import promote_and_push
     from pipelines.ops.stages import dvc_repro
-    from pipelines.data.validate import DAILY_SUITE, TRAINING_SUITE, load_suite
     from pipelines.serving.score import score
 
     for suite in (DAILY_SUITE, TRAINING_SUITE):  # a broken suite fails here, before any work
@@ -56,7 +56,7 @@ def run_cycle(settings: Settings) -> dict[str, Any]:
     runner = f"of `make run` (pid {os.getpid()})"
     claim_in_flight(settings, runner, process=True, exclusive=True)
     try:
-        if settings.p.data.source == "simulated":
+        if settings.params.data.source == "simulated":
             log.info("simulating daily batches (seeded; unchanged files are left alone)")
             sim = simulate(settings)
             log.info("%d batches, %d matured label files", len(sim["batches"]), len(sim["labels"]))

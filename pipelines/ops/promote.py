@@ -43,7 +43,7 @@ def promote(settings: Settings, override_reason: str | None = None) -> dict[str,
             )
         return record_experiment(settings, experiment)
     client = registry.mlflow_client(settings)
-    name = settings.p.project.model_name
+    name = settings.params.project.model_name
     with registry.promotion_lock(client, name):
         failpoint("promote:locked")  # the lock is held, nothing registered yet
         candidate, decision = registry.gated_candidate(settings)

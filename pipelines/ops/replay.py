@@ -36,7 +36,8 @@ import yaml
 from pipelines.config import load_settings
 from pipelines.errors import PipelineError, ValidationFailed, first_line
 from pipelines.io import parse_date, read_json, write_json
-from pipelines.ops.stories import Story, story as get_story
+from pipelines.ops.stories import Story
+from pipelines.ops.stories import story as get_story
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ class Replay:
     def __init__(self, st: Story, cal: dict[str, Any], root: Path, log_file: Any, echo: Callable[[str], None]) -> None:
         self.story, self.cal, self.root, self.log_file, self.echo = st, cal, root, log_file, echo
         self.settings = load_settings(root / "params.yaml")
-        start = parse_date(self.settings.p.simulate.start)
+        start = parse_date(self.settings.params.simulate.start)
         self.first = start
         self.launch = start + timedelta(days=cal["warmup_days"])
         self.fail_start = self.launch + timedelta(days=cal["failure_at"])

@@ -67,7 +67,7 @@ def push_training_data(settings: Settings, version: str | None = None) -> dict[s
         from pipelines.tracking import setup_mlflow
 
         client = setup_mlflow(settings)
-        client.set_model_version_tag(settings.p.project.model_name, version, "dvc_remote", f"{name} ({url})")
+        client.set_model_version_tag(settings.params.project.model_name, version, "dvc_remote", f"{name} ({url})")
     summary = (proc.stdout.strip().splitlines() or ["nothing to push"])[-1]
     return {"remote": name, "url": url, "pushed": summary, "version": version}
 
@@ -78,7 +78,7 @@ def _resolve(settings: Settings, ref: str) -> Any:
     from pipelines.tracking import setup_mlflow
 
     client = setup_mlflow(settings)
-    name = settings.p.project.model_name
+    name = settings.params.project.model_name
     try:
         if ref.lstrip("v").isdigit():
             return client.get_model_version(name, ref.lstrip("v"))
@@ -134,16 +134,16 @@ def _fetch_by_hash(worktree: Path, remote_url: str, remote_name: str, wanted: di
 def _predict(model_dir: Path, holdout_path: Path, settings: Settings) -> np.ndarray:
     import mlflow
 
-    from pipelines.model.features import serve
     from pipelines.io import read_frame
+    from pipelines.model.features import serve
 
     model = mlflow.sklearn.load_model(str(model_dir))
-    return serve(model, read_frame(holdout_path), settings.p.data, settings.p.score.chunk_rows)
+    return serve(model, read_frame(holdout_path), settings.params.data, settings.params.score.chunk_rows)
 
 
 def _reproducible(settings: Settings, mv: Any) -> str:
     """The version's commit, or a one-line reason why it cannot be rebuilt exactly."""
-    name, version, tags = settings.p.project.model_name, str(mv.version), mv.tags
+    name, version, tags = settings.params.project.model_name, str(mv.version), mv.tags
     commit = tags.get("git_commit", "")
     missing = [t for t in ("git_commit", "data_md5", "holdout_md5", "params_md5") if not tags.get(t)]
     if missing:
@@ -211,7 +211,7 @@ def _compare(settings: Settings, worktree: Path, tmp: Path, mv: Any, rebuilt: di
 
     from pipelines.tracking import tracking_uri
 
-    name, version, tags = settings.p.project.model_name, str(mv.version), mv.tags
+    name, version, tags = settings.params.project.model_name, str(mv.version), mv.tags
     log.info("comparing the rebuilt model with the registered one on the recorded holdout")
     registered_dir = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(tmp / "registered")))
     live_uri = tracking_uri(settings)
@@ -225,7 +225,7 @@ def _compare(settings: Settings, worktree: Path, tmp: Path, mv: Any, rebuilt: di
     p_new = _predict(rebuilt_dir, holdout, settings)
     identical = p_reg.shape == p_new.shape and p_reg.tobytes() == p_new.tobytes()
     checks["holdout_predictions"] = {
-        "rows": int(len(p_reg)),
+        "rows": len(p_reg),
         "identical": identical,
         "max_abs_diff": float(np.max(np.abs(p_reg - p_new))) if p_reg.shape == p_new.shape and len(p_reg) else None,
     }
@@ -242,7 +242,7 @@ def _compare(settings: Settings, worktree: Path, tmp: Path, mv: Any, rebuilt: di
 
 def reproduce(settings: Settings, ref: str, keep: bool = False) -> dict[str, Any]:
     """Rebuild version/alias ``ref`` in a temporary worktree and compare it with the registry."""
-    name = settings.p.project.model_name
+    name = settings.params.project.model_name
     mv = _resolve(settings, ref)
     version = str(mv.version)
     commit = _reproducible(settings, mv)

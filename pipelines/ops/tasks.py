@@ -45,7 +45,7 @@ def land_batch(day: date, scenario: str | None = None, scenario_start: str | Non
     existing = find_partition(s.raw_dir, day)
     if existing is not None and scenario is None:
         return str(existing)
-    if s.p.data.source != "simulated":
+    if s.params.data.source != "simulated":
         if existing is not None:
             return str(existing)
         raise PipelineError(f"no batch for {day} in {s.raw_dir} (expected {day}.parquet or {day}.csv)")
@@ -173,7 +173,7 @@ def rollout(action: str | None = None, reason: str | None = None) -> dict[str, A
         raise PipelineError(f"unknown rollout action {act!r}: check, pause, resume, advance or abort")
     from pipelines.ops.promote import server_url
 
-    url = server_url(default=f"http://127.0.0.1:{settings().p.serve.port}")
+    url = server_url(default=f"http://127.0.0.1:{settings().params.serve.port}")
     query = f"?reason={urllib.parse.quote(reason)}" if reason else ""
     req = urllib.request.Request(f"{url}/rollout/{act}{query}", method="POST",  # noqa: S310 - http(s) only (server_url)
                                  headers={"Authorization": f"Bearer {os.environ.get('PIPELINES_RELOAD_TOKEN', '')}"})

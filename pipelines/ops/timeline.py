@@ -15,7 +15,6 @@ from typing import Any
 from pipelines.config import Settings
 from pipelines.io import read_frame
 
-
 # ------------------------------------------------------------------ nothing lost
 
 
@@ -26,9 +25,9 @@ def audit(settings: Settings, result: dict[str, Any]) -> dict[str, Any]:
     from pipelines.tracking import setup_mlflow
 
     client = setup_mlflow(settings)
-    name = settings.p.project.model_name
+    name = settings.params.project.model_name
     registered = {str(v.version) for v in client.search_model_versions(f"name='{name}'")}
-    exp = client.get_experiment_by_name(settings.p.project.experiment)
+    exp = client.get_experiment_by_name(settings.params.project.experiment)
     runs = client.search_runs([exp.experiment_id], "tags.step = 'score'", max_results=50000) if exp else []
     score_runs: dict[str, int] = {}
     for r in runs:

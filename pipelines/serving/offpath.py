@@ -159,7 +159,7 @@ class OffpathScorer:
             raise OffpathUnavailable(self.start_failed[1])
         try:
             self._start()
-        except Exception as exc:  # noqa: BLE001 - e.g. a daemonic server process may not have children
+        except Exception as exc:
             why = f"cannot start the off-path scorer process: {first_line(exc) or type(exc).__name__}"
             log.error("%s (next try in %g s)", why, START_RETRY_S)
             self.close()

@@ -30,7 +30,7 @@ def paired_outcomes(settings: Settings, champion_version: str, challenger_versio
     ``cache`` (the server keeps one) holds each day's joined pairs, keyed by the versions, the
     day's part files and the labels file's mtime: a past day, whose log no longer grows, is read
     once, not at every check (a busy day is thousands of part files)."""
-    d = settings.p.data
+    d = settings.params.data
     folder = settings.online_predictions_dir
     frames = []
     for sub in sorted(folder.iterdir()) if folder.is_dir() else []:

@@ -18,7 +18,7 @@ import logging
 import os
 import threading
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ class PredictionLog:
     def append(self, request_id: str, ids: list[Any] | None, variant: str, model_name: str, version: str, run_id: str,
                scores: Any, latency_ms: float) -> None:
         """Buffer one request's predictions (cheap: no I/O on the response path)."""
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         n = len(scores)
         idv = ids if ids is not None else [None] * n
         rows = [(request_id, None if i is None else str(i), now, variant, model_name, version, run_id, float(s), latency_ms) for i, s in zip(idv, scores)]

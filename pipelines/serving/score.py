@@ -50,7 +50,7 @@ def thread_limit(threads: int) -> Any:
 
 def check_signature(schema: Any, signature: Any, settings: Settings, day: date) -> None:
     """Fail before any work if the batch lacks a model input or has it with the wrong type."""
-    d = settings.p.data
+    d = settings.params.data
     fields = {f.name: str(f.type) for f in schema}
     wanted = [d.id_col, d.timestamp_col, *(signature.inputs.input_names() if signature else d.features)]
     missing = [c for c in wanted if c not in fields]
@@ -101,7 +101,7 @@ class Tally:
 def _output_schema(settings: Settings, arrow_schema: Any) -> Any:
     import pyarrow as pa
 
-    d = settings.p.data
+    d = settings.params.data
     return pa.schema(
         [
             (d.id_col, arrow_schema.field(d.id_col).type),
@@ -119,13 +119,13 @@ def _table(settings: Settings, schema: Any, batch: Any, scores: np.ndarray, mv: 
     """One chunk of the predictions partition: ids, timestamps, scores and the model's lineage."""
     import pyarrow as pa
 
-    d, n = settings.p.data, len(scores)
+    d, n = settings.params.data, len(scores)
     return pa.table(
         {
             d.id_col: batch.column(d.id_col),
             d.timestamp_col: batch.column(d.timestamp_col),
             "score": pa.array(scores, pa.float64()),
-            "model_name": pa.repeat(pa.scalar(settings.p.project.model_name, pa.string()), n),
+            "model_name": pa.repeat(pa.scalar(settings.params.project.model_name, pa.string()), n),
             "model_version": pa.repeat(pa.scalar(str(mv.version), pa.string()), n),
             "model_run_id": pa.repeat(pa.scalar(mv.run_id, pa.string()), n),
             "scoring_date": pa.repeat(pa.scalar(day.isoformat(), pa.string()), n),
@@ -138,7 +138,7 @@ def _models(settings: Settings) -> tuple[Any, Any, Any, Any, Any]:
     """(champion model, champion version, its signature, shadow model or None, challenger version or None)."""
     model, champion, signature = load_verified(settings, "champion")
     if model is None:
-        raise PipelineError(f"model {settings.p.project.model_name} has no champion yet: train and promote one first")
+        raise PipelineError(f"model {settings.params.project.model_name} has no champion yet: train and promote one first")
     shadow, challenger, _ = load_verified(settings, "challenger")
     if challenger is not None and challenger.version == champion.version:
         shadow, challenger = None, None
@@ -152,7 +152,7 @@ def score(settings: Settings, day: date, progress: bool = True) -> dict[str, Any
     from pipelines.failpoint import failpoint
     from pipelines.tracking import setup_mlflow
 
-    d, sp = settings.p.data, settings.p.score
+    d, sp = settings.params.data, settings.params.score
     src = settings.validated_dir / f"{day.isoformat()}.parquet"
     if not src.is_file():
         raise PipelineError(f"no validated batch for {day} ({src} missing): run `validate --date {day}` first")
@@ -193,7 +193,7 @@ def score(settings: Settings, day: date, progress: bool = True) -> dict[str, Any
 
 
 def _summary(settings: Settings, day: date, t: Tally, seconds: float, champion: Any, challenger: Any, dest: Any, shadow_dest: Any) -> dict[str, Any]:
-    done, threads = t.rows, settings.p.score.threads
+    done, threads = t.rows, settings.params.score.threads
     summary: dict[str, Any] = {
         "day": day.isoformat(),
         "rows": int(done),

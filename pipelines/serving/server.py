@@ -278,9 +278,9 @@ class ModelStore:
         that cannot score at all is refused before it serves."""
         import pandas as pd
 
-        d = self.settings.p.data
+        d = self.settings.params.data
         frame = pd.DataFrame({**{c: [np.nan, 0.0] for c in d.numerical}, **{c: [None, None] for c in d.categorical}})
-        scores = score_frame(model, frame, d, self.settings.p.score.chunk_rows)
+        scores = score_frame(model, frame, d, self.settings.params.score.chunk_rows)
         if len(scores) != 2:
             raise PipelineError(f"warm-up returned {len(scores)} scores for 2 rows")
 
@@ -288,7 +288,7 @@ class ModelStore:
         model, mv, signature = load_verified(self.settings, alias)
         if model is None:
             return None
-        d = self.settings.p.data
+        d = self.settings.params.data
         if signature is not None and sorted(signature.inputs.input_names()) != sorted(d.features):
             raise PipelineError(f"v{mv.version} ({alias}) expects inputs {signature.inputs.input_names()}, params.yaml data features are {d.features}")
         self.warm(model)
@@ -372,16 +372,16 @@ class Server:
         self.settings = settings
         self.metrics = Metrics()
         self.store = ModelStore(settings, self.metrics)
-        self.rollout = Rollout(settings.p.serve)
-        self.predlog = PredictionLog(settings.online_predictions_dir, settings.p.data.id_col, settings.p.data.timestamp_col)
-        self.offpath: queue.Queue[Any] = queue.Queue(maxsize=settings.p.serve.shadow_queue)
+        self.rollout = Rollout(settings.params.serve)
+        self.predlog = PredictionLog(settings.online_predictions_dir, settings.params.data.id_col, settings.params.data.timestamp_col)
+        self.offpath: queue.Queue[Any] = queue.Queue(maxsize=settings.params.serve.shadow_queue)
         self.stop = threading.Event()
         self.threads: list[threading.Thread] = []
         # two lanes, one scorer thread each: one thread batches more rows per call than two that
         # split the queue and contend for the interpreter lock (BENCHMARKS.md, "One scorer per lane")
-        self.batcher, self.bulk = (Batcher(settings.p.data, settings.p.score.chunk_rows, settings.p.serve.max_batch_rows, self.metrics, self.stop)
+        self.batcher, self.bulk = (Batcher(settings.params.data, settings.params.score.chunk_rows, settings.params.serve.max_batch_rows, self.metrics, self.stop)
                                    for _ in range(2))
-        self.offpath_scorer = OffpathScorer(settings.p.data, settings.p.score.chunk_rows, settings.p.serve.threads)
+        self.offpath_scorer = OffpathScorer(settings.params.data, settings.params.score.chunk_rows, settings.params.serve.threads)
         self._outcomes_at = 0.0
         self._outcomes_cache: dict[str, Any] = {}  # each day's joined outcome pairs (pipelines/serving/outcomes.py)
         self._check_lock = threading.Lock()
@@ -422,7 +422,7 @@ class Server:
             self._publish_rollout()
             if rec is not None:
                 self.record(rec)
-        if outcomes_now or time.monotonic() - self._outcomes_at >= self.settings.p.serve.poll_seconds:
+        if outcomes_now or time.monotonic() - self._outcomes_at >= self.settings.params.serve.poll_seconds:
             self._outcomes_at = time.monotonic()
             self.check_outcomes()
 
@@ -435,7 +435,7 @@ class Server:
         from pipelines.serving.outcomes import paired_outcomes
         from pipelines.serving.sequential import decide
 
-        state, sp = self.store.state, self.settings.p.serve
+        state, sp = self.store.state, self.settings.params.serve
         ro = self.rollout
         if state.champion is None or state.challenger is None or ro.stage not in ACTIVE or ro.paused or ro.version != state.challenger.version:
             return None
@@ -461,7 +461,7 @@ class Server:
         log.info("rollout: %s", rec["reason"])
         if ch is None or ch.version != rec["version"]:
             return
-        name = self.settings.p.project.model_name
+        name = self.settings.params.project.model_name
         client = mlflow.MlflowClient()
         stamp = f"{rec['at']:.3f}".replace(".", "_")
         client.log_dict(ch.run_id, rec, f"rollout/{stamp}-{rec['action']}.json")
@@ -512,7 +512,7 @@ class Server:
             log.debug("off-path scoring unavailable: %s", exc)
             return
         role = "shadow" if variant.alias == "challenger" else "champion_offpath"
-        thr = self.settings.p.score.decision_threshold
+        thr = self.settings.params.score.decision_threshold
         left_in_call = 0  # a call's requests come together in the results, the first says how many
         for (_, rows, served, _, _, request_id, ids), (other, ms, error, shared) in zip(jobs, results, strict=True):
             if other is None:  # the off-path model failed on these rows (a call of its own): counted against it
@@ -532,17 +532,17 @@ class Server:
                 self.metrics.shadow_diff.observe(float(x))
             self.metrics.shadow_flips.inc(int(((chal >= thr) != (champ >= thr)).sum()))
             self.rollout.observe_pair(challenger_version, champ, chal)
-            self.predlog.append(request_id, ids, role, self.settings.p.project.model_name, variant.version, variant.run_id, other, ms)
+            self.predlog.append(request_id, ids, role, self.settings.params.project.model_name, variant.version, variant.run_id, other, ms)
 
     def _limit_threads(self) -> None:
-        threads = self.settings.p.serve.threads
+        threads = self.settings.params.serve.threads
         if threads > 0:
             from threadpoolctl import threadpool_limits
 
             threadpool_limits(limits=min(threads, os.cpu_count() or threads))  # this thread's OpenMP/BLAS pools
 
     def start(self) -> None:
-        sp = self.settings.p.serve
+        sp = self.settings.params.serve
         # the event loop and the scorer threads hand the interpreter lock to each other on every
         # request; at Python's default 5 ms a thread that became ready can wait that long for it
         sys.setswitchinterval(sp.switch_interval_ms / 1000)
@@ -583,7 +583,7 @@ class Server:
     # -- the request path ------------------------------------------------------------------
     def _route(self, rows: list[dict[str, Any]]) -> tuple[Served, Variant, list[str]]:
         """Check a request's rows and pick the variant the rollout routes it to (cheap: no model)."""
-        d, sp = self.settings.p.data, self.settings.p.serve
+        d, sp = self.settings.params.data, self.settings.params.serve
         state = self.store.state  # read once: a concurrent swap cannot mix two versions in one request
         if state.champion is None:
             raise BadRequest("not ready: no verified champion loaded yet (GET /health/ready)", 503)
@@ -643,7 +643,7 @@ class Server:
         # the guardrail compares the canary's p99 with the champion's on calls of one request each
         self.rollout.observe(chosen.alias, chosen.version, True, ms if shared == 1 else None)
         request_id = uuid.uuid4().hex
-        self.predlog.append(request_id, ids, variant, self.settings.p.project.model_name, chosen.version, chosen.run_id, scores, ms)
+        self.predlog.append(request_id, ids, variant, self.settings.params.project.model_name, chosen.version, chosen.run_id, scores, ms)
         other = state.challenger if chosen is state.champion else state.champion
         if other is not None and self.rollout.stage in ACTIVE:
             try:
@@ -684,7 +684,7 @@ def create_app(settings: Settings) -> Any:
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     server = Server(settings)
-    d, sp = settings.p.data, settings.p.serve
+    d, sp = settings.params.data, settings.params.serve
 
     @asynccontextmanager
     async def lifespan(app: Any) -> Any:
@@ -707,7 +707,7 @@ def create_app(settings: Settings) -> Any:
         yield
         await asyncio.to_thread(server.shutdown)
 
-    app = FastAPI(title=f"{settings.p.project.model_name} online scoring", lifespan=lifespan,
+    app = FastAPI(title=f"{settings.params.project.model_name} online scoring", lifespan=lifespan,
                   description="The registry's champion, with shadow and canary rollout of a challenger (pipelines/serving/server.py).")
     app.state.server = server
 
@@ -787,14 +787,14 @@ def create_app(settings: Settings) -> Any:
         if st.state.champion is None:
             why = st.registry_error or st.load_errors.get("champion")
             if why is None and st.registry_ok:
-                why = f"the registry has no 'champion' alias for {settings.p.project.model_name} yet (make run trains and promotes one)"
+                why = f"the registry has no 'champion' alias for {settings.params.project.model_name} yet (make run trains and promotes one)"
             info["reason"] = "no verified, warmed champion yet" + (f": {why}" if why else "")
             return reply(info, 503)
         return reply(info)
 
     @app.get("/version")
     async def version() -> Any:
-        return reply({"model_name": settings.p.project.model_name, **server.store.describe(), "rollout": server.rollout.describe()})
+        return reply({"model_name": settings.params.project.model_name, **server.store.describe(), "rollout": server.rollout.describe()})
 
     @app.get("/metrics")
     async def metrics() -> Any:
@@ -864,7 +864,7 @@ def worker_app() -> Any:
 def _with_remote_reload(settings: Settings, reload_any_host: bool | None) -> Settings:
     if reload_any_host is None:
         return settings
-    return Settings(settings.p.model_copy(update={"serve": settings.p.serve.model_copy(update={"reload_any_host": reload_any_host})}), settings.root)
+    return Settings(settings.params.model_copy(update={"serve": settings.params.serve.model_copy(update={"reload_any_host": reload_any_host})}), settings.root)
 
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None, reload_any_host: bool | None = None,
@@ -877,11 +877,11 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None, 
     import uvicorn
 
     settings = _with_remote_reload(settings, reload_any_host)  # a container's server is reached from other containers
-    sp = settings.p.serve
+    sp = settings.params.serve
     host, port = host or sp.host, port or sp.port
     if host not in LOOPBACK:
         log.warning("serving on %s: reachable from other machines (serve.host)", host)
-    log.info("serving %s on http://%s:%s with %d worker(s) (docs at /docs, metrics at /metrics)", settings.p.project.model_name, host, port, workers)
+    log.info("serving %s on http://%s:%s with %d worker(s) (docs at /docs, metrics at /metrics)", settings.params.project.model_name, host, port, workers)
     if workers <= 1:
         uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
         return

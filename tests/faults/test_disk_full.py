@@ -66,7 +66,7 @@ def proj(trained: Project) -> Project:
         ("drift report", "data/reports/drift", ["drift", "--date", DAY], f"{DAY}.html"),
     ],
 )
-def test_a_full_disk_is_one_line_and_loses_nothing(proj: Project, what: str, folder: str, command: list[str], output: str, record) -> None:  # noqa: ANN001
+def test_a_full_disk_is_one_line_and_loses_nothing(proj: Project, what: str, folder: str, command: list[str], output: str, record) -> None:
     target = proj.root / folder
     before = digest(target / output)
     with full_disk(target):
@@ -83,7 +83,7 @@ def test_a_full_disk_is_one_line_and_loses_nothing(proj: Project, what: str, fol
     record(f"disk full writing a {what} (tmpfs)", 1, "one line `cannot write ...: No space left on device`; previous file byte-identical; the next run succeeds", "nothing")
 
 
-def test_a_full_dvc_cache_fails_clearly_and_recovers(proj: Project, record) -> None:  # noqa: ANN001
+def test_a_full_dvc_cache_fails_clearly_and_recovers(proj: Project, record) -> None:
     cache = proj.root / ".dvc" / "cache"
     set_param(proj, "train.seed", 7)
     with full_disk(cache, free_bytes=1024):

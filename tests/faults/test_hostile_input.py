@@ -70,7 +70,7 @@ def _assert_refused_before_work(root: Path, res: subprocess.CompletedProcess[str
 
 
 @pytest.mark.parametrize("case", list(PARAMS))
-def test_hostile_params_are_one_line_before_any_work(tmp_path: Path, case: str, record) -> None:  # noqa: ANN001
+def test_hostile_params_are_one_line_before_any_work(tmp_path: Path, case: str, record) -> None:
     root = _project(tmp_path)
     params, expected = PARAMS[case]
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -79,7 +79,7 @@ def test_hostile_params_are_one_line_before_any_work(tmp_path: Path, case: str, 
            1, "refused with one line naming the key, before any work", "nothing")
 
 
-def test_params_that_are_not_yaml(tmp_path: Path, record) -> None:  # noqa: ANN001
+def test_params_that_are_not_yaml(tmp_path: Path, record) -> None:
     root = _project(tmp_path)
     (root / "params.yaml").write_text("data: [unclosed\n  - ")
     _assert_refused_before_work(root, _run_cycle(root), "is not valid YAML")
@@ -88,7 +88,7 @@ def test_params_that_are_not_yaml(tmp_path: Path, record) -> None:  # noqa: ANN0
 
 
 @pytest.mark.parametrize("case", list(SUITES))
-def test_hostile_suites_are_one_line_before_any_work(tmp_path: Path, case: str, record) -> None:  # noqa: ANN001
+def test_hostile_suites_are_one_line_before_any_work(tmp_path: Path, case: str, record) -> None:
     root = _project(tmp_path)
     text, expected = SUITES[case]
     (root / "expectations" / "daily_batch.json").write_text(text)

@@ -42,7 +42,7 @@ def set_param(proj: Project, key: str, value: object) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def repro(proj: Project, failpoint: str | None = None):  # noqa: ANN201
+def repro(proj: Project, failpoint: str | None = None):
     env = {**proj.env, **({"PIPELINES_FAILPOINT": failpoint} if failpoint else {})}
     return subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=proj.root, env=env, capture_output=True, text=True, timeout=900)
 
@@ -62,7 +62,7 @@ def proj(tmp_path_factory: pytest.TempPathFactory) -> Project:
     return proj
 
 
-def test_sigkill_at_every_step_of_training_then_rerun(proj: Project, record) -> None:  # noqa: ANN001
+def test_sigkill_at_every_step_of_training_then_rerun(proj: Project, record) -> None:
     for point, change, stage in KILLS:
         for key, value in change.items():
             set_param(proj, key, value)
@@ -93,7 +93,7 @@ def test_sigkill_at_every_step_of_training_then_rerun(proj: Project, record) -> 
     )
 
 
-def test_two_dvc_repro_at_once(proj: Project, record) -> None:  # noqa: ANN001
+def test_two_dvc_repro_at_once(proj: Project, record) -> None:
     """Two runners on one project: one waits or fails naming the lock, nothing is corrupted."""
     set_param(proj, "train.seed", 11)
     before = registry_state(proj)

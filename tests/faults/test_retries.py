@@ -59,7 +59,7 @@ def proj(tmp_path_factory: pytest.TempPathFactory) -> Project:
     return proj
 
 
-def test_every_task_twice_for_the_same_day(proj: Project, record) -> None:  # noqa: ANN001
+def test_every_task_twice_for_the_same_day(proj: Project, record) -> None:
     day = f"date.fromisoformat('{DAY}')"
     calls = [
         f"tasks.land_batch({day})", f"tasks.validate_batch({day})",

@@ -84,7 +84,7 @@ def soak_summary(log: list[dict], cmds: list[list[str]], store: str) -> str:
             f"then {len(cmds)} concurrent CLI runs on {store}, 0 errors")
 
 
-def test_days_of_batches_then_concurrent_cli_runs(trained: Project, record) -> None:  # noqa: ANN001
+def test_days_of_batches_then_concurrent_cli_runs(trained: Project, record) -> None:
     proj = trained
     days = int(os.environ.get("SOAK_DAYS", "8"))
     proj.run(sys.executable, "-m", "pipelines", "simulate", "--start", "2026-01-15", "--days", "1", "--rows", str(ROWS))

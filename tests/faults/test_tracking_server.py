@@ -60,7 +60,7 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def setup(tmp_path_factory: pytest.TempPathFactory):
     base = tmp_path_factory.mktemp("server")
     (base / "server").mkdir()
     server = Server(base / "server")
@@ -84,7 +84,7 @@ def one_line_naming(res: subprocess.CompletedProcess[str], uri: str) -> str:
     return lines[-1]
 
 
-def test_server_down_then_back(setup, record) -> None:  # noqa: ANN001
+def test_server_down_then_back(setup, record) -> None:
     proj, server = setup
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{server.home / 'mlflow.db'}")
     versions = {v.version for v in client.search_model_versions("name='credit-default'")}
@@ -127,7 +127,7 @@ MID_STEP = [
 ]
 
 
-def paused_then_server_stopped(proj, server: Server, point: str, cmd: tuple[str, ...], handshake: Path) -> subprocess.CompletedProcess[str]:  # noqa: ANN001
+def paused_then_server_stopped(proj, server: Server, point: str, cmd: tuple[str, ...], handshake: Path) -> subprocess.CompletedProcess[str]:
     """Run ``cmd`` until it pauses at ``point``, stop the server there, let the step go on."""
     from pipelines.failpoint import ACTION_ENV, DIR_ENV, ENV, handshake_files
 
@@ -146,7 +146,7 @@ def paused_then_server_stopped(proj, server: Server, point: str, cmd: tuple[str,
     return subprocess.CompletedProcess(args, proc.returncode, out, err)
 
 
-def test_server_stopped_mid_step_then_back(setup, record, tmp_path: Path) -> None:  # noqa: ANN001
+def test_server_stopped_mid_step_then_back(setup, record, tmp_path: Path) -> None:
     """The server goes away *inside* scoring, training and promotion (each paused at a failpoint
     while it is stopped): one line naming it; no version registered twice, no prediction from
     a model nobody verified; once it is back the same command succeeds and the registry is

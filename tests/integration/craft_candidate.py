@@ -58,13 +58,13 @@ def main(kind: str) -> None:
     from mlflow.models import infer_signature
 
     from pipelines.config import load_settings
-    from pipelines.model.features import model_input
     from pipelines.io import read_frame
-    from pipelines.tracking import setup_mlflow
+    from pipelines.model.features import model_input
     from pipelines.model.train import fit
+    from pipelines.tracking import setup_mlflow
 
     settings = load_settings(Path("params.yaml"))
-    d = settings.p.data
+    d = settings.params.data
     train = read_frame(settings.training_dir / "train.parquet")
     X, y = model_input(train, d), train[d.target].astype("int64")
     if kind == "brittle":
@@ -78,7 +78,7 @@ def main(kind: str) -> None:
             ]
         ).fit(X, y)
     else:
-        model = Wrapped(fit(train, d, settings.p.train)[0], kind)
+        model = Wrapped(fit(train, d, settings.params.train)[0], kind)
     setup_mlflow(settings)
     candidate_path = settings.models_dir / "candidate.json"
     candidate = json.loads(candidate_path.read_text())

@@ -37,7 +37,7 @@ class Crafted(ClassifierMixin, BaseEstimator):
         self.kind = kind
         self.delay = delay
 
-    def fit(self, X: Any, y: Any) -> "Crafted":  # already fitted; sklearn API only
+    def fit(self, X: Any, y: Any) -> Crafted:  # already fitted; sklearn API only
         return self
 
     @property
@@ -100,7 +100,7 @@ def register(settings: Any, model_uri: str) -> str:
     from pipelines.model.registry import mlflow_client
 
     client = mlflow_client(settings)
-    name = settings.p.project.model_name
+    name = settings.params.project.model_name
     mv = mlflow.register_model(model_uri, name)
     local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{mv.version}")
     client.set_model_version_tag(name, mv.version, "model_sha256", artifact_sha256(Path(local)))
@@ -112,7 +112,7 @@ def train_version(settings: Any, **train: Any) -> str:
     from pipelines.config import Settings
     from pipelines.model.train import train as train_fn
 
-    p = settings.p.model_copy(update={"train": settings.p.train.model_copy(update=train)}) if train else settings.p
+    p = settings.params.model_copy(update={"train": settings.params.train.model_copy(update=train)}) if train else settings.params
     candidate = train_fn(Settings(p, settings.root))
     return register(settings, candidate["model_uri"])
 
@@ -128,10 +128,10 @@ def crafted_version(settings: Any, kind: str, delay: float = 0.0) -> str:
     from pipelines.model.train import fit
     from pipelines.tracking import setup_mlflow
 
-    d = settings.p.data
+    d = settings.params.data
     train = read_frame(settings.training_dir / "train.parquet")
     X = model_input(train, d)
-    model = Crafted(fit(train, d, settings.p.train.model_copy(update={"max_iter": 40}))[0], kind, delay)
+    model = Crafted(fit(train, d, settings.params.train.model_copy(update={"max_iter": 40}))[0], kind, delay)
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
     try:
         setup_mlflow(settings)
@@ -149,7 +149,7 @@ def set_alias(settings: Any, alias: str, version: str) -> None:
     if alias == "champion":
         promote_version(settings, version, "serving test")
     else:
-        mlflow_client(settings).set_registered_model_alias(settings.p.project.model_name, alias, version)
+        mlflow_client(settings).set_registered_model_alias(settings.params.project.model_name, alias, version)
 
 
 class ServerProcess:

@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipelines.data.simulate import generate_day
 from pipelines.errors import PipelineError
 from pipelines.model.features import model_input
 from pipelines.model.profile import Accumulator, build_profile, stream_batches
-from pipelines.data.simulate import generate_day
 from tests.integration.java import ensure_java
 
 pytestmark = pytest.mark.integration
@@ -37,7 +37,7 @@ def spark():
 
 def awkward_batch(settings, day: date, rows: int) -> pd.DataFrame:
     """A batch with everything the two engines could disagree on."""
-    cur = model_input(generate_day(day, rows, 1).batch, settings.p.data)
+    cur = model_input(generate_day(day, rows, 1).batch, settings.params.data)
     cur["income"] = cur["income"].astype("float64")
     cur.loc[::7, "income"] = np.nan  # written as real NaN values (write_parquet); both engines: null
     cur.loc[3, "income"] = np.inf  # beyond every edge: last bin
@@ -75,8 +75,8 @@ def write_parquet(df: pd.DataFrame, path: Path) -> None:
 def test_spark_counts_equal_the_streamed_counts(spark, settings, tmp_path: Path) -> None:
     from pipelines.monitoring.drift_spark import spark_counts
 
-    ref = model_input(generate_day(date(2026, 1, 10), 4000, 1).batch, settings.p.data)
-    profile = build_profile(ref, np.zeros(len(ref)), settings.p.data, 10)
+    ref = model_input(generate_day(date(2026, 1, 10), 4000, 1).batch, settings.params.data)
+    profile = build_profile(ref, np.zeros(len(ref)), settings.params.data, 10)
     # exact bin edges occur as values: (e[i-1], e[i]] must put them in the same bin on both sides
     cur = awkward_batch(settings, date(2026, 1, 11), 3000)
     edge = profile["numerical"]["income"]["edges"][2]
@@ -103,8 +103,8 @@ def test_spark_counts_equal_the_streamed_counts(spark, settings, tmp_path: Path)
 def test_spark_drift_psi_is_the_streamed_psi(spark, settings, tmp_path: Path) -> None:
     from pipelines.monitoring.drift_spark import spark_drift
 
-    ref = model_input(generate_day(date(2026, 1, 10), 4000, 1).batch, settings.p.data)
-    profile = build_profile(ref, np.zeros(len(ref)), settings.p.data, 10)
+    ref = model_input(generate_day(date(2026, 1, 10), 4000, 1).batch, settings.params.data)
+    profile = build_profile(ref, np.zeros(len(ref)), settings.params.data, 10)
     cur = awkward_batch(settings, date(2026, 1, 12), 2500)
     cur["logins_30d"] = cur["logins_30d"] * 3  # a drifted feature
     write_parquet(cur, tmp_path / "cur.parquet")
@@ -143,8 +143,8 @@ def test_code_typed_categoricals_and_dotted_names(spark, tmp_path: Path) -> None
 def test_missing_column_and_unreadable_input_are_clear_errors(spark, settings, tmp_path: Path) -> None:
     from pipelines.monitoring.drift_spark import spark_counts, spark_drift
 
-    ref = model_input(generate_day(date(2026, 1, 10), 500, 1).batch, settings.p.data)
-    profile = build_profile(ref, np.zeros(len(ref)), settings.p.data, 10)
+    ref = model_input(generate_day(date(2026, 1, 10), 500, 1).batch, settings.params.data)
+    profile = build_profile(ref, np.zeros(len(ref)), settings.params.data, 10)
     ref.drop(columns=["logins_30d"]).to_parquet(tmp_path / "short.parquet")
     with pytest.raises(PipelineError, match=r"lacks columns of the reference profile: \['logins_30d'\]"):
         spark_counts(spark.read.parquet(str(tmp_path / "short.parquet")), profile)

@@ -77,9 +77,8 @@ def test_first_model_is_judged_by_absolute_thresholds_alone(project: Project) ->
     assert tags["gate_judged_against"] == "none" and tags["data_md5"] and tags["lock_sha256"]
     # the decision record is logged with the candidate (naming its version), readable too
     assert (project.root / "data/reports/gate/decision.txt").read_text().startswith("gate: PASSED")
-    from mlflow import MlflowClient
-
     import mlflow
+    from mlflow import MlflowClient
 
     uri = f"sqlite:///{project.root / 'mlflow.db'}"  # this project's store, named everywhere (the process's default may be another test's)
     run_id = MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version("credit-default", "1").run_id

@@ -14,7 +14,7 @@ import shutil
 import signal
 import threading
 import time
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.integration.serving_support import TOKEN, ServerProcess, build_project, crafted_version, rows_of, set_alias, train_version
+from tests.integration.serving_support import (
+    TOKEN,
+    ServerProcess,
+    build_project,
+    crafted_version,
+    rows_of,
+    set_alias,
+    train_version,
+)
 
 pytestmark = pytest.mark.integration
 DAY = date(2026, 1, 12)
@@ -58,7 +66,7 @@ def server(project: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
 def day_rows(settings: Any, n: int | None = None) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     frame = pd.read_parquet(settings.validated_dir / f"{DAY.isoformat()}.parquet")
     frame = frame if n is None else frame.head(n)
-    return frame, rows_of(frame, settings.p.data)
+    return frame, rows_of(frame, settings.params.data)
 
 
 def metric_samples(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -91,7 +99,7 @@ def test_online_scores_equal_batch_scores_bit_for_bit(project: Any, server: Serv
     score(settings, DAY, progress=False)
     batch = pd.read_parquet(settings.predictions_dir / f"{DAY.isoformat()}.parquet")
     frame, rows = day_rows(settings)
-    d = settings.p.data
+    d = settings.params.data
     split = {"dataframe_split": {"columns": list(rows[0]), "data": [list(r.values()) for r in rows]}}
     for path, body in (("/invocations", split), ("/invocations", {"dataframe_records": rows}),
                        ("/invocations", {"inputs": {c: [r[c] for r in rows] for c in rows[0]}}), ("/predict", {"rows": rows})):
@@ -114,7 +122,7 @@ def test_concurrent_requests_are_batched_and_keep_the_same_bits(project: Any, se
     from concurrent.futures import ThreadPoolExecutor
 
     settings, _, _ = project
-    d = settings.p.data
+    d = settings.params.data
     batch = pd.read_parquet(settings.predictions_dir / f"{DAY.isoformat()}.parquet").set_index(d.id_col)["score"]
     frame, rows = day_rows(settings, 320)
     expected = batch.loc[frame[d.id_col]].to_numpy(dtype="float64")
@@ -214,7 +222,7 @@ def test_alias_moves_are_picked_up_by_the_poller_and_at_once_by_reload(project: 
     settings, v1, v2 = project
     _, rows = day_rows(settings, 1)
     set_alias(settings, "champion", v2)
-    poll = settings.p.serve.poll_seconds
+    poll = settings.params.serve.poll_seconds
     # within a poll (plus the load): no reload call here
     wait_for(lambda: httpx.post(server.url + "/invocations", json={"dataframe_records": rows}).headers["x-model-version"] == v2,
              poll * 2 + 30, "the poller did not pick up the alias move")
@@ -256,7 +264,7 @@ def test_cli_promote_and_rollback_call_the_servers_reload(project: Any, server: 
     assert httpx.get(server.url + "/version").json()["challenger"] is None
     import mlflow
 
-    tags = mlflow.MlflowClient().get_model_version(settings.p.project.model_name, v2).tags
+    tags = mlflow.MlflowClient().get_model_version(settings.params.project.model_name, v2).tags
     assert tags["challenger_reason"].endswith("serving test: online rollout") and tags["challenger_cleared"].endswith("serving test: done")
     for bad, says in ((("--version", v1), f"v{v1} is the champion"), (("--version", "99"), "has no version 99"), ((), "either --version N or --clear")):
         proc = subprocess.run([sys.executable, "-m", "pipelines", "--params", str(settings.root / "params.yaml"), "challenger", *bad,
@@ -457,7 +465,7 @@ def test_a_failing_or_slow_challenger_is_rolled_back_with_a_record(project: Any,
         assert not st["reason"].startswith("error rate 100.0%"), st["reason"]
     client = mlflow.MlflowClient()
     # the server records the decision right after it changes the stage
-    mv = wait_for(lambda: (m := client.get_model_version(settings.p.project.model_name, version)).tags.get("rejected") and m,
+    mv = wait_for(lambda: (m := client.get_model_version(settings.params.project.model_name, version)).tags.get("rejected") and m,
                   30, "no rejected tag")
     assert want in mv.tags["rejected"] and mv.tags["rollout_stage"] == "rejected"
     files = [f.path for f in client.list_artifacts(mv.run_id, "rollout")]
@@ -509,8 +517,8 @@ def test_a_good_challenger_goes_shadow_then_canary_sticky_then_champion_on_live_
     # promotion on live outcomes: labels mature (here: the challenger was right more often)
     from pipelines.io import day_parts
 
-    today = datetime.now(timezone.utc).date()
-    d = settings.p.data
+    today = datetime.now(UTC).date()
+    d = settings.params.data
 
     def pairs() -> pd.DataFrame:
         log = pd.concat([pd.read_parquet(p) for p in day_parts(settings.online_predictions_dir, today)])
@@ -519,7 +527,7 @@ def test_a_good_challenger_goes_shadow_then_canary_sticky_then_champion_on_live_
         return a.merge(b, on="request_id", suffixes=("_1", "_2"))
 
     def enough_pairs() -> bool:
-        if len(pairs()) >= settings.p.serve.min_outcomes:
+        if len(pairs()) >= settings.params.serve.min_outcomes:
             return True
         drive_n(server, rows, 20)  # more traffic, bounded by the wait
         return False
@@ -531,7 +539,7 @@ def test_a_good_challenger_goes_shadow_then_canary_sticky_then_champion_on_live_
     wait_for(lambda: httpx.get(server.url + "/version").json()["champion"]["version"] == v2, 60, "not promoted on outcomes")
     import mlflow
 
-    mv = wait_for(lambda: (m := mlflow.MlflowClient().get_model_version(settings.p.project.model_name, v2)).tags.get("rollout_stage") == "promoted" and m,
+    mv = wait_for(lambda: (m := mlflow.MlflowClient().get_model_version(settings.params.project.model_name, v2)).tags.get("rollout_stage") == "promoted" and m,
                   30, "promotion not recorded")
     assert mv.tags["champion_reason"].startswith("online rollout (sequential test on live outcomes): promote")
     assert mv.tags["rollout_stage"] == "promoted"
@@ -549,7 +557,7 @@ def test_a_corrupted_artifact_on_reload_is_refused_and_the_old_model_keeps_servi
     # a version the server has never loaded (the previous champion stays verified in memory)
     v3 = train_version(settings, max_iter=30, max_depth=2)
     client = mlflow.MlflowClient()
-    model_id = client.get_model_version(settings.p.project.model_name, v3).source.split("/")[-1]
+    model_id = client.get_model_version(settings.params.project.model_name, v3).source.split("/")[-1]
     target = next(p for p in (settings.root / "mlartifacts").rglob("model.skops") if model_id in str(p))
     original = target.read_bytes()
     serving = httpx.get(server.url + "/version").json()["champion"]["version"]

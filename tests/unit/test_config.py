@@ -10,9 +10,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_repo_params_load() -> None:
     s = load_settings(REPO / "params.yaml")
-    assert s.p.data.target == "default"
-    assert "logins_30d" in s.p.data.features and "avg_spend_30d" in s.p.data.features
-    assert len(s.p.data.features) >= 10
+    assert s.params.data.target == "default"
+    assert "logins_30d" in s.params.data.features and "avg_spend_30d" in s.params.data.features
+    assert len(s.params.data.features) >= 10
     assert s.root == REPO
 
 
@@ -46,7 +46,7 @@ def test_missing_file(tmp_path: Path) -> None:
 
 def test_serve_section_is_validated(tmp_path: Path) -> None:
     s = load_settings(REPO / "params.yaml")
-    assert s.p.serve.host == "127.0.0.1" and s.p.serve.canary_stages == [5, 25, 50, 100]
+    assert s.params.serve.host == "127.0.0.1" and s.params.serve.canary_stages == [5, 25, 50, 100]
     assert s.online_predictions_dir == REPO / "data" / "predictions_online"
     text = (REPO / "params.yaml").read_text().replace("canary_stages: [5, 25, 50, 100]", "canary_stages: [5, 50, 25]")
     (tmp_path / "params.yaml").write_text(text)

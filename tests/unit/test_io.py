@@ -10,10 +10,9 @@ from pipelines.io import atomic_path, read_frame, write_parquet
 def test_atomic_write_leaves_old_file_when_writer_fails(tmp_path: Path) -> None:
     dest = tmp_path / "x.parquet"
     write_parquet(pd.DataFrame({"a": [1]}), dest)
-    with pytest.raises(RuntimeError):
-        with atomic_path(dest) as tmp:
-            tmp.write_bytes(b"half")
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), atomic_path(dest) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("killed")
     assert read_frame(dest)["a"].tolist() == [1]
     assert [p.name for p in tmp_path.iterdir()] == ["x.parquet"]
 

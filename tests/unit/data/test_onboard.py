@@ -38,7 +38,7 @@ def write_days(root: Path, days: int = 8, rows: int = 60, labels: list[str] = ("
 
 
 @pytest.fixture
-def project(settings) -> Path:  # noqa: ANN001
+def project(settings) -> Path:
     write_days(settings.root / "mine")
     return settings.root
 
@@ -84,7 +84,7 @@ def test_yes_no_labels_are_written_quoted_so_yaml_keeps_them_strings(project: Pa
     ],
     ids=["empty-folder", "schemas-differ", "no-timestamp", "target-missing", "three-labels", "too-few-days", "ids-do-not-join"],
 )
-def test_each_problem_is_one_clear_line_and_nothing_is_written(project: Path, break_it, message: str) -> None:  # noqa: ANN001
+def test_each_problem_is_one_clear_line_and_nothing_is_written(project: Path, break_it, message: str) -> None:
     break_it(project / "mine")
     before = (project / "params.yaml").read_text()
     with pytest.raises(PipelineError, match=message) as err:

@@ -3,8 +3,8 @@ from datetime import date, timedelta
 import pandas as pd
 import pytest
 
-from pipelines.errors import PipelineError
 from pipelines.data.prepare import join_labels, split_days
+from pipelines.errors import PipelineError
 
 D0 = date(2026, 1, 1)
 
@@ -37,11 +37,11 @@ def test_join_labels_rejects_duplicates_and_mismatch() -> None:
         join_labels(batch, pd.DataFrame({"customer_id": [9], "default": [0]}), "customer_id", "default", D0)
 
 
-def test_the_window_ends_at_the_runs_day_not_at_the_latest_file(settings) -> None:  # noqa: ANN001
+def test_the_window_ends_at_the_runs_day_not_at_the_latest_file(settings) -> None:
     # A backfill of an older day trains on what existed then: no later batch, no later label.
-    from pipelines.data.prepare import prepare
     import shutil
 
+    from pipelines.data.prepare import prepare
     from pipelines.data.simulate import simulate
     from pipelines.io import read_json
 

@@ -3,8 +3,8 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from pipelines.errors import PipelineError
 from pipelines.data.simulate import generate_day, simulate
+from pipelines.errors import PipelineError
 
 DAY = date(2026, 3, 1)
 
@@ -116,10 +116,10 @@ def test_a_day_bigger_than_the_id_population_gets_distinct_ids(monkeypatch: pyte
     pd.testing.assert_frame_equal(sim.generate_day(DAY, 300, 5).batch, small.batch)  # below it: the same draws as ever
 
 
-def test_simulate_refuses_when_the_source_is_your_files(settings) -> None:  # noqa: ANN001
+def test_simulate_refuses_when_the_source_is_your_files(settings) -> None:
     from pipelines.config import Settings
 
-    own = Settings(settings.p.model_copy(update={"data": settings.p.data.model_copy(update={"source": "files"})}), settings.root)
+    own = Settings(settings.params.model_copy(update={"data": settings.params.data.model_copy(update={"source": "files"})}), settings.root)
     with pytest.raises(PipelineError, match="data.source is 'files'"):
         simulate(own, days=1)
     with pytest.raises(PipelineError, match="rows per day must be at least 1"):

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.errors import ValidationFailed
-from pipelines.io import write_json
 from pipelines.data.simulate import generate_day
 from pipelines.data.validate import validate_training
+from pipelines.errors import ValidationFailed
+from pipelines.io import write_json
 
 DAYS = [date(2026, 1, d) for d in range(1, 5)]
 

@@ -12,10 +12,10 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from pipelines.model import gate
-from pipelines.errors import PipelineError
-from pipelines.model.features import model_input, serve
 from pipelines.data.simulate import generate_day
+from pipelines.errors import PipelineError
+from pipelines.model import gate
+from pipelines.model.features import model_input, serve
 from pipelines.model.train import fit
 
 
@@ -81,14 +81,14 @@ def test_a_slice_that_regresses_fails_and_small_slices_are_not_judged() -> None:
 
 def test_our_model_survives_every_robustness_probe(settings) -> None:
     df = _labelled()
-    model, _ = fit(df, settings.p.data, settings.p.train)
-    [res] = gate.robustness_probes(model, df, settings.p.data)
+    model, _ = fit(df, settings.params.data, settings.params.train)
+    [res] = gate.robustness_probes(model, df, settings.params.data)
     assert res["passed"], res["detail"]
     assert "absent: clear error" in res["detail"]  # the missing column is refused with our one-line error
 
 
 def test_a_model_that_crashes_on_nulls_and_unseen_categories_fails(settings) -> None:
-    d = settings.p.data
+    d = settings.params.data
     df = _labelled().dropna(subset=d.features)
     brittle = Pipeline(
         [
@@ -104,8 +104,8 @@ def test_a_model_that_crashes_on_nulls_and_unseen_categories_fails(settings) -> 
 
 def test_latency_is_measured_through_the_serving_path(settings) -> None:
     df = _labelled(1000)
-    model, _ = fit(df, settings.p.data, settings.p.train)
-    lat = gate.latency_ms(lambda f: serve(model, f, settings.p.data, settings.p.score.chunk_rows), df, 1, 10)
+    model, _ = fit(df, settings.params.data, settings.params.train)
+    lat = gate.latency_ms(lambda f: serve(model, f, settings.params.data, settings.params.score.chunk_rows), df, 1, 10)
     assert 0 < lat["p50"] <= lat["p99"]
     assert lat["p99_rounds"] == [round(lat["p99"], 3)]
 

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipelines.data.simulate import generate_day
 from pipelines.errors import PipelineError
 from pipelines.model.features import model_input
-from pipelines.data.simulate import generate_day
 from pipelines.model.train import fit
 
 
@@ -17,28 +17,28 @@ def _labelled(n: int = 1500) -> pd.DataFrame:
 
 def test_fit_learns_and_is_deterministic(settings) -> None:
     df = _labelled()
-    m1, auc1 = fit(df, settings.p.data, settings.p.train)
-    m2, auc2 = fit(df, settings.p.data, settings.p.train)
+    m1, auc1 = fit(df, settings.params.data, settings.params.train)
+    m2, auc2 = fit(df, settings.params.data, settings.params.train)
     assert auc1 > 0.7 and auc1 == auc2
-    X = model_input(df, settings.p.data)
+    X = model_input(df, settings.params.data)
     np.testing.assert_array_equal(m1.predict_proba(X), m2.predict_proba(X))
 
 
 def test_model_handles_unseen_category_and_missing_numbers(settings) -> None:
     df = _labelled()
-    model, _ = fit(df, settings.p.data, settings.p.train)
+    model, _ = fit(df, settings.params.data, settings.params.train)
     odd = df.head(3).copy()
     odd["region"] = "atlantis"
     odd["income"] = np.nan
-    p = model.predict_proba(model_input(odd, settings.p.data))[:, 1]
+    p = model.predict_proba(model_input(odd, settings.params.data))[:, 1]
     assert np.isfinite(p).all()
 
 
 def test_model_input_gives_object_columns_with_and_without_missing_values_the_same_form(settings) -> None:
     """An object column with no missing value skips the None-filling (a request's rows): the
     frame must be what the general path makes, and never the caller's own column."""
-    d = settings.p.data
-    df = _labelled(40).astype({c: "object" for c in d.categorical})
+    d = settings.params.data
+    df = _labelled(40).astype(dict.fromkeys(d.categorical, "object"))
     clean, holed = df.copy(), df.copy()
     holed.loc[holed.index[:3], "region"] = [None, np.nan, pd.NA]
     for frame in (clean, holed):
@@ -56,23 +56,23 @@ def test_model_input_gives_object_columns_with_and_without_missing_values_the_sa
 def test_single_class_is_refused(settings) -> None:
     df = _labelled().assign(default=0)
     with pytest.raises(PipelineError, match="single class"):
-        fit(df, settings.p.data, settings.p.train)
+        fit(df, settings.params.data, settings.params.train)
 
 
 def test_missing_feature_is_named(settings) -> None:
     with pytest.raises(PipelineError, match="logins_30d"):
-        model_input(_labelled(50).drop(columns=["logins_30d"]), settings.p.data)
+        model_input(_labelled(50).drop(columns=["logins_30d"]), settings.params.data)
 
 
 def test_permutation_importance_is_seeded_and_finds_the_signal(settings) -> None:
     from pipelines.model.train import permutation_importance_by_feature
 
     df = _labelled(3000)
-    model, _ = fit(df, settings.p.data, settings.p.train)
-    X = model_input(df, settings.p.data).head(1000)
-    y = df[settings.p.data.target].head(1000)
+    model, _ = fit(df, settings.params.data, settings.params.train)
+    X = model_input(df, settings.params.data).head(1000)
+    y = df[settings.params.data.target].head(1000)
     a = permutation_importance_by_feature(model, X, y, 42, 1)
     assert a == permutation_importance_by_feature(model, X, y, 42, 1)  # the profile hash is reproducible
-    assert set(a) == set(settings.p.data.features)
+    assert set(a) == set(settings.params.data.features)
     assert max(a.values()) > 0.01
     assert permutation_importance_by_feature(model, X, y * 0, 42, 1) is None  # one class: no AUC

@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 
 from pipelines.config import DriftParams
-from pipelines.monitoring.drift import drifted_features, performance_alarm, retrain_decision, write_report
-from pipelines.model.profile import EMPTY_BIN, Accumulator, bin_categorical, bin_numeric, build_profile, psi, quantile_edges
 from pipelines.data.simulate import generate_day
 from pipelines.model.features import model_input
+from pipelines.model.profile import EMPTY_BIN, Accumulator, bin_categorical, bin_numeric, build_profile, psi, quantile_edges
+from pipelines.monitoring.drift import drifted_features, performance_alarm, retrain_decision, write_report
 
 D = date(2026, 1, 10)
 
@@ -33,9 +33,9 @@ def test_bins_are_frozen_and_exhaustive() -> None:
 
 
 def test_streamed_counts_equal_one_pass(settings) -> None:
-    ref = model_input(generate_day(D, 3000, 1).batch, settings.p.data)
-    prof = build_profile(ref, np.linspace(0, 1, len(ref)), settings.p.data, 10)
-    cur = model_input(generate_day(date(2026, 1, 11), 2500, 1).batch, settings.p.data)
+    ref = model_input(generate_day(D, 3000, 1).batch, settings.params.data)
+    prof = build_profile(ref, np.linspace(0, 1, len(ref)), settings.params.data, 10)
+    cur = model_input(generate_day(date(2026, 1, 11), 2500, 1).batch, settings.params.data)
     one, many = Accumulator(prof), Accumulator(prof)
     one.add(cur)
     for i in range(0, len(cur), 333):
@@ -48,9 +48,9 @@ def test_arrow_batches_count_like_dataframes(settings, tmp_path) -> None:
     nulls and PSI as the DataFrame path, with nulls, integer columns and dictionary strings."""
     from pipelines.model.profile import stream_batches
 
-    ref = model_input(generate_day(D, 3000, 1).batch, settings.p.data)
-    prof = build_profile(ref, np.zeros(len(ref)), settings.p.data, 10)
-    cur = model_input(generate_day(date(2026, 1, 11), 2500, 1).batch, settings.p.data)
+    ref = model_input(generate_day(D, 3000, 1).batch, settings.params.data)
+    prof = build_profile(ref, np.zeros(len(ref)), settings.params.data, 10)
+    cur = model_input(generate_day(date(2026, 1, 11), 2500, 1).batch, settings.params.data)
     cur.loc[::7, "income"] = np.nan
     cur.loc[::11, "region"] = None
     cur.loc[::13, "region"] = "atlantis"  # unseen category
@@ -103,8 +103,8 @@ def test_unreadable_batch_is_a_clear_error(tmp_path) -> None:
 def test_missing_column_is_a_clear_error(settings) -> None:
     from pipelines.errors import PipelineError
 
-    ref = model_input(generate_day(D, 500, 1).batch, settings.p.data)
-    acc = Accumulator(build_profile(ref, np.zeros(len(ref)), settings.p.data, 10))
+    ref = model_input(generate_day(D, 500, 1).batch, settings.params.data)
+    acc = Accumulator(build_profile(ref, np.zeros(len(ref)), settings.params.data, 10))
     with pytest.raises(PipelineError, match="lacks columns of the reference profile: \\['logins_30d'\\]"):
         acc.add(ref.drop(columns=["logins_30d"]))
 
@@ -194,11 +194,11 @@ def test_importance_shares() -> None:
 
 
 def test_profile_stores_importance_shares(settings) -> None:
-    ref = model_input(generate_day(D, 500, 1).batch, settings.p.data)
-    raw = {c: 0.0 for c in settings.p.data.features} | {"logins_30d": 0.02, "income": 0.06}
-    prof = build_profile(ref, np.zeros(len(ref)), settings.p.data, 10, raw)
+    ref = model_input(generate_day(D, 500, 1).batch, settings.params.data)
+    raw = dict.fromkeys(settings.params.data.features, 0.0) | {"logins_30d": 0.02, "income": 0.06}
+    prof = build_profile(ref, np.zeros(len(ref)), settings.params.data, 10, raw)
     assert prof["importance"]["income"] == 0.75 and prof["importance"]["logins_30d"] == 0.25
-    assert "importance" not in build_profile(ref, np.zeros(len(ref)), settings.p.data, 10)
+    assert "importance" not in build_profile(ref, np.zeros(len(ref)), settings.params.data, 10)
 
 
 def test_drift_in_a_feature_the_model_barely_uses_can_be_ignored() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -12,11 +12,11 @@ from pipelines.monitoring.drift import prediction_psi
 from pipelines.monitoring.performance import day_predictions, predicted_days
 from pipelines.serving.predlog import PredictionLog
 
-DAY = datetime.now(timezone.utc).date()  # the log partitions by the day a request arrived (UTC)
+DAY = datetime.now(UTC).date()  # the log partitions by the day a request arrived (UTC)
 
 
 def _log(settings: Settings) -> PredictionLog:
-    d = settings.p.data
+    d = settings.params.data
     plog = PredictionLog(settings.online_predictions_dir, d.id_col, d.timestamp_col)
     plog.append("r1", [1, 2], "champion", "m", "3", "run3", np.array([0.1, 0.9]), 1.5)
     plog.append("r1", [1, 2], "shadow", "m", "4", "run4", np.array([0.2, 0.8]), 2.5)
@@ -26,7 +26,7 @@ def _log(settings: Settings) -> PredictionLog:
 
 
 def test_online_log_is_read_with_batch_predictions(settings: Settings) -> None:
-    d = settings.p.data
+    d = settings.params.data
     settings.predictions_dir.mkdir(parents=True)
     pd.DataFrame({d.id_col: [7], "score": [0.5], "model_version": ["3"], "model_run_id": ["run3"]}).to_parquet(
         settings.predictions_dir / f"{DAY.isoformat()}.parquet")
@@ -48,7 +48,7 @@ def test_prediction_drift_counts_the_champions_online_scores(settings: Settings)
     assert prediction_psi(settings, DAY, profile, "9") is None
 
 
-def test_drift_psi_is_exported_for_prometheus(tmp_path) -> None:  # noqa: ANN001
+def test_drift_psi_is_exported_for_prometheus(tmp_path) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
     from pipelines.monitoring.drift import write_prometheus

@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 
-def row(settings, income: float) -> dict:  # noqa: ANN001
-    d = settings.p.data
-    r = {c: 1.0 for c in d.numerical}
-    r.update({c: "x" for c in d.categorical})
+def row(settings, income: float) -> dict:
+    d = settings.params.data
+    r = dict.fromkeys(d.numerical, 1.0)
+    r.update(dict.fromkeys(d.categorical, "x"))
     r["income"] = income
     return r

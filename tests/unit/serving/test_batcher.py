@@ -20,16 +20,16 @@ from tests.unit.serving.rows import row
 class Model:
     """predict_proba = income / 1e6 per row; raises SystemExit on a row with income -1."""
 
-    def predict_proba(self, X):  # noqa: ANN001, ANN201
+    def predict_proba(self, X):
         if (X["income"] == -1).any():
             raise SystemExit("boom")
         p = X["income"].to_numpy(dtype="float64") / 1e6
         return np.column_stack([1 - p, p])
 
 
-def started(settings) -> tuple[Batcher, threading.Event, list[threading.Thread]]:  # noqa: ANN001
+def started(settings) -> tuple[Batcher, threading.Event, list[threading.Thread]]:
     stop = threading.Event()
-    b = Batcher(settings.p.data, 1000, 100, Metrics(), stop)
+    b = Batcher(settings.params.data, 1000, 100, Metrics(), stop)
     threads = [threading.Thread(target=b.loop, daemon=True) for _ in range(2)]
     for t in threads:
         t.start()
@@ -117,7 +117,7 @@ def test_a_request_cancelled_while_queued_does_not_fail_the_others_of_its_batch(
     """The event loop cancels an awaited future when its task is cancelled (a server stopping
     with requests in flight): the scorer leaves that job out, the others get their scores."""
     stop = threading.Event()
-    b = Batcher(settings.p.data, 1000, 100, Metrics(), stop)
+    b = Batcher(settings.params.data, 1000, 100, Metrics(), stop)
     model = Model()
     jobs = [b.submit(model, [row(settings, i)]) for i in range(3)]  # queued before any scorer runs
     assert jobs[1].cancel()
@@ -145,7 +145,7 @@ def test_a_bulk_request_does_not_hold_up_the_single_rows_queued_behind_it(settin
     release = threading.Event()
 
     class Held(Model):
-        def predict_proba(self, X):  # noqa: ANN001, ANN201
+        def predict_proba(self, X):
             if len(X) > BULK_ROWS:
                 assert release.wait(30), "never released"
             return super().predict_proba(X)

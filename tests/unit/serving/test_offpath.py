@@ -20,7 +20,7 @@ from tests.unit.serving.rows import row
 class Model:
     """predict_proba = income / 1e6; raises on income -1, kills its process on -2, sleeps on -3."""
 
-    def predict_proba(self, X):  # noqa: ANN001, ANN201
+    def predict_proba(self, X):
         income = X["income"].to_numpy(dtype="float64")
         if (income == -1).any():
             raise ValueError("income -1 is not allowed")
@@ -38,15 +38,15 @@ class Unpicklable(Model):
 
 
 @pytest.fixture
-def scorer(settings):  # noqa: ANN001, ANN201
+def scorer(settings):
     """A scorer over a real child process, closed (the child ended) after the test."""
-    s = OffpathScorer(settings.p.data, 1000, 1)
+    s = OffpathScorer(settings.params.data, 1000, 1)
     yield s
     s.close()
 
 
 def test_scores_come_back_to_their_request_and_equal_scoring_in_process(settings, scorer: OffpathScorer) -> None:
-    d = settings.p.data
+    d = settings.params.data
     jobs = [[row(settings, i), row(settings, i + 0.5)] for i in range(50)]
     got = scorer.score("m", Model(), jobs)
     here = score_jobs(Model(), jobs, d, 1000)
@@ -87,7 +87,7 @@ def test_a_model_that_cannot_be_sent_is_refused_and_the_child_lives_on(settings,
     assert scorer.starts == 1
 
 
-def _score_in(q, data, r) -> None:  # noqa: ANN001 - runs in a daemonic process, which may not have children
+def _score_in(q, data, r) -> None:
     scorer = OffpathScorer(data, 1000, 1)
     said = []
     for _ in range(2):
@@ -104,7 +104,7 @@ def test_a_child_that_cannot_start_is_unavailable_not_a_model_error_and_not_retr
 
     ctx = multiprocessing.get_context("spawn")
     q = ctx.Queue()
-    p = ctx.Process(target=_score_in, args=(q, settings.p.data, row(settings, 1)), daemon=True)
+    p = ctx.Process(target=_score_in, args=(q, settings.params.data, row(settings, 1)), daemon=True)
     p.start()
     why, again, starts = q.get(timeout=120)
     p.join(timeout=30)

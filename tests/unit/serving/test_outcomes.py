@@ -5,7 +5,7 @@ day is read again only when its log grew or its labels changed)."""
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -15,18 +15,18 @@ from pipelines.serving.predlog import PredictionLog
 from pipelines.serving.sequential import log_loss_terms
 
 
-def log_requests(settings, log: PredictionLog, start: int, n: int) -> None:  # noqa: ANN001
+def log_requests(settings, log: PredictionLog, start: int, n: int) -> None:
     for i in range(start, start + n):
         log.append(f"r{i}", [f"e{i}"], "champion", "m", "1", "run1", np.array([0.2]), 1.0)
         log.append(f"r{i}", [f"e{i}"], "shadow", "m", "2", "run2", np.array([0.7]), 1.0)
     log.flush()
 
 
-def test_pairs_join_labels_and_a_day_is_read_again_only_when_it_changed(settings) -> None:  # noqa: ANN001
-    d = settings.p.data
+def test_pairs_join_labels_and_a_day_is_read_again_only_when_it_changed(settings) -> None:
+    d = settings.params.data
     log = PredictionLog(settings.online_predictions_dir, d.id_col, d.timestamp_col)
     log_requests(settings, log, 0, 10)
-    today = datetime.now(timezone.utc).date().isoformat()
+    today = datetime.now(UTC).date().isoformat()
     settings.labels_dir.mkdir(parents=True, exist_ok=True)
     labels = settings.labels_dir / f"{today}.parquet"
     pd.DataFrame({d.id_col: [f"e{i}" for i in range(20)], d.target: [1] * 20}).to_parquet(labels, index=False)

@@ -10,7 +10,7 @@ import pytest
 from pipelines.serving.payload import frame_of
 
 
-def reference(rows: list[dict], data) -> pd.DataFrame:  # noqa: ANN001
+def reference(rows: list[dict], data) -> pd.DataFrame:
     cols = [data.id_col, *data.features] if all(data.id_col in r for r in rows) else data.features
     frame = pd.DataFrame.from_records([{c: r[c] for c in cols} for r in rows], columns=cols)
     for c in data.numerical:
@@ -18,12 +18,12 @@ def reference(rows: list[dict], data) -> pd.DataFrame:  # noqa: ANN001
     return frame
 
 
-def rows_of(settings, values: list, cats: list, ids: list | None) -> list[dict]:  # noqa: ANN001
-    d = settings.p.data
+def rows_of(settings, values: list, cats: list, ids: list | None) -> list[dict]:
+    d = settings.params.data
     out = []
     for i, (v, c) in enumerate(zip(values, cats)):
-        r = {n: v for n in d.numerical}
-        r.update({n: c for n in d.categorical})
+        r = dict.fromkeys(d.numerical, v)
+        r.update(dict.fromkeys(d.categorical, c))
         if ids is not None and ids[i] is not ...:
             r[d.id_col] = ids[i]
         out.append(r)
@@ -40,8 +40,8 @@ def rows_of(settings, values: list, cats: list, ids: list | None) -> list[dict]:
         ([0, 1], ["a", "b"], ["7", 8]),  # mixed id types
     ],
 )
-def test_frame_of_is_the_frame_pandas_reads_from_the_records(settings, values: list, cats: list, ids: list | None) -> None:  # noqa: ANN001
+def test_frame_of_is_the_frame_pandas_reads_from_the_records(settings, values: list, cats: list, ids: list | None) -> None:
     rows = rows_of(settings, values, cats, ids)
-    got, want = frame_of(rows, settings.p.data), reference(rows, settings.p.data)
+    got, want = frame_of(rows, settings.params.data), reference(rows, settings.params.data)
     pd.testing.assert_frame_equal(got, want, check_exact=True)
     assert list(got.dtypes) == list(want.dtypes)

@@ -100,8 +100,8 @@ def test_operator_actions_and_sticky_buckets() -> None:
 
 
 def test_payload_formats_give_the_same_rows_and_bad_ones_name_the_field() -> None:
-    d = load_settings(REPO / "params.yaml").p.data
-    row = {c: 1.0 for c in d.numerical} | {c: "x" for c in d.categorical}
+    d = load_settings(REPO / "params.yaml").params.data
+    row = dict.fromkeys(d.numerical, 1.0) | dict.fromkeys(d.categorical, "x")
     cols = list(row)
     forms = [
         {"dataframe_records": [row, row]},
