@@ -15,6 +15,7 @@ PIPFILTER := sed -u '/is ignored: it is neither a file nor a directory/d'
 
 .DEFAULT_GOAL := help
 .PHONY: help venv spark run demo test test-long test-unit serve mlflow-ui up down unpause clean-data lock
+.PHONY: lint docs docs-serve reference
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -40,7 +41,7 @@ run: venv ## Run the whole daily cycle once on simulated data (simulate, validat
 demo: venv ## Replay the headline story (login_policy, 80 simulated days): replays/login_policy/timeline.html
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pipelines replay --story login_policy
 
-test: venv spark ## Run the whole test suite (unit + integration, real tools, Spark included) in two processes; TEST_WORKERS=0 for one
+test: venv spark docs ## Run the whole test suite (unit + integration, real tools, Spark included) in two processes; TEST_WORKERS=0 for one
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 test-long: venv spark ## The long forms (an hour or more): every replayed story quick and at full length, a 60-day soak
@@ -75,3 +76,17 @@ lock: ## Re-resolve the top-level requirements into requirements.lock (maintaine
 	.lock-venv/bin/pip install --quiet -r requirements.in 2>&1 | $(PIPFILTER)
 	.lock-venv/bin/pip freeze --all --exclude pip --exclude setuptools > requirements.lock
 	rm -rf .lock-venv
+
+lint: venv ## Lint the code with ruff (rules and justified ignores in pyproject.toml); seconds, installs .venv when missing
+	@$(VENV)/bin/ruff check pipelines dags tests bench scripts
+
+reference: venv ## Regenerate the reference pages (CLI, params.yaml, HTTP API, metrics) from the code; seconds
+	@$(PY) scripts/reference.py
+
+docs: venv ## Build the documentation site into site/ (mkdocs --strict: a broken link or a stale reference page fails); about 10 s
+	@$(PY) scripts/reference.py --check
+	@$(VENV)/bin/mkdocs build --strict --quiet
+	@echo "==> documentation site in site/ (open site/index.html, or make docs-serve)"
+
+docs-serve: venv ## Serve the documentation site on http://127.0.0.1:$${DOCS_PORT:-8001} with live reload (foreground; Ctrl-C stops)
+	@$(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:$${DOCS_PORT:-8001}
