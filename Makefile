@@ -85,8 +85,8 @@ reference: venv ## Regenerate the reference pages (CLI, params.yaml, HTTP API, m
 
 docs: venv ## Build the documentation site into site/ (mkdocs --strict: a broken link or a stale reference page fails); about 10 s
 	@$(PY) scripts/reference.py --check
-	@$(VENV)/bin/mkdocs build --strict --quiet
+	@NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 	@echo "==> documentation site in site/ (open site/index.html, or make docs-serve)"
 
 docs-serve: venv ## Serve the documentation site on http://127.0.0.1:$${DOCS_PORT:-8001} with live reload (foreground; Ctrl-C stops)
-	@$(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:$${DOCS_PORT:-8001}
+	@NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:$${DOCS_PORT:-8001}
