@@ -22,7 +22,9 @@ LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 BEARER = HTTPBearer(auto_error=False, description=f"the token in ${TOKEN_ENV} of the server")
 
 
-def get_server(request: Request) -> Server:
+# the dependencies are coroutines: FastAPI runs a plain function in a worker thread, one hand-over
+# of the interpreter lock more on every request
+async def get_server(request: Request) -> Server:
     """The server behind this app."""
     server = getattr(request.app.state, "server", None)
     if server is None:
@@ -30,7 +32,7 @@ def get_server(request: Request) -> Server:
     return server
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The settings the app was built with."""
     return request.app.state.settings
 
@@ -49,8 +51,8 @@ def reply(server: Server | None, content: Any, status: int = 200, headers: dict[
     return JSONResponse(content, status_code=status, headers={VERSION_HEADER: champion_version(server), **(headers or {})})
 
 
-def require_admin(request: Request, settings: SettingsDep,
-                  _: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None) -> None:
+async def require_admin(request: Request, settings: SettingsDep,
+                        _: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None) -> None:
     """Pass only a caller that may change the server's state: from loopback (unless
     serve.reload_any_host), with the bearer token of $PIPELINES_RELOAD_TOKEN. Refuses with 403
     (wrong host, no token configured) or 401 (missing or wrong token)."""

@@ -6,6 +6,7 @@ The real server behind these routes is tests/integration/test_serving.py's."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -30,7 +31,7 @@ def request(host: str, authorization: str | None) -> Request:
 
 def refusal(settings, req: Request) -> int:
     with pytest.raises(HTTPException) as refused:
-        require_admin(req, settings)
+        asyncio.run(require_admin(req, settings))
     return refused.value.status_code
 
 
@@ -42,10 +43,10 @@ def test_the_admin_check_raises_403_or_401_and_passes_the_token(settings, monkey
     assert refusal(settings, request("127.0.0.1", None)) == 401
     assert refusal(settings, request("::1", "Bearer wrong")) == 401
     assert refusal(settings, request("127.0.0.1", TOKEN)) == 401  # the scheme is part of the header
-    assert require_admin(request("127.0.0.1", f"Bearer {TOKEN}"), settings) is None
+    assert asyncio.run(require_admin(request("127.0.0.1", f"Bearer {TOKEN}"), settings)) is None
     serve = settings.params.serve.model_copy(update={"reload_any_host": True})
     remote = Settings(settings.params.model_copy(update={"serve": serve}), settings.root)
-    assert require_admin(request("10.1.2.3", f"Bearer {TOKEN}"), remote) is None  # any host; the token still counts
+    assert asyncio.run(require_admin(request("10.1.2.3", f"Bearer {TOKEN}"), remote)) is None  # any host; the token still counts
     assert refusal(remote, request("10.1.2.3", "Bearer wrong")) == 401
 
 
