@@ -47,7 +47,7 @@ def main() -> None:
     for spec in args.trees:
         name, _, folder = spec.partition("=")
         path = Path(folder).resolve()
-        if not name or not (path / "pipelines" / "serving" / "server.py").is_file():
+        if not name or not (path / "pipelines" / "serving" / "__init__.py").is_file():
             raise SystemExit(f"--trees {spec}: expected NAME=DIR, DIR a checkout of this repository")
         trees[name] = path
     settings = load_settings(args.params)

@@ -294,9 +294,9 @@ def promote(
 
 def _reloaded(out: Any) -> str:
     """What the online server said after a reload call (see ops/promote.notify_server)."""
-    if out is None:
-        return "not notified (no PIPELINES_SERVER_URL, or unreachable)"
-    return f"serves v{(out.get('champion') or {}).get('version')}"
+    from pipelines.serving.client import reload_summary
+
+    return reload_summary(out)
 
 
 @app.command()
@@ -436,7 +436,7 @@ def serve(
     the bearer token in $PIPELINES_RELOAD_TOKEN. A challenger is rolled out in shadow, then
     canary stages, under guardrails (params.yaml serve:).
     """
-    from pipelines.serving.server import serve as fn
+    from pipelines.serving.launch import serve as fn
 
     _run(lambda: fn(_settings(), host, port, reload_any_host or None, workers, STATE["params"]), emit=False)
 

@@ -150,7 +150,7 @@ class DriftParams(_Section):
 
 
 class ServeParams(_Section):
-    """The online server (pipelines/serving/server.py) and its rollout of a challenger."""
+    """The online server (pipelines/serving/) and its rollout of a challenger."""
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)

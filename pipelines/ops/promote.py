@@ -9,11 +9,8 @@ orchestration, so it lives here.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import urllib.error
-import urllib.request
 from typing import Any
 
 from pipelines.config import Settings
@@ -82,13 +79,11 @@ def notify_server(timeout_s: float = 60.0) -> dict[str, Any] | None:
         return None
     if not url:
         return None
-    req = urllib.request.Request(  # noqa: S310 - the scheme is checked by server_url
-        f"{url}/reload", method="POST", headers={"Authorization": f"Bearer {os.environ.get('PIPELINES_RELOAD_TOKEN', '')}"}
-    )
+    from pipelines.serving.client import ServerClient
+
     try:
-        with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310 - http(s) only (server_url)
-            out = json.loads(resp.read() or b"{}")
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+        out = ServerClient(url, timeout_s=timeout_s).reload()
+    except PipelineError as exc:
         log.warning("could not tell the server at %s to reload (it will see the move at its next poll): %s", url, exc)
         return None
     log.info("server at %s now serves champion v%s", url, (out.get("champion") or {}).get("version"))

@@ -162,27 +162,11 @@ def rollout(action: str | None = None, reason: str | None = None) -> dict[str, A
     """One step of the online rollout on the server (``PIPELINES_SERVER_URL``, default
     http://127.0.0.1:<serve.port>): ``check`` (the schedule: judge the guardrails and the live
     outcomes now) or an operator's ``pause``, ``resume``, ``advance`` or ``abort``."""
-    import json
-    import os
-    import urllib.error
-    import urllib.parse
-    import urllib.request
+    from pipelines.ops.promote import server_url
+    from pipelines.serving.client import ServerClient
 
     act = (action or "check").strip().lower()
-    if act not in ("check", "pause", "resume", "advance", "abort"):
-        raise PipelineError(f"unknown rollout action {act!r}: check, pause, resume, advance or abort")
-    from pipelines.ops.promote import server_url
-
     url = server_url(default=f"http://127.0.0.1:{settings().params.serve.port}")
-    query = f"?reason={urllib.parse.quote(reason)}" if reason else ""
-    req = urllib.request.Request(f"{url}/rollout/{act}{query}", method="POST",  # noqa: S310 - http(s) only (server_url)
-                                 headers={"Authorization": f"Bearer {os.environ.get('PIPELINES_RELOAD_TOKEN', '')}"})
-    try:
-        with urllib.request.urlopen(req, timeout=120) as resp:  # noqa: S310 - http(s) only (server_url)
-            out = json.loads(resp.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        raise PipelineError(f"rollout {act} refused by {url}: {exc.code} {exc.read().decode(errors='replace')[:300]}") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        raise PipelineError(f"no online server at {url} (set PIPELINES_SERVER_URL): {exc}") from exc
+    out = ServerClient(url, timeout_s=120).rollout(act, reason)
     log.info("rollout %s: %s", act, out.get("reason") or out.get("stage"))
     return out

@@ -253,7 +253,7 @@ def test_the_image_builds_from_the_lock_and_provides_every_command(compose: dict
 def test_serving_profile_matches_the_server(compose: dict[str, Any]) -> None:
     """The serving service runs our server where Prometheus scrapes it; every metric the
     Grafana dashboard queries is one the server exports."""
-    from pipelines.serving.server import Metrics
+    from pipelines.serving.metrics import Metrics
 
     services = compose["services"]
     for name in SERVING_PROFILE:

@@ -110,7 +110,7 @@ def test_online_scores_equal_batch_scores_bit_for_bit(project: Any, server: Serv
         expected = batch.set_index(d.id_col).loc[frame[d.id_col], "score"].to_numpy(dtype="float64")
         assert online.view("int64").tolist() == expected.view("int64").tolist(), path  # the same bits
     # one row at a time too (the single-row path batch never takes)
-    for row, want in zip(rows[:5], expected[:5]):
+    for row, want in zip(rows[:5], expected[:5], strict=True):
         got = httpx.post(server.url + "/invocations", json={"dataframe_records": [row]}).json()["predictions"][0]
         assert np.float64(got).view("int64") == np.float64(want).view("int64")
 
@@ -158,7 +158,8 @@ BAD = [
 
 
 @pytest.mark.parametrize("case,body,status,names", BAD, ids=[b[0] for b in BAD])
-def test_bad_payloads_get_a_4xx_naming_the_problem(project: Any, server: ServerProcess, case: str, body: Any, status: int, names: str) -> None:
+def test_bad_payloads_get_a_4xx_naming_the_problem(project: Any, server: ServerProcess, case: str, body: Any, status: int,
+                                                   names: str) -> None:
     settings = project[0]
     _, rows = day_rows(settings, 3)
     if isinstance(body, str):
@@ -179,7 +180,8 @@ def test_bad_payloads_get_a_4xx_naming_the_problem(project: Any, server: ServerP
     assert r.headers["x-model-version"] == project[1]
 
 
-def test_predict_rejects_unknown_fields_and_handles_unseen_categories_as_the_model_does(project: Any, server: ServerProcess) -> None:
+def test_predict_rejects_unknown_fields_and_handles_unseen_categories_as_the_model_does(project: Any,
+                                                                                       server: ServerProcess) -> None:
     settings = project[0]
     _, rows = day_rows(settings, 1)
     r = httpx.post(server.url + "/predict", json={"rows": [{**rows[0], "colour": "red"}]})
@@ -193,7 +195,7 @@ def test_predict_rejects_unknown_fields_and_handles_unseen_categories_as_the_mod
 
 
 def test_health_version_and_metrics(project: Any, server: ServerProcess) -> None:
-    settings, v1, _ = project
+    _, v1, _ = project
     for path in ("/health/live", "/health/ready", "/version", "/metrics", "/rollout", "/nope"):
         r = httpx.get(server.url + path)
         assert r.headers["x-model-version"] == v1, path
@@ -204,7 +206,8 @@ def test_health_version_and_metrics(project: Any, server: ServerProcess) -> None
                                      ("sha256", info["champion"]["sha256"][:12]), ("version", v1)))] == 1
     ok = m[("serving_requests_total", (("endpoint", "invocations"), ("status", "200"), ("variant", "champion"), ("version", v1)))]
     assert ok >= 4
-    assert m[("serving_requests_total", (("endpoint", "invocations"), ("status", "422"), ("variant", "none"), ("version", v1)))] >= 1
+    refused = ("serving_requests_total", (("endpoint", "invocations"), ("status", "422"), ("variant", "none"), ("version", v1)))
+    assert m[refused] >= 1
     assert m[("serving_request_latency_seconds_count", (("endpoint", "predict"), ("variant", "champion"), ("version", v1)))] >= 1
     assert m[("serving_registry_reachable", ())] == 1 and m[("serving_canary_share", ())] == 0
     assert any(k[0] == "serving_prediction_score_bucket" for k in m)
@@ -214,6 +217,32 @@ def test_reload_needs_the_token(server: ServerProcess) -> None:
     assert httpx.post(server.url + "/reload").status_code == 401
     assert httpx.post(server.url + "/reload", headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert httpx.post(server.url + "/rollout/pause", headers={"Authorization": "Bearer wrong"}).status_code == 401
+
+
+def test_the_admin_client_reloads_checks_and_reports_refusals(project: Any, server: ServerProcess) -> None:
+    """pipelines/serving/client.py against the real server: what the CLI, promote and the rollout
+    task call."""
+    from pipelines.errors import PipelineError
+    from pipelines.serving.client import ServerClient, ServerRefused, ServerUnreachable, reload_summary
+    from tests.system import free_port
+
+    _, v1, _ = project
+    out = ServerClient(server.url, token=TOKEN).reload()
+    assert out["champion"]["version"] == v1 and reload_summary(out) == f"serves v{v1}"
+    assert ServerClient(server.url, token=TOKEN).rollout("check")["stage"] == rollout_status(server)["stage"]
+    with pytest.raises(ServerRefused) as wrong:
+        ServerClient(server.url, "wrong").reload()
+    assert wrong.value.status == 401 and "missing or wrong bearer token" in wrong.value.body
+    with pytest.raises(ServerRefused) as none:  # no challenger: nothing to pause
+        ServerClient(server.url, token=TOKEN).rollout("pause", "client test")
+    assert none.value.status == 409 and "no rollout" in str(none.value)
+    with pytest.raises(PipelineError, match="unknown rollout action"):
+        ServerClient(server.url, token=TOKEN).rollout("restart")
+    with pytest.raises(ServerUnreachable, match="no online server"):
+        ServerClient(f"http://127.0.0.1:{free_port()}", token=TOKEN, timeout_s=5).reload()
+    with pytest.raises(PipelineError, match="http"):
+        ServerClient("file:///etc/passwd")
+    assert reload_summary(None).startswith("not notified")
 
 
 def test_alias_moves_are_picked_up_by_the_poller_and_at_once_by_reload(project: Any, server: ServerProcess) -> None:
@@ -257,7 +286,8 @@ def test_cli_promote_and_rollback_call_the_servers_reload(project: Any, server: 
     assert f"challenger={v2}" in cli("challenger", "--version", v2, "--reason", "serving test: online rollout")
     assert httpx.get(server.url + "/version").json()["challenger"]["version"] == v2
     assert rollout_status(server)["version"] == v2 and rollout_status(server)["stage"] in ("shadow", "canary")
-    again = subprocess.run([sys.executable, "-m", "pipelines", "--params", str(settings.root / "params.yaml"), "challenger", "--version", v2,
+    again = subprocess.run([sys.executable, "-m", "pipelines", "--params", str(settings.root / "params.yaml"),
+                            "challenger", "--version", v2,
                             "--reason", "again"], env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 1 and f"v{v2} is the challenger already" in again.stderr, again.stderr
     assert f"cleared={v2}" in cli("challenger", "--clear", "--reason", "serving test: done")
@@ -265,9 +295,12 @@ def test_cli_promote_and_rollback_call_the_servers_reload(project: Any, server: 
     import mlflow
 
     tags = mlflow.MlflowClient().get_model_version(settings.params.project.model_name, v2).tags
-    assert tags["challenger_reason"].endswith("serving test: online rollout") and tags["challenger_cleared"].endswith("serving test: done")
-    for bad, says in ((("--version", v1), f"v{v1} is the champion"), (("--version", "99"), "has no version 99"), ((), "either --version N or --clear")):
-        proc = subprocess.run([sys.executable, "-m", "pipelines", "--params", str(settings.root / "params.yaml"), "challenger", *bad,
+    assert tags["challenger_reason"].endswith("serving test: online rollout")
+    assert tags["challenger_cleared"].endswith("serving test: done")
+    for bad, says in ((("--version", v1), f"v{v1} is the champion"), (("--version", "99"), "has no version 99"),
+                      ((), "either --version N or --clear")):
+        proc = subprocess.run([sys.executable, "-m", "pipelines", "--params", str(settings.root / "params.yaml"),
+                               "challenger", *bad,
                                "--reason", "bad"], env=env, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 1 and says in proc.stderr, proc.stderr
     env["PIPELINES_RELOAD_TOKEN"] = "wrong"
@@ -330,8 +363,10 @@ def test_registry_unreachable_keeps_serving_and_says_so(project: Any, tmp_path: 
             os.killpg(mlflow_server.pid, signal.SIGKILL)  # an outage, not a graceful stop
             mlflow_server.wait(timeout=30)
 
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
-    os.environ.update(MLFLOW_TRACKING_URI=f"http://127.0.0.1:{port}", MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="5")
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+                                            "MLFLOW_HTTP_REQUEST_TIMEOUT")}
+    os.environ.update(MLFLOW_TRACKING_URI=f"http://127.0.0.1:{port}", MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
+                      MLFLOW_HTTP_REQUEST_TIMEOUT="5")
     srv = None
     try:
         wait_for(lambda: _up(f"http://127.0.0.1:{port}/health"), 120, "mlflow server did not start")
@@ -341,7 +376,8 @@ def test_registry_unreachable_keeps_serving_and_says_so(project: Any, tmp_path: 
         stop_mlflow()
         wait_for(lambda: not _up(f"http://127.0.0.1:{port}/health"), 30, "mlflow server still answers")
         r = httpx.post(srv.url + "/reload", headers=AUTH, timeout=120)
-        assert r.status_code == 200 and r.json()["registry_reachable"] is False and r.json()["registry_error"], (r.text, srv.log_path.read_text())
+        assert r.status_code == 200 and r.json()["registry_reachable"] is False and r.json()["registry_error"], \
+            (r.text, srv.log_path.read_text())
         answer = httpx.post(srv.url + "/invocations", json={"dataframe_records": rows})
         assert answer.status_code == 200 and answer.headers["x-model-version"] == project[1]
         ready = httpx.get(srv.url + "/health/ready")
@@ -411,7 +447,8 @@ def test_sigkill_of_a_worker_under_load_fails_only_requests_in_flight(project: A
             victim = workers()[0]
             victim.kill()  # SIGKILL
             before = len(results)
-            wait_for(lambda: len(workers()) == 2 and victim.pid not in {w.pid for w in workers()}, 120, "the worker was not replaced")
+            wait_for(lambda: len(workers()) == 2 and victim.pid not in {w.pid for w in workers()}, 120,
+                     "the worker was not replaced")
             wait_for(lambda: len(results) >= before + 100, 120, "no traffic after the replacement")
         finally:
             stop.set()
@@ -480,7 +517,8 @@ def drive_n(server: ServerProcess, rows: list[dict[str, Any]], n: int) -> list[h
         return [c.post(server.url + "/invocations", json={"dataframe_records": [rows[i % len(rows)]]}) for i in range(n)]
 
 
-def test_a_good_challenger_goes_shadow_then_canary_sticky_then_champion_on_live_outcomes(project: Any, server: ServerProcess) -> None:
+def test_a_good_challenger_goes_shadow_then_canary_sticky_then_champion_on_live_outcomes(project: Any,
+                                                                                         server: ServerProcess) -> None:
     settings, v1, v2 = project
     set_alias(settings, "champion", v1)
     set_alias(settings, "challenger", v2)
@@ -539,7 +577,8 @@ def test_a_good_challenger_goes_shadow_then_canary_sticky_then_champion_on_live_
     wait_for(lambda: httpx.get(server.url + "/version").json()["champion"]["version"] == v2, 60, "not promoted on outcomes")
     import mlflow
 
-    mv = wait_for(lambda: (m := mlflow.MlflowClient().get_model_version(settings.params.project.model_name, v2)).tags.get("rollout_stage") == "promoted" and m,
+    name = settings.params.project.model_name
+    mv = wait_for(lambda: (m := mlflow.MlflowClient().get_model_version(name, v2)).tags.get("rollout_stage") == "promoted" and m,
                   30, "promotion not recorded")
     assert mv.tags["champion_reason"].startswith("online rollout (sequential test on live outcomes): promote")
     assert mv.tags["rollout_stage"] == "promoted"

@@ -1,4 +1,4 @@
-"""The response path's dynamic batcher (pipelines/serving/server.py) on its own: scores come
+"""The response path's dynamic batcher (pipelines/serving/batcher.py) on its own: scores come
 back to the request they belong to, a model that kills its call (even with a BaseException)
 fails only the requests of that call and the scorer lives on, the event loop can await a
 request's future directly, and a request never waits on scorers that have stopped (the
@@ -13,7 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from pipelines.serving.server import Batcher, Metrics
+from pipelines.serving.batcher import Batcher
+from pipelines.serving.metrics import Metrics
 from tests.unit.serving.rows import row
 
 
@@ -140,7 +141,9 @@ def test_a_bulk_request_does_not_hold_up_the_single_rows_queued_behind_it(settin
     import asyncio
     import time
 
-    from pipelines.serving.server import BULK_ROWS, Served, Server, Variant
+    from pipelines.serving.batcher import BULK_ROWS
+    from pipelines.serving.engine import Server
+    from pipelines.serving.models import Served, Variant
 
     release = threading.Event()
 
@@ -157,7 +160,8 @@ def test_a_bulk_request_does_not_hold_up_the_single_rows_queued_behind_it(settin
     async def traffic() -> tuple[list[object], list[float]]:
         bulk = asyncio.ensure_future(server.score_request([row(settings, i) for i in range(BULK_ROWS + 1)]))
         await asyncio.sleep(0.2)  # the bulk request is in its call now
-        singles = [(await asyncio.wait_for(server.score_request([row(settings, 1000 + i)]), 10))[0]["predictions"] for i in range(5)]
+        singles = [(await asyncio.wait_for(server.score_request([row(settings, 1000 + i)]), 10))[0]["predictions"]
+                   for i in range(5)]
         assert not bulk.done()  # still held, and the singles were answered meanwhile
         release.set()
         body, _, _ = await asyncio.wait_for(bulk, 10)
@@ -178,12 +182,13 @@ def test_a_request_queued_after_the_shutdown_drained_is_still_answered(settings)
     request must not wait on a queue no one reads any more."""
     import time
 
-    from pipelines.serving.server import Served, Server, Variant
+    from pipelines.serving.engine import Server
+    from pipelines.serving.models import Served, Variant
 
     server = Server(settings)
     server.store.state = Served(champion=Variant("champion", "1", "run", "sha", Model(), {}, time.time()))
     server.start_scorers()
-    lane = server._lane([row(settings, 1)])
+    lane = server.requests.lane([row(settings, 1)])
     assert lane.running  # what the request saw
     server.shutdown()  # scorers stopped, lanes drained
     late = lane.submit(Model(), [row(settings, 4)])
