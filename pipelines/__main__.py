@@ -259,18 +259,24 @@ def train() -> None:
 
 
 @app.command()
-def evaluate() -> None:
-    """Gate: evaluate candidate and champion on the same holdout; write the decision record."""
-    from pipelines.model.evaluate import evaluate as fn
+def gate() -> None:
+    """Judge the candidate against the champion on the same holdout; write the decision record."""
+    from pipelines.model.gate import format_decision
+    from pipelines.model.gate import gate as fn
 
     def go() -> Any:
-        from pipelines.model.evaluate import format_decision
-
         decision = fn(_settings())
         log.info("%s", format_decision(decision))
         return decision
 
     _run(go)
+
+
+@app.command(hidden=True)
+def evaluate() -> None:
+    """Deprecated name of `gate`: runs the same step."""
+    log.warning("`evaluate` is deprecated: use `gate` (the same step)")
+    gate()
 
 
 @app.command()

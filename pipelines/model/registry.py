@@ -143,7 +143,7 @@ def gated_candidate(settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]
     candidate = read_json(settings.models_dir / "candidate.json")
     decision = read_json(settings.reports_dir / "gate" / "decision.json")
     if decision["candidate"]["run_id"] != candidate["run_id"]:
-        raise PipelineError("the gate decision is for another candidate; run `dvc repro` (evaluate) first")
+        raise PipelineError("the gate decision is for another candidate; run `dvc repro` (gate) first")
     return candidate, decision
 
 
@@ -198,7 +198,7 @@ def _record_verdict(settings: Settings, client: Any, name: str, version: str, ca
     from pipelines.model.card import render
 
     # The logged record names the version it decided about (the local decision.json is a DVC
-    # output of `evaluate` and stays as that stage wrote it).
+    # output of `gate` and stays as that stage wrote it).
     client.log_dict(candidate["run_id"], {**decision, "candidate": {**decision["candidate"], "version": version}}, "gate/decision.json")
     card = render(settings, candidate, decision, version)
     client.update_model_version(name, version, description=card)

@@ -1,7 +1,7 @@
 """The whole daily cycle once, on embedded defaults: what `make run` does.
 
 simulate -> validate every new day -> `dvc repro` (prepare, validate_training, train,
-evaluate) -> promote + push -> score the latest day -> drift on the latest day -> a summary.
+gate) -> promote + push -> score the latest day -> drift on the latest day -> a summary.
 """
 
 from __future__ import annotations
@@ -63,8 +63,8 @@ def run_cycle(settings: Settings) -> dict[str, Any]:
         log.info("validating new batches with Great Expectations")
         val = validate_new_days(settings)
         log.info("validated %d new day(s), %d quarantined", len(val["passed"]), len(val["failed"]))
-        log.info("dvc repro: prepare -> validate_training -> train -> evaluate -> promote")
-        dvc_repro(settings, "evaluate")
+        log.info("dvc repro: prepare -> validate_training -> train -> gate -> promote")
+        dvc_repro(settings, "gate")
         promote_and_push(settings)
     finally:
         release_in_flight(settings, runner)

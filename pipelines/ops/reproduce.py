@@ -135,10 +135,10 @@ def _predict(model_dir: Path, holdout_path: Path, settings: Settings) -> np.ndar
     import mlflow
 
     from pipelines.io import read_frame
-    from pipelines.model.features import serve
+    from pipelines.model.features import score_frame
 
     model = mlflow.sklearn.load_model(str(model_dir))
-    return serve(model, read_frame(holdout_path), settings.params.data, settings.params.score.chunk_rows)
+    return score_frame(model, read_frame(holdout_path), settings.params.data, settings.params.score.chunk_rows)
 
 
 def _reproducible(settings: Settings, mv: Any) -> str:

@@ -46,7 +46,7 @@ from fastapi import Request  # at module level: FastAPI resolves the handlers' a
 from pipelines.config import Settings
 from pipelines.errors import PipelineError, first_line
 from pipelines.model.champion import current_alias, load_verified
-from pipelines.model.features import serve as score_frame
+from pipelines.model.features import score_frame
 from pipelines.serving.offpath import OffpathScorer, OffpathUnavailable
 from pipelines.serving.payload import (
     BadRequest,

@@ -59,7 +59,7 @@ STAGE_ENTRY = {
     "prepare": "pipelines.data.prepare",
     "validate_training": "pipelines.data.validate",
     "train": "pipelines.model.train",
-    "evaluate": "pipelines.model.evaluate",
+    "gate": "pipelines.model.gate",
     "promote": "pipelines.ops.promote",
 }
 CLI = ["pipelines.config", "pipelines.log", "pipelines.errors"]  # what the CLI itself runs, besides the command's function
