@@ -269,7 +269,7 @@ def promote_version(settings: Settings, version: str, reason: str, by: str | Non
     return {"model_name": name, "champion": str(version), "reason": reason.strip()}
 
 
-def set_challenger(settings: Settings, version: str | None, reason: str) -> dict[str, Any]:
+def challenger(settings: Settings, version: str | None, reason: str) -> dict[str, Any]:
     """Land ``version`` under the ``challenger`` alias (the online server rolls it out: shadow,
     canary, then champion on live outcomes), or with ``version`` None end the rollout by
     removing the alias. A written reason is required and recorded; the champion never moves."""

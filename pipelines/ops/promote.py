@@ -130,7 +130,7 @@ def promote_and_push(settings: Settings, override_reason: str | None = None) -> 
     stage through `dvc repro` (or, to override a failed gate, :func:`promote` directly, since
     DVC would skip an up-to-date stage), then the version's training data to the DVC remote so
     `reproduce` can fetch it anywhere."""
-    from pipelines.ops.reproduce import push_training_data
+    from pipelines.ops.reproduce import push
     from pipelines.ops.stages import dvc_stage
 
     registry.require_justification(override_reason)
@@ -141,6 +141,6 @@ def promote_and_push(settings: Settings, override_reason: str | None = None) -> 
         out = read_json(settings.reports_dir / "gate" / "registration.json")
     if out.get("version") is None:  # a DVC experiment: nothing was registered, nothing to push
         return {**out, "pushed": None}
-    pushed = push_training_data(settings, out["version"])
+    pushed = push(settings, out["version"])
     log.info("dvc push: training data of v%s in remote %s (%s)", pushed["version"], pushed["remote"], pushed["pushed"])
     return {**out, "pushed": pushed}
