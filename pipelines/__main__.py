@@ -360,8 +360,8 @@ def reproduce(
     differs, or with why it cannot be rebuilt (dirty tree, data missing from the DVC remote).
     Never touches the live registry aliases or the working tree.
     """
-    from pipelines.ops.reproduce import require_exact, verdict_lines
     from pipelines.ops.reproduce import reproduce as fn
+    from pipelines.ops.reproduce import require_exact, verdict_lines
 
     def go() -> Any:
         report = fn(_settings(), ref, keep=keep)

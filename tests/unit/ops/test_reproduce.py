@@ -30,4 +30,6 @@ def test_a_different_rebuild_lists_what_differs_and_fails() -> None:
     ]
     with pytest.raises(PipelineError) as exc:
         require_exact(report)
-    assert str(exc.value) == "v3 could not be reproduced exactly: holdout predictions differ (max abs diff 0.01); likely why: another lock"
+    assert str(exc.value) == (
+        "v3 could not be reproduced exactly: holdout predictions differ (max abs diff 0.01); likely why: another lock"
+    )
