@@ -58,7 +58,7 @@ def setup(root: Path) -> None:
     from pipelines.data.prepare import join_labels
     from pipelines.data.simulate import generate_day
     from pipelines.io import write_json
-    from pipelines.model.evaluate import evaluate
+    from pipelines.model.gate import gate
     from pipelines.model.train import train
     from pipelines.ops.promote import promote
 
@@ -77,7 +77,7 @@ def setup(root: Path) -> None:
     days = [(date(2026, 1, 1) + timedelta(days=i)).isoformat() for i in range(17)]
     write_json({"train_days": days[:14], "holdout_days": days[14:]}, s.training_dir / "window.json")
     train(s)
-    evaluate(s)
+    gate(s)
     promote(s)
 
 

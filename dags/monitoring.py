@@ -34,19 +34,18 @@ def monitoring() -> None:
 
     @task.short_circuit
     def retrain_due(decision: dict) -> bool:
-        print(decision["reason"])
-        return bool(decision["retrain"])
+        from pipelines.ops import tasks
+
+        return tasks.retrain_due(decision)
 
     @task(outlets=[RETRAIN_REQUEST])
     def request_retrain(decision: dict, outlet_events=None) -> dict:
+        from pipelines.ops import tasks
+
+        request = tasks.request_retrain(decision)
         if outlet_events is not None:
-            outlet_events[RETRAIN_REQUEST].extra = {
-                "day": decision["day"],
-                "reason": decision["reason"],
-                "drifted_features": decision["drifted_features"],
-                "champion_version": decision["champion_version"],
-            }
-        return {"requested": True, "reason": decision["reason"]}
+            outlet_events[RETRAIN_REQUEST].extra = request
+        return {"requested": True, "reason": request["reason"]}
 
     @task
     def performance() -> list:

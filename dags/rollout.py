@@ -28,16 +28,16 @@ DEFAULT_ARGS = {"retries": 1, "retry_delay": timedelta(seconds=30), "owner": "ml
     },
     doc_md=__doc__,
 )
-def rollout() -> None:
+def rollout_dag() -> None:  # dag_id `rollout`; its one task has the step's name
     @task
-    def rollout_step(params: dict | None = None) -> dict:
+    def rollout(params: dict | None = None) -> dict:
         from pipelines.ops import tasks
 
         p = params or {}
         res = tasks.rollout(p.get("action"), p.get("reason"))
         return {k: res.get(k) for k in ("version", "stage", "canary_percent", "reason")}
 
-    rollout_step()
+    rollout()
 
 
-rollout()
+rollout_dag()

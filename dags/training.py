@@ -1,8 +1,8 @@
 """Training: daily, on manual trigger (with a reason and an optional gate override), and when
 the monitoring DAG requests a retrain through the RETRAIN_REQUEST asset.
 
-Each task is one call into pipelines.ops.tasks and has the name of its dvc.yaml stage; the
-stages run through `dvc repro`.
+Each task calls the function of its own name in pipelines.ops.tasks and has the name of its
+dvc.yaml stage; the stages run through `dvc repro`.
 """
 
 from __future__ import annotations
@@ -50,25 +50,25 @@ def training() -> None:
         tasks.retrain_in_flight(run_id)
         # The window ends at the run's day: a backfill of an older day trains on what existed then.
         day = tasks.resolve_day(None, logical_date, getattr(dag_run, "run_after", None))
-        return tasks.dvc_stage("prepare", day)
+        return tasks.prepare(day)
 
     @task
     def validate_training() -> dict:
         from pipelines.ops import tasks
 
-        return tasks.dvc_stage("validate_training")
+        return tasks.validate_training()
 
     @task
     def train() -> dict:
         from pipelines.ops import tasks
 
-        return tasks.dvc_stage("train")
+        return tasks.train()
 
     @task
-    def evaluate() -> dict:
+    def gate() -> dict:
         from pipelines.ops import tasks
 
-        return tasks.evaluate()
+        return tasks.gate()
 
     @task
     def promote(params: dict | None = None) -> dict:
@@ -81,9 +81,9 @@ def training() -> None:
     def clear_in_flight(run_id=None) -> None:
         from pipelines.ops import tasks
 
-        tasks.retrain_in_flight(None, owner=run_id)  # this run's marker only, never a `make run`'s
+        tasks.clear_in_flight(run_id)  # this run's marker only, never a `make run`'s
 
-    chain = prepare() >> validate_training() >> train() >> evaluate() >> promote()
+    chain = prepare() >> validate_training() >> train() >> gate() >> promote()
     chain >> clear_in_flight()
 
 

@@ -198,43 +198,9 @@ def validate(
     out: str | None = typer.Option(None, help="With --profile: where to write the proposal."),
 ) -> None:
     """Validate data with the Great Expectations suites in expectations/; failures quarantine."""
-    from pipelines.data import validate as v
+    from pipelines.data.validate_modes import validate as fn
 
-    def go() -> Any:
-        s = _settings()
-        if profile:
-            return _propose(s, profile, out)
-        if training:
-            return v.validate_training(s)
-        if all_days:
-            from pipelines.ops.cycle import validate_new_days  # ops: the CLI sits above every layer
-
-            res = validate_new_days(s)
-            if res["failed"]:
-                raise PipelineError(f"{len(res['failed'])} day(s) failed validation and were quarantined: {res['failed']}")
-            return res
-        return v.validate_batch(s, _day(date, "raw_dir"))
-
-    _run(go)
-
-
-def _propose(s: Any, kind: str, out: str | None) -> dict[str, Any]:
-    import pandas as pd
-
-    from pipelines.data.validate import normalize, propose_suite
-    from pipelines.io import partition_files, read_frame, write_json
-
-    if kind == "training_set":
-        ref = read_frame(s.training_dir / "train.parquet")
-    else:
-        files = list(partition_files(s.validated_dir).values()) or list(partition_files(s.raw_dir).values())
-        if not files:
-            raise PipelineError("no batches to profile: run `simulate` or point data.raw_dir at your data")
-        ref = pd.concat([normalize(read_frame(f), s) for f in files], ignore_index=True)
-    suite = propose_suite(s, ref, kind)
-    dest = s.expectations_dir / f"{kind}.proposed.json" if out is None else s.path(out)
-    write_json(suite, dest)
-    return {"proposed": str(dest), "expectations": len(suite["expectations"]), "review_then": f"mv {dest} {s.expectations_dir / (kind + '.json')}"}
+    _run(lambda: fn(_settings(), date, all_days, training, profile, out))
 
 
 @app.command()
@@ -259,18 +225,24 @@ def train() -> None:
 
 
 @app.command()
-def evaluate() -> None:
-    """Gate: evaluate candidate and champion on the same holdout; write the decision record."""
-    from pipelines.model.evaluate import evaluate as fn
+def gate() -> None:
+    """Judge the candidate against the champion on the same holdout; write the decision record."""
+    from pipelines.model.gate import format_decision
+    from pipelines.model.gate import gate as fn
 
     def go() -> Any:
-        from pipelines.model.evaluate import format_decision
-
         decision = fn(_settings())
         log.info("%s", format_decision(decision))
         return decision
 
     _run(go)
+
+
+@app.command(hidden=True)
+def evaluate() -> None:
+    """Deprecated name of `gate`: runs the same step."""
+    log.warning("`evaluate` is deprecated: use `gate` (the same step)")
+    gate()
 
 
 @app.command()
@@ -306,13 +278,13 @@ def challenger(
     reason: str = typer.Option(..., help="Why (recorded on the version)."),
 ) -> None:
     """Land a registered version as challenger for the online rollout, or clear it (the champion never moves)."""
-    from pipelines.model.registry import set_challenger
+    from pipelines.model.registry import challenger as fn
     from pipelines.ops.promote import notify_server
 
     def land() -> dict[str, Any]:
         if clear == (version is not None):
             raise PipelineError("give either --version N or --clear")
-        return {**set_challenger(_settings(), None if clear else version, reason), "server": _reloaded(notify_server())}
+        return {**fn(_settings(), None if clear else version, reason), "server": _reloaded(notify_server())}
 
     _run(land)
 
@@ -372,9 +344,9 @@ def performance(
 @app.command()
 def push() -> None:
     """`dvc push` the training data to the DVC remote and tag the last registered version with it."""
-    from pipelines.ops.reproduce import push_training_data
+    from pipelines.ops.reproduce import push as fn
 
-    _run(lambda: push_training_data(_settings()))
+    _run(lambda: fn(_settings()))
 
 
 @app.command()
@@ -389,19 +361,13 @@ def reproduce(
     Never touches the live registry aliases or the working tree.
     """
     from pipelines.ops.reproduce import reproduce as fn
+    from pipelines.ops.reproduce import require_exact, verdict_lines
 
     def go() -> Any:
         report = fn(_settings(), ref, keep=keep)
-        ok = report["exact"]
-        log.info(
-            "reproduce v%s: %s (%s holdout predictions %s)", report["version"], "EXACT MATCH" if ok else "DIFFERENT",
-            report["checks"]["holdout_predictions"]["rows"], "identical" if report["checks"]["holdout_predictions"]["identical"] else "differ",
-        )
-        for line in report["differences"]:
-            log.info("  - %s", line)
-        if not ok:
-            raise PipelineError(f"v{report['version']} could not be reproduced exactly: {'; '.join(report['differences'])}")
-        return report
+        for line in verdict_lines(report):
+            log.info("%s", line)
+        return require_exact(report)
 
     _run(go)
 
@@ -462,9 +428,10 @@ def replay(
 @app.command()
 def run() -> None:
     """The whole cycle once: simulate, validate, dvc repro, score, drift, then a summary."""
-    from pipelines.ops.cycle import run_cycle, summary_lines
+    from pipelines.ops.cycle import run as fn
+    from pipelines.ops.cycle import summary_lines
 
-    res = _run(lambda: run_cycle(_settings()), emit=False)
+    res = _run(lambda: fn(_settings()), emit=False)
     print("\n".join(["", *summary_lines(res)]))
 
 

@@ -4,7 +4,7 @@
 - ``parts``: estimator parts scikit-learn lacks (CategoryCoder);
 - ``profile``: the frozen reference profile stored with each version, and PSI;
 - ``train``: fit the Pipeline, log it to MLflow with its lineage and profile;
-- ``evaluate`` + ``gate``: the evaluation gate (candidate vs champion) and its checks;
+- ``gate`` + ``gate_checks``: the gate (candidate vs champion) and its checks;
 - ``card``: the Markdown model card of each registered version;
 - ``registry``: aliases, the promotion lock, manual promotion, rollback, status;
 - ``champion``: the champion store, the only code that finds and verifies the production model.

@@ -50,7 +50,7 @@ def predict_scores(model: Any, X: pd.DataFrame, chunk_rows: int) -> np.ndarray:
     return np.concatenate(parts).astype("float64")
 
 
-def serve(model: Any, frame: pd.DataFrame, data: DataParams, chunk_rows: int) -> np.ndarray:
-    """Scores of a raw batch exactly as batch scoring computes them: ``model_input`` then
+def score_frame(model: Any, frame: pd.DataFrame, data: DataParams, chunk_rows: int) -> np.ndarray:
+    """Scores of a raw frame exactly as batch scoring computes them: ``model_input`` then
     ``predict_proba``. The gate's probes and `reproduce` judge what production would run."""
     return predict_scores(model, model_input(frame, data), chunk_rows)

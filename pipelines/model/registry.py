@@ -143,7 +143,7 @@ def gated_candidate(settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]
     candidate = read_json(settings.models_dir / "candidate.json")
     decision = read_json(settings.reports_dir / "gate" / "decision.json")
     if decision["candidate"]["run_id"] != candidate["run_id"]:
-        raise PipelineError("the gate decision is for another candidate; run `dvc repro` (evaluate) first")
+        raise PipelineError("the gate decision is for another candidate; run `dvc repro` (gate) first")
     return candidate, decision
 
 
@@ -198,7 +198,7 @@ def _record_verdict(settings: Settings, client: Any, name: str, version: str, ca
     from pipelines.model.card import render
 
     # The logged record names the version it decided about (the local decision.json is a DVC
-    # output of `evaluate` and stays as that stage wrote it).
+    # output of `gate` and stays as that stage wrote it).
     client.log_dict(candidate["run_id"], {**decision, "candidate": {**decision["candidate"], "version": version}}, "gate/decision.json")
     card = render(settings, candidate, decision, version)
     client.update_model_version(name, version, description=card)
@@ -269,7 +269,7 @@ def promote_version(settings: Settings, version: str, reason: str, by: str | Non
     return {"model_name": name, "champion": str(version), "reason": reason.strip()}
 
 
-def set_challenger(settings: Settings, version: str | None, reason: str) -> dict[str, Any]:
+def challenger(settings: Settings, version: str | None, reason: str) -> dict[str, Any]:
     """Land ``version`` under the ``challenger`` alias (the online server rolls it out: shadow,
     canary, then champion on live outcomes), or with ``version`` None end the rollout by
     removing the alias. A written reason is required and recorded; the champion never moves."""

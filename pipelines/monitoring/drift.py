@@ -282,7 +282,7 @@ def drift(settings: Settings, day: date, engine: str | None = None, source: str 
     if rows == 0:
         raise PipelineError(f"the batch for {day} ({source or src}) has no rows: nothing to compare")
     psi = {c: r["psi"] for c, r in per_feature.items()}
-    score_psi = None if source is not None else prediction_psi(settings, day, profile, str(champion.version))
+    score_psi = None if source is not None else champion_score_psi(settings, day, profile, str(champion.version))
 
     out_dir = settings.reports_dir / "drift"
     trained_through = champion.tags.get("trained_through")
@@ -357,7 +357,7 @@ def count_batch(settings: Settings, engine: str, source: str, profile: dict[str,
     return stream_counts(Path(source), profile, dp.chunk_rows, dp.report_sample_rows)
 
 
-def prediction_psi(settings: Settings, day: date, profile: dict[str, Any], champion_version: str) -> float | None:
+def champion_score_psi(settings: Settings, day: date, profile: dict[str, Any], champion_version: str) -> float | None:
     """PSI of the day's champion scores (batch and online) against its scores on its training
     data (None when the day has no predictions by that champion)."""
     from pipelines.model.profile import bin_numeric, stream_parquet

@@ -3,8 +3,8 @@
 - ``cycle``: the whole daily cycle once (`make run`) and its summary;
 - ``stages``: dvc.yaml's stages through the real dvc CLI;
 - ``promote``: promotion under the registry lock, judged again if the champion moved, then pushed;
-- ``tasks``: the Airflow tasks' entry points (one call per task, named like the task);
-- ``reproduce``: push training data to the DVC remote; rebuild a version from its lineage.
+- ``tasks``: the Airflow tasks' entry points (each task calls the function of its own name);
+- ``reproduce``: push training data to the DVC remote; rebuild a version from its lineage, and its verdict.
 
 The top layer below the CLI: it may import every other sub-package, none imports it.
 """

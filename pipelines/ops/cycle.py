@@ -1,7 +1,7 @@
 """The whole daily cycle once, on embedded defaults: what `make run` does.
 
 simulate -> validate every new day -> `dvc repro` (prepare, validate_training, train,
-evaluate) -> promote + push -> score the latest day -> drift on the latest day -> a summary.
+gate) -> promote + push -> score the latest day -> drift on the latest day -> a summary.
 """
 
 from __future__ import annotations
@@ -11,37 +11,18 @@ import os
 from typing import Any
 
 from pipelines.config import Settings
-from pipelines.errors import PipelineError, ValidationFailed
+from pipelines.errors import PipelineError
 from pipelines.io import partition_files
 
 log = logging.getLogger(__name__)
 
 
-def validate_new_days(settings: Settings) -> dict[str, list[str]]:
-    """Validate each raw day that has no up-to-date validated copy; collect failures."""
-    from pipelines.data.validate import validate_batch
-
-    validated = partition_files(settings.validated_dir)
-    report_dir = settings.reports_dir / "validation"
-    passed, failed = [], []
-    for day, raw in partition_files(settings.raw_dir).items():
-        report = report_dir / f"{day.isoformat()}.json"
-        if day in validated and report.is_file() and report.stat().st_mtime >= raw.stat().st_mtime:
-            continue
-        try:
-            validate_batch(settings, day)
-            passed.append(day.isoformat())
-        except ValidationFailed as exc:
-            failed.append(day.isoformat())
-            log.warning("%s", exc)
-            for line in exc.failures:
-                log.warning("    %s", line)
-    return {"passed": passed, "failed": failed}
-
-
-def run_cycle(settings: Settings) -> dict[str, Any]:
+def run(settings: Settings) -> dict[str, Any]:
+    """The whole cycle once (the `run` command, `make run`): simulate, validate every new day,
+    `dvc repro` and promote + push, then score and check drift on the latest day."""
     from pipelines.data.simulate import simulate
     from pipelines.data.validate import DAILY_SUITE, TRAINING_SUITE, load_suite
+    from pipelines.data.validate_modes import validate_new_days
     from pipelines.model.registry import status
     from pipelines.monitoring.drift import claim_in_flight, drift, release_in_flight
     from pipelines.ops.promote import promote_and_push
@@ -63,8 +44,8 @@ def run_cycle(settings: Settings) -> dict[str, Any]:
         log.info("validating new batches with Great Expectations")
         val = validate_new_days(settings)
         log.info("validated %d new day(s), %d quarantined", len(val["passed"]), len(val["failed"]))
-        log.info("dvc repro: prepare -> validate_training -> train -> evaluate -> promote")
-        dvc_repro(settings, "evaluate")
+        log.info("dvc repro: prepare -> validate_training -> train -> gate -> promote")
+        dvc_repro(settings, "gate")
         promote_and_push(settings)
     finally:
         release_in_flight(settings, runner)

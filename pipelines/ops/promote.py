@@ -2,7 +2,7 @@
 champion that is serving *now*, then the version's training data pushed to the DVC remote.
 
 The registry (pipelines/model/registry.py) knows how to register and move aliases; the gate
-(pipelines/model/evaluate.py) knows how to judge. Putting them together, and running the gate
+(pipelines/model/gate.py) knows how to judge. Putting them together, and running the gate
 again when another promotion moved the champion after this candidate was judged, is
 orchestration, so it lives here.
 """
@@ -27,7 +27,7 @@ def promote(settings: Settings, override_reason: str | None = None) -> dict[str,
     challenger; ``override_reason`` promotes a candidate that failed, with the reason recorded.
     If the champion moved after the gate ran, the gate runs again against the new champion
     before anything moves. Safe to re-run."""
-    from pipelines.model.evaluate import evaluate, format_decision
+    from pipelines.model.gate import format_decision, gate
     from pipelines.tracking import dvc_experiment
 
     registry.require_justification(override_reason)
@@ -49,7 +49,7 @@ def promote(settings: Settings, override_reason: str | None = None) -> dict[str,
         # (a promotion of this very candidate killed after moving the alias: nothing to re-judge)
         if now != judged and now != registry.registered_version(client, name, candidate["run_id"]):
             log.info("champion moved from %s to v%s after the gate ran; re-running the gate against it", judged or "none", now)
-            decision = evaluate(settings)
+            decision = gate(settings)
             log.info("%s", format_decision(decision))
         out = registry.register_candidate(settings, client, candidate, decision, now, override_reason)
     notify_server()
@@ -125,7 +125,7 @@ def promote_and_push(settings: Settings, override_reason: str | None = None) -> 
     stage through `dvc repro` (or, to override a failed gate, :func:`promote` directly, since
     DVC would skip an up-to-date stage), then the version's training data to the DVC remote so
     `reproduce` can fetch it anywhere."""
-    from pipelines.ops.reproduce import push_training_data
+    from pipelines.ops.reproduce import push
     from pipelines.ops.stages import dvc_stage
 
     registry.require_justification(override_reason)
@@ -136,6 +136,6 @@ def promote_and_push(settings: Settings, override_reason: str | None = None) -> 
         out = read_json(settings.reports_dir / "gate" / "registration.json")
     if out.get("version") is None:  # a DVC experiment: nothing was registered, nothing to push
         return {**out, "pushed": None}
-    pushed = push_training_data(settings, out["version"])
+    pushed = push(settings, out["version"])
     log.info("dvc push: training data of v%s in remote %s (%s)", pushed["version"], pushed["remote"], pushed["pushed"])
     return {**out, "pushed": pushed}

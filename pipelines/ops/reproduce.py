@@ -2,7 +2,7 @@
 
 A version records what a rebuild needs (pipelines/model/train.py, pipelines/model/registry.py): the git
 commit and whether the tree was dirty, the DVC (md5) hashes of its training set and holdout,
-the params.yaml hash, the dependency lock hash and its training window. `push_training_data`
+the params.yaml hash, the dependency lock hash and its training window. `push`
 sends the data to the DVC remote after registration, so a fresh clone can fetch it.
 
 `reproduce` then, without touching the live registry or the working tree:
@@ -52,7 +52,7 @@ def dvc_remote(root: Path) -> tuple[str, str]:
         repo.close()
 
 
-def push_training_data(settings: Settings, version: str | None = None) -> dict[str, Any]:
+def push(settings: Settings, version: str | None = None) -> dict[str, Any]:
     """`dvc push` the pipeline's cached outputs (training set, holdout, reference sample) to
     the default remote, then tag the registered version (default: the last one `promote`
     registered) with the remote it can be fetched from."""
@@ -135,10 +135,10 @@ def _predict(model_dir: Path, holdout_path: Path, settings: Settings) -> np.ndar
     import mlflow
 
     from pipelines.io import read_frame
-    from pipelines.model.features import serve
+    from pipelines.model.features import score_frame
 
     model = mlflow.sklearn.load_model(str(model_dir))
-    return serve(model, read_frame(holdout_path), settings.params.data, settings.params.score.chunk_rows)
+    return score_frame(model, read_frame(holdout_path), settings.params.data, settings.params.score.chunk_rows)
 
 
 def _reproducible(settings: Settings, mv: Any) -> str:
@@ -280,3 +280,21 @@ def reproduce(settings: Settings, ref: str, keep: bool = False) -> dict[str, Any
         else:
             git(["worktree", "remove", "--force", str(worktree)], settings.root, timeout=600)
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def verdict_lines(report: dict[str, Any]) -> list[str]:
+    """A reproduce report for people: the verdict with the holdout comparison, then one line
+    per difference."""
+    version, holdout = report["version"], report["checks"]["holdout_predictions"]
+    head = (
+        f"reproduce v{version}: {'EXACT MATCH' if report['exact'] else 'DIFFERENT'} "
+        f"({holdout['rows']} holdout predictions {'identical' if holdout['identical'] else 'differ'})"
+    )
+    return [head, *(f"  - {line}" for line in report["differences"])]
+
+
+def require_exact(report: dict[str, Any]) -> dict[str, Any]:
+    """The report of an exact rebuild; anything else is a failure naming what differs."""
+    if not report["exact"]:
+        raise PipelineError(f"v{report['version']} could not be reproduced exactly: {'; '.join(report['differences'])}")
+    return report

@@ -14,7 +14,7 @@ from pipelines.config import Settings
 from pipelines.errors import PipelineError
 from pipelines.tools import check, dvc, reason
 
-DVC_STAGES = ("prepare", "validate_training", "train", "evaluate", "promote")
+DVC_STAGES = ("prepare", "validate_training", "train", "gate", "promote")
 
 
 def _as_of_env(settings: Settings, as_of: date | None) -> tuple[dict[str, str], bool]:

@@ -1,9 +1,11 @@
-"""The Airflow tasks' entry points: each task is one call here, with small JSON-able results.
+"""The Airflow tasks' entry points: each task calls the function here of its own name, with
+small JSON-able results.
 
 Kept free of Airflow imports so the same functions run from a test or a shell. Every
-function is keyed by an explicit day (the DAG passes the logical date), never by now(). Each
-function has the name of its DAG task, which is the name of the step everywhere else (the DVC
-stage, the CLI command, the library function).
+function is keyed by an explicit day (the DAG passes the logical date), never by now(). A
+task's name is the name of its step everywhere else (the DVC stage, the CLI command, the
+library function); tests/unit/test_names.py checks it. The helpers here (``settings``,
+``resolve_day``, ``dvc_stage``, ``retrain_in_flight``, ``drift_day``) are not tasks.
 """
 
 from __future__ import annotations
@@ -80,12 +82,27 @@ def score(day: date) -> dict[str, Any]:
 
 
 def dvc_stage(stage: str, day: date | None = None) -> dict[str, Any]:
-    """One stage of dvc.yaml (prepare, validate_training, train, evaluate) with the real dvc CLI;
+    """One stage of dvc.yaml (prepare, validate_training, train, gate) with the real dvc CLI;
     `prepare` takes the run's day, so the training window ends there (a backfill trains on
     what existed then)."""
     from pipelines.ops.stages import dvc_stage as run_stage
 
     return run_stage(settings(), stage, as_of=day)
+
+
+def prepare(day: date | None = None) -> dict[str, Any]:
+    """The `prepare` stage: the training window ending at the run's day."""
+    return dvc_stage("prepare", day)
+
+
+def validate_training() -> dict[str, Any]:
+    """The `validate_training` stage: the training set and holdout through their suite."""
+    return dvc_stage("validate_training")
+
+
+def train() -> dict[str, Any]:
+    """The `train` stage: fit and log the candidate."""
+    return dvc_stage("train")
 
 
 # How long a training DAG run waits for a `make run` that holds the project's training marker.
@@ -106,12 +123,12 @@ def retrain_in_flight(run_id: str | None, owner: str | None = None) -> None:
         set_in_flight(settings(), None)
 
 
-def evaluate() -> dict[str, Any]:
-    """The `evaluate` stage, then the decision in the task log and its gist as the XCom."""
+def gate() -> dict[str, Any]:
+    """The `gate` stage, then the decision in the task log and its gist as the XCom."""
     from pipelines.io import read_json
-    from pipelines.model.evaluate import format_decision
+    from pipelines.model.gate import format_decision
 
-    dvc_stage("evaluate")
+    dvc_stage("gate")
     decision = read_json(settings().reports_dir / "gate" / "decision.json")
     print(format_decision(decision))
     return {"passed": decision["passed"], "candidate_roc_auc": decision["candidate"]["roc_auc"], "reasons": decision["reasons"]}
@@ -125,6 +142,11 @@ def promote(override: bool = False, justification: str | None = None) -> dict[st
     out = promote_and_push(settings(), (justification or "") if override else None)
     print(out["pushed"])
     return out
+
+
+def clear_in_flight(owner: str | None) -> None:
+    """Clear the in-flight marker of the training run ``owner`` (never a `make run`'s), however the run ended."""
+    retrain_in_flight(None, owner=owner)
 
 
 # ------------------------------------------------------------------ monitoring DAG
@@ -146,6 +168,18 @@ def drift(days: list[str], conf_day: str | None, logical: datetime | None, run_a
     due = [r for r in results if r["retrain"]]
     chosen = due[-1] if due else results[-1]
     return {**chosen, "days_checked": [r["day"] for r in results]}
+
+
+def retrain_due(decision: dict[str, Any]) -> bool:
+    """Whether the drift decision asks for retraining (its reason goes to the task log)."""
+    print(decision["reason"])
+    return bool(decision["retrain"])
+
+
+def request_retrain(decision: dict[str, Any]) -> dict[str, Any]:
+    """The retrain request the monitoring DAG sends with its RETRAIN_REQUEST asset event: the
+    day, the reason, the drifted features and the champion they drifted from."""
+    return {k: decision[k] for k in ("day", "reason", "drifted_features", "champion_version")}
 
 
 def performance() -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.model.features import serve as score_frame
+from pipelines.model.features import score_frame
 from pipelines.serving.metrics import Metrics
 from pipelines.serving.payload import frame_of
 

@@ -18,7 +18,7 @@ import numpy as np
 from pipelines.config import Settings
 from pipelines.errors import PipelineError, first_line
 from pipelines.model.champion import current_alias, load_verified
-from pipelines.model.features import serve as score_frame
+from pipelines.model.features import score_frame
 from pipelines.serving.metrics import Metrics
 
 log = logging.getLogger(__name__)

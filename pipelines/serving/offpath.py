@@ -50,13 +50,13 @@ class OffpathUnavailable(Exception):
 def score_jobs(model: Any, jobs: list[list[dict[str, Any]]], data: DataParams, chunk_rows: int) -> list[Result]:
     """Checked rows of several requests scored in one call (pure given the model); when that
     call raises, each request alone, so each error belongs to the request that caused it."""
-    from pipelines.model.features import serve
+    from pipelines.model.features import score_frame
     from pipelines.serving.payload import frame_of
 
     t0 = time.perf_counter()
     n = sum(len(rows) for rows in jobs)
     try:
-        scores = serve(model, frame_of([r for rows in jobs for r in rows], data), data, chunk_rows)
+        scores = score_frame(model, frame_of([r for rows in jobs for r in rows], data), data, chunk_rows)
         if len(scores) != n:
             raise ValueError(f"the model returned {len(scores)} scores for {n} rows")
     except Exception as exc:  # noqa: BLE001 - returned to the request(s) it belongs to

@@ -31,7 +31,7 @@ def _edges(dag) -> set[tuple[str, str]]:
 
 def test_training_structure(dagbag) -> None:
     dag = dagbag.dags["training"]
-    order = ["prepare", "validate_training", "train", "evaluate", "promote"]
+    order = ["prepare", "validate_training", "train", "gate", "promote"]
     assert _edges(dag) == set(zip(order, order[1:])) | {("promote", "clear_in_flight")}
     assert dag.task_dict["clear_in_flight"].trigger_rule == "all_done"  # cleared even when training fails
     assert dag.max_active_runs == 1
@@ -65,7 +65,7 @@ def test_monitoring_structure(dagbag) -> None:
 
 def test_rollout_structure(dagbag) -> None:
     dag = dagbag.dags["rollout"]
-    assert list(dag.task_dict) == ["rollout_step"]
+    assert list(dag.task_dict) == ["rollout"]
     assert set(dag.params) == {"action", "reason"}
     assert dag.params["action"] is None and dag.max_active_runs == 1  # optional: a scheduled run just checks
 

@@ -27,7 +27,7 @@ KILLS = [
     ("prepare", {}, "prepare"),
     ("validate_training", {"validate.max_single_feature_auc": 0.96, "train.seed": 1}, "validate_training"),
     ("train", {"train.seed": 2}, "train"),
-    ("evaluate", {"train.seed": 3}, "evaluate"),
+    ("gate", {"train.seed": 3}, "gate"),
     ("promote:locked", {"train.seed": 4}, "promote"),
     ("promote:registered", {"train.seed": 5}, "promote"),
     ("promote:alias", {"train.seed": 6}, "promote"),
@@ -81,13 +81,13 @@ def test_sigkill_at_every_step_of_training_then_rerun(proj: Project, record) -> 
         if point.startswith("promote:"):
             # the killed promotion's candidate was registered, once, with no retraining
             assert state["versions"][new.pop()] == candidate["run_id"]
-        if point in ("train", "evaluate"):
+        if point in ("train", "gate"):
             assert len(state["reaped"]) > len(before["reaped"]), f"{point}: the killed process's MLflow run was not marked FAILED"
         status = proj.run(sys.executable, "-m", "dvc", "status")
         assert "up to date" in status.stdout, status.stdout
         yaml.safe_load((proj.root / "dvc.lock").read_text())  # never corrupted
     record(
-        "SIGKILL in a training step (prepare, validate_training, train, evaluate, promote x3), then `dvc repro`",
+        "SIGKILL in a training step (prepare, validate_training, train, gate, promote x3), then `dvc repro`",
         len(KILLS),
         "the re-run completes; one version per candidate; champion alias = history tail; no lock left; killed runs marked FAILED",
     )

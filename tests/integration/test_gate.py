@@ -91,7 +91,7 @@ def test_better_overall_but_worse_on_one_slice_is_blocked(project: Project) -> N
     project.set_params("max_iter: 3", "max_iter: 150")
     project.set_params("max_depth: 1", "max_depth: 4")
     craft(project, "slice")  # strong model, region=north's scores shuffled
-    project.cli("evaluate")
+    project.cli("gate")
     d = decision(project)
     assert d["auc_difference"]["diff"] > 0, "better than the weak champion overall"
     assert failed(d) == ["slice region=north"], failed(d)
@@ -132,7 +132,7 @@ def test_too_slow_and_too_large_is_blocked(project: Project) -> None:
 
 def test_a_model_that_crashes_on_nulls_is_blocked(project: Project) -> None:
     craft(project, "brittle")
-    project.cli("evaluate")
+    project.cli("gate")
     d = decision(project)
     assert "robustness" in failed(d)
     robust = next(c for c in d["checks"] if c["check"] == "robustness")
@@ -144,7 +144,7 @@ def test_a_model_that_crashes_on_nulls_is_blocked(project: Project) -> None:
 def test_a_large_prediction_shift_blocks_unless_overridden(project: Project) -> None:
     project.set_params("max_prediction_psi: 100", "max_prediction_psi: 0.25")
     craft(project, "shift")  # same ranking (AUC), scores pushed up
-    project.cli("evaluate")
+    project.cli("gate")
     d = decision(project)
     assert failed(d) == ["prediction_shift_psi"], failed(d)
     project.cli("promote")
@@ -165,13 +165,13 @@ def test_concurrent_promotions_move_the_alias_one_at_a_time(project: Project) ->
     """Two trainers (two project copies, one registry) finish at once: the second is judged
     again against the first one's new champion before it may move the alias."""
     project.set_params("seed: 7\n  learning_rate", "seed: 8\n  learning_rate")
-    repro(project, "evaluate")
+    repro(project, "gate")
     assert decision(project)["champion"]["version"] == "3"
     other = Project(project.root.parent / "other")
     shutil.copytree(project.root, other.root, ignore=shutil.ignore_patterns("mlflow.db", "mlartifacts"))
     other.env["MLFLOW_TRACKING_URI"] = f"sqlite:///{project.root / 'mlflow.db'}"
     other.set_params("seed: 8\n  learning_rate", "seed: 9\n  learning_rate")
-    other.run(sys.executable, "-m", "dvc", "repro", "evaluate")
+    other.run(sys.executable, "-m", "dvc", "repro", "gate")
     assert decision(other)["champion"]["version"] == "3" and decision(other)["passed"]
 
     procs = [

@@ -91,7 +91,7 @@ def test_a_dvc_experiment_is_judged_but_never_touches_the_registry(own: tuple[Pr
     proj, _ = own
     before = proj.status()
     out = proj.run(sys.executable, "-m", "dvc", "exp", "run", "-S", "train.learning_rate=0.2", "-S", "train.max_iter=300")
-    assert "Running stage 'train'" in out.stdout and "Running stage 'evaluate'" in out.stdout
+    assert "Running stage 'train'" in out.stdout and "Running stage 'gate'" in out.stdout
     after = proj.status()
     assert after["recent_versions"] == before["recent_versions"]
     assert after["champion"]["version"] == before["champion"]["version"] and after["challenger"] is None

@@ -5,9 +5,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import typer.main
+
+from pipelines.__main__ import app
 
 REPO = Path(__file__).resolve().parents[2]
-COMMANDS = ["init", "simulate", "validate", "prepare", "train", "evaluate", "promote", "rollback", "score", "drift", "status", "run", "replay"]
+GROUP: typer.core.TyperGroup = typer.main.get_command(app)  # type: ignore[assignment]
+COMMANDS = sorted(GROUP.commands)  # every command of the app, hidden aliases included
 
 
 def _cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
@@ -18,6 +22,30 @@ def _cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
 def test_help(command: str) -> None:
     res = _cli(command, "--help")
     assert res.returncode == 0 and "Usage" in res.stdout
+
+
+def test_every_command_and_option_has_a_help_text() -> None:
+    """The reference docs are rendered from these texts: none may be missing."""
+    assert GROUP.help and all(getattr(p, "help", None) for p in GROUP.params)
+    missing = [
+        f"{name} {param.name}" for name, cmd in GROUP.commands.items() for param in cmd.params
+        if not getattr(param, "help", None)
+    ]
+    assert not missing, f"options or arguments without a help text: {missing}"
+    assert not [name for name, cmd in GROUP.commands.items() if not (cmd.help or "").strip()], "commands without a help text"
+
+
+def test_evaluate_is_a_hidden_deprecated_alias_of_gate(tmp_path: Path) -> None:
+    assert "gate" in COMMANDS and GROUP.commands["evaluate"].hidden
+    listed = _cli("--help").stdout
+    assert " gate " in listed and " evaluate " not in listed
+    (tmp_path / "p.yaml").write_text("data: {numerical: [a], categorical: [a]}\n")
+    gate = _cli("--params", str(tmp_path / "p.yaml"), "gate")
+    old = _cli("--params", str(tmp_path / "p.yaml"), "evaluate")
+    assert gate.returncode == old.returncode == 1
+    warning, *rest = old.stderr.strip().splitlines()
+    assert warning == "warning: `evaluate` is deprecated: use `gate` (the same step)"
+    assert rest == gate.stderr.strip().splitlines(), "the same step, the same one-line reason"
 
 
 def test_bad_date_is_one_line(tmp_path: Path) -> None:

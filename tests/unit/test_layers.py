@@ -57,9 +57,9 @@ def _reachable(start: str, mods: dict[str, Path]) -> set[str]:
 # The function each stage's command runs, and the CLI modules every command passes through.
 STAGE_ENTRY = {
     "prepare": "pipelines.data.prepare",
-    "validate_training": "pipelines.data.validate",
+    "validate_training": "pipelines.data.validate_modes",  # `validate --training`
     "train": "pipelines.model.train",
-    "evaluate": "pipelines.model.evaluate",
+    "gate": "pipelines.model.gate",
     "promote": "pipelines.ops.promote",
 }
 CLI = ["pipelines.config", "pipelines.log", "pipelines.errors"]  # what the CLI itself runs, besides the command's function

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.config import Settings
-from pipelines.monitoring.drift import prediction_psi
+from pipelines.monitoring.drift import champion_score_psi
 from pipelines.monitoring.performance import day_predictions, predicted_days
 from pipelines.serving.predlog import PredictionLog
 
@@ -44,8 +44,8 @@ def test_prediction_drift_counts_the_champions_online_scores(settings: Settings)
     _log(settings)
     profile = {"score": {"edges": [0.5], "counts": [1, 1]}}
     # only v3's answers to clients count: 0.1 and 0.9, one per bin, the reference's shape
-    assert prediction_psi(settings, DAY, profile, "3") == 0.0
-    assert prediction_psi(settings, DAY, profile, "9") is None
+    assert champion_score_psi(settings, DAY, profile, "3") == 0.0
+    assert champion_score_psi(settings, DAY, profile, "9") is None
 
 
 def test_drift_psi_is_exported_for_prometheus(tmp_path) -> None:
