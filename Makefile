@@ -10,6 +10,8 @@ SPARK_STAMP := $(VENV)/.installed-spark
 # files' own order). A file's tests stay together on one worker, in order (tests/conftest.py groups
 # them and restores MLflow's process-wide settings between files).
 TEST_WORKERS ?= 2
+# `make serve` / `make mlflow-ui` listen on this port (default 8000 / 5000): `make serve PORT=8123`
+PORT ?=
 # pip prints a warning per package for index folders this machine's pip.conf lists but lacks
 PIPFILTER := sed -u '/is ignored: it is neither a file nor a directory/d'
 
@@ -17,10 +19,10 @@ PIPFILTER := sed -u '/is ignored: it is neither a file nor a directory/d'
 .PHONY: help venv spark run demo test test-long test-unit serve mlflow-ui up down unpause clean-data lock
 .PHONY: lint docs docs-serve reference
 
-help: ## Show this help
+help: ## Show this help (instant; installs nothing). Each line: what it does, how long, what it installs
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
 
-venv: $(STAMP) ## Create .venv from the committed lock (requirements.lock); no-op when up to date
+venv: $(STAMP) ## Create .venv from requirements.lock (first time about 4 min, ~2 GB; then a no-op while the lock is unchanged)
 
 $(STAMP): requirements.lock
 	@echo "==> creating $(VENV) from requirements.lock (first time: about 4 minutes)"
@@ -28,50 +30,50 @@ $(STAMP): requirements.lock
 	@$(PY) -m pip install --quiet --disable-pip-version-check --no-input -r requirements.lock 2>&1 | $(PIPFILTER)
 	@touch $(STAMP)
 
-spark: $(SPARK_STAMP) ## Add pyspark to .venv (requirements-spark.lock, ~460 MB) for `drift --engine spark`; needs Java 17+
+spark: $(SPARK_STAMP) ## Add pyspark (~460 MB, about 1-2 min) to .venv, for `drift --engine spark`; needs Java 17+ (not installed here)
 
 $(SPARK_STAMP): requirements-spark.lock $(STAMP)
 	@echo "==> adding pyspark to $(VENV) from requirements-spark.lock (first time: about 1-2 minutes)"
 	@$(PY) -m pip install --quiet --disable-pip-version-check --no-input -c requirements.lock -r requirements-spark.lock 2>&1 | $(PIPFILTER)
 	@touch $(SPARK_STAMP)
 
-run: venv ## Run the whole daily cycle once on simulated data (simulate, validate, dvc repro, score, drift)
+run: venv ## Whole daily cycle once on simulated data (simulate, validate, dvc repro, score, drift): about 2-4 min (+4 min the first time, for .venv); installs .venv if missing
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pipelines run
 
-demo: venv ## Replay the headline story (login_policy, 80 simulated days): replays/login_policy/timeline.html
+demo: venv ## Replay the headline story (login_policy, 80 days) to replays/login_policy/timeline.html: 5-16 min; installs .venv if missing
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pipelines replay --story login_policy
 
-test: venv spark docs ## Run the whole test suite (unit + integration, real tools, Spark included) in two processes; TEST_WORKERS=0 for one
+test: venv spark docs ## Lint, docs build, whole suite with real tools in 2 processes: about 25-60 min; installs .venv, pyspark and, as root, Java 17, Chromium and PostgreSQL (Debian) when missing
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
-test-long: venv spark ## The long forms (an hour or more): every replayed story quick and at full length, a 60-day soak
+test-long: venv spark ## Every replayed story quick and full length, a 60-day soak: an hour or more; installs as `make test` does
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" REPLAY_LONG=1 $(PY) -m pytest tests/integration/test_replay.py
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SOAK_DAYS=$${SOAK_DAYS:-60} $(PY) -m pytest -s tests/faults/test_soak.py
 
-test-unit: venv ## Run only the fast unit tests
+test-unit: venv ## Only the unit tests, one process: about 2-5 min; installs .venv if missing
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest tests/unit
 
-serve: venv ## Serve the champion online on http://127.0.0.1:8000 (foreground; Ctrl-C stops; see "Serve online" in README)
-	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pipelines serve
+serve: venv ## Serve the champion on http://127.0.0.1:8000 (PORT=8123 for another; foreground, Ctrl-C stops; ready in seconds); installs .venv if missing
+	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pipelines serve $(if $(PORT),--port $(PORT))
 
-mlflow-ui: venv ## Open the MLflow UI on http://127.0.0.1:5000 (foreground; Ctrl-C to stop)
-	@$(VENV)/bin/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}" --host 127.0.0.1 --port 5000
+mlflow-ui: venv ## MLflow UI on http://127.0.0.1:5000 (PORT=5001 for another; foreground, Ctrl-C stops; ready in seconds); installs .venv if missing
+	@$(VENV)/bin/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}" --host 127.0.0.1 --port $(or $(PORT),5000)
 
-up: venv ## Start a local Airflow 3 (UI/API on :8080) and the MLflow UI (:5000) in the background
+up: venv ## Start local Airflow 3 (:8080) and the MLflow UI (:5000) in the background: up to 4 min (waits for the API); installs .venv if missing
 	@scripts/services.sh up
 
-down: ## Stop exactly what `make up` started
+down: ## Stop exactly what `make up` started (seconds; installs nothing)
 	@scripts/services.sh down
 
-unpause: venv ## Unpause the DAGs (training, scoring, monitoring, rollout) on the local Airflow
+unpause: venv ## Unpause the DAGs (training, scoring, monitoring, rollout) on the local Airflow (under a minute); installs .venv if missing
 	@for d in training scoring monitoring rollout; do \
 	  PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHONPATH="$(CURDIR)" AIRFLOW_HOME="$${AIRFLOW_HOME:-$(CURDIR)/airflow}" \
 	  AIRFLOW__CORE__DAGS_FOLDER="$(CURDIR)/dags" AIRFLOW__CORE__LOAD_EXAMPLES=False airflow dags unpause $$d 2>/dev/null | tail -1; done
 
-clean-data: ## Delete generated data, models and the local MLflow store (keeps .venv)
+clean-data: ## Delete generated data, models and the local MLflow store, keeping .venv (seconds; installs nothing)
 	rm -rf data models mlflow.db mlartifacts dvc-storage metrics/*.json dvc.lock
 
-lock: ## Re-resolve the top-level requirements into requirements.lock (maintainers only)
+lock: ## Re-resolve requirements.in into requirements.lock (maintainers; about 4 min in a throw-away .lock-venv)
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/pip install --quiet -r requirements.in 2>&1 | $(PIPFILTER)
 	.lock-venv/bin/pip freeze --all --exclude pip --exclude setuptools > requirements.lock
@@ -88,5 +90,5 @@ docs: venv ## Build the documentation site into site/ (mkdocs --strict: a broken
 	@NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 	@echo "==> documentation site in site/ (open site/index.html, or make docs-serve)"
 
-docs-serve: venv ## Serve the documentation site on http://127.0.0.1:$${DOCS_PORT:-8001} with live reload (foreground; Ctrl-C stops)
+docs-serve: venv ## Serve the documentation site on http://127.0.0.1:8001 (DOCS_PORT=) with live reload: starts in seconds, foreground; installs .venv if missing
 	@NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:$${DOCS_PORT:-8001}

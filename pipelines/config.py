@@ -1,4 +1,7 @@
-"""Load and validate params.yaml, the single source of configuration.
+"""Load and validate params.yaml, the single source of configuration (its models: pipelines/params.py).
+
+Every mistake in the file is one line that points into it, compiler style:
+``params.yaml:LINE:COL: <problem>``, with the closest valid key for an unknown one.
 
 No side effects at import: nothing is created, no tracking URI is set. Deployment settings
 (MLflow URI, project root) come from environment variables read when a function asks.
@@ -6,202 +9,35 @@ No side effects at import: nothing is created, no tracking URI is set. Deploymen
 
 from __future__ import annotations
 
+import difflib
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ValidationError
 
-from pipelines.errors import PipelineError, first_line
+from pipelines.errors import PipelineError
+from pipelines.params import (
+    DataParams,
+    DriftParams,
+    GateParams,
+    Params,
+    PrepareParams,
+    ProjectParams,
+    Scenario,
+    ScoreParams,
+    ServeParams,
+    SimulateParams,
+    TrainParams,
+    ValidateParams,
+)
 
-Scenario = Literal[
-    "stable", "feature_drift", "concept_drift", "data_quality", "skew", "login_policy", "null_spike", "label_flip", "flapping"
+__all__ = [
+    "DataParams", "DriftParams", "GateParams", "Params", "PrepareParams", "ProjectParams", "Scenario", "ScoreParams",
+    "ServeParams", "Settings", "SimulateParams", "TrainParams", "ValidateParams", "load_settings", "project_root",
 ]
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ProjectParams(_Section):
-    model_name: str = "credit-default"
-    experiment: str = "credit-default"
-
-
-class DataParams(_Section):
-    source: Literal["simulated", "files"] = "simulated"
-    raw_dir: str = "data/raw"
-    labels_dir: str = "data/labels"
-    validated_dir: str = "data/validated"
-    quarantine_dir: str = "data/quarantine"
-    training_dir: str = "data/training"
-    predictions_dir: str = "data/predictions"
-    reports_dir: str = "data/reports"
-    id_col: str = "customer_id"
-    timestamp_col: str = "event_ts"
-    target: str = "default"
-    positive_label: str | int | float | bool | None = None
-    numerical: list[str]
-    categorical: list[str]
-
-    @field_validator("validated_dir", "quarantine_dir", "training_dir", "predictions_dir", "reports_dir")
-    @classmethod
-    def _inside_project(cls, v: str) -> str:
-        # The pipeline writes here and DVC tracks these outputs: they must stay in the project.
-        # (raw_dir and labels_dir are only read: they may live anywhere.)
-        p = Path(v)
-        if not v.strip() or p.is_absolute() or ".." in p.parts:
-            raise ValueError(f"must be a folder inside the project (a relative path without '..'), got {v!r}")
-        return v
-
-    @model_validator(mode="after")
-    def _distinct_roles(self) -> DataParams:
-        roles = [self.id_col, self.timestamp_col, self.target, *self.numerical, *self.categorical]
-        dupes = sorted({c for c in roles if roles.count(c) > 1})
-        if dupes:
-            raise ValueError(f"columns listed in more than one role: {', '.join(dupes)}")
-        if not self.numerical and not self.categorical:
-            raise ValueError("no feature columns: list at least one in data.numerical or data.categorical")
-        return self
-
-    @property
-    def features(self) -> list[str]:
-        return [*self.numerical, *self.categorical]
-
-
-class SimulateParams(_Section):
-    seed: int = 42
-    start: str = "2026-01-01"
-    days: int = Field(24, ge=1)
-    rows_per_day: int = Field(2000, ge=1)
-    label_delay_days: int = Field(7, ge=0)
-    scenario: Scenario = "stable"
-    scenario_start: str | None = None
-
-
-class ValidateParams(_Section):
-    min_rows: int = Field(100, ge=0)
-    max_rows: int = Field(5_000_000, ge=1)
-    max_training_rows: int = Field(1_825_000_000, ge=1)
-    max_null_fraction: float = Field(0.05, ge=0, le=1)
-    max_single_feature_auc: float = Field(0.95, gt=0.5, le=1)
-    skew_scale_factor: float = Field(4.0, gt=1)
-    data_docs: bool = True
-
-
-class PrepareParams(_Section):
-    window_days: int = Field(30, ge=1)
-    holdout_days: int = Field(3, ge=1)
-    reference_rows: int = Field(5000, ge=100)
-
-
-class TrainParams(_Section):
-    seed: int = 42
-    learning_rate: float = Field(0.1, gt=0)
-    max_iter: int = Field(200, ge=1)
-    max_depth: int | None = Field(6, ge=1)
-    min_samples_leaf: int = Field(40, ge=1)
-    l2_regularization: float = Field(0.0, ge=0)
-    threads: int = Field(1, ge=1, le=256)
-
-
-class GateParams(_Section):
-    min_roc_auc: float = Field(0.65, ge=0, le=1)
-    max_roc_auc_regression: float = Field(0.01, ge=0, le=1)
-    bootstrap_samples: int = Field(1000, ge=100)
-    confidence: float = Field(0.95, gt=0.5, lt=1)
-    slices: dict[str, list[float] | None] = Field(default_factory=lambda: {"region": None, "age": [30.0, 45.0, 60.0]})
-    max_slice_roc_auc_regression: float = Field(0.05, ge=0, le=1)
-    min_slice_rows: int = Field(200, ge=1)
-    latency_single_row_p99_ms: float = Field(200.0, gt=0)
-    latency_batch_rows: int = Field(1000, ge=1)
-    latency_batch_p99_ms: float = Field(2000.0, gt=0)
-    latency_calls: int = Field(20, ge=5)
-    latency_rounds: int = Field(3, ge=1)
-    max_model_size_mb: float = Field(50.0, gt=0)
-    max_prediction_psi: float = Field(0.25, gt=0)
-    shift_sample_rows: int = Field(50_000, ge=100)
-
-
-class ScoreParams(_Section):
-    chunk_rows: int = Field(250_000, ge=1)
-    threads: int = Field(0, ge=0)
-    decision_threshold: float = Field(0.5, gt=0, lt=1)
-    histogram_bins: int = Field(20, ge=2, le=1000)
-
-
-class DriftParams(_Section):
-    psi_threshold: float = Field(0.2, gt=0)
-    n_bins: int = Field(10, ge=2, le=100)
-    consecutive_windows: int = Field(2, ge=1)
-    cooldown_days: int = Field(3, ge=0)
-    min_labelled_drifted_days: int = Field(0, ge=0)
-    min_live_roc_auc: float = Field(0.0, ge=0, le=1)
-    max_live_auc_drop: float = Field(1.0, gt=0, le=1)
-    performance_days: int = Field(3, ge=1)
-    min_importance: float = Field(0.0, ge=0, lt=1)
-    chunk_rows: int = Field(100_000, ge=1000)
-    report_sample_rows: int = Field(20_000, ge=100)
-    html_report: bool = True
-    engine: Literal["arrow", "spark"] = "arrow"
-    spark_master: str = "local[*]"
-
-
-class ServeParams(_Section):
-    """The online server (pipelines/serving/) and its rollout of a challenger."""
-
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
-    poll_seconds: float = Field(10.0, gt=0)
-    max_batch_rows: int = Field(1000, ge=1)
-    threads: int = Field(1, ge=0)
-    switch_interval_ms: float = Field(1.0, gt=0, le=100)
-    reload_any_host: bool = False
-    predictions_dir: str = "data/predictions_online"
-    log_flush_seconds: float = Field(2.0, gt=0)
-    shadow_queue: int = Field(1000, ge=1)
-    canary_stages: list[float] = Field(default_factory=lambda: [5.0, 25.0, 50.0, 100.0])
-    bake_seconds: float = Field(300.0, ge=0)
-    min_requests: int = Field(200, ge=1)
-    check_seconds: float = Field(30.0, gt=0)
-    max_error_rate: float = Field(0.01, ge=0, le=1)
-    p99_slo_ms: float = Field(50.0, gt=0)
-    p99_vs_champion: float = Field(1.5, ge=1)
-    max_prediction_psi: float = Field(0.25, gt=0)
-    psi_min_pairs: int = Field(200, ge=10)
-    alpha: float = Field(0.05, gt=0, lt=0.5)
-    min_outcomes: int = Field(100, ge=10)
-    planned_outcomes: int = Field(2000, ge=10)
-
-    @field_validator("canary_stages")
-    @classmethod
-    def _stages_rise_to_100(cls, v: list[float]) -> list[float]:
-        if not v or any(b <= a for a, b in zip(v, v[1:])) or v[0] <= 0 or v[-1] != 100:
-            raise ValueError("canary stages must rise strictly from above 0 and end at 100 (percent)")
-        return v
-
-
-class Params(_Section):
-    project: ProjectParams = ProjectParams()
-    data: DataParams
-    simulate: SimulateParams = SimulateParams()
-    validate_: ValidateParams = Field(ValidateParams(), alias="validate")
-    prepare: PrepareParams = PrepareParams()
-    train: TrainParams = TrainParams()
-    gate: GateParams = GateParams()
-    score: ScoreParams = ScoreParams()
-    drift: DriftParams = DriftParams()
-    serve: ServeParams = ServeParams()
-
-    @field_validator("data", mode="before")
-    @classmethod
-    def _data_required(cls, v: object) -> object:
-        if v is None:
-            raise ValueError("the data section is required")
-        return v
-
 
 class Settings:
     """Resolved configuration: params plus the project root all relative paths hang off."""
@@ -267,12 +103,138 @@ def project_root() -> Path:
     return Path(env).resolve() if env else Path(__file__).resolve().parent.parent
 
 
-def _one_line(err: ValidationError) -> str:
-    parts = []
+SHOWN_VALUE_CHARS = 80  # a longer value given is not repeated in the error
+Key = tuple[str | int, ...]
+Marks = dict[Key, tuple[yaml.Mark, yaml.Mark]]  # where each key (or list item) and its value start
+
+
+def _shown(path: Path) -> str:
+    """The file as a person would type it: relative to the working folder when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _marks(node: yaml.Node | None, shown: str, key: Key = (), out: Marks | None = None) -> Marks:
+    """The position of every key and list item of a composed YAML document (a value's own position
+    when it is a scalar, its key's otherwise); a key given twice is an error (YAML keeps the last)."""
+    out = {} if out is None else out
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            here = (*key, k.value)
+            if here in out:
+                first = out[here][0]
+                raise PipelineError(
+                    f"{shown}:{k.start_mark.line + 1}:{k.start_mark.column + 1}: duplicate key {'.'.join(map(str, here))} "
+                    f"(first at line {first.line + 1})"
+                )
+            out[here] = (k.start_mark, v.start_mark if isinstance(v, yaml.ScalarNode) else k.start_mark)
+            _marks(v, shown, here, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            out[(*key, i)] = (v.start_mark, v.start_mark)
+            _marks(v, shown, (*key, i), out)
+    return out
+
+
+def _fields(model: type[BaseModel]) -> dict[str, Any]:
+    """A model's keys as params.yaml spells them (aliases), each with its type."""
+    return {(f.alias or n): f.annotation for n, f in model.model_fields.items()}
+
+
+def _all_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    keys = []
+    for name, kind in _fields(model).items():
+        keys.append(prefix + name)
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            keys += _all_keys(kind, f"{prefix}{name}.")
+    return keys
+
+
+def _suggestion(key: Key) -> str:
+    """ "; did you mean <closest valid key>?" for an unknown key, or "" when nothing is close."""
+    model: Any = Params
+    for part in key[:-1]:
+        model = _fields(model).get(str(part)) if isinstance(model, type) and issubclass(model, BaseModel) else None
+    here = _fields(model) if isinstance(model, type) and issubclass(model, BaseModel) else {}
+    near = difflib.get_close_matches(str(key[-1]), list(here), n=1, cutoff=0.75)
+    if near:
+        return f"; did you mean {'.'.join(map(str, (*key[:-1], near[0])))}?"
+    everywhere = _all_keys(Params)
+    same_leaf = [k for k in everywhere if k.rpartition(".")[2] == str(key[-1])]  # in another section
+    near = same_leaf[:3] or difflib.get_close_matches(".".join(map(str, key)), everywhere, n=1, cutoff=0.8)
+    return f"; did you mean {' or '.join(near)}?" if near else ""
+
+
+def _problem(e: dict[str, Any]) -> tuple[str, str]:
+    """What pydantic found wrong, said as what was expected, and the value given (or "")."""
+    msg = str(e["msg"]).removeprefix("Value error, ")
+    msg = "expected " + msg.removeprefix("Input should be ") if msg.startswith("Input should be ") else msg
+    value = e.get("input")
+    shown = repr(value)
+    return msg, ("" if isinstance(value, dict) or value is None or len(shown) > SHOWN_VALUE_CHARS else shown)
+
+
+def _join(problems: list[str]) -> str:
+    """The failed members of a union as one expectation: "expected a, b or c"."""
+    if len(problems) > 1 and all(p.startswith("expected ") for p in problems):
+        rest = [p.removeprefix("expected ") for p in problems]
+        return "expected " + ", ".join(rest[:-1]) + " or " + rest[-1]
+    return "; ".join(problems)
+
+
+def _one_line(err: ValidationError, marks: Marks, shown: str) -> str:
+    """Each problem as ``file:LINE:COL: key: problem`` (a key missing from the file points at its
+    section), the problems of one key (the members of a union) joined, all on one line."""
+    found: dict[Key, list[str]] = {}
+    where: dict[Key, str] = {}
+    given: dict[Key, str] = {}
     for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"]).replace("validate_", "validate")
-        parts.append(f"{loc}: {e['msg']}" if loc else e["msg"])
-    return "; ".join(parts)
+        loc: Key = tuple("validate" if x == "validate_" else x for x in e["loc"])
+        known = loc
+        while known and known not in marks:
+            known = known[:-1]
+        key = loc[: len(known) + 1] if e["type"] == "missing" else known  # union member names are dropped
+        dotted = ".".join(map(str, key))
+        if e["type"] == "extra_forbidden":
+            text = f"unknown key {dotted}{_suggestion(key)}"
+        elif e["type"] == "missing":
+            text = "required key is missing"
+        else:
+            text, value = _problem(e)
+            given.setdefault(key, value)
+        if known:
+            key_mark, value_mark = marks[known]
+            mark = value_mark if e["type"] not in ("extra_forbidden", "missing") and key == known else key_mark
+            where.setdefault(key, f"{shown}:{mark.line + 1}:{mark.column + 1}: ")
+        else:
+            where.setdefault(key, f"{shown}: ")
+        if text not in found.setdefault(key, []):
+            found[key].append(text)
+    lines = []
+    for key, problems in found.items():
+        named = "" if not key or problems[0].startswith("unknown key") else ".".join(map(str, key)) + ": "
+        got = f", got {given[key]}" if given.get(key) else ""
+        lines.append(f"{where[key]}{named}{_join(problems)}{got}")
+    return "; ".join(lines)
+
+
+def _parse(text: str, shown: str) -> tuple[Any, Marks]:
+    """The document and where each key sits in it; a YAML syntax error as file:LINE:COL."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        return (loader.construct_document(node) if node is not None else None), _marks(node, shown)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        what = " ".join(x for x in (exc.problem, f"({exc.context})" if exc.context else "") if x) or "not valid YAML"
+        at = f"{mark.line + 1}:{mark.column + 1}:" if mark else ""
+        raise PipelineError(f"{shown}:{at} {what}") from exc
+    except yaml.YAMLError as exc:
+        raise PipelineError(f"{shown}: not valid YAML: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+    finally:
+        loader.dispose()
 
 
 def load_settings(params_file: Path | str | None = None) -> Settings:
@@ -281,14 +243,14 @@ def load_settings(params_file: Path | str | None = None) -> Settings:
     path = Path(params_file) if params_file else root / "params.yaml"
     if not path.is_file():
         raise PipelineError(f"params file not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise PipelineError(f"{path} is not valid YAML: {first_line(exc)}") from exc
+    shown = _shown(path)
+    raw, marks = _parse(path.read_text(), shown)
+    if raw is None:
+        raw = {}
     if not isinstance(raw, dict):
-        raise PipelineError(f"{path} must be a mapping of sections (project, data, ...)")
+        raise PipelineError(f"{shown}:1:1: must be a mapping of sections (project, data, ...)")
     try:
         params = Params.model_validate(raw)
     except ValidationError as exc:
-        raise PipelineError(f"invalid {path.name}: {_one_line(exc)}") from exc
+        raise PipelineError(_one_line(exc, marks, shown)) from exc
     return Settings(params, path.resolve().parent)

@@ -20,11 +20,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from pipelines.errors import PipelineError, first_line
+
+if TYPE_CHECKING:
+    from pipelines.config import Settings
 
 DATE_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.(parquet|csv)$")
 
@@ -64,6 +67,25 @@ def find_partition(folder: Path, day: date) -> Path | None:
         if p.is_file():
             return p
     return None
+
+
+def check_not_quarantined(settings: Settings, day: date) -> None:
+    """Raise the one error every command gives for a day whose batch failed validation, when
+    ``data/quarantine/<day>/`` exists: where its reasons are and how to bring the day back.
+    Callers ask only when the file they need (raw or validated) is missing."""
+    qdir = settings.quarantine_dir / day.isoformat()
+    if not qdir.is_dir():
+        return
+
+    def shown(p: Path) -> str:
+        return str(p.relative_to(settings.root)) if p.is_relative_to(settings.root) else str(p)
+
+    names = sorted(f.name for f in qdir.iterdir() if DATE_RE.match(f.name))
+    raw = settings.raw_dir / (names[0] if names else f"{day.isoformat()}.parquet")
+    raise PipelineError(
+        f"batch {day} is quarantined (failed validation): reasons in {shown(qdir / 'validation_result.json')}; "
+        f"fix the source and re-deliver {shown(raw)}, then run validate --date {day}"
+    )
 
 
 def read_frame(path: Path) -> pd.DataFrame:

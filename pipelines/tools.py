@@ -2,8 +2,8 @@
 
 In core, not in ops, because training needs git for its lineage (the commit it was trained
 from) and the model layer may not import ops. Every caller gets the same environment (this
-interpreter's venv first on PATH, so `dvc` finds the stage commands' `python`) and the same
-one-line failure reason (the last line the tool printed).
+interpreter first on PATH and in PIPELINES_PYTHON, the one scripts/python runs the stage
+commands with) and the same one-line failure reason (the last line the tool printed).
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ log = logging.getLogger(__name__)
 
 
 def tool_env(root: Any = None, **extra: str) -> dict[str, str]:
-    """Environment for `dvc` and the stage commands it runs (`python -m pipelines ...`): this
-    interpreter's venv first on PATH, and PIPELINES_ROOT set to ``root`` when given."""
+    """Environment for `dvc` and the stage commands it runs (`scripts/python -m pipelines ...`):
+    this interpreter's venv first on PATH and named in PIPELINES_PYTHON (the stages run the
+    caller's interpreter), and PIPELINES_ROOT set to ``root`` when given."""
     bindir = os.path.dirname(sys.executable)
-    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}", **extra}
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}", "PIPELINES_PYTHON": sys.executable, **extra}
     if root is not None:
         env["PIPELINES_ROOT"] = str(root)
     return env

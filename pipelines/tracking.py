@@ -121,7 +121,20 @@ def dvc_experiment() -> str | None:
     return os.environ.get("DVC_EXP_NAME") or None
 
 
-def git_commit(settings: Settings) -> dict[str, str]:
+def tag_bool(value: object) -> bool | None:
+    """A boolean MLflow tag ("true"/"false") as a real boolean for results and JSON (a bool is
+    kept); None when the tag is absent or holds anything else."""
+    if isinstance(value, bool):
+        return value
+    return {"true": True, "false": False}.get(str(value).strip().lower()) if value is not None else None
+
+
+def tag_text(value: object) -> str:
+    """A boolean as MLflow tags spell it: "true"/"false"."""
+    return "true" if tag_bool(value) else "false"
+
+
+def git_commit(settings: Settings) -> dict[str, Any]:
     """The code version: commit hash and whether the working tree had uncommitted changes."""
     from pipelines.tools import git
 
@@ -135,7 +148,7 @@ def git_commit(settings: Settings) -> dict[str, str]:
     commit = run("rev-parse", "HEAD") or "unknown"
     # dvc.lock and metrics/ are rewritten by `dvc repro` itself, mid-pipeline: not code changes.
     dirty = run("status", "--porcelain", "--untracked-files=no", "--", ".", ":!dvc.lock", ":!metrics")
-    return {"git_commit": commit, "git_dirty": "true" if dirty else "false"}
+    return {"git_commit": commit, "git_dirty": bool(dirty)}
 
 
 def params_md5(settings: Settings) -> str:

@@ -25,7 +25,7 @@ from pipelines.config import Settings
 from pipelines.data.checks import leakage_lines, skew_lines
 from pipelines.errors import PipelineError, ValidationFailed, first_line
 from pipelines.failpoint import failpoint
-from pipelines.io import find_partition, read_frame, read_json, write_json, write_parquet
+from pipelines.io import check_not_quarantined, find_partition, read_frame, read_json, write_json, write_parquet
 
 DAILY_SUITE = "daily_batch"
 TRAINING_SUITE = "training_set"
@@ -289,6 +289,7 @@ def validate_batch(settings: Settings, day: date) -> dict[str, Any]:
     """
     raw = find_partition(settings.raw_dir, day)
     if raw is None:
+        check_not_quarantined(settings, day)
         raise PipelineError(f"no batch for {day} in {settings.raw_dir} (expected {day}.parquet or {day}.csv)")
     report_path = settings.reports_dir / "validation" / f"{day.isoformat()}.json"
     try:

@@ -11,6 +11,7 @@ import math
 from typing import Any
 
 from pipelines.config import Settings
+from pipelines.tracking import tag_bool
 
 
 def _fmt(v: Any) -> str:
@@ -40,7 +41,7 @@ def render(settings: Settings, candidate: dict[str, Any], decision: dict[str, An
         "## Training data",
         f"- Window: days {candidate.get('train_days')} (holdout, never trained on: {candidate.get('holdout_days')})",
         f"- Training set md5 (DVC): `{candidate.get('data_md5')}`; holdout md5: `{candidate.get('holdout_md5')}`",
-        f"- Code: commit `{str(candidate.get('git_commit'))[:12]}`" + (" from a **dirty** working tree" if candidate.get("git_dirty") == "true" else ""),
+        f"- Code: commit `{str(candidate.get('git_commit'))[:12]}`" + (" from a **dirty** working tree" if tag_bool(candidate.get("git_dirty")) else ""),
         f"- params.yaml md5 `{candidate.get('params_md5')}`; dependency lock sha256 `{str(candidate.get('lock_sha256'))[:16]}`",
         f"- Features: {', '.join(d.numerical)} (numerical); {', '.join(d.categorical)} (categorical)",
         "",

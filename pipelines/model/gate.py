@@ -31,6 +31,7 @@ from pipelines.errors import PipelineError, describe_crash, first_line
 from pipelines.io import partition_files, read_frame, read_json, write_json, write_text
 from pipelines.model import gate_checks
 from pipelines.model.features import model_input, score_frame
+from pipelines.tracking import tag_bool
 
 
 def _mlflow_evaluate(model_uri: str, data: pd.DataFrame, target: str) -> Any:
@@ -232,7 +233,8 @@ def decision_record(
             for k in (
                 "git_commit", "git_dirty", "data_md5", "holdout_md5", "params_md5", "lock_sha256", "train_days", "holdout_days",
             )
-        },
+        }
+        | {"git_dirty": tag_bool(candidate.get("git_dirty"))},  # a real boolean, also from a candidate.json of before
     }
 
 

@@ -24,6 +24,7 @@ from pipelines.errors import PipelineError
 from pipelines.failpoint import failpoint
 from pipelines.io import partition_files, read_json, write_json
 from pipelines.model.champion import artifact_sha256, current_alias
+from pipelines.tracking import tag_bool, tag_text
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +163,7 @@ def _lineage_tags(candidate: dict[str, Any], decision: dict[str, Any]) -> dict[s
     return {
         "run_id": candidate["run_id"],
         "git_commit": candidate["git_commit"],
-        "git_dirty": candidate["git_dirty"],
+        "git_dirty": tag_text(candidate["git_dirty"]),
         "data_md5": candidate["data_md5"],
         "holdout_md5": candidate["holdout_md5"],
         "params_md5": candidate["params_md5"],
@@ -182,7 +183,7 @@ def _register(settings: Settings, client: Any, name: str, candidate: dict[str, A
     version = registered_version(client, name, candidate["run_id"])
     if version is None:
         version = str(mlflow.register_model(candidate["model_uri"], name, tags=_lineage_tags(candidate, decision)).version)
-    if candidate["git_dirty"] == "true":
+    if tag_bool(candidate["git_dirty"]):
         log.warning(
             "v%s was trained from a dirty working tree (uncommitted changes on %s); `python -m pipelines reproduce` "
             "will refuse it. Commit, then retrain, for a reproducible model.", version, candidate["git_commit"][:12],
@@ -348,7 +349,7 @@ def status(settings: Settings) -> dict[str, Any]:
             "run_id": mv.run_id,
             "holdout_roc_auc": metrics.get("holdout_roc_auc"),
             "train_roc_auc": metrics.get("train_roc_auc"),
-            "gate_passed": mv.tags.get("gate_passed"),
+            "gate_passed": tag_bool(mv.tags.get("gate_passed")),
             "gate_reasons": mv.tags.get("gate_reasons"),
             "data_md5": mv.tags.get("data_md5"),
             "git_commit": mv.tags.get("git_commit"),
@@ -369,7 +370,7 @@ def status(settings: Settings) -> dict[str, Any]:
         {
             "version": str(v.version),
             "aliases": sorted(a for a, ver in alias_of.items() if str(ver) == str(v.version)),
-            "gate_passed": v.tags.get("gate_passed"),
+            "gate_passed": tag_bool(v.tags.get("gate_passed")),
             "gate_reasons": v.tags.get("gate_reasons"),
             "rolled_back": v.tags.get("rolled_back"),
         }

@@ -99,7 +99,16 @@ def train(settings: Settings) -> dict[str, Any]:
     from mlflow.models import infer_signature
 
     from pipelines.failpoint import failpoint
-    from pipelines.tracking import dvc_experiment, git_commit, library_versions, lock_sha256, owner_tag, params_md5, setup_mlflow
+    from pipelines.tracking import (
+        dvc_experiment,
+        git_commit,
+        library_versions,
+        lock_sha256,
+        owner_tag,
+        params_md5,
+        setup_mlflow,
+        tag_text,
+    )
 
     d, tp = settings.params.data, settings.params.train
     train_path = settings.training_dir / "train.parquet"
@@ -135,7 +144,8 @@ def train(settings: Settings) -> dict[str, Any]:
     with mlflow.start_run(run_name="train") as run:
         experiment = dvc_experiment()
         mlflow.set_tags({
-            **lineage, **library_versions(), **owner_tag(), "step": "train", **({"dvc_experiment": experiment} if experiment else {}),
+            **lineage, "git_dirty": tag_text(lineage["git_dirty"]),  # MLflow tags are text: "true"/"false"
+            **library_versions(), **owner_tag(), "step": "train", **({"dvc_experiment": experiment} if experiment else {}),
         })
         mlflow.log_params({**tp.model_dump(), "train_rows": len(train_df), "features": ",".join(d.features)})
         mlflow.log_metrics({"train_roc_auc": train_auc})

@@ -29,7 +29,7 @@ import pandas as pd
 from pipelines.config import DriftParams, Settings
 from pipelines.errors import PipelineError
 from pipelines.failpoint import failpoint
-from pipelines.io import atomic_path, day_parts, file_lock, partition_files, read_json, write_json
+from pipelines.io import atomic_path, check_not_quarantined, day_parts, file_lock, partition_files, read_json, write_json
 from pipelines.model.champion import champion_profile, champion_reference
 
 IN_FLIGHT_MARKER = ".retrain_in_flight"
@@ -273,6 +273,7 @@ def drift(settings: Settings, day: date, engine: str | None = None, source: str 
         raise PipelineError(f"unknown drift engine {engine!r}: use arrow or spark")
     src = settings.validated_dir / f"{day.isoformat()}.parquet"
     if source is None and not src.is_file():
+        check_not_quarantined(settings, day)
         raise PipelineError(f"no validated batch for {day} ({src} missing): run `validate --date {day}` first")
     if source is not None and engine == "arrow" and not Path(source).is_file():
         raise PipelineError(f"no Parquet file at {source} (the arrow engine reads local files; use --engine spark for URIs)")

@@ -19,7 +19,7 @@ import pandas as pd
 from pipelines.config import Settings
 from pipelines.data.prepare import binary_labels
 from pipelines.errors import PipelineError
-from pipelines.io import day_parts, find_partition, partition_files, read_frame, write_json
+from pipelines.io import check_not_quarantined, day_parts, find_partition, partition_files, read_frame, write_json
 
 DAY_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -53,6 +53,7 @@ def day_predictions(settings: Settings, day: date) -> pd.DataFrame:
         frames.append(read_frame(batch)[cols].assign(variant="batch"))
     frames += [read_frame(p)[[*cols, "variant"]] for p in day_parts(settings.online_predictions_dir, day)]
     if not frames:
+        check_not_quarantined(settings, day)
         raise PipelineError(f"no predictions for {day} ({batch} missing, nothing in {settings.online_predictions_dir / day.isoformat()})")
     out = pd.concat(frames, ignore_index=True)
     out = out[out[d.id_col].notna()]

@@ -86,7 +86,7 @@ def status_lines(st: dict[str, Any], detail: bool = False) -> list[str]:
         lines.append(f"Champion history: {st['champion_history']}")
         for v in st.get("recent_versions", []):
             aliases = f" [{', '.join(v['aliases'])}]" if v["aliases"] else ""
-            lines.append(f"  v{v['version']}{aliases}: gate {'passed' if v['gate_passed'] == 'true' else 'failed'} - {v['gate_reasons']}")
+            lines.append(f"  v{v['version']}{aliases}: gate {'passed' if v['gate_passed'] else 'failed'} - {v['gate_reasons']}")
         lines += [
             f"Predictions: {_rel(st.get('latest_predictions'))}",
             f"Drift report: {_rel(st.get('latest_drift_report'))}",

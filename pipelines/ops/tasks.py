@@ -16,7 +16,7 @@ from typing import Any
 
 from pipelines.config import Settings, load_settings
 from pipelines.errors import PipelineError
-from pipelines.io import find_partition, parse_date
+from pipelines.io import check_not_quarantined, find_partition, parse_date
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ def land_batch(day: date, scenario: str | None = None, scenario_start: str | Non
     if s.params.data.source != "simulated":
         if existing is not None:
             return str(existing)
+        check_not_quarantined(s, day)
         raise PipelineError(f"no batch for {day} in {s.raw_dir} (expected {day}.parquet or {day}.csv)")
     from pipelines.data.simulate import simulate
 
@@ -62,11 +63,8 @@ def validate_batch(day: date) -> dict[str, Any]:
     from pipelines.data.validate import validate_batch as validate
 
     s = settings()
-    if find_partition(s.raw_dir, day) is None and (s.quarantine_dir / day.isoformat()).is_dir():
-        raise PipelineError(
-            f"batch {day} is in quarantine ({s.quarantine_dir / day.isoformat()}): it failed validation; "
-            "fix the feed, put the file back in the raw folder and re-run"
-        )
+    if find_partition(s.raw_dir, day) is None:
+        check_not_quarantined(s, day)  # before Great Expectations is imported
     res = validate(s, day)
     return {"day": res["day"], "rows": res["rows"], "validated": res["validated"], "report": res["report"]}
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from pipelines.config import Settings
 from pipelines.errors import PipelineError
-from pipelines.io import atomic_path
+from pipelines.io import atomic_path, check_not_quarantined
 from pipelines.model.champion import load_verified
 from pipelines.model.features import model_input, predict_scores
 
@@ -155,6 +155,7 @@ def score(settings: Settings, day: date, progress: bool = True) -> dict[str, Any
     d, sp = settings.params.data, settings.params.score
     src = settings.validated_dir / f"{day.isoformat()}.parquet"
     if not src.is_file():
+        check_not_quarantined(settings, day)
         raise PipelineError(f"no validated batch for {day} ({src} missing): run `validate --date {day}` first")
     setup_mlflow(settings)
     model, champion, signature, shadow, challenger = _models(settings)

@@ -24,14 +24,19 @@ def _params(**changes: object) -> dict:
 
 
 PARAMS = {
-    "wrong type": (_params(**{"train.learning_rate": "fast"}), "train.learning_rate: Input should be a valid number"),
-    "negative threshold": (_params(**{"drift.psi_threshold": -0.2}), "drift.psi_threshold: Input should be greater than 0"),
-    "negative row bound": (_params(**{"validate.min_rows": -5}), "validate.min_rows: Input should be greater than or equal to 0"),
-    "unknown key (a typo)": (_params(**{"gate.min_auc": 0.7}), "gate.min_auc: Extra inputs are not permitted"),
-    "unknown section": ({**_params(), "serving_typo": {"a": 1}}, "serving_typo: Extra inputs are not permitted"),
-    "output outside the project": (_params(**{"data.predictions_dir": "../../elsewhere"}), "data.predictions_dir: Value error, must be a folder inside the project"),
-    "absolute output path": (_params(**{"data.reports_dir": "/tmp/reports"}), "data.reports_dir: Value error, must be a folder inside the project"),
-    "a list where a number goes": (_params(**{"gate.bootstrap_samples": [1000]}), "gate.bootstrap_samples: Input should be a valid integer"),
+    "wrong type": (
+        _params(**{"train.learning_rate": "fast"}),
+        "train.learning_rate: expected a valid number, unable to parse string as a number, got 'fast'",
+    ),
+    "negative threshold": (_params(**{"drift.psi_threshold": -0.2}), "drift.psi_threshold: expected greater than 0, got -0.2"),
+    "negative row bound": (
+        _params(**{"validate.min_rows": -5}), "validate.min_rows: expected greater than or equal to 0, got -5"
+    ),
+    "unknown key (a typo)": (_params(**{"gate.min_auc": 0.7}), "unknown key gate.min_auc; did you mean gate.min_roc_auc?"),
+    "unknown section": ({**_params(), "serving_typo": {"a": 1}}, "unknown key serving_typo"),
+    "output outside the project": (_params(**{"data.predictions_dir": "../../elsewhere"}), "data.predictions_dir: must be a folder inside the project"),
+    "absolute output path": (_params(**{"data.reports_dir": "/tmp/reports"}), "data.reports_dir: must be a folder inside the project"),
+    "a list where a number goes": (_params(**{"gate.bootstrap_samples": [1000]}), "gate.bootstrap_samples: expected a valid integer"),
 }
 
 SUITES = {
@@ -82,7 +87,7 @@ def test_hostile_params_are_one_line_before_any_work(tmp_path: Path, case: str, 
 def test_params_that_are_not_yaml(tmp_path: Path, record) -> None:
     root = _project(tmp_path)
     (root / "params.yaml").write_text("data: [unclosed\n  - ")
-    _assert_refused_before_work(root, _run_cycle(root), "is not valid YAML")
+    _assert_refused_before_work(root, _run_cycle(root), "params.yaml:2:5: expected ',' or ']'")
     record("malformed or hostile params.yaml (wrong types, negative bounds, unknown keys, paths outside the project)",
            1, "refused with one line naming the key, before any work", "nothing")
 

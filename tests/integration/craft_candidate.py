@@ -83,7 +83,8 @@ def main(kind: str) -> None:
     candidate_path = settings.models_dir / "candidate.json"
     candidate = json.loads(candidate_path.read_text())
     with mlflow.start_run(run_name=f"crafted-{kind}") as run:
-        mlflow.set_tags({k: candidate[k] for k in ("git_commit", "git_dirty", "data_md5", "holdout_md5", "params_md5", "train_days")})
+        mlflow.set_tags({k: candidate[k] for k in ("git_commit", "data_md5", "holdout_md5", "params_md5", "train_days")}
+                        | {"git_dirty": str(candidate["git_dirty"]).lower()})
         info = mlflow.sklearn.log_model(
             model, name="model", serialization_format="cloudpickle",
             signature=infer_signature(X.head(200), model.predict_proba(X.head(200))),

@@ -133,7 +133,7 @@ def test_manual_training_then_drift_triggers_retraining(airflow_project) -> None
     done = api.wait_run("training", run["dag_run_id"], timeout=900)
     assert done["state"] == "success", done
     st = proj.status()
-    assert st["champion"] is not None and st["champion"]["gate_passed"] == "true"
+    assert st["champion"] is not None and st["champion"]["gate_passed"] is True
 
     # 2. a drifted batch lands; scoring -> monitoring (asset) -> training (asset), by themselves
     before = {r["dag_run_id"] for r in api.get("/api/v2/dags/training/dagRuns?limit=50")["dag_runs"]}

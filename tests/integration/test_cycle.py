@@ -80,7 +80,7 @@ def test_first_repro_registers_a_champion(project: Project) -> None:
     assert "Running stage 'promote'" in out
     st = project.status()
     assert st["champion"]["version"] == "1"
-    assert st["champion"]["gate_passed"] == "true"
+    assert st["champion"]["gate_passed"] is True
     assert st["champion"]["data_md5"] and st["champion"]["git_commit"] not in ("", "unknown")
     # scored once before any challenger exists: the reference for the shadow test below
     project.cli("score", "--date", "2026-01-19")
@@ -121,7 +121,7 @@ def test_crippled_candidate_is_challenger_only(project: Project) -> None:
         st = project.status()
         assert st["champion"]["version"] == "1", "the champion must be untouched"
         assert st["challenger"]["version"] == "2"
-        assert st["challenger"]["gate_passed"] == "false"
+        assert st["challenger"]["gate_passed"] is False
         assert [(v["version"], v["aliases"]) for v in st["recent_versions"]] == [("2", ["challenger"]), ("1", ["champion"])]
         decision = st["last_gate_decision"]
         assert decision["passed"] is False and decision["champion"]["version"] == "1"

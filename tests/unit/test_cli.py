@@ -1,5 +1,6 @@
 """The CLI contract: --help everywhere, one-line reasons and non-zero exits on failure."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -81,3 +82,24 @@ def test_init_on_an_empty_folder_is_one_line(tmp_path: Path) -> None:
     res = _cli("--params", str(tmp_path / "params.yaml"), "init", "--raw", str(tmp_path / "raw"), "--labels", str(tmp_path / "labels"), "--target", "y")
     assert res.returncode == 1
     assert res.stderr.strip() == f"error: raw folder {tmp_path / 'raw'} is empty: expected one file per day, <YYYY-MM-DD>.parquet or .csv"
+
+
+def test_a_quarantined_day_is_named_by_every_command_that_meets_it(tmp_path: Path) -> None:
+    """score, validate and drift on a day whose batch failed validation: the same one line, saying
+    where the reasons are and how to bring the day back (not "run validate first", not "no batch")."""
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    qdir = tmp_path / "data" / "quarantine" / "2026-01-05"
+    qdir.mkdir(parents=True)
+    (qdir / "validation_result.json").write_text('{"success": false, "failures": ["income: 60% nulls"]}\n')
+    (qdir / "2026-01-05.csv").write_text("customer_id\n1\n")
+    expected = (
+        "error: batch 2026-01-05 is quarantined (failed validation): "
+        "reasons in data/quarantine/2026-01-05/validation_result.json; "
+        "fix the source and re-deliver data/raw/2026-01-05.csv, then run validate --date 2026-01-05"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for command in ("score", "validate", "drift"):
+        res = subprocess.run([sys.executable, "-m", "pipelines", "--params", "params.yaml", command, "--date", "2026-01-05"],
+                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        assert res.returncode == 1, (command, res.stderr)
+        assert res.stderr.strip() == expected, command

@@ -7,7 +7,7 @@ import pytest
 
 from pipelines.data.simulate import generate_day
 from pipelines.data.validate import validate_batch
-from pipelines.errors import ValidationFailed
+from pipelines.errors import PipelineError, ValidationFailed
 
 DAY = date(2026, 1, 5)
 
@@ -187,3 +187,17 @@ def test_without_data_docs_the_verdict_is_the_same(settings) -> None:
     _land(quiet, _good())  # the corrected feed
     res = validate_batch(quiet, DAY)
     assert res["data_docs"] is None and not list((quiet.reports_dir / "validation").glob("*_docs"))
+
+
+def test_validating_a_quarantined_day_again_names_the_quarantine(settings) -> None:
+    bad = _good()
+    bad.loc[bad.index[:300], "income"] = None
+    _fails(settings, bad)
+    with pytest.raises(PipelineError) as exc:
+        validate_batch(settings, DAY)
+    assert str(exc.value) == (
+        f"batch {DAY} is quarantined (failed validation): reasons in data/quarantine/{DAY}/validation_result.json; "
+        f"fix the source and re-deliver data/raw/{DAY}.parquet, then run validate --date {DAY}"
+    )
+    _land(settings, _good())  # re-delivered, fixed: validated as any other day
+    assert validate_batch(settings, DAY)["rows"] == 500
