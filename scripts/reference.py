@@ -131,9 +131,10 @@ def params_page() -> str:
              "`params.yaml` is the only configuration file, one section per step. DVC stages declare the keys "
              "they read (`dvc.yaml`), Airflow tasks and the CLI read the same file. An unknown key is an "
              "error that names its line and the closest valid key.\n"]
-    for name, field in Params.model_fields.items():
+    for attr, field in Params.model_fields.items():
         if not _is_model(field.annotation):
             continue
+        name = field.alias or attr
         lines += [f"## `{name}`\n", _need(field.description, f"params section {name}") + "\n",
                   "| key | type | default | what |", "| --- | --- | --- | --- |",
                   *_param_rows(field.annotation, f"{name}."), ""]
@@ -193,7 +194,7 @@ def _metric_rows(collectors: Any) -> Iterator[str]:
 
 def metrics_page() -> str:
     """Every Prometheus metric the code exports, with its type and labels."""
-    from pipelines.monitoring.drift import prom_metrics
+    from pipelines.monitoring.report import prom_metrics
     from pipelines.serving.metrics import Metrics
 
     lines = [HEADER, "# Prometheus metrics reference\n",
