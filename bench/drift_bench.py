@@ -8,7 +8,7 @@ process (peak RSS = the child's own VmHWM, polled):
   ours       the drift job's core (pipelines/model/profile.py): stream the current Parquet file in
              chunks into the reference profile's frozen bins and compute PSI per column. The
              profile is built at training time, so it is built beforehand, as in production.
-  ours, job  everything the drift job does with the batch (pipelines/monitoring/drift.py): the streamed
+  ours, job  everything the drift job does with the batch (pipelines/monitoring/drift.py, report.py): the streamed
              PSI above, plus the Evidently HTML report drawn from bounded samples
              (drift.report_sample_rows of the batch, the profile's 5,000-row reference sample)
              with the exact PSI fed in, and the check that the report shows our numbers. Not
@@ -80,7 +80,8 @@ import json, sys, time
 from pathlib import Path
 import pandas as pd
 from pipelines.config import DataParams
-from pipelines.monitoring.drift import stream_counts, write_report
+from pipelines.monitoring.drift import stream_counts
+from pipelines.monitoring.report import write_report
 from pipelines.model.features import model_input
 import evidently.presets  # imports outside the clock
 profile = json.load(open(sys.argv[1]))

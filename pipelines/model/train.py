@@ -7,6 +7,7 @@ features is logged as the drift reference for this model version.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -99,16 +100,8 @@ def train(settings: Settings) -> dict[str, Any]:
     from mlflow.models import infer_signature
 
     from pipelines.failpoint import failpoint
-    from pipelines.tracking import (
-        dvc_experiment,
-        git_commit,
-        library_versions,
-        lock_sha256,
-        owner_tag,
-        params_md5,
-        setup_mlflow,
-        tag_text,
-    )
+    from pipelines.model.profile import profile_sha256
+    from pipelines.tracking import dvc_experiment, library_versions, owner_tag, setup_mlflow, tag_text
 
     d, tp = settings.params.data, settings.params.train
     train_path = settings.training_dir / "train.parquet"
@@ -120,27 +113,8 @@ def train(settings: Settings) -> dict[str, Any]:
     X = model_input(train_df, d)
     sample = X.head(200)
     signature = infer_signature(sample, model.predict_proba(sample))
-    reference = X.sample(n=min(settings.params.prepare.reference_rows, len(X)), random_state=tp.seed)
-    ref_path = settings.models_dir / "reference.parquet"
-    ref_path.parent.mkdir(parents=True, exist_ok=True)
-    reference.to_parquet(ref_path, index=False)
-    # The frozen drift profile of this model version (pipelines/model/profile.py).
-    from pipelines.model.profile import build_profile, profile_sha256
-
-    # Importance on held-out rows: on training rows it overstates what the model overfits.
-    holdout = read_frame(settings.training_dir / "holdout.parquet")
-    probe = holdout.sample(n=min(settings.params.prepare.reference_rows, len(holdout)), random_state=tp.seed)
-    importance = permutation_importance_by_feature(model, model_input(probe, d), probe[d.target], tp.seed, tp.threads)
-    profile = build_profile(X, model.predict_proba(X)[:, 1], d, settings.params.drift.n_bins, importance)
-    lineage = {
-        **git_commit(settings),
-        "data_md5": file_md5(train_path),
-        "holdout_md5": file_md5(settings.training_dir / "holdout.parquet"),
-        "params_md5": params_md5(settings),
-        "lock_sha256": lock_sha256(settings),
-        "train_days": f"{window['train_days'][0]}..{window['train_days'][-1]}",
-        "holdout_days": f"{window['holdout_days'][0]}..{window['holdout_days'][-1]}",
-    }
+    ref_path, profile = _reference_and_profile(settings, model, X)
+    lineage = _lineage(settings, train_path, window)
     with mlflow.start_run(run_name="train") as run:
         experiment = dvc_experiment()
         mlflow.set_tags({
@@ -173,6 +147,38 @@ def train(settings: Settings) -> dict[str, Any]:
     write_json(candidate, settings.models_dir / "candidate.json")
     write_json({"train_roc_auc": round(train_auc, 6), "train_rows": len(train_df)}, settings.path("metrics", "train.json"))
     return candidate
+
+
+def _reference_and_profile(settings: Settings, model: Pipeline, X: pd.DataFrame) -> tuple[Path, dict[str, Any]]:
+    """The drift reference sample of the training features (written to models/reference.parquet)
+    and the frozen drift profile of this model version (pipelines/model/profile.py)."""
+    from pipelines.model.profile import build_profile
+
+    d, tp = settings.params.data, settings.params.train
+    reference = X.sample(n=min(settings.params.prepare.reference_rows, len(X)), random_state=tp.seed)
+    ref_path = settings.models_dir / "reference.parquet"
+    ref_path.parent.mkdir(parents=True, exist_ok=True)
+    reference.to_parquet(ref_path, index=False)
+    # Importance on held-out rows: on training rows it overstates what the model overfits.
+    holdout = read_frame(settings.training_dir / "holdout.parquet")
+    probe = holdout.sample(n=min(settings.params.prepare.reference_rows, len(holdout)), random_state=tp.seed)
+    importance = permutation_importance_by_feature(model, model_input(probe, d), probe[d.target], tp.seed, tp.threads)
+    return ref_path, build_profile(X, model.predict_proba(X)[:, 1], d, settings.params.drift.n_bins, importance)
+
+
+def _lineage(settings: Settings, train_path: Path, window: dict[str, Any]) -> dict[str, Any]:
+    """What the candidate was made from: code commit, data and holdout hashes, params, lock, window."""
+    from pipelines.tracking import git_commit, lock_sha256, params_md5
+
+    return {
+        **git_commit(settings),
+        "data_md5": file_md5(train_path),
+        "holdout_md5": file_md5(settings.training_dir / "holdout.parquet"),
+        "params_md5": params_md5(settings),
+        "lock_sha256": lock_sha256(settings),
+        "train_days": f"{window['train_days'][0]}..{window['train_days'][-1]}",
+        "holdout_days": f"{window['holdout_days'][0]}..{window['holdout_days'][-1]}",
+    }
 
 
 def _pip_requirements() -> list[str]:

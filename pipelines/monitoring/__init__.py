@@ -1,7 +1,10 @@
 """Monitoring: is the champion still right for what it sees?
 
-- ``drift``: exact streamed PSI per feature and of the scores against the champion's frozen
-  profile, the retrain decision with its brakes, the Evidently HTML report;
+- ``drift``: the drift step: exact streamed PSI per feature and of the scores against the
+  champion's frozen profile, the day's summary and its MLflow run;
+- ``decision``: the retrain decision and its brakes (pure);
+- ``inflight``: the training-run marker (one training runner at a time; a brake of the decision);
+- ``report``: the Evidently HTML report showing the exact PSI, and the Prometheus textfile;
 - ``drift_spark``: the same counts in Spark SQL for batches larger than one machine;
 - ``performance``: real ROC AUC once labels mature, as an MLflow time series.
 

@@ -24,7 +24,8 @@ def run(settings: Settings) -> dict[str, Any]:
     from pipelines.data.validate import DAILY_SUITE, TRAINING_SUITE, load_suite
     from pipelines.data.validate_modes import validate_new_days
     from pipelines.model.registry import status
-    from pipelines.monitoring.drift import claim_in_flight, drift, release_in_flight
+    from pipelines.monitoring.drift import drift
+    from pipelines.monitoring.inflight import claim_in_flight, release_in_flight
     from pipelines.ops.promote import promote_and_push
     from pipelines.ops.stages import dvc_repro
     from pipelines.serving.score import score
@@ -33,7 +34,7 @@ def run(settings: Settings) -> dict[str, Any]:
         load_suite(settings, suite)
     # One training runner per project, from the start: a training DAG run in flight makes this
     # fail at once with one line naming it (before any data work); a DAG run that starts
-    # meanwhile waits for this one (monitoring/drift.py).
+    # meanwhile waits for this one (monitoring/inflight.py).
     runner = f"of `make run` (pid {os.getpid()})"
     claim_in_flight(settings, runner, process=True, exclusive=True)
     try:

@@ -108,10 +108,10 @@ WAIT_FOR_RUNNER_S = 1800.0
 
 
 def retrain_in_flight(run_id: str | None, owner: str | None = None) -> None:
-    """Mark (``run_id``) or clear (None) a training run in flight; see pipelines/monitoring/drift.py.
+    """Mark (``run_id``) or clear (None) a training run in flight; see pipelines/monitoring/inflight.py.
     Marking waits for a `make run` in progress (one training runner per project); clearing with
     ``owner`` clears only that run's marker, never another runner's."""
-    from pipelines.monitoring.drift import claim_in_flight, release_in_flight, set_in_flight
+    from pipelines.monitoring.inflight import claim_in_flight, release_in_flight, set_in_flight
 
     if run_id is not None:
         claim_in_flight(settings(), run_id, wait_s=WAIT_FOR_RUNNER_S)

@@ -230,7 +230,7 @@ def test_the_audit_catches_what_it_must(login: dict[str, Any]) -> None:
     import copy
 
     from pipelines.config import load_settings
-    from pipelines.ops.replay import project_env
+    from pipelines.ops.replay_project import project_env
     from pipelines.ops.timeline import audit
 
     root = Path(login["project"])

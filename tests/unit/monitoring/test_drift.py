@@ -9,7 +9,8 @@ from pipelines.config import DriftParams
 from pipelines.data.simulate import generate_day
 from pipelines.model.features import model_input
 from pipelines.model.profile import EMPTY_BIN, Accumulator, bin_categorical, bin_numeric, build_profile, psi, quantile_edges
-from pipelines.monitoring.drift import drifted_features, performance_alarm, retrain_decision, write_report
+from pipelines.monitoring.decision import drifted_features, performance_alarm, retrain_decision
+from pipelines.monitoring.report import write_report
 
 D = date(2026, 1, 10)
 
@@ -219,7 +220,7 @@ def test_drift_in_a_feature_the_model_barely_uses_can_be_ignored() -> None:
 
 
 def test_in_flight_brake_names_the_run(tmp_path) -> None:
-    from pipelines.monitoring.drift import in_flight
+    from pipelines.monitoring.inflight import in_flight
 
     marker = tmp_path / "m"
     assert in_flight(marker) is False
@@ -313,7 +314,7 @@ def test_one_training_runner_per_project(settings, tmp_path) -> None:
     import threading
 
     from pipelines.errors import PipelineError
-    from pipelines.monitoring.drift import claim_in_flight, in_flight_marker, release_in_flight
+    from pipelines.monitoring.inflight import claim_in_flight, in_flight_marker, release_in_flight
     from pipelines.tracking import OWNER_TAG, owner_tag
 
     marker = in_flight_marker(settings)
@@ -335,7 +336,7 @@ def test_one_training_runner_per_project(settings, tmp_path) -> None:
     # a `make run` that was SIGKILLed: its marker names a process that is gone
     dead = _dead_owner()
     marker.write_text(json.dumps({"run_id": "of `make run` (pid 3)", OWNER_TAG: dead}))
-    from pipelines.monitoring.drift import in_flight
+    from pipelines.monitoring.inflight import in_flight
 
     assert in_flight(marker) is False  # the drift job's brake does not wait on a dead process either
     claim_in_flight(settings, "of `make run` (pid 4)", process=True, exclusive=True)
@@ -354,7 +355,7 @@ def test_two_runners_taking_over_a_dead_marker_do_not_both_get_it(settings, tmp_
     from pathlib import Path
 
     from pipelines.failpoint import handshake_files
-    from pipelines.monitoring.drift import claim_in_flight, in_flight_marker
+    from pipelines.monitoring.inflight import claim_in_flight, in_flight_marker
     from pipelines.tracking import OWNER_TAG, owner_tag
 
     repo = Path(__file__).resolve().parents[3]
@@ -367,7 +368,7 @@ def test_two_runners_taking_over_a_dead_marker_do_not_both_get_it(settings, tmp_
     reached, go = handshake_files("in_flight:takeover", pause)
     env = {**os.environ, "PYTHONPATH": str(repo), "PIPELINES_FAILPOINT": "in_flight:takeover", "PIPELINES_FAILPOINT_ACTION": "pause",
            "PIPELINES_FAILPOINT_DIR": str(pause), "PIPELINES_FAILPOINT_TIMEOUT": "60"}
-    code = ("from pipelines.config import load_settings; from pipelines.monitoring.drift import claim_in_flight; "
+    code = ("from pipelines.config import load_settings; from pipelines.monitoring.inflight import claim_in_flight; "
             f"claim_in_flight(load_settings({str(settings.root / 'params.yaml')!r}), 'A', process=True, exclusive=True)")
     a = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -396,7 +397,7 @@ def test_many_runners_racing_for_a_dead_marker_leave_exactly_one_holder(settings
     import threading
 
     from pipelines.errors import PipelineError
-    from pipelines.monitoring.drift import claim_in_flight, in_flight_marker, release_in_flight
+    from pipelines.monitoring.inflight import claim_in_flight, in_flight_marker, release_in_flight
     from pipelines.tracking import OWNER_TAG
 
     marker = in_flight_marker(settings)

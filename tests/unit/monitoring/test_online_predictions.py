@@ -51,7 +51,7 @@ def test_prediction_drift_counts_the_champions_online_scores(settings: Settings)
 def test_drift_psi_is_exported_for_prometheus(tmp_path) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
-    from pipelines.monitoring.drift import write_prometheus
+    from pipelines.monitoring.report import write_prometheus
 
     summary = {"day": "2026-01-22", "champion_version": "3", "psi": {"age": 0.01, "logins_30d": 1.3125}, "score_psi": 0.2, "retrain": True}
     text = write_prometheus(summary, tmp_path / "drift.prom").read_text()

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from pipelines.errors import PipelineError
-from pipelines.ops.replay import day_line, make_project, replay
+from pipelines.ops.replay import day_line, replay
+from pipelines.ops.replay_project import make_project
 from pipelines.ops.stories import STORIES, story
 from pipelines.ops.timeline import _ranges, guards, headline
 

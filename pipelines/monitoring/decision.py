@@ -1,0 +1,203 @@
+"""The retrain decision and its brakes (pure): does today's drift, or the live performance, ask
+for a retrain?
+
+A day counts as drifted when some feature's PSI passes ``drift.psi_threshold`` (a feature under
+``drift.min_importance`` is reported but does not count); retraining is requested only after
+``drift.consecutive_windows`` drifted days in a row (by date, with the same champion), not
+within ``drift.cooldown_days`` of the last day the champion trained on nor of the last retrain
+requested for the same champion (one the gate blocked), optionally only once
+``drift.min_labelled_drifted_days`` drifted days have matured labels, and never while a retrain
+is in flight (pipelines/monitoring/inflight.py).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+from typing import Any
+
+from pipelines.config import DriftParams
+
+
+def drifted_features(psi: dict[str, float], threshold: float) -> list[str]:
+    """Features whose PSI passes the threshold, worst first (pure). A NaN PSI means the batch
+    has no non-null value of the feature at all (the reference always has some): drifted, first."""
+    nan = [c for c, v in psi.items() if math.isnan(v)]
+    return nan + sorted((c for c, v in psi.items() if v > threshold), key=lambda c: -psi[c])
+
+
+def performance_alarm(
+    records: list[dict[str, Any]], champion_version: str, holdout_auc: float | None, params: DriftParams
+) -> dict[str, Any] | None:
+    """Performance-triggered retraining (pure): the champion's latest ``drift.performance_days``
+    matured days in a row all have a live ROC AUC below ``drift.min_live_roc_auc`` or more than
+    ``drift.max_live_auc_drop`` below its holdout AUC. Sees what PSI cannot: outcomes that change
+    while the inputs look the same. ``records``: the performance summaries, any order."""
+    if params.min_live_roc_auc <= 0 and params.max_live_auc_drop >= 1:
+        return None
+    mine = sorted(
+        (r for r in records if r.get("model_versions") == [champion_version] and r.get("live_roc_auc") is not None),
+        key=lambda r: r["day"],
+    )
+    bad: list[dict[str, Any]] = []
+    for r in reversed(mine):
+        auc = r["live_roc_auc"]
+        if not (auc < params.min_live_roc_auc or (holdout_auc is not None and holdout_auc - auc > params.max_live_auc_drop)):
+            break
+        bad.append(r)
+    if len(bad) < params.performance_days:
+        return None
+    bad.reverse()
+    aucs = ", ".join(f"{r['live_roc_auc']:.3f}" for r in bad[-params.performance_days :])
+    why = [f"floor {params.min_live_roc_auc}"] if params.min_live_roc_auc > 0 else []
+    if holdout_auc is not None and params.max_live_auc_drop < 1:
+        why.append(f"holdout {holdout_auc:.3f} - {params.max_live_auc_drop}")
+    return {
+        "days": [r["day"] for r in bad],
+        "reason": f"live ROC AUC under {' / '.join(why)} on {len(bad)} matured day(s) in a row (latest {aucs})",
+    }
+
+
+def retrain_decision(
+    day: date,
+    drifted: list[str],
+    psi: dict[str, float],
+    history: list[dict[str, Any]],
+    champion_version: str,
+    trained_through: date | None,
+    running: bool | str,
+    params: DriftParams,
+    importance: dict[str, float] | None = None,
+    labelled_through: date | None = None,
+    performance: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Apply the brakes (``params``: threshold, k days in a row, cooldown, importance floor) to
+    today's drift (pure). ``history``: earlier summaries, any order.
+
+    ``importance``: each feature's share of the model's permutation importance (from the
+    profile); a drifted feature below ``drift.min_importance`` is reported but does not count (a
+    feature with no values left always counts). ``running``: False, or the retrain in flight.
+    The streak counts earlier days as they were decided (with the floor of their day).
+    ``labelled_through``: the last day whose labels matured; with
+    ``drift.min_labelled_drifted_days`` the retrain waits until that many days of the streak
+    can be learned from (a model retrained before then is trained on the old regime only).
+    ``performance``: a :func:`performance_alarm`, which requests a retrain under the same brakes
+    (its matured days count as labelled days; it needs no k drifted days in a row)."""
+    ignored = _unimportant(drifted, psi, importance, params.min_importance)
+    drifted = [c for c in drifted if c not in ignored]
+    earlier = sorted(
+        (h for h in history if h["day"] < day.isoformat() and h.get("champion_version") == champion_version),
+        key=lambda h: h["day"],
+        reverse=True,
+    )
+    streak_days = _streak_days(day, drifted, earlier)
+    labelled = sum(1 for d in streak_days if labelled_through is not None and d <= labelled_through.isoformat())
+    brakes = _brakes(day, drifted, len(streak_days), labelled, earlier, trained_through, running, params, performance)
+    alarm = len(performance["days"]) if performance else 0
+    retrain = (bool(drifted) or bool(alarm)) and not brakes
+    return {
+        "retrain": retrain,
+        "drifted_features": drifted,
+        "ignored_features": ignored,
+        "streak": len(streak_days),
+        "labelled_drifted_days": labelled,
+        "performance_alarm": performance,
+        "brakes": brakes,
+        "reason": _reason(drifted, ignored, psi, importance, params, performance, retrain, brakes),
+    }
+
+
+def _unimportant(
+    drifted: list[str], psi: dict[str, float], importance: dict[str, float] | None, min_importance: float
+) -> list[str]:
+    """The drifted features under ``drift.min_importance``: reported, not counted (a feature
+    with no values left always counts)."""
+    return [
+        c for c in drifted
+        if importance is not None and min_importance > 0 and not math.isnan(psi[c]) and importance.get(c, 1.0) < min_importance
+    ]
+
+
+def _streak_days(day: date, drifted: list[str], earlier: list[dict[str, Any]]) -> list[str]:
+    """Today and the drifted days right before it (``earlier``: newest first), as decided then."""
+    streak_days: list[str] = []
+    if drifted:
+        streak_days = [day.isoformat()]
+        for h in earlier:
+            if not h.get("drifted_features"):
+                break
+            streak_days.append(h["day"])
+    return streak_days
+
+
+def _brakes(
+    day: date,
+    drifted: list[str],
+    streak: int,
+    labelled: int,
+    earlier: list[dict[str, Any]],
+    trained_through: date | None,
+    running: bool | str,
+    params: DriftParams,
+    performance: dict[str, Any] | None,
+) -> list[str]:
+    """Each brake that holds today's retrain back, in words (none: retrain if triggered)."""
+    k, cooldown_days, need_labels = params.consecutive_windows, params.cooldown_days, params.min_labelled_drifted_days
+    alarm = len(performance["days"]) if performance else 0
+    triggered = bool(drifted) or bool(alarm)
+    since = (day - trained_through).days if trained_through else None
+    brakes = []
+    if drifted and not alarm and streak < k:
+        brakes.append(f"drifted {streak} day(s) in a row, {k} needed")
+    if triggered and since is not None and since < cooldown_days:
+        brakes.append(f"cooldown: champion trained through {trained_through}, {since} < {cooldown_days} day(s) ago")
+    last_request = next((h["day"] for h in earlier if h.get("retrain")), None)
+    if triggered and last_request and (day - date.fromisoformat(last_request)).days < cooldown_days:
+        # a retrain the gate blocked is not requested again the next day (a retrain loop)
+        brakes.append(f"cooldown: a retrain was requested on {last_request} for this champion, < {cooldown_days} day(s) ago")
+    if triggered and need_labels and max(labelled, alarm) < need_labels:
+        if alarm and not drifted:
+            brakes.append(f"waiting for labels: {alarm} matured day(s) of low live AUC, {need_labels} needed")
+        else:
+            brakes.append(f"waiting for labels: {labelled} of the {streak} drifted day(s) matured, {need_labels} needed")
+    if triggered and running:
+        brakes.append("a retrain is already in flight" + ("" if running is True else f" ({running})"))
+    return brakes
+
+
+def _reason(
+    drifted: list[str],
+    ignored: list[str],
+    psi: dict[str, float],
+    importance: dict[str, float] | None,
+    params: DriftParams,
+    performance: dict[str, Any] | None,
+    retrain: bool,
+    brakes: list[str],
+) -> str:
+    """The decision in one line: what triggered it, what held it back, what was ignored."""
+    threshold, min_importance = params.psi_threshold, params.min_importance
+    alarm = len(performance["days"]) if performance else 0
+
+    def named(cols: list[str]) -> str:
+        def one(c: str) -> str:
+            value = "all null" if math.isnan(psi[c]) else format(psi[c], ".3f")
+            share = "" if importance is None or c not in importance else f"; importance {importance[c]:.1%}"
+            return f"{c} ({value}{share})"
+
+        return ", ".join(one(c) for c in cols)
+
+    perf_reason = f"live performance: {performance['reason']}" if performance else ""
+    if drifted or alarm:
+        reason = (f"PSI above {threshold} on {named(drifted)}" if drifted else "") + (" and " if drifted and alarm else "")
+        reason += perf_reason
+        reason += "" if retrain else " - not retraining: " + "; ".join(brakes)
+    elif ignored:
+        reason = f"PSI above {threshold} only on features under drift.min_importance {min_importance:.2%}: {named(ignored)}"
+    else:
+        reason = f"no feature has PSI above {threshold}"
+    if drifted and ignored:
+        reason += f" (ignored, under drift.min_importance {min_importance:.2%}: {named(ignored)})"
+    if importance is None and min_importance > 0 and drifted:
+        reason += " (drift.min_importance not applied: this champion's profile has no importance; retrain to record it)"
+    return reason
