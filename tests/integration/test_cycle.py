@@ -8,71 +8,23 @@ batches land on later days.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 import time
 from datetime import date
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.project import Project, build_project
+
 pytestmark = pytest.mark.integration
-_TOP_LEVEL = {".venv", ".git", "data", "models", "mlflow.db", "mlartifacts", "mlruns", "dvc-storage", "dvc.lock", "airflow", ".run"}
-_ANYWHERE = shutil.ignore_patterns("__pycache__", ".pytest_cache", "*.json.tmp")
-
-
-def IGNORE(folder: str, names: list[str]) -> set[str]:
-    """Run state at the top of the project (not pipelines/data/, the code), caches anywhere."""
-    top = {n for n in names if n in _TOP_LEVEL} if Path(folder).resolve() == REPO.resolve() else set()
-    return top | set(_ANYWHERE(folder, names))
-
-
-class Project:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        bindir = str(Path(sys.executable).parent)
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PIPELINES_", "AIRFLOW"))}
-        self.env["PATH"] = f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"
-
-    def run(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(list(args), cwd=self.root, env=self.env, capture_output=True, text=True, timeout=900)
-        if ok and proc.returncode != 0:
-            raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-        return proc
-
-    def cli(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        return self.run(sys.executable, "-m", "pipelines", *args, ok=ok)
-
-    def status(self) -> dict:
-        return json.loads(self.cli("status", "--json").stdout)
-
-    def set_params(self, old: str, new: str) -> None:
-        p = self.root / "params.yaml"
-        text = p.read_text()
-        assert old in text
-        p.write_text(text.replace(old, new))
-
-
-def make_project(root: Path, days: int = 20, rows: int = 1500) -> Project:
-    """A copy of the repository as a fresh git repository with simulated, validated days."""
-    shutil.copytree(REPO, root, ignore=IGNORE)
-    proj = Project(root)
-    proj.run("git", "init", "-q")
-    proj.run("git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
-    proj.run("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy")
-    proj.cli("simulate", "--start", "2026-01-01", "--days", str(days), "--rows", str(rows))
-    proj.cli("validate", "--all")
-    return proj
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    return make_project(tmp_path_factory.mktemp("project") / "repo")
+    return build_project(tmp_path_factory.mktemp("project") / "repo", days=20, code=True)
 
 
 def test_first_repro_registers_a_champion(project: Project) -> None:
@@ -274,7 +226,7 @@ def test_feature_drift_calls_for_retraining_after_k_days_naming_logins(project: 
 
 def test_spark_engine_gives_the_same_drift_summary(project: Project) -> None:
     """`drift --engine spark` counts in Spark SQL: same PSI, null rates, rows and decision."""
-    from tests.integration.java import ensure_java
+    from tests.support.java import ensure_java
 
     ensure_java()
     path = project.root / "data/reports/drift/2026-01-22.json"

@@ -23,12 +23,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.integration.serving_support import (
+from tests.support.serving import (
     TOKEN,
     ServerProcess,
-    build_project,
     crafted_version,
     rows_of,
+    serving_project,
     set_alias,
     train_version,
 )
@@ -42,7 +42,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 def project(tmp_path_factory: pytest.TempPathFactory) -> Any:
     saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     root = tmp_path_factory.mktemp("serving") / "repo"
-    settings = build_project(root)
+    settings = serving_project(root)
     v1 = train_version(settings)
     set_alias(settings, "champion", v1)
     v2 = train_version(settings, max_iter=60, max_depth=3)
@@ -312,7 +312,7 @@ def test_registry_unreachable_keeps_serving_and_says_so(project: Any, tmp_path: 
     import subprocess
     import sys
 
-    from tests.system import free_port
+    from tests.support.system import free_port
 
     settings = project[0]
     copy = tmp_path / "mlflow.db"

@@ -1,5 +1,5 @@
 """The harness's own promise: MLflow's process-wide settings do not cross from one test file to
-the next (tests/conftest.py restores them between files)."""
+the next (tests/conftest.py restores them between files, with tests/support/process.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import mlflow
 
-from tests.conftest import restore_process_settings
+from tests.support.process import restore_process_settings
 
 
 def test_restore_process_settings_undoes_mlflow_uris_and_pipelines_variables(tmp_path: Path) -> None:
@@ -22,10 +22,10 @@ def test_restore_process_settings_undoes_mlflow_uris_and_pipelines_variables(tmp
     changed = restore_process_settings()
 
     assert {"MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "PIPELINES_SERVER_URL"} <= set(changed)
-    from tests.conftest import _ENV_AT_START
+    from tests.support.process import ENV_AT_START
 
     for key in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "PIPELINES_SERVER_URL"):  # as the session began (a user may export some)
-        assert os.environ.get(key) == _ENV_AT_START.get(key), key
+        assert os.environ.get(key) == ENV_AT_START.get(key), key
     assert mlflow.get_tracking_uri() == before_tracking != store
     assert mlflow.get_registry_uri() == before_registry != store
 
@@ -41,7 +41,7 @@ def test_restore_process_settings_forgets_the_active_experiment(tmp_path: Path) 
 
     restore_process_settings()
 
-    from tests.conftest import _ENV_AT_START
+    from tests.support.process import ENV_AT_START
 
     assert fluent._active_experiment_id is None
-    assert os.environ.get("MLFLOW_EXPERIMENT_ID") == _ENV_AT_START.get("MLFLOW_EXPERIMENT_ID")  # set_experiment exports it too
+    assert os.environ.get("MLFLOW_EXPERIMENT_ID") == ENV_AT_START.get("MLFLOW_EXPERIMENT_ID")  # set_experiment exports it too

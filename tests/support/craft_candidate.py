@@ -1,4 +1,4 @@
-"""Log a hand-made candidate model, for the gate tests: `python craft_candidate.py <kind>`.
+"""Log a hand-made candidate model, for the gate tests: `python .../craft_candidate.py <kind>`.
 
 Run inside a test project (cwd = its root). It trains the project's real model on
 data/training/train.parquet, changes it the way <kind> says, logs it to the project's MLflow
@@ -83,7 +83,8 @@ def main(kind: str) -> None:
     candidate_path = settings.models_dir / "candidate.json"
     candidate = json.loads(candidate_path.read_text())
     with mlflow.start_run(run_name=f"crafted-{kind}") as run:
-        mlflow.set_tags({k: candidate[k] for k in ("git_commit", "git_dirty", "data_md5", "holdout_md5", "params_md5", "train_days")})
+        lineage = ("git_commit", "git_dirty", "data_md5", "holdout_md5", "params_md5", "train_days")
+        mlflow.set_tags({k: candidate[k] for k in lineage})
         info = mlflow.sklearn.log_model(
             model, name="model", serialization_format="cloudpickle",
             signature=infer_signature(X.head(200), model.predict_proba(X.head(200))),
