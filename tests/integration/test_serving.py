@@ -14,7 +14,7 @@ import shutil
 import signal
 import threading
 import time
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -516,8 +516,9 @@ def test_a_good_challenger_goes_shadow_then_canary_sticky_then_champion_on_live_
 
     # promotion on live outcomes: labels mature (here: the challenger was right more often)
     from pipelines.io import day_parts
+    from tests.support.clock import after_a_coming_midnight
 
-    today = datetime.now(UTC).date()
+    today = after_a_coming_midnight(within=300)  # the pairs, the labels and the promotion below: waits of up to 210 s
     d = settings.params.data
 
     def pairs() -> pd.DataFrame:
