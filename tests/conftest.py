@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pipelines.config import Settings, load_settings
-
-REPO = Path(__file__).resolve().parents[1]
+from pipelines.config import Settings
+from tests.support.process import restore_process_settings
+from tests.support.project import REPO, build_project
 
 # A pytest-xdist worker runs under `python -c`: its __main__ has neither __spec__ nor __file__,
 # which pyspark's Spark Connect module (imported by Great Expectations) takes for its own doctest
@@ -21,15 +20,13 @@ REPO = Path(__file__).resolve().parents[1]
 if os.environ.get("PYTEST_XDIST_WORKER"):
     _main = sys.modules["__main__"]
     if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
-        _main.__file__ = str(REPO / "tests" / "xdist_main.py")
+        _main.__file__ = str(REPO / "tests" / "support" / "xdist_main.py")
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Settings whose data folders live in tmp_path (params and suites copied from the repo)."""
-    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
-    shutil.copytree(REPO / "expectations", tmp_path / "expectations")
-    return load_settings(tmp_path / "params.yaml")
+    return build_project(tmp_path).settings
 
 
 # `make test` runs the suite in two worker processes (pytest-xdist, TEST_WORKERS). A file's tests stay
@@ -62,36 +59,6 @@ def group_of(nodeid: str) -> str:
     if path in SPREAD and not name.startswith(SPREAD[path]):
         return nodeid
     return path
-
-
-# MLflow's settings are process-wide: `mlflow.set_tracking_uri` keeps the URI in a module global and
-# also exports MLFLOW_TRACKING_URI, which every later CLI subprocess inherits. A test file that sets
-# them (or PIPELINES_SERVER_URL and the like) would hand its store to whichever file runs next in
-# the same process. Between two files, both go back to what the session started with.
-_ENV_PREFIXES = ("MLFLOW_", "PIPELINES_")
-_ENV_AT_START = {k: v for k, v in os.environ.items() if k.startswith(_ENV_PREFIXES)}
-
-
-def restore_process_settings() -> list[str]:
-    """Put MLflow's URIs (the globals and the environment) and the PIPELINES_ variables back as the
-    session found them; the names of the variables that had changed."""
-    changed = sorted(k for k in {*os.environ, *_ENV_AT_START}
-                     if k.startswith(_ENV_PREFIXES) and os.environ.get(k) != _ENV_AT_START.get(k))
-    for key in changed:
-        if key in _ENV_AT_START:
-            os.environ[key] = _ENV_AT_START[key]
-        else:
-            del os.environ[key]
-    tracking = sys.modules.get("mlflow.tracking._tracking_service.utils")
-    if tracking is not None:
-        tracking._tracking_uri = None  # type: ignore[attr-defined]  # get_tracking_uri() falls back to the environment
-    registry = sys.modules.get("mlflow.tracking._model_registry.utils")
-    if registry is not None:
-        registry._registry_uri = None  # type: ignore[attr-defined]
-    fluent = sys.modules.get("mlflow.tracking.fluent")
-    if fluent is not None:  # set_experiment's id (of the last file's store): the next file sets its own
-        fluent._active_experiment_id = None  # type: ignore[attr-defined]
-    return changed
 
 
 @pytest.hookimpl(wrapper=True)
@@ -141,12 +108,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 _EXIT: dict[str, int] = {}
 
 
-_FAULT_ROWS: dict[str, dict[str, object]] = {}  # the workers' faults-table rows (tests/faults/table.py)
+_FAULT_ROWS: dict[str, dict[str, object]] = {}  # the workers' faults-table rows (tests/support/fault_table.py)
 
 
 @pytest.hookimpl(optionalhook=True)  # pytest-xdist's controller, as each worker finishes
 def pytest_testnodedown(node: object, error: object) -> None:
-    from tests.faults.table import WORKER_KEY, merge
+    from tests.support.fault_table import WORKER_KEY, merge
 
     rows = getattr(node, "workeroutput", {}).get(WORKER_KEY)
     if rows:
@@ -155,7 +122,7 @@ def pytest_testnodedown(node: object, error: object) -> None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _FAULT_ROWS and not hasattr(session.config, "workerinput"):
-        from tests.faults.table import write
+        from tests.support.fault_table import write
 
         write(_FAULT_ROWS)
     _EXIT["status"] = int(exitstatus)

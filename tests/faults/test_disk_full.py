@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.test_kill_training import set_param
-from tests.integration.test_cycle import Project
+from tests.support.project import Project
 
 pytestmark = pytest.mark.integration
 DAY = "2026-01-14"
@@ -85,7 +84,7 @@ def test_a_full_disk_is_one_line_and_loses_nothing(proj: Project, what: str, fol
 
 def test_a_full_dvc_cache_fails_clearly_and_recovers(proj: Project, record) -> None:
     cache = proj.root / ".dvc" / "cache"
-    set_param(proj, "train.seed", 7)
+    proj.set_param("train.seed", 7)
     with full_disk(cache, free_bytes=1024):
         res = proj.run(sys.executable, "-m", "dvc", "repro", ok=False)
         assert res.returncode != 0

@@ -4,7 +4,6 @@ no work started (no data written, no MLflow store created, the repository's file
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.project import REPO, build_project
 
 
 def _params(**changes: object) -> dict:
@@ -55,9 +54,7 @@ SUITES = {
 
 
 def _project(tmp_path: Path) -> Path:
-    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
-    shutil.copytree(REPO / "expectations", tmp_path / "expectations")
-    return tmp_path
+    return build_project(tmp_path).root
 
 
 def _run_cycle(root: Path) -> subprocess.CompletedProcess[str]:

@@ -17,8 +17,8 @@ import sys
 import pytest
 import yaml
 
-from tests.faults.conftest import assert_consistent, registry_state
-from tests.integration.test_cycle import Project, make_project
+from tests.support.invariants import assert_consistent, registry_state
+from tests.support.project import Project, build_project
 
 pytestmark = pytest.mark.integration
 
@@ -34,14 +34,6 @@ KILLS = [
 ]
 
 
-def set_param(proj: Project, key: str, value: object) -> None:
-    path = proj.root / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    section, name = key.split(".")
-    params[section][name] = value
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-
-
 def repro(proj: Project, failpoint: str | None = None):
     env = {**proj.env, **({"PIPELINES_FAILPOINT": failpoint} if failpoint else {})}
     return subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=proj.root, env=env, capture_output=True, text=True, timeout=900)
@@ -49,7 +41,7 @@ def repro(proj: Project, failpoint: str | None = None):
 
 @pytest.fixture(scope="module")
 def proj(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    proj = make_project(tmp_path_factory.mktemp("kill") / "repo", days=16, rows=600)
+    proj = build_project(tmp_path_factory.mktemp("kill") / "repo", days=16, rows=600, code=True)
     # Small and quick, and every new candidate passes against the champion: the subject here is
     # what a crash leaves behind, not the gate's judgement.
     for key, value in {
@@ -58,14 +50,14 @@ def proj(tmp_path_factory: pytest.TempPathFactory) -> Project:
         "gate.max_roc_auc_regression": 1.0, "gate.max_slice_roc_auc_regression": 1.0,
         "gate.max_prediction_psi": 100.0, "gate.min_roc_auc": 0.5,
     }.items():
-        set_param(proj, key, value)
+        proj.set_param(key, value)
     return proj
 
 
 def test_sigkill_at_every_step_of_training_then_rerun(proj: Project, record) -> None:
     for point, change, stage in KILLS:
         for key, value in change.items():
-            set_param(proj, key, value)
+            proj.set_param(key, value)
         before = registry_state(proj) if (proj.root / "mlflow.db").exists() else {"versions": {}, "reaped": []}
         killed = repro(proj, point)
         assert killed.returncode != 0, f"{point}: the failpoint did not fire"
@@ -95,7 +87,7 @@ def test_sigkill_at_every_step_of_training_then_rerun(proj: Project, record) -> 
 
 def test_two_dvc_repro_at_once(proj: Project, record) -> None:
     """Two runners on one project: one waits or fails naming the lock, nothing is corrupted."""
-    set_param(proj, "train.seed", 11)
+    proj.set_param("train.seed", 11)
     before = registry_state(proj)
     runs = [subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=proj.root, env=proj.env, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True) for _ in range(2)]

@@ -15,9 +15,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from tests.faults.conftest import assert_consistent, registry_state
-from tests.faults.test_kill_training import set_param
-from tests.integration.test_cycle import Project, make_project
+from tests.support.invariants import assert_consistent, registry_state
+from tests.support.project import Project, build_project
 
 pytestmark = pytest.mark.integration
 DAY = "2026-01-15"  # a day the project has not seen: land_batch simulates it
@@ -53,9 +52,9 @@ def without_times(obj: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def proj(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    proj = make_project(tmp_path_factory.mktemp("retry") / "repo", days=14, rows=500)
+    proj = build_project(tmp_path_factory.mktemp("retry") / "repo", days=14, rows=500, code=True)
     for key, value in {"gate.latency_single_row_p99_ms": 5000, "gate.latency_batch_p99_ms": 60000, "gate.bootstrap_samples": 100}.items():
-        set_param(proj, key, value)
+        proj.set_param(key, value)
     return proj
 
 

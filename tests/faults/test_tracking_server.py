@@ -17,9 +17,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from tests.faults.test_kill_training import set_param
-from tests.integration.test_cycle import make_project
-from tests.system import free_port
+from tests.support.project import build_project
+from tests.support.system import free_port
 
 pytestmark = pytest.mark.integration
 DAY = "2026-01-14"
@@ -66,10 +65,10 @@ def setup(tmp_path_factory: pytest.TempPathFactory):
     server = Server(base / "server")
     server.start()
     try:
-        proj = make_project(base / "repo", days=14, rows=500)
+        proj = build_project(base / "repo", days=14, rows=500, code=True)
         proj.env["MLFLOW_TRACKING_URI"] = server.uri
         for key, value in {"gate.latency_single_row_p99_ms": 5000, "gate.latency_batch_p99_ms": 60000, "gate.bootstrap_samples": 100}.items():
-            set_param(proj, key, value)
+            proj.set_param(key, value)
         proj.run(sys.executable, "-m", "dvc", "repro")
         yield proj, server
     finally:
@@ -95,7 +94,7 @@ def test_server_down_then_back(setup, record) -> None:
     one_line_naming(scored, server.uri)
     assert not (proj.root / "data" / "predictions" / f"{DAY}.parquet").exists()
     # training and promotion (a new candidate): DVC reports the stage's one line; nothing registered
-    set_param(proj, "train.seed", 9)
+    proj.set_param("train.seed", 9)
     repro = proj.run(sys.executable, "-m", "dvc", "repro", ok=False)
     assert repro.returncode != 0 and f"cannot reach the MLflow tracking server at {server.uri}" in repro.stderr + repro.stdout
     promote = proj.cli("promote", ok=False)
@@ -151,7 +150,7 @@ def test_server_stopped_mid_step_then_back(setup, record, tmp_path: Path) -> Non
     while it is stopped): one line naming it; no version registered twice, no prediction from
     a model nobody verified; once it is back the same command succeeds and the registry is
     consistent (the run cut off mid-train is marked FAILED, the lock it held is broken)."""
-    from tests.faults.conftest import assert_consistent, registry_state
+    from tests.support.invariants import assert_consistent, registry_state
 
     proj, server = setup
     store = f"sqlite:///{server.home / 'mlflow.db'}"
@@ -160,7 +159,7 @@ def test_server_stopped_mid_step_then_back(setup, record, tmp_path: Path) -> Non
         before = registry_state(proj, uri=store)
         if cmd[0] == "dvc":
             seed += 1
-            set_param(proj, "train.seed", seed)  # a new candidate for this round
+            proj.set_param("train.seed", seed)  # a new candidate for this round
         partition = proj.root / "data" / "predictions" / f"{DAY}.parquet"
         partition.unlink(missing_ok=True)
         res = paused_then_server_stopped(proj, server, point, cmd, tmp_path)

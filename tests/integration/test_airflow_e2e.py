@@ -15,82 +15,21 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.integration.test_cycle import make_project
-from tests.system import free_port
+from tests.support.airflow_api import Api, services_env
+from tests.support.project import build_project
+from tests.support.system import free_port
 
 pytestmark = pytest.mark.integration
-
-
-class Api:
-    def __init__(self, base: str, home: Path) -> None:
-        self.base = base
-        password = json.loads((home / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
-        token = self._call("POST", "/auth/token", {"username": "admin", "password": password}, auth=False)
-        self.token = token["access_token"]
-
-    def _call(self, method: str, path: str, body: Any = None, auth: bool = True) -> Any:
-        req = urllib.request.Request(self.base + path, method=method)
-        req.add_header("Content-Type", "application/json")
-        if auth:
-            req.add_header("Authorization", f"Bearer {self.token}")
-        data = json.dumps(body).encode() if body is not None else None
-        with urllib.request.urlopen(req, data=data, timeout=30) as resp:
-            return json.loads(resp.read() or b"{}")
-
-    def get(self, path: str) -> Any:
-        return self._call("GET", path)
-
-    def patch(self, path: str, body: Any) -> Any:
-        return self._call("PATCH", path, body)
-
-    def post(self, path: str, body: Any) -> Any:
-        return self._call("POST", path, body)
-
-    def wait_run(self, dag_id: str, run_id: str, timeout: float) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            run = self.get(f"/api/v2/dags/{dag_id}/dagRuns/{urllib.request.quote(run_id, safe='')}")
-            if run["state"] in ("success", "failed"):
-                return run
-            time.sleep(1)  # one small API call: a finished run is seen within a second
-        raise AssertionError(f"{dag_id} run {run_id} did not finish within {timeout}s")
-
-    def wait_new_run(self, dag_id: str, run_type: str, after: set[str], timeout: float) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            runs = self.get(f"/api/v2/dags/{dag_id}/dagRuns?order_by=-run_after&limit=20")["dag_runs"]
-            fresh = [r for r in runs if r["run_type"] == run_type and r["dag_run_id"] not in after]
-            if fresh:
-                return fresh[0]
-            time.sleep(1)  # one small API call: a finished run is seen within a second
-        raise AssertionError(f"no new {run_type} run of {dag_id} within {timeout}s")
-
-
-def services_env(env: dict[str, str], base: Path, home: Path, port: int) -> dict[str, str]:
-    """``env`` plus what `scripts/services.sh up` needs for a throw-away Airflow: this venv,
-    AIRFLOW_HOME, its run folder under ``base``, the API port, no MLflow UI, free log ports."""
-    return {
-        **env,
-        "VENV": str(Path(sys.executable).parent.parent),
-        "AIRFLOW_HOME": str(home),
-        "RUN_DIR": str(base / "run"),
-        "AIRFLOW_PORT": str(port),
-        "MLFLOW_UI_PORT": "0",
-        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-    }
 
 
 @pytest.fixture(scope="module")
 def airflow_project(tmp_path_factory: pytest.TempPathFactory):
     base = tmp_path_factory.mktemp("airflow-e2e")
     root = base / "repo"
-    proj = make_project(root)
+    proj = build_project(root, days=20, code=True)
     # The training DAG's gate times predictions while Airflow's scheduler, API server and
     # dag-processor share the 2 cores; latency is test_gate's subject, not this test's.
     proj.set_params("latency_single_row_p99_ms: 200", "latency_single_row_p99_ms: 5000")
@@ -167,7 +106,7 @@ def test_the_trigger_form_runs_training_with_its_defaults(airflow_project) -> No
     defaults to "" used to keep that button disabled.)"""
     from playwright.sync_api import sync_playwright
 
-    from tests.integration.browser import ARGS, ensure_chromium
+    from tests.support.browser import ARGS, ensure_chromium
 
     chromium = ensure_chromium()
     proj, api, base = airflow_project
@@ -207,16 +146,14 @@ def test_make_run_and_the_training_dag_never_train_at_once(airflow_project) -> N
     consistent (one version per candidate, alias = history tail, no lock, no run left running)."""
     import yaml
 
-    from tests.faults.conftest import assert_consistent, registry_state
-    from tests.faults.table import RESULTS, add
+    from tests.support.fault_table import RESULTS, add
+    from tests.support.invariants import assert_consistent, registry_state
 
     proj, api, _ = airflow_project
     marker = proj.root / "data/reports/drift/.retrain_in_flight"
 
     def new_candidate(seed: int) -> None:  # so the next runner really trains (not "up to date")
-        from tests.faults.test_kill_training import set_param
-
-        set_param(proj, "train.seed", seed)
+        proj.set_param("train.seed", seed)
         proj.run("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", f"seed {seed}")
 
     # 1. the DAG trains; `make run` (what it runs: python -m pipelines run) is refused, naming it

@@ -8,83 +8,65 @@ batches land on later days.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 import time
 from datetime import date
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.project import Project, build_project
+
 pytestmark = pytest.mark.integration
-_TOP_LEVEL = {".venv", ".git", "data", "models", "mlflow.db", "mlartifacts", "mlruns", "dvc-storage", "dvc.lock", "airflow", ".run"}
-_ANYWHERE = shutil.ignore_patterns("__pycache__", ".pytest_cache", "*.json.tmp")
 
 
-def IGNORE(folder: str, names: list[str]) -> set[str]:
-    """Run state at the top of the project (not pipelines/data/, the code), caches anywhere."""
-    top = {n for n in names if n in _TOP_LEVEL} if Path(folder).resolve() == REPO.resolve() else set()
-    return top | set(_ANYWHERE(folder, names))
-
-
-class Project:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        bindir = str(Path(sys.executable).parent)
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PIPELINES_", "AIRFLOW"))}
-        self.env["PATH"] = f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"
-
-    def run(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(list(args), cwd=self.root, env=self.env, capture_output=True, text=True, timeout=900)
-        if ok and proc.returncode != 0:
-            raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-        return proc
-
-    def cli(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        return self.run(sys.executable, "-m", "pipelines", *args, ok=ok)
-
-    def status(self) -> dict:
-        return json.loads(self.cli("status", "--json").stdout)
-
-    def set_params(self, old: str, new: str) -> None:
-        p = self.root / "params.yaml"
-        text = p.read_text()
-        assert old in text
-        p.write_text(text.replace(old, new))
-
-
-def make_project(root: Path, days: int = 20, rows: int = 1500) -> Project:
-    """A copy of the repository as a fresh git repository with simulated, validated days."""
-    shutil.copytree(REPO, root, ignore=IGNORE)
-    proj = Project(root)
-    proj.run("git", "init", "-q")
-    proj.run("git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
-    proj.run("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy")
-    proj.cli("simulate", "--start", "2026-01-01", "--days", str(days), "--rows", str(rows))
-    proj.cli("validate", "--all")
+# Each test asks for the state it needs by fixture (a champion, a challenger, drifted days), so
+# that it passes alone as well as after the tests before it.
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """20 days, champion v1 from the first `dvc repro` (its output: ``first_repro``), and
+    2026-01-19 scored before any challenger exists (``solo_scores``: the shadow test's reference)."""
+    proj = build_project(tmp_path_factory.mktemp("project") / "repo", days=20, code=True)
+    proj.first_repro = proj.run(sys.executable, "-m", "dvc", "repro").stdout  # type: ignore[attr-defined]
+    proj.cli("score", "--date", "2026-01-19")
+    proj.solo_scores = pd.read_parquet(proj.root / "data/predictions/2026-01-19.parquet")  # type: ignore[attr-defined]
     return proj
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    return make_project(tmp_path_factory.mktemp("project") / "repo")
+def challenger(project: Project) -> str:
+    """A crippled candidate (one tree of depth 1) through `dvc repro`: the gate fails it and it is
+    registered as challenger v2 only. The repro's output; params.yaml is put back."""
+    project.set_params("max_iter: 150", "max_iter: 1")
+    project.set_params("max_depth: 4", "max_depth: 1")
+    try:
+        return project.run(sys.executable, "-m", "dvc", "repro").stdout
+    finally:
+        project.set_params("max_iter: 1\n", "max_iter: 150\n")
+        project.set_params("max_depth: 1\n", "max_depth: 4\n")
+
+
+@pytest.fixture(scope="module")
+def drifted(project: Project) -> dict[str, subprocess.CompletedProcess[str]]:
+    """2026-01-21 and -22 landed with feature drift (logins_30d), validated and scored, then
+    `drift` run on each in turn (arrow engine): its result per day."""
+    project.cli("simulate", "--start", "2026-01-21", "--days", "2", "--rows", "1500",
+                "--scenario", "feature_drift", "--scenario-start", "2026-01-21")
+    for day in ("2026-01-21", "2026-01-22"):
+        project.cli("validate", "--date", day)  # drift is not bad data: it validates
+        project.cli("score", "--date", day)
+    return {day: project.cli("drift", "--date", day) for day in ("2026-01-21", "2026-01-22")}
 
 
 def test_first_repro_registers_a_champion(project: Project) -> None:
-    out = project.run(sys.executable, "-m", "dvc", "repro").stdout
+    out = project.first_repro  # type: ignore[attr-defined]
     assert "Running stage 'promote'" in out
     st = project.status()
     assert st["champion"]["version"] == "1"
     assert st["champion"]["gate_passed"] is True
     assert st["champion"]["data_md5"] and st["champion"]["git_commit"] not in ("", "unknown")
-    # scored once before any challenger exists: the reference for the shadow test below
-    project.cli("score", "--date", "2026-01-19")
-    project.solo_scores = pd.read_parquet(project.root / "data/predictions/2026-01-19.parquet")  # type: ignore[attr-defined]
 
 
 def test_second_repro_is_a_fast_no_op(project: Project) -> None:
@@ -112,23 +94,17 @@ def test_a_change_to_the_scoring_code_makes_the_gate_stale(project: Project) -> 
     assert "Data and pipelines are up to date" in project.run(sys.executable, "-m", "dvc", "status").stdout
 
 
-def test_crippled_candidate_is_challenger_only(project: Project) -> None:
-    project.set_params("max_iter: 150", "max_iter: 1")
-    project.set_params("max_depth: 4", "max_depth: 1")
-    try:
-        out = project.run(sys.executable, "-m", "dvc", "repro").stdout
-        assert "Running stage 'train'" in out and "Running stage 'prepare'" not in out
-        st = project.status()
-        assert st["champion"]["version"] == "1", "the champion must be untouched"
-        assert st["challenger"]["version"] == "2"
-        assert st["challenger"]["gate_passed"] is False
-        assert [(v["version"], v["aliases"]) for v in st["recent_versions"]] == [("2", ["challenger"]), ("1", ["champion"])]
-        decision = st["last_gate_decision"]
-        assert decision["passed"] is False and decision["champion"]["version"] == "1"
-        assert any(r.startswith("roc_auc") for r in decision["reasons"])
-    finally:
-        project.set_params("max_iter: 1\n", "max_iter: 150\n")
-        project.set_params("max_depth: 1\n", "max_depth: 4\n")
+def test_crippled_candidate_is_challenger_only(project: Project, challenger: str) -> None:
+    out = challenger
+    assert "Running stage 'train'" in out and "Running stage 'prepare'" not in out
+    st = project.status()
+    assert st["champion"]["version"] == "1", "the champion must be untouched"
+    assert st["challenger"]["version"] == "2"
+    assert st["challenger"]["gate_passed"] is False
+    assert [(v["version"], v["aliases"]) for v in st["recent_versions"]] == [("2", ["challenger"]), ("1", ["champion"])]
+    decision = st["last_gate_decision"]
+    assert decision["passed"] is False and decision["champion"]["version"] == "1"
+    assert any(r.startswith("roc_auc") for r in decision["reasons"])
 
 
 def test_scoring_writes_one_row_per_input_with_champion_version(project: Project) -> None:
@@ -149,7 +125,7 @@ def test_scoring_writes_one_row_per_input_with_champion_version(project: Project
     pd.testing.assert_frame_equal(pd.read_parquet(project.root / "data/predictions/2026-01-20.parquet"), pred)
 
 
-def test_shadow_scoring_is_separate_and_changes_nothing(project: Project) -> None:
+def test_shadow_scoring_is_separate_and_changes_nothing(project: Project, challenger: str) -> None:
     res = project.cli("score", "--date", "2026-01-19")  # a challenger (v2) exists now
     assert "shadow v2" in res.stderr
     champion = pd.read_parquet(project.root / "data/predictions/2026-01-19.parquet")
@@ -238,17 +214,12 @@ def test_stable_day_does_not_call_for_retraining(project: Project) -> None:
     assert (project.root / "data/reports/drift/2026-01-20.html").stat().st_size > 10_000
 
 
-def test_feature_drift_calls_for_retraining_after_k_days_naming_logins(project: Project) -> None:
-    project.cli("simulate", "--start", "2026-01-21", "--days", "2", "--rows", "1500",
-                "--scenario", "feature_drift", "--scenario-start", "2026-01-21")
-    for day in ("2026-01-21", "2026-01-22"):
-        project.cli("validate", "--date", day)  # drift is not bad data: it validates
-        project.cli("score", "--date", day)
-    first = project.cli("drift", "--date", "2026-01-21")
+def test_feature_drift_calls_for_retraining_after_k_days_naming_logins(project: Project, drifted: dict) -> None:
+    first = drifted["2026-01-21"]
     summary = json.loads((project.root / "data/reports/drift/2026-01-21.json").read_text())
     assert summary["retrain"] is False and summary["drifted_features"][0] == "logins_30d"
     assert "1 day(s) in a row, 2 needed" in first.stderr
-    res = project.cli("drift", "--date", "2026-01-22")
+    res = drifted["2026-01-22"]
     summary = json.loads((project.root / "data/reports/drift/2026-01-22.json").read_text())
     assert summary["retrain"] is True and summary["streak"] == 2
     assert summary["drifted_features"][0] == "logins_30d"
@@ -272,9 +243,9 @@ def test_feature_drift_calls_for_retraining_after_k_days_naming_logins(project: 
     assert logged == summary["psi"] and run.data.metrics["score_psi"] == summary["score_psi"]
 
 
-def test_spark_engine_gives_the_same_drift_summary(project: Project) -> None:
+def test_spark_engine_gives_the_same_drift_summary(project: Project, drifted: dict) -> None:
     """`drift --engine spark` counts in Spark SQL: same PSI, null rates, rows and decision."""
-    from tests.integration.java import ensure_java
+    from tests.support.java import ensure_java
 
     ensure_java()
     path = project.root / "data/reports/drift/2026-01-22.json"
@@ -291,7 +262,7 @@ def test_spark_engine_gives_the_same_drift_summary(project: Project) -> None:
     assert bad.returncode == 1 and "spark cannot read" in bad.stderr and "Traceback" not in bad.stderr
 
 
-def test_real_performance_once_labels_mature(project: Project) -> None:
+def test_real_performance_once_labels_mature(project: Project, drifted: dict) -> None:
     project.cli("score", "--date", "2026-01-12")  # a day whose labels have matured
     res = project.cli("--json", "performance", "--date", "2026-01-12")
     summary = json.loads(res.stdout)
@@ -341,7 +312,7 @@ def test_training_serving_skew_is_a_hard_failure(project: Project) -> None:
     assert (project.root / "data/quarantine/2026-01-26/data_docs/index.html").is_file()
 
 
-def test_gate_override_needs_justification_then_rollback(project: Project) -> None:
+def test_gate_override_needs_justification_then_rollback(project: Project, challenger: str) -> None:
     res = project.cli("promote", "--override", "  ", ok=False)
     assert res.returncode == 1 and "needs a written justification" in res.stderr
     assert project.status()["champion"]["version"] == "1"

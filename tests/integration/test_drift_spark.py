@@ -20,7 +20,7 @@ from pipelines.data.simulate import generate_day
 from pipelines.errors import PipelineError
 from pipelines.model.features import model_input
 from pipelines.model.profile import Accumulator, build_profile, stream_batches
-from tests.integration.java import ensure_java
+from tests.support.java import ensure_java
 
 pytestmark = pytest.mark.integration
 

@@ -15,15 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_cycle import Project, make_project
+from tests.support.project import Project, build_project
 
 pytestmark = pytest.mark.integration
-CRAFT = Path(__file__).with_name("craft_candidate.py")
+CRAFT = Path(__file__).parents[1] / "support" / "craft_candidate.py"
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    return make_project(tmp_path_factory.mktemp("gate") / "repo")
+    return build_project(tmp_path_factory.mktemp("gate") / "repo", days=20, code=True)
 
 
 def repro(project: Project, *targets: str) -> str:

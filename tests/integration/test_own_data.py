@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.integration.test_cycle import IGNORE, Project
+from tests.support.project import IGNORE, Project
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration

@@ -37,8 +37,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from tests.integration.test_cycle import IGNORE, REPO, Project
-from tests.system import apt_get_install, free_port
+from tests.support.project import IGNORE, REPO, Project
+from tests.support.system import apt_get_install, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -459,7 +459,7 @@ def test_an_airflow_retry_succeeds_once_the_tracking_server_is_back(topology: To
     """The tracking server is down when a scoring run starts: the task that needs it fails with
     one line naming the server, no partition is written, Airflow schedules its retry
     (retries=1, retry_delay 30 s); the server comes back and the retry succeeds."""
-    from tests.faults.table import RESULTS, add
+    from tests.support.fault_table import RESULTS, add
 
     day = "2026-02-10"
     base = f"http://127.0.0.1:{topology.airflow_port}"
@@ -519,8 +519,8 @@ def test_soak_against_the_postgres_tracking_server(topology: Topology) -> None:
     one worker process, then concurrent CLI runs, all against the PostgreSQL-backed tracking
     server as the pipeline user. Zero errors, memory flat, one prediction row per id.
     (Short form here, SOAK_DAYS days; `make test-long` runs the 60-day form on SQLite.)"""
-    from tests.faults.table import RESULTS, add
-    from tests.faults.test_soak import concurrent_cli, soak_days, soak_summary
+    from tests.support.fault_table import RESULTS, add
+    from tests.support.soak import concurrent_cli, soak_days, soak_summary
 
     ws = topology.workspace
     days = max(3, int(os.environ.get("SOAK_DAYS", "8")) // 2)

@@ -47,8 +47,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from tests.integration.test_airflow_e2e import Api, services_env
-from tests.system import free_port
+from tests.support.airflow_api import Api, services_env
+from tests.support.system import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_cycle import Project, make_project
+from tests.support.project import Project, build_project
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    proj = make_project(tmp_path_factory.mktemp("reproduce") / "repo", days=16, rows=800)
+    proj = build_project(tmp_path_factory.mktemp("reproduce") / "repo", days=16, rows=800, code=True)
     proj.run(sys.executable, "-m", "dvc", "repro")
     proj.cli("push")
     return proj

@@ -14,7 +14,7 @@ import shutil
 import signal
 import threading
 import time
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +23,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.integration.serving_support import (
+from tests.support.serving import (
     TOKEN,
     ServerProcess,
-    build_project,
     crafted_version,
     rows_of,
+    serving_project,
     set_alias,
     train_version,
 )
@@ -42,7 +42,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 def project(tmp_path_factory: pytest.TempPathFactory) -> Any:
     saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     root = tmp_path_factory.mktemp("serving") / "repo"
-    settings = build_project(root)
+    settings = serving_project(root)
     v1 = train_version(settings)
     set_alias(settings, "champion", v1)
     v2 = train_version(settings, max_iter=60, max_depth=3)
@@ -345,7 +345,7 @@ def test_registry_unreachable_keeps_serving_and_says_so(project: Any, tmp_path: 
     import subprocess
     import sys
 
-    from tests.system import free_port
+    from tests.support.system import free_port
 
     settings = project[0]
     copy = tmp_path / "mlflow.db"
@@ -554,8 +554,9 @@ def test_a_good_challenger_goes_shadow_then_canary_sticky_then_champion_on_live_
 
     # promotion on live outcomes: labels mature (here: the challenger was right more often)
     from pipelines.io import day_parts
+    from tests.support.clock import after_a_coming_midnight
 
-    today = datetime.now(UTC).date()
+    today = after_a_coming_midnight(within=300)  # the pairs, the labels and the promotion below: waits of up to 210 s
     d = settings.params.data
 
     def pairs() -> pd.DataFrame:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import numpy as np
 import pandas as pd
 
@@ -11,8 +9,7 @@ from pipelines.config import Settings
 from pipelines.monitoring.drift import champion_score_psi
 from pipelines.monitoring.performance import day_predictions, predicted_days
 from pipelines.serving.predlog import PredictionLog
-
-DAY = datetime.now(UTC).date()  # the log partitions by the day a request arrived (UTC)
+from tests.support.clock import after_a_coming_midnight
 
 
 def _log(settings: Settings) -> PredictionLog:
@@ -26,26 +23,28 @@ def _log(settings: Settings) -> PredictionLog:
 
 
 def test_online_log_is_read_with_batch_predictions(settings: Settings) -> None:
+    day = after_a_coming_midnight()  # the log partitions by the day a request arrived (UTC)
     d = settings.params.data
     settings.predictions_dir.mkdir(parents=True)
     pd.DataFrame({d.id_col: [7], "score": [0.5], "model_version": ["3"], "model_run_id": ["run3"]}).to_parquet(
-        settings.predictions_dir / f"{DAY.isoformat()}.parquet")
+        settings.predictions_dir / f"{day.isoformat()}.parquet")
     _log(settings)
-    parts = list((settings.online_predictions_dir / DAY.isoformat()).glob("part-*.parquet"))
+    parts = list((settings.online_predictions_dir / day.isoformat()).glob("part-*.parquet"))
     assert len(parts) == 1
     assert set(pd.read_parquet(parts[0]).columns) >= {"request_id", d.id_col, d.timestamp_col, "variant", "model_version", "score", "latency_ms"}
-    pred = day_predictions(settings, DAY)
+    pred = day_predictions(settings, day)
     assert sorted(pred["variant"]) == ["batch", "canary", "champion", "champion", "shadow", "shadow"]
     assert pred[d.id_col].tolist() == ["7", "1", "2", "1", "2", "3"]
-    assert predicted_days(settings) == [DAY]
+    assert predicted_days(settings) == [day]
 
 
 def test_prediction_drift_counts_the_champions_online_scores(settings: Settings) -> None:
+    day = after_a_coming_midnight()
     _log(settings)
     profile = {"score": {"edges": [0.5], "counts": [1, 1]}}
     # only v3's answers to clients count: 0.1 and 0.9, one per bin, the reference's shape
-    assert champion_score_psi(settings, DAY, profile, "3") == 0.0
-    assert champion_score_psi(settings, DAY, profile, "9") is None
+    assert champion_score_psi(settings, day, profile, "3") == 0.0
+    assert champion_score_psi(settings, day, profile, "9") is None
 
 
 def test_drift_psi_is_exported_for_prometheus(tmp_path) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from pipelines.serving.batcher import Batcher
 from pipelines.serving.metrics import Metrics
-from tests.unit.serving.rows import row
+from tests.support.rows import row
 
 
 class Model:

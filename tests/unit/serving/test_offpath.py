@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from pipelines.serving.offpath import OffpathScorer, OffpathUnavailable, score_jobs
-from tests.unit.serving.rows import row
+from tests.support.rows import row
 
 
 class Model:

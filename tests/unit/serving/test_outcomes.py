@@ -5,7 +5,6 @@ day is read again only when its log grew or its labels changed)."""
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -13,6 +12,7 @@ import pandas as pd
 from pipelines.serving.outcomes import paired_outcomes
 from pipelines.serving.predlog import PredictionLog
 from pipelines.serving.sequential import log_loss_terms
+from tests.support.clock import after_a_coming_midnight
 
 
 def log_requests(settings, log: PredictionLog, start: int, n: int) -> None:
@@ -23,10 +23,10 @@ def log_requests(settings, log: PredictionLog, start: int, n: int) -> None:
 
 
 def test_pairs_join_labels_and_a_day_is_read_again_only_when_it_changed(settings) -> None:
+    today = after_a_coming_midnight().isoformat()  # the day the log writes the requests into (UTC)
     d = settings.params.data
     log = PredictionLog(settings.online_predictions_dir, d.id_col, d.timestamp_col)
     log_requests(settings, log, 0, 10)
-    today = datetime.now(UTC).date().isoformat()
     settings.labels_dir.mkdir(parents=True, exist_ok=True)
     labels = settings.labels_dir / f"{today}.parquet"
     pd.DataFrame({d.id_col: [f"e{i}" for i in range(20)], d.target: [1] * 20}).to_parquet(labels, index=False)

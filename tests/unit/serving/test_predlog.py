@@ -7,28 +7,19 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
 
 from pipelines.config import Settings
 from pipelines.serving.predlog import PredictionLog
-
-
-def after_a_coming_midnight() -> None:
-    """The test names today's folder before the log writes into the day of its clock: not
-    across a UTC midnight (wait it out when it is seconds away)."""
-    now = datetime.now(UTC)
-    left = (datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC) - now).total_seconds()
-    if left < 30:
-        time.sleep(left + 0.5)
+from tests.support.clock import after_a_coming_midnight
 
 
 def test_a_killed_servers_temporary_part_is_swept_at_most_once_an_hour(settings: Settings) -> None:
-    after_a_coming_midnight()
+    today = after_a_coming_midnight()  # the log partitions by the day a request arrived (UTC)
     d = settings.params.data
-    today = datetime.now(UTC).date()  # the log partitions by the day a request arrived (UTC)
     folder = settings.online_predictions_dir / today.isoformat()
     yesterday = settings.online_predictions_dir / (today - timedelta(days=1)).isoformat()
     folder.mkdir(parents=True)

@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from tests.system import apt_get_install
+from tests.support.system import apt_get_install
 
 CHROMIUM = "/usr/bin/chromium"
 # Headless, no sandbox (tests run as root), and no background connections: this machine's

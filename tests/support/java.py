@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from tests.system import apt_get_install
+from tests.support.system import apt_get_install
 
 
 def ensure_java() -> None:

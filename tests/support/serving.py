@@ -5,14 +5,14 @@ server run as `python -m pipelines serve` on 127.0.0.1 (real uvicorn, in a subpr
 The full `dvc repro` cycle (tests/integration/test_cycle.py) registers the same kind of model
 but takes minutes; the serving tests need registered versions, not the gate, so they call
 ``train`` and register its run the way the promote stage does (artifact hash tag included),
-and move aliases with the registry's own ``promote_version``.
+and move aliases with the registry's own ``promote_version`` (``register``, ``train_version`` and
+``set_alias`` are bench/project.py's: the serving benchmarks build their project with them too).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -22,9 +22,11 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from tests.system import free_port
+from bench.project import register, set_alias, train_version
+from tests.support.project import REPO, build_project
+from tests.support.system import free_port
 
-REPO = Path(__file__).resolve().parents[2]
+__all__ = ["TOKEN", "Crafted", "ServerProcess", "crafted_version", "rows_of", "serving_project", "set_alias", "train_version"]
 TOKEN = "test-reload-token"
 
 
@@ -64,57 +66,14 @@ SHORT_ROLLOUT = (("bake_seconds: 300", "bake_seconds: 0"), ("min_requests: 200",
                  ("psi_min_pairs: 200", "psi_min_pairs: 100000"), ("p99_slo_ms: 50 ", "p99_slo_ms: 1000 "))
 
 
-def build_project(root: Path, days: int = 12, rows: int = 600, fast_serve: bool = True) -> Any:
-    """Settings of a fresh project in ``root`` with simulated, validated days and a training
-    window prepared (no model yet). Sets MLFLOW_TRACKING_URI to the project's store.
-    ``fast_serve``: the registry poll, rollout check and log flush at the tests' 1-second pace."""
-    from pipelines.config import load_settings
-    from pipelines.data.prepare import prepare
-    from pipelines.data.simulate import simulate
-    from pipelines.data.validate import validate_batch
-    from pipelines.io import partition_files
-
-    root.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "params.yaml", root / "params.yaml")
-    shutil.copytree(REPO / "expectations", root / "expectations")
-    text = (root / "params.yaml").read_text()
-    for old, new in (*(FAST_SERVE if fast_serve else ()), *SHORT_ROLLOUT):
-        assert old in text, old
-        text = text.replace(old, new)
-    (root / "params.yaml").write_text(text)
-    settings = load_settings(root / "params.yaml")
+def serving_project(root: Path, days: int = 12, rows: int = 600) -> Any:
+    """Settings of a fresh project in ``root`` (tests/support/project.py's, with FAST_SERVE and
+    SHORT_ROLLOUT) with simulated, validated days and a training window prepared (no model yet).
+    Sets MLFLOW_TRACKING_URI to the project's store."""
+    settings = build_project(root, days=days, rows=rows, prepare=True, edits=(*FAST_SERVE, *SHORT_ROLLOUT)).settings
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
     os.environ.pop("MLFLOW_REGISTRY_URI", None)
-    simulate(settings, "2026-01-01", days, None, None, rows)
-    for day in partition_files(settings.raw_dir):
-        validate_batch(settings, day)
-    prepare(settings)
     return settings
-
-
-def register(settings: Any, model_uri: str) -> str:
-    """Register a logged model as the promote stage does: a version with its artifact hash."""
-    import mlflow
-
-    from pipelines.model.champion import artifact_sha256
-    from pipelines.model.registry import mlflow_client
-
-    client = mlflow_client(settings)
-    name = settings.params.project.model_name
-    mv = mlflow.register_model(model_uri, name)
-    local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{mv.version}")
-    client.set_model_version_tag(name, mv.version, "model_sha256", artifact_sha256(Path(local)))
-    return str(mv.version)
-
-
-def train_version(settings: Any, **train: Any) -> str:
-    """Train with the pipeline's ``train`` (params overridden by ``train``) and register it."""
-    from pipelines.config import Settings
-    from pipelines.model.train import train as train_fn
-
-    p = settings.params.model_copy(update={"train": settings.params.train.model_copy(update=train)}) if train else settings.params
-    candidate = train_fn(Settings(p, settings.root))
-    return register(settings, candidate["model_uri"])
 
 
 def crafted_version(settings: Any, kind: str, delay: float = 0.0) -> str:
@@ -143,15 +102,6 @@ def crafted_version(settings: Any, kind: str, delay: float = 0.0) -> str:
     return register(settings, info.model_uri)
 
 
-def set_alias(settings: Any, alias: str, version: str) -> None:
-    from pipelines.model.registry import mlflow_client, promote_version
-
-    if alias == "champion":
-        promote_version(settings, version, "serving test")
-    else:
-        mlflow_client(settings).set_registered_model_alias(settings.params.project.model_name, alias, version)
-
-
 class ServerProcess:
     """`python -m pipelines serve` on 127.0.0.1 in a subprocess, stopped with SIGTERM."""
 
@@ -163,8 +113,9 @@ class ServerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PIPELINES_", "AIRFLOW")) and k != "MLFLOW_REGISTRY_URI"}
         env.update(PIPELINES_RELOAD_TOKEN=TOKEN, PYTHONPATH=str(REPO), MLFLOW_TRACKING_URI=os.environ["MLFLOW_TRACKING_URI"])
         self.log = log_path.open("w")
+        params = str(settings.root / "params.yaml")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pipelines", "--params", str(settings.root / "params.yaml"), "serve", "--port", str(self.port), *extra],
+            [sys.executable, "-m", "pipelines", "--params", params, "serve", "--port", str(self.port), *extra],
             cwd=settings.root, env=env, stdout=self.log, stderr=subprocess.STDOUT,
         )
         self.log_path = log_path
@@ -196,7 +147,8 @@ class ServerProcess:
 
 def rows_of(frame: Any, data: Any) -> list[dict[str, Any]]:
     """Rows as a client would send them: JSON-safe values, NaN as null."""
-    out = []
-    for rec in frame[[data.id_col, *data.features]].to_dict(orient="records"):
-        out.append({k: (None if isinstance(v, float) and np.isnan(v) else (str(v) if k == data.id_col else v)) for k, v in rec.items()})
+    def value(k: str, v: Any) -> Any:
+        return None if isinstance(v, float) and np.isnan(v) else (str(v) if k == data.id_col else v)
+
+    out = [{k: value(k, v) for k, v in rec.items()} for rec in frame[[data.id_col, *data.features]].to_dict(orient="records")]
     return json.loads(json.dumps(out))

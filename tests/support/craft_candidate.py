@@ -1,4 +1,4 @@
-"""Log a hand-made candidate model, for the gate tests: `python craft_candidate.py <kind>`.
+"""Log a hand-made candidate model, for the gate tests: `python .../craft_candidate.py <kind>`.
 
 Run inside a test project (cwd = its root). It trains the project's real model on
 data/training/train.parquet, changes it the way <kind> says, logs it to the project's MLflow

@@ -14,7 +14,7 @@ from pathlib import Path
 
 RESULTS: dict[str, dict[str, object]] = defaultdict(lambda: {"injections": 0, "outcome": "", "lost": ""})
 WORKER_KEY = "fault_results"
-OUT = Path(__file__).with_name("results.md")
+OUT = Path(__file__).resolve().parents[1] / "faults" / "results.md"  # beside the fault tests
 
 
 def add(results: dict[str, dict[str, object]], fault: str, injections: int, outcome: str, lost: str) -> None:
