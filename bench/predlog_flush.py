@@ -6,8 +6,8 @@ The server flushes its prediction log every ``serve.log_flush_seconds`` (2 s by 
 new part file per flush, so a day of steady traffic leaves 43,200 parts in one folder. Each
 flush writes ``--rows`` rows (90: 45 req/s for 2 s) through ``PredictionLog.flush`` (this
 tree), and, for comparison in the same run, the same part through ``atomic_path`` with its
-stale-file sweep (what each flush did before 2026-12-02: it listed the folder every time),
-timed without building the table, so the old cost is if anything understated.
+stale-file sweep (a flush that lists the folder on every write, which the log avoids),
+timed without building the table, so the sweep's cost is if anything understated.
 Both run in the serving process under its interpreter lock. Prints a Markdown table of the
 median milliseconds per flush.
 """
@@ -39,7 +39,7 @@ def main() -> None:
     from pipelines.io import atomic_path
     from pipelines.serving.predlog import PredictionLog
 
-    print("| parts in the folder | flush now (ms) | flush with a sweep per write, as before (ms) | ratio |")
+    print("| parts in the folder | flush now (ms) | flush with a sweep per write (ms) | ratio |")
     print("| ---: | ---: | ---: | ---: |")
     for n in args.parts:
         with tempfile.TemporaryDirectory() as tmp:

@@ -8,7 +8,7 @@ times, in one process and interleaved round by round (so a noisy spell falls on 
   model_input     the one feature function (pipelines/model/features.py)
   preprocess      the Pipeline's ColumnTransformer (CategoryCoder + passthrough), with the
                   CategoryCoder's look-up for a few rows, and with its pandas Categorical path
-                  forced (the baseline: what every call paid before the look-up)
+                  forced (the baseline: the path larger batches take)
   predict_proba   the whole Pipeline, both ways
 Each line is the median of ``--rounds`` rounds of ``--repeat`` calls. Prints a Markdown table.
 """
