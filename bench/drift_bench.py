@@ -181,7 +181,7 @@ def numpy_psi(ref_values: np.ndarray, cur_values: np.ndarray, edges: list[float]
     return float(np.sum((q - p) * np.log(q / p)))
 
 
-def main() -> None:
+def main() -> None:  # noqa: PLR0915 a benchmark: its measured phases in order, then its table
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--big-rows", type=int, default=10_000_000)

@@ -123,7 +123,7 @@ def main() -> None:
             wall, rss, out, _ = run_measured([sys.executable, "-c", RAW, str(params), str(src), tracking, mode], env, REPO)
             res[mode] = {**json.loads(out.strip().splitlines()[-1]), "rss": rss, "wall": wall}
             print(f"  raw {mode}: {res[mode]['seconds']:.2f}s, peak {rss:.0f} MB", file=sys.stderr)
-        wall, rss, out, err = run_measured(
+        wall, rss, out, _err = run_measured(
             [sys.executable, "-m", "pipelines", "--json", "--params", str(params), "score", "--date", DAY.isoformat()], env, REPO
         )
         summary = json.loads(out)

@@ -52,8 +52,8 @@ def free_port() -> int:
 def start(cmd: list[str], env: dict[str, str], url: str, health: str, cwd: Path) -> subprocess.Popen[bytes]:
     import urllib.request
 
-    log = tempfile.NamedTemporaryFile(prefix="bench-serving-", suffix=".log", delete=False)
-    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    with tempfile.NamedTemporaryFile(prefix="bench-serving-", suffix=".log", delete=False) as log:  # the server keeps its own handle
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -215,7 +215,7 @@ def wait_for_shadow_scorer(url: str, body: bytes) -> None:
     raise SystemExit("the challenger scored nothing in shadow within 60 s")
 
 
-def main() -> None:
+def main() -> None:  # noqa: PLR0912, PLR0915 a benchmark: its measured phases in order, then its tables
     ap = argparse.ArgumentParser()
     ap.add_argument("--params", required=True, help="params.yaml of a project with a registered champion")
     ap.add_argument("--seconds", type=float, default=10.0)
@@ -268,8 +268,14 @@ def main() -> None:
     mproc = start([f"{bindir}/mlflow", "models", "serve", "-m", f"models:/{name}@champion", "--env-manager", "local",
                    "-p", str(port), "-h", "127.0.0.1"], env, f"http://127.0.0.1:{port}", "/health", settings.root)
     try:
-        for c in args.clients:
-            results.append(("mlflow models serve", f"closed loop, {c} client(s)", asyncio.run(closed_loop(f"http://127.0.0.1:{port}/invocations", bodies, c, args.seconds))))
+        results.extend(
+            (
+                "mlflow models serve",
+                f"closed loop, {c} client(s)",
+                asyncio.run(closed_loop(f"http://127.0.0.1:{port}/invocations", bodies, c, args.seconds)),
+            )
+            for c in args.clients
+        )
     finally:
         stop(mproc)
     mlflow_sat = max(r[2]["req_per_s"] for r in results)
@@ -277,12 +283,16 @@ def main() -> None:
     # 2. ours, champion only
     proc, url = ours(False)
     try:
-        for c in args.clients:
-            results.append(("ours", f"closed loop, {c} client(s)", asyncio.run(closed_loop(url + "/invocations", bodies, c, args.seconds))))
+        results.extend(
+            ("ours", f"closed loop, {c} client(s)", asyncio.run(closed_loop(url + "/invocations", bodies, c, args.seconds)))
+            for c in args.clients
+        )
         sat = max(r[2]["req_per_s"] for r in results if r[0] == "ours")
         half = round(sat / 2)
-        for rate in [half, *args.rates]:
-            results.append(("ours", f"fixed {rate:g} req/s", asyncio.run(open_loop(url + "/invocations", bodies, rate, args.seconds))))
+        results.extend(
+            ("ours", f"fixed {rate:g} req/s", asyncio.run(open_loop(url + "/invocations", bodies, rate, args.seconds)))
+            for rate in [half, *args.rates]
+        )
     finally:
         stop(proc)
 
@@ -333,8 +343,14 @@ def main() -> None:
                 time.sleep(args.seconds / 4)
                 cli("rollback", "--reason", "benchmark: rollback under load")
 
-            for rate in rollout_rates:
-                results.append(("ours, swap + rollback", f"fixed {rate:g} req/s", asyncio.run(open_loop(url + "/invocations", bodies, rate, args.seconds, swaps))))
+            results.extend(
+                (
+                    "ours, swap + rollback",
+                    f"fixed {rate:g} req/s",
+                    asyncio.run(open_loop(url + "/invocations", bodies, rate, args.seconds, swaps)),
+                )
+                for rate in rollout_rates
+            )
         finally:
             stop(proc)
             mlflow.MlflowClient().delete_registered_model_alias(name, "challenger")
@@ -348,7 +364,7 @@ def main() -> None:
         print(f"| {who} | {load} | {r['requests']} | {r['errors']} | {r['req_per_s']} | {r.get('p50')} | {r.get('p95')} | {r.get('p99')} | {r.get('max')} |")
     for who, load, r in results:
         if who == "ours + shadow":
-            base = next(b for w, l, b in results if w == "ours, champion only" and l == load)
+            base = next(b for w, other, b in results if w == "ours, champion only" and other == load)
             print(f"\nshadow at {load}: p99 {base['p99']} -> {r['p99']} ms ({r['p99'] - base['p99']:+.2f} ms), p50 {base['p50']} -> {r['p50']} ms")
     if args.challenger:
         print("\nwhere the tail is: share of requests over 20 / 50 ms as the client saw them, and inside the server (its own histogram)\n")

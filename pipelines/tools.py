@@ -38,7 +38,7 @@ def run(
     lets its output through to ours (a long `dvc repro` shows its own progress)."""
     log.debug("running %s in %s", " ".join(cmd), cwd)
     try:
-        return subprocess.run(cmd, cwd=cwd, env=env, capture_output=capture, text=True, timeout=timeout)
+        return subprocess.run(cmd, cwd=cwd, env=env, capture_output=capture, text=True, timeout=timeout, check=False)
     except FileNotFoundError as exc:
         raise PipelineError(f"cannot run {cmd[0]!r}: not installed or not on PATH") from exc
     except subprocess.TimeoutExpired as exc:

@@ -320,7 +320,7 @@ def rollback(settings: Settings, reason: str) -> dict[str, Any]:
     name = settings.params.project.model_name
     with promotion_lock(client, name):
         history = _history(client, name)
-        if len(history) < 2:
+        if len(history) < 2:  # noqa: PLR2004 the current champion and the one before it
             raise PipelineError(f"no previous champion to roll back to (history: {history or 'empty'})")
         current, previous = history[-1], history[-2]
         who = getpass.getuser()

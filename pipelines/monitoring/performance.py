@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.config import Settings
+from pipelines.config import BINARY_CLASSES, Settings
 from pipelines.data.prepare import binary_labels
 from pipelines.errors import PipelineError
 from pipelines.io import check_not_quarantined, day_parts, find_partition, partition_files, read_frame, write_json
@@ -33,7 +33,7 @@ def live_metrics(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     if len(labels) == 0:
         raise PipelineError("no prediction matches a label")
     out = {"live_default_rate": float(labels.mean()), "live_mean_score": float(scores.mean()), "live_rows": float(len(labels))}
-    if len(np.unique(labels)) == 2:
+    if len(np.unique(labels)) == BINARY_CLASSES:
         out["live_roc_auc"] = float(roc_auc_score(labels, scores))
         out["live_log_loss"] = float(log_loss(labels, np.clip(scores, 1e-7, 1 - 1e-7), labels=[0, 1]))
     return out

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
@@ -145,7 +146,7 @@ class Replay:
 
     def drift_record(self, day: date) -> dict[str, Any]:
         d = read_json(self.settings.reports_dir / "drift" / f"{day.isoformat()}.json")
-        psi = {k: v for k, v in d["psi"].items() if v == v}  # NaN (all null) is not plotted
+        psi = {k: v for k, v in d["psi"].items() if not math.isnan(v)}  # NaN (all null) is not plotted
         top = max(psi, key=lambda k: psi[k]) if psi else None
         return {
             "psi": {k: round(v, 5) for k, v in psi.items()},

@@ -278,7 +278,7 @@ def write_png(result: dict[str, Any], dest: Path) -> Path:
     import matplotlib.pyplot as plt
 
     s = _series(result)
-    d = lambda x: date.fromisoformat(x)  # noqa: E731
+    d = date.fromisoformat
     fig, axes = plt.subplots(3, 1, figsize=(12, 8), sharex=True, gridspec_kw={"height_ratios": [3, 2, 1]})
     for v in sorted({v for m in s["live"] for v in m["versions"]}, key=int):
         pts = [m for m in s["live"] if m["versions"] == [v]]

@@ -74,7 +74,7 @@ def invocation_rows(payload: Any) -> list[dict[str, Any]]:
         for i, row in enumerate(value["data"]):
             if not isinstance(row, list) or len(row) != len(cols):
                 raise BadRequest(f"dataframe_split: row {i} has {len(row) if isinstance(row, list) else 'no'} values for {len(cols)} columns")
-            rows.append(dict(zip(cols, row)))
+            rows.append(dict(zip(cols, row, strict=True)))
         return rows
     if isinstance(value, dict):
         return _columns_to_records(value, key)

@@ -47,7 +47,7 @@ class PredictionLog:
         now = datetime.now(UTC)
         n = len(scores)
         idv = ids if ids is not None else [None] * n
-        rows = [(request_id, None if i is None else str(i), now, variant, model_name, version, run_id, float(s), latency_ms) for i, s in zip(idv, scores)]
+        rows = [(request_id, None if i is None else str(i), now, variant, model_name, version, run_id, float(s), latency_ms) for i, s in zip(idv, scores, strict=True)]
         with self._lock:
             self._rows.extend(rows)
 
@@ -64,7 +64,7 @@ class PredictionLog:
         for r in rows:
             by_day.setdefault(r[2].date().isoformat(), []).append(r)
         for day, part in by_day.items():
-            cols = list(zip(*part))
+            cols = list(zip(*part, strict=True))
             table = pa.table(
                 {
                     "request_id": pa.array(cols[0], pa.string()),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -32,7 +33,7 @@ def _edges(dag) -> set[tuple[str, str]]:
 def test_training_structure(dagbag) -> None:
     dag = dagbag.dags["training"]
     order = ["prepare", "validate_training", "train", "gate", "promote"]
-    assert _edges(dag) == set(zip(order, order[1:])) | {("promote", "clear_in_flight")}
+    assert _edges(dag) == set(itertools.pairwise(order)) | {("promote", "clear_in_flight")}
     assert dag.task_dict["clear_in_flight"].trigger_rule == "all_done"  # cleared even when training fails
     assert dag.max_active_runs == 1
     assert {"reason", "override_gate", "justification"} <= set(dag.params.keys())

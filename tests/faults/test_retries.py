@@ -99,5 +99,5 @@ def test_every_task_twice_for_the_same_day(proj: Project, record) -> None:
     assert len(pred) == len(raw)
     assert_consistent(registry_state(proj))
     record("every Airflow task run twice for the same day (retry)", len(calls),
-           "same results; files byte-identical except " + "; ".join(sorted(set(f"{p.split('/')[0]}: {why}" for p, why in explained.items()))),
+           "same results; files byte-identical except " + "; ".join(sorted({f"{p.split('/')[0]}: {why}" for p, why in explained.items()})),
            "nothing; no duplicated prediction row, one version per candidate")

@@ -155,7 +155,7 @@ def test_server_stopped_mid_step_then_back(setup, record, tmp_path: Path) -> Non
     proj, server = setup
     store = f"sqlite:///{server.home / 'mlflow.db'}"
     seed = 20
-    for point, where, cmd in MID_STEP:
+    for point, _where, cmd in MID_STEP:
         before = registry_state(proj, uri=store)
         if cmd[0] == "dvc":
             seed += 1

@@ -229,7 +229,7 @@ def basic(user: str, password: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def topology(postgres: Postgres) -> Iterator[Topology]:
+def topology(postgres: Postgres) -> Iterator[Topology]:  # noqa: PLR0915 the topology's numbered start-up steps, in order
     base = Path(tempfile.mkdtemp(prefix="topology-"))
     mlflow_server: subprocess.Popen | None = None
     up: subprocess.Popen | None = None

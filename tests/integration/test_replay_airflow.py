@@ -262,8 +262,8 @@ def drive(api: Rest, ready: dict[str, Any]) -> dict[str, Any]:
     if not api.get(f"/api/v2/backfills/{bid}")["completed_at"]:
         api.put(f"/api/v2/backfills/{bid}/unpause")
     finished = api.wait("the backfill completed", lambda: (b := api.get(f"/api/v2/backfills/{bid}"))["completed_at"] and b, 120)
-    for day, mon in list(monitoring.items()):
-        monitoring[day] = mon = api.wait_run("monitoring", mon["dag_run_id"], timeout=600)
+    for day, started in list(monitoring.items()):
+        monitoring[day] = mon = api.wait_run("monitoring", started["dag_run_id"], timeout=600)
         mon["events"] = [e["extra"] for e in api.events_of("monitoring", mon["dag_run_id"])]
         mon["tasks"] = api.task_states("monitoring", mon["dag_run_id"])
     return {

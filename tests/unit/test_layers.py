@@ -46,7 +46,8 @@ def _reachable(start: str, mods: dict[str, Path]) -> set[str]:
                 names = [a.name for a in node.names]
             else:
                 continue
-            for n in names:
+            for name in names:
+                n = name
                 while n and n not in mods:
                     n = n.rpartition(".")[0]
                 if n and n != m:

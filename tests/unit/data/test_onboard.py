@@ -112,7 +112,7 @@ def test_binary_labels() -> None:
     s = pd.Series(["bad", "good", None, "bad"])
     assert binary_labels(s, "bad", "status").tolist() == [1, 0, pd.NA, 1]
     assert binary_labels(pd.Series([0, 1, 1]), None, "y").tolist() == [0, 1, 1]
-    with pytest.raises(PipelineError, match="set data.positive_label"):
+    with pytest.raises(PipelineError, match=r"set data\.positive_label"):
         binary_labels(s, None, "status")
     with pytest.raises(PipelineError, match="3 values"):
         binary_labels(pd.Series(["a", "b", "c"]), "a", "y")

@@ -97,7 +97,7 @@ def test_unreadable_batch_is_a_clear_error(tmp_path) -> None:
     from pipelines.model.profile import stream_batches
 
     (tmp_path / "bad.parquet").write_text("not parquet")
-    with pytest.raises(PipelineError, match="bad.parquet is not a readable Parquet file"):
+    with pytest.raises(PipelineError, match=r"bad\.parquet is not a readable Parquet file"):
         list(stream_batches(tmp_path / "bad.parquet", ["x"], 10))
 
 
@@ -276,8 +276,8 @@ def test_performance_alarm_needs_k_bad_matured_days_of_the_champion() -> None:
     params = DriftParams(min_live_roc_auc=0.6, max_live_auc_drop=0.1, performance_days=3)
     rec = lambda day, auc, v="2": {"day": day, "model_versions": [v], "live_roc_auc": auc}  # noqa: E731
     good = [rec("2026-01-01", 0.80), rec("2026-01-02", 0.79)]
-    assert performance_alarm(good + [rec("2026-01-03", 0.5), rec("2026-01-04", 0.5)], "2", 0.8, params) is None  # 2 of 3
-    alarm = performance_alarm(good + [rec("2026-01-05", 0.65), rec("2026-01-03", 0.5), rec("2026-01-04", 0.55)], "2", 0.8, params)
+    assert performance_alarm([*good, rec("2026-01-03", 0.5), rec("2026-01-04", 0.5)], "2", 0.8, params) is None  # 2 of 3
+    alarm = performance_alarm([*good, rec("2026-01-05", 0.65), rec("2026-01-03", 0.5), rec("2026-01-04", 0.55)], "2", 0.8, params)
     assert alarm and alarm["days"] == ["2026-01-03", "2026-01-04", "2026-01-05"]  # 0.65 is 0.15 under the holdout AUC
     assert "floor 0.6 / holdout 0.800 - 0.1" in alarm["reason"] and "latest 0.500, 0.550, 0.650" in alarm["reason"]
     assert performance_alarm([rec(f"2026-01-0{i}", 0.4, "1") for i in range(1, 6)], "2", 0.8, params) is None  # another version's days

@@ -75,7 +75,7 @@ def test_ranges() -> None:
 
 
 def test_project_settings_must_exist_and_out_must_not_hold_the_project(tmp_path: Path) -> None:
-    with pytest.raises(PipelineError, match="story setting drift.no_such_key is not in params.yaml"):
+    with pytest.raises(PipelineError, match=r"story setting drift\.no_such_key is not in params\.yaml"):
         make_project(REPO, tmp_path / "p", {"drift.no_such_key": 1})
     with pytest.raises(PipelineError, match="would hold the project itself"):
         replay("skew", out=REPO.parent)
