@@ -134,7 +134,11 @@ def main() -> None:
         src.unlink()
 
     print(f"\nchunk_rows={args.chunk_rows}; throughput ratio = raw seconds / our read->score->write seconds\n")
-    print("| rows | raw numpy predict_proba | raw Pipeline predict_proba | ours: read->score->write (wall incl. start + model load) | ratio vs numpy | ratio vs Pipeline | peak RSS: raw numpy / raw Pipeline / ours |")
+    print(
+        "| rows | raw numpy predict_proba | raw Pipeline predict_proba "
+        "| ours: read->score->write (wall incl. start + model load) | ratio vs numpy "
+        "| ratio vs Pipeline | peak RSS: raw numpy / raw Pipeline / ours |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for n, r in rows_out:
         print(

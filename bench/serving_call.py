@@ -60,7 +60,9 @@ def main() -> None:
     model, _ = fit(train, d, settings.params.train)
     threadpool_limits(1)  # the server's scorer: one OpenMP thread per call
     sample = day.batch.head(max(args.rows)).astype(object).where(day.batch.head(max(args.rows)).notna(), None)
-    rows_all = [{k: (str(v) if k == d.id_col else v) for k, v in r.items()} for r in sample[[d.id_col, *d.features]].to_dict("records")]
+    rows_all = [
+        {k: (str(v) if k == d.id_col else v) for k, v in r.items()} for r in sample[[d.id_col, *d.features]].to_dict("records")
+    ]
     default_small = parts.SMALL_ROWS
 
     print("| rows | step | look-up (ms) | pandas path (ms) | ratio |")

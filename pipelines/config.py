@@ -35,8 +35,8 @@ from pipelines.params import (
 )
 
 __all__ = [
-    "BINARY_CLASSES", "DataParams", "DriftParams", "GateParams", "Params", "PrepareParams", "ProjectParams", "Scenario", "ScoreParams",
-    "ServeParams", "Settings", "SimulateParams", "TrainParams", "ValidateParams", "load_settings", "project_root",
+    "BINARY_CLASSES", "DataParams", "DriftParams", "GateParams", "Params", "PrepareParams", "ProjectParams", "Scenario",
+    "ScoreParams", "ServeParams", "Settings", "SimulateParams", "TrainParams", "ValidateParams", "load_settings", "project_root",
 ]
 
 class Settings:

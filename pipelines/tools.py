@@ -53,7 +53,11 @@ def reason(proc: subprocess.CompletedProcess[str]) -> str:
 def check(proc: subprocess.CompletedProcess[str], what: str) -> subprocess.CompletedProcess[str]:
     """Raise a one-line PipelineError naming ``what`` failed and why, or return ``proc``."""
     if proc.returncode != 0:
-        why = reason(proc) if proc.stdout is not None or proc.stderr is not None else f"exit code {proc.returncode} (see its output above)"
+        why = (
+            reason(proc)
+            if proc.stdout is not None or proc.stderr is not None
+            else f"exit code {proc.returncode} (see its output above)"
+        )
         raise PipelineError(f"{what} failed: {why}")
     return proc
 

@@ -67,7 +67,9 @@ def reap_orphan_runs(client: MlflowClient, experiment_id: str) -> list[str]:
         if owner_alive(owner) is False:
             client.set_tag(run.info.run_id, "pipelines.reaped", f"its process ({owner}) ended without closing it")
             client.set_terminated(run.info.run_id, status="FAILED")
-            log.warning("MLflow run %s (%s) was left running by a process that is gone: marked FAILED", run.info.run_id, run.info.run_name)
+            log.warning(
+                "MLflow run %s (%s) was left running by a process that is gone: marked FAILED", run.info.run_id, run.info.run_name
+            )
             reaped.append(run.info.run_id)
     return reaped
 

@@ -107,7 +107,11 @@ def _timestamp_column(raw: pd.DataFrame, exclude: set[str]) -> str:
         values = raw[col]
         if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
             continue
-        parsed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed") if not pd.api.types.is_datetime64_any_dtype(values) else values
+        parsed = (
+            pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
+            if not pd.api.types.is_datetime64_any_dtype(values)
+            else values
+        )
         if not pd.api.types.is_datetime64_any_dtype(parsed):
             continue
         on_day = (pd.Series(parsed).dt.date == raw["_day"]).mean()
@@ -128,7 +132,8 @@ def _id_column(inspection: Inspection, target: str) -> str:
     shared = [c for c in labels.columns if c in raw.columns and c not in (target, "_day")]
     if not shared:
         raise PipelineError(
-            f"ids do not join: the labels files share no column with the raw files (labels have {sorted(c for c in labels.columns if c != '_day')})"
+            "ids do not join: the labels files share no column with the raw files "
+            f"(labels have {sorted(c for c in labels.columns if c != '_day')})"
         )
     days = [d for d in inspection.labelled_days if d in set(labels["_day"]) and d in set(raw["_day"])]
     scores = {}
@@ -157,7 +162,8 @@ def _label_values(labels: pd.DataFrame, target: str, positive_label: str | None)
         raise PipelineError(f"target {target!r} has a single value ({', '.join(values) or 'none'}): nothing to learn")
     if positive_label is None and not set(values) <= BOOLEAN_LABELS:
         raise PipelineError(
-            f"target {target!r} has the values {values[0]!r} and {values[1]!r}: pass --positive-label with the one that means positive"
+            f"target {target!r} has the values {values[0]!r} and {values[1]!r}: "
+            "pass --positive-label with the one that means positive"
         )
     if positive_label is not None and positive_label not in values:
         raise PipelineError(f"--positive-label {positive_label!r} is not a value of {target!r} ({values[0]!r}, {values[1]!r})")
@@ -195,13 +201,16 @@ def inspect(raw_dir: Path, labels_dir: Path, target: str, positive_label: str | 
     insp.labels = _read_days({d: p for d, p in insp.label_days.items() if d in insp.raw_days} or insp.label_days, "labels")
     if target not in insp.labels.columns:
         raise PipelineError(
-            f"target {target!r} is not a column of the labels files (they have {sorted(c for c in insp.labels.columns if c != '_day')})"
+            f"target {target!r} is not a column of the labels files "
+            f"(they have {sorted(c for c in insp.labels.columns if c != '_day')})"
         )
     if target in insp.raw.columns:
         raise PipelineError(f"target {target!r} is a column of the raw files: the daily batches must not carry the label")
     insp.label_values = _label_values(insp.labels, target, positive_label)
     if not insp.labelled_days:
-        raise PipelineError("no day has both a raw file and a labels file: ids cannot join (are the files named by the same days?)")
+        raise PipelineError(
+            "no day has both a raw file and a labels file: ids cannot join (are the files named by the same days?)"
+        )
     insp.id_col = _id_column(insp, target)
     insp.timestamp_col = _timestamp_column(insp.raw, {insp.id_col})
     insp.numerical, insp.categorical, insp.excluded = _feature_roles(insp.raw, {insp.id_col, insp.timestamp_col})

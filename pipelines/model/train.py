@@ -90,7 +90,9 @@ def permutation_importance_by_feature(
     if y.nunique() < BINARY_CLASSES:
         return None
     with threadpool_limits(limits=threads):
-        res = permutation_importance(model, X, y.astype("int64"), scoring="roc_auc", n_repeats=repeats, random_state=seed, n_jobs=1)
+        res = permutation_importance(
+            model, X, y.astype("int64"), scoring="roc_auc", n_repeats=repeats, random_state=seed, n_jobs=1
+        )
     return {c: float(v) for c, v in zip(X.columns, res.importances_mean, strict=True)}
 
 

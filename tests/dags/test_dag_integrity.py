@@ -89,7 +89,11 @@ elapsed = time.perf_counter() - t
 print(json.dumps({{"seconds": elapsed, "heavy": [m for m in {HEAVY!r} if m in sys.modules]}}))
 """
     # Airflow puts the DAG bundle's folder on sys.path (the DAGs import their Assets from it)
-    env = {"PYTHONPATH": f"{REPO}:{REPO / 'dags'}", "AIRFLOW_HOME": __import__("os").environ["AIRFLOW_HOME"], "PATH": "/usr/bin:/bin"}
+    env = {
+        "PYTHONPATH": f"{REPO}:{REPO / 'dags'}",
+        "AIRFLOW_HOME": __import__("os").environ["AIRFLOW_HOME"],
+        "PATH": "/usr/bin:/bin",
+    }
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, cwd=REPO)
     assert out.returncode == 0, out.stderr[-2000:]
     res = json.loads(out.stdout.strip().splitlines()[-1])

@@ -119,7 +119,9 @@ def test_a_day_bigger_than_the_id_population_gets_distinct_ids(monkeypatch: pyte
 def test_simulate_refuses_when_the_source_is_your_files(settings) -> None:
     from pipelines.config import Settings
 
-    own = Settings(settings.params.model_copy(update={"data": settings.params.data.model_copy(update={"source": "files"})}), settings.root)
+    own = Settings(
+        settings.params.model_copy(update={"data": settings.params.data.model_copy(update={"source": "files"})}), settings.root
+    )
     with pytest.raises(PipelineError, match=r"data\.source is 'files'"):
         simulate(own, days=1)
     with pytest.raises(PipelineError, match="rows per day must be at least 1"):
