@@ -181,13 +181,15 @@ def numpy_psi(ref_values: np.ndarray, cur_values: np.ndarray, edges: list[float]
     return float(np.sum((q - p) * np.log(q / p)))
 
 
-def main() -> None:
+def main() -> None:  # noqa: PLR0915 a benchmark: its measured phases in order, then its table
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--big-rows", type=int, default=10_000_000)
     ap.add_argument("--chunk-rows", type=int, default=100_000)
     ap.add_argument("--report-sample-rows", type=int, default=20_000, help="drift.report_sample_rows for the whole-job run")
-    ap.add_argument("--spark", action="store_true", help="also time the Spark engine (local[*]) on the same batch (`make spark` first)")
+    ap.add_argument(
+        "--spark", action="store_true", help="also time the Spark engine (local[*]) on the same batch (`make spark` first)"
+    )
     args = ap.parse_args()
 
     from pipelines.config import DataParams
@@ -214,7 +216,9 @@ def main() -> None:
     runs = []
     for _ in range(RUNS):
         warm(tmp / "current.parquet")
-        runs.append(measured([sys.executable, "-c", OURS, str(tmp / "profile.json"), str(tmp / "current.parquet"), str(args.chunk_rows)]))
+        runs.append(
+            measured([sys.executable, "-c", OURS, str(tmp / "profile.json"), str(tmp / "current.parquet"), str(args.chunk_rows)])
+        )
     print("  " + ", ".join(f"{r[0]['seconds']:.2f}s" for r in runs), file=sys.stderr)
     ours, ours_wall, ours_rss = sorted(runs, key=lambda r: r[0]["seconds"])[RUNS // 2]
     print(f"ours, whole job ({RUNS} runs, median) ...", file=sys.stderr)
@@ -227,7 +231,9 @@ def main() -> None:
     assert job["psi"] == ours["psi"]
     print("evidently ...", file=sys.stderr)
     warm(tmp / "reference.parquet", tmp / "current.parquet")
-    ev, ev_wall, ev_rss = measured([sys.executable, "-c", EVIDENTLY, str(tmp / "reference.parquet"), str(tmp / "current.parquet")])
+    ev, ev_wall, ev_rss = measured(
+        [sys.executable, "-c", EVIDENTLY, str(tmp / "reference.parquet"), str(tmp / "current.parquet")]
+    )
     print(f"  {ev['seconds']:.2f}s, peak {ev_rss:.0f} MB", file=sys.stderr)
 
     worst = 0.0
@@ -276,17 +282,27 @@ def main() -> None:
     times = ", ".join(f"{r[0]['seconds']:.2f}" for r in runs)
     print("| run | rows | time (process wall) | peak RSS |")
     print("| --- | --- | --- | --- |")
-    print(f"| Evidently DataDriftPreset(method=\"psi\") | {args.rows:,} | {ev['seconds']:.2f} s ({ev_wall:.1f} s) | {ev_rss:.0f} MB |")
-    print(f"| ours: streamed PSI, frozen bins (median of {RUNS} runs: {times} s) | {args.rows:,} | {ours['seconds']:.2f} s ({ours_wall:.1f} s) | {ours_rss:.0f} MB |")
-    print(f"| ours: streamed PSI, frozen bins | {args.big_rows:,} | {big['seconds']:.2f} s ({big_wall:.1f} s) | {big_rss:.0f} MB |")
+    print(
+        f'| Evidently DataDriftPreset(method="psi") | {args.rows:,} | {ev["seconds"]:.2f} s ({ev_wall:.1f} s) | {ev_rss:.0f} MB |'
+    )
+    print(
+        f"| ours: streamed PSI, frozen bins (median of {RUNS} runs: {times} s) "
+        f"| {args.rows:,} | {ours['seconds']:.2f} s ({ours_wall:.1f} s) | {ours_rss:.0f} MB |"
+    )
+    print(
+        f"| ours: streamed PSI, frozen bins | {args.big_rows:,} | {big['seconds']:.2f} s ({big_wall:.1f} s) | {big_rss:.0f} MB |"
+    )
     job_times = ", ".join(f"{r[0]['seconds']:.2f}" for r in job_runs)
     job_label = f"ours, whole job: streamed PSI + Evidently HTML report on {args.report_sample_rows:,}-row samples"
     print(f"| {job_label} (median of {RUNS} runs: {job_times} s) "
           f"| {args.rows:,} | {job['seconds']:.2f} s ({job_wall:.1f} s) | {job_rss:.0f} MB |")
     print(f"| {job_label} | {args.big_rows:,} | {big_job['seconds']:.2f} s ({big_job_wall:.1f} s) | {big_job_rss:.0f} MB |")
     if spark is not None:
-        print(f"| ours, Spark engine local[*] (after a {spark[0]['startup']:.1f} s session start; peak RSS of the Python driver only, the JVM is its child) "
-              f"| {args.rows:,} | {spark[0]['seconds']:.2f} s ({spark[1]:.1f} s) | {spark[2]:.0f} MB |")
+        print(
+            f"| ours, Spark engine local[*] (after a {spark[0]['startup']:.1f} s session start; "
+            "peak RSS of the Python driver only, the JVM is its child) "
+            f"| {args.rows:,} | {spark[0]['seconds']:.2f} s ({spark[1]:.1f} s) | {spark[2]:.0f} MB |"
+        )
     print(f"\nSpeed-up on {args.rows:,} rows: {ev['seconds'] / ours['seconds']:.0f}x (computation), "
           f"{ev_wall / ours_wall:.1f}x (process wall, incl. imports and Evidently's data loading); "
           f"whole job with its HTML report: {ev['seconds'] / job['seconds']:.0f}x ({ev_wall / job_wall:.1f}x process wall).")

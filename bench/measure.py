@@ -23,18 +23,17 @@ def vmhwm_mb(pid: int) -> float:
 
 def run_measured(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, str, str]:
     """Run a child; return (wall seconds, peak RSS in MB, stdout, stderr); exit on failure."""
-    out_f = tempfile.TemporaryFile(mode="w+")
-    err_f = tempfile.TemporaryFile(mode="w+")
-    t = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out_f, stderr=err_f, text=True)
-    peak = 0.0
-    while proc.poll() is None:
-        peak = max(peak, vmhwm_mb(proc.pid))
-        time.sleep(0.05)
-    wall = time.perf_counter() - t
-    out_f.seek(0)
-    err_f.seek(0)
-    out, err = out_f.read(), err_f.read()
+    with tempfile.TemporaryFile(mode="w+") as out_f, tempfile.TemporaryFile(mode="w+") as err_f:
+        t = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out_f, stderr=err_f, text=True)
+        peak = 0.0
+        while proc.poll() is None:
+            peak = max(peak, vmhwm_mb(proc.pid))
+            time.sleep(0.05)
+        wall = time.perf_counter() - t
+        out_f.seek(0)
+        err_f.seek(0)
+        out, err = out_f.read(), err_f.read()
     if proc.returncode != 0:
         raise SystemExit(f"{cmd[:4]} failed ({proc.returncode}): {err[-2000:]}")
     return wall, peak, out, err

@@ -29,7 +29,9 @@ sys.path.insert(0, str(REPO))
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--parts", type=int, nargs="+", default=[0, 5000, 20000, 43200], help="part files already in the day's folder")
+    ap.add_argument(
+        "--parts", type=int, nargs="+", default=[0, 5000, 20000, 43200], help="part files already in the day's folder"
+    )
     ap.add_argument("--rows", type=int, default=90, help="rows per flush")
     ap.add_argument("--repeat", type=int, default=30, help="flushes per measurement (the median is reported)")
     args = ap.parse_args()

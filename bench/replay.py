@@ -42,12 +42,16 @@ def main() -> None:
     for tr in trainings:
         for k, v in (tr.get("step_seconds") or {}).items():
             steps[k] = steps.get(k, 0.0) + v / len(trainings)
-    print("| story | days (warm-up + served) | trainings | wall | per day (no training) | per training | training steps (mean s) | peak RSS | load avg before/after |")
+    print(
+        "| story | days (warm-up + served) | trainings | wall | per day (no training) "
+        "| per training | training steps (mean s) | peak RSS | load avg before/after |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     print(
         f"| {args.story} | {days} ({days - t['seconds']['served_days']} + {t['seconds']['served_days']}) | {len(trainings)} "
         f"| {wall:.0f} s | {t['seconds']['per_day']:.2f} s | {t['seconds']['per_training']:.0f} s "
-        f"| {', '.join(f'{k} {v:.0f}' for k, v in steps.items())} | {peak:.0f} MB | {load_before:.1f} / {os.getloadavg()[0]:.1f} |"
+        f"| {', '.join(f'{k} {v:.0f}' for k, v in steps.items())} "
+        f"| {peak:.0f} MB | {load_before:.1f} / {os.getloadavg()[0]:.1f} |"
     )
 
 

@@ -123,7 +123,7 @@ def main() -> None:
             wall, rss, out, _ = run_measured([sys.executable, "-c", RAW, str(params), str(src), tracking, mode], env, REPO)
             res[mode] = {**json.loads(out.strip().splitlines()[-1]), "rss": rss, "wall": wall}
             print(f"  raw {mode}: {res[mode]['seconds']:.2f}s, peak {rss:.0f} MB", file=sys.stderr)
-        wall, rss, out, err = run_measured(
+        wall, rss, out, _err = run_measured(
             [sys.executable, "-m", "pipelines", "--json", "--params", str(params), "score", "--date", DAY.isoformat()], env, REPO
         )
         summary = json.loads(out)
@@ -134,7 +134,11 @@ def main() -> None:
         src.unlink()
 
     print(f"\nchunk_rows={args.chunk_rows}; throughput ratio = raw seconds / our read->score->write seconds\n")
-    print("| rows | raw numpy predict_proba | raw Pipeline predict_proba | ours: read->score->write (wall incl. start + model load) | ratio vs numpy | ratio vs Pipeline | peak RSS: raw numpy / raw Pipeline / ours |")
+    print(
+        "| rows | raw numpy predict_proba | raw Pipeline predict_proba "
+        "| ours: read->score->write (wall incl. start + model load) | ratio vs numpy "
+        "| ratio vs Pipeline | peak RSS: raw numpy / raw Pipeline / ours |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for n, r in rows_out:
         print(

@@ -52,8 +52,9 @@ def free_port() -> int:
 def start(cmd: list[str], env: dict[str, str], url: str, health: str, cwd: Path) -> subprocess.Popen[bytes]:
     import urllib.request
 
-    log = tempfile.NamedTemporaryFile(prefix="bench-serving-", suffix=".log", delete=False)
-    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    # closed here once the server has its own handle; the name stays for the error messages
+    with tempfile.NamedTemporaryFile(prefix="bench-serving-", suffix=".log", delete=False) as log:
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -209,22 +210,32 @@ def wait_for_shadow_scorer(url: str, body: bytes) -> None:
         req = urllib.request.Request(url + "/invocations", data=body, headers={"content-type": "application/json"})
         urllib.request.urlopen(req, timeout=10).read()
         with urllib.request.urlopen(url + "/metrics", timeout=10) as r:
-            if any(line.startswith("serving_shadow_abs_diff_count") and float(line.split()[-1]) > 0 for line in r.read().decode().splitlines()):
+            if any(
+                line.startswith("serving_shadow_abs_diff_count") and float(line.split()[-1]) > 0
+                for line in r.read().decode().splitlines()
+            ):
                 return
         time.sleep(0.5)
     raise SystemExit("the challenger scored nothing in shadow within 60 s")
 
 
-def main() -> None:
+def main() -> None:  # noqa: PLR0912, PLR0915 a benchmark: its measured phases in order, then its tables
     ap = argparse.ArgumentParser()
     ap.add_argument("--params", required=True, help="params.yaml of a project with a registered champion")
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
     ap.add_argument("--rates", type=float, nargs="*", default=[])
-    ap.add_argument("--rollout-rates", type=float, nargs="*", default=[],
-                    help="fixed rates of the shadow and swap rows (default: half of our saturation); give each also in --rates to compare")
+    ap.add_argument(
+        "--rollout-rates",
+        type=float,
+        nargs="*",
+        default=[],
+        help="fixed rates of the shadow and swap rows (default: half of our saturation); give each also in --rates to compare",
+    )
     ap.add_argument("--challenger", help="a registered version to run in shadow, and to swap to and back under load")
-    ap.add_argument("--shadow-rounds", type=int, default=3, help="alternating rounds of champion only and with the challenger in shadow")
+    ap.add_argument(
+        "--shadow-rounds", type=int, default=3, help="alternating rounds of champion only and with the challenger in shadow"
+    )
     ap.add_argument("--workers", type=int, default=1, help="our server's worker processes (serve --workers)")
     args = ap.parse_args()
 
@@ -253,12 +264,30 @@ def main() -> None:
                 print(f"(no challenger alias to remove: {exc.error_code})", file=sys.stderr)
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        proc = start([sys.executable, "-m", "pipelines", "--params", str(settings.root / "params.yaml"), "serve", "--port", str(port),
-                      "--workers", str(args.workers)], env, url, "/health/ready", settings.root)
+        proc = start(
+            [
+                sys.executable,
+                "-m",
+                "pipelines",
+                "--params",
+                str(settings.root / "params.yaml"),
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                str(args.workers),
+            ],
+            env,
+            url,
+            "/health/ready",
+            settings.root,
+        )
         if challenger:  # held in shadow: the project's bake time and request count would soon make it a canary
             import urllib.request
 
-            req = urllib.request.Request(url + "/rollout/pause?reason=benchmark", method="POST", headers={"Authorization": f"Bearer {TOKEN}"})
+            req = urllib.request.Request(
+                url + "/rollout/pause?reason=benchmark", method="POST", headers={"Authorization": f"Bearer {TOKEN}"}
+            )
             state = json.loads(urllib.request.urlopen(req, timeout=30).read())
             assert state["stage"] == "shadow", state
         return proc, url
@@ -268,8 +297,14 @@ def main() -> None:
     mproc = start([f"{bindir}/mlflow", "models", "serve", "-m", f"models:/{name}@champion", "--env-manager", "local",
                    "-p", str(port), "-h", "127.0.0.1"], env, f"http://127.0.0.1:{port}", "/health", settings.root)
     try:
-        for c in args.clients:
-            results.append(("mlflow models serve", f"closed loop, {c} client(s)", asyncio.run(closed_loop(f"http://127.0.0.1:{port}/invocations", bodies, c, args.seconds))))
+        results.extend(
+            (
+                "mlflow models serve",
+                f"closed loop, {c} client(s)",
+                asyncio.run(closed_loop(f"http://127.0.0.1:{port}/invocations", bodies, c, args.seconds)),
+            )
+            for c in args.clients
+        )
     finally:
         stop(mproc)
     mlflow_sat = max(r[2]["req_per_s"] for r in results)
@@ -277,12 +312,16 @@ def main() -> None:
     # 2. ours, champion only
     proc, url = ours(False)
     try:
-        for c in args.clients:
-            results.append(("ours", f"closed loop, {c} client(s)", asyncio.run(closed_loop(url + "/invocations", bodies, c, args.seconds))))
+        results.extend(
+            ("ours", f"closed loop, {c} client(s)", asyncio.run(closed_loop(url + "/invocations", bodies, c, args.seconds)))
+            for c in args.clients
+        )
         sat = max(r[2]["req_per_s"] for r in results if r[0] == "ours")
         half = round(sat / 2)
-        for rate in [half, *args.rates]:
-            results.append(("ours", f"fixed {rate:g} req/s", asyncio.run(open_loop(url + "/invocations", bodies, rate, args.seconds))))
+        results.extend(
+            ("ours", f"fixed {rate:g} req/s", asyncio.run(open_loop(url + "/invocations", bodies, rate, args.seconds)))
+            for rate in [half, *args.rates]
+        )
     finally:
         stop(proc)
 
@@ -312,7 +351,10 @@ def main() -> None:
             for shadow in (False, True):
                 lat = [x for lats in pooled[shadow] for x in lats]
                 client = np.asarray(lat)
-                tails[(rate, shadow)] = {b: (float((client > b).mean()) if len(client) else float("nan"), share_over(inside[shadow], b)) for b in (0.02, 0.05)}
+                tails[(rate, shadow)] = {
+                    b: (float((client > b).mean()) if len(client) else float("nan"), share_over(inside[shadow], b))
+                    for b in (0.02, 0.05)
+                }
                 who = "ours + shadow" if shadow else "ours, champion only"
                 results.append((who, f"fixed {rate:g} req/s, {args.shadow_rounds} alternating rounds pooled",
                                 summary(lat, errs[shadow], args.seconds * args.shadow_rounds)))
@@ -333,29 +375,50 @@ def main() -> None:
                 time.sleep(args.seconds / 4)
                 cli("rollback", "--reason", "benchmark: rollback under load")
 
-            for rate in rollout_rates:
-                results.append(("ours, swap + rollback", f"fixed {rate:g} req/s", asyncio.run(open_loop(url + "/invocations", bodies, rate, args.seconds, swaps))))
+            results.extend(
+                (
+                    "ours, swap + rollback",
+                    f"fixed {rate:g} req/s",
+                    asyncio.run(open_loop(url + "/invocations", bodies, rate, args.seconds, swaps)),
+                )
+                for rate in rollout_rates
+            )
         finally:
             stop(proc)
             mlflow.MlflowClient().delete_registered_model_alias(name, "challenger")
         assert mlflow.MlflowClient().get_model_version_by_alias(name, "champion").version == champion
 
     ours_sat = max(r[2]["req_per_s"] for r in results if r[0] == "ours" and "closed" in r[1])
-    print(f"\ncores: {os.cpu_count()}, our workers: {args.workers}, rows: single-row /invocations, {args.seconds:g} s per row below\n")
+    print(
+        f"\ncores: {os.cpu_count()}, our workers: {args.workers}, "
+        f"rows: single-row /invocations, {args.seconds:g} s per row below\n"
+    )
     print("| server | load | requests | errors | req/s | p50 ms | p95 ms | p99 ms | max ms |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for who, load, r in results:
-        print(f"| {who} | {load} | {r['requests']} | {r['errors']} | {r['req_per_s']} | {r.get('p50')} | {r.get('p95')} | {r.get('p99')} | {r.get('max')} |")
+        print(
+            f"| {who} | {load} | {r['requests']} | {r['errors']} | {r['req_per_s']} "
+            f"| {r.get('p50')} | {r.get('p95')} | {r.get('p99')} | {r.get('max')} |"
+        )
     for who, load, r in results:
         if who == "ours + shadow":
-            base = next(b for w, l, b in results if w == "ours, champion only" and l == load)
-            print(f"\nshadow at {load}: p99 {base['p99']} -> {r['p99']} ms ({r['p99'] - base['p99']:+.2f} ms), p50 {base['p50']} -> {r['p50']} ms")
+            base = next(b for w, other, b in results if w == "ours, champion only" and other == load)
+            print(
+                f"\nshadow at {load}: p99 {base['p99']} -> {r['p99']} ms ({r['p99'] - base['p99']:+.2f} ms), "
+                f"p50 {base['p50']} -> {r['p50']} ms"
+            )
     if args.challenger:
-        print("\nwhere the tail is: share of requests over 20 / 50 ms as the client saw them, and inside the server (its own histogram)\n")
+        print(
+            "\nwhere the tail is: share of requests over 20 / 50 ms as the client saw them, "
+            "and inside the server (its own histogram)\n"
+        )
         print("| rate | server | client > 20 ms | server > 20 ms | client > 50 ms | server > 50 ms |")
         print("| ---: | --- | ---: | ---: | ---: | ---: |")
         for (rate, shadow), t in tails.items():
-            print(f"| {rate:g} | {'+ shadow' if shadow else 'champion only'} | {t[0.02][0]:.2%} | {t[0.02][1]:.2%} | {t[0.05][0]:.2%} | {t[0.05][1]:.2%} |")
+            print(
+                f"| {rate:g} | {'+ shadow' if shadow else 'champion only'} | {t[0.02][0]:.2%} | {t[0.02][1]:.2%} "
+                f"| {t[0.05][0]:.2%} | {t[0.05][1]:.2%} |"
+            )
     print(f"\nsaturation: ours {ours_sat} req/s, mlflow models serve {mlflow_sat} req/s ({ours_sat / mlflow_sat:.2f}x)")
     sys.stdout.flush()
     os._exit(0)  # see pipelines/__main__.py: pyarrow can abort at interpreter exit

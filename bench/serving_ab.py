@@ -74,14 +74,18 @@ def main() -> None:
                          server_env(settings, path), url, "/health/ready", settings.root)
             try:
                 asyncio.run(closed_loop(url + "/invocations", bodies, 4, 2.0))  # warm the connection pool and the caches
-                saturation[name].append(asyncio.run(closed_loop(url + "/invocations", bodies, args.clients, args.seconds))["req_per_s"])
+                saturation[name].append(
+                    asyncio.run(closed_loop(url + "/invocations", bodies, args.clients, args.seconds))["req_per_s"]
+                )
                 for rate in args.rates:
                     r: dict[str, Any] = asyncio.run(open_loop(url + "/invocations", bodies, rate, args.seconds))
                     lat[(name, rate)].extend(r.pop("_lat"))
                     errors[(name, rate)] += r["errors"]
             finally:
                 stop(proc)
-            print(f"round {k + 1}/{args.rounds}: {name} done (saturation {saturation[name][-1]} req/s)", file=sys.stderr, flush=True)
+            print(
+                f"round {k + 1}/{args.rounds}: {name} done (saturation {saturation[name][-1]} req/s)", file=sys.stderr, flush=True
+            )
 
     print("| tree | load | requests | errors | req/s | p50 ms | p95 ms | p99 ms | max ms |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -91,8 +95,11 @@ def main() -> None:
     for rate in args.rates:
         for name in trees:
             s = summary(lat[(name, rate)], errors[(name, rate)], args.seconds * args.rounds)
-            print(f"| {name} | fixed {rate:g} req/s, {args.rounds} rounds pooled | {s['requests']} | {s['errors']} | {s['req_per_s']} "
-                  f"| {s.get('p50')} | {s.get('p95')} | {s.get('p99')} | {s['max']} |")
+            print(
+                f"| {name} | fixed {rate:g} req/s, {args.rounds} rounds pooled "
+                f"| {s['requests']} | {s['errors']} | {s['req_per_s']} "
+                f"| {s.get('p50')} | {s.get('p95')} | {s.get('p99')} | {s['max']} |"
+            )
 
 
 if __name__ == "__main__":

@@ -60,7 +60,9 @@ def main() -> None:
     model, _ = fit(train, d, settings.params.train)
     threadpool_limits(1)  # the server's scorer: one OpenMP thread per call
     sample = day.batch.head(max(args.rows)).astype(object).where(day.batch.head(max(args.rows)).notna(), None)
-    rows_all = [{k: (str(v) if k == d.id_col else v) for k, v in r.items()} for r in sample[[d.id_col, *d.features]].to_dict("records")]
+    rows_all = [
+        {k: (str(v) if k == d.id_col else v) for k, v in r.items()} for r in sample[[d.id_col, *d.features]].to_dict("records")
+    ]
     default_small = parts.SMALL_ROWS
 
     print("| rows | step | look-up (ms) | pandas path (ms) | ratio |")
@@ -73,12 +75,12 @@ def main() -> None:
         both: dict[str, dict[bool, list[float]]] = {s: {True: [], False: []} for s in ("preprocess", "predict_proba")}
         plain: dict[str, list[float]] = {"frame_of": [], "model_input": []}
         for _ in range(args.rounds):
-            plain["frame_of"].append(per_call_ms(lambda: frame_of(rows, d), args.repeat))
-            plain["model_input"].append(per_call_ms(lambda: model_input(frame, d), args.repeat))
+            plain["frame_of"].append(per_call_ms(lambda rows=rows: frame_of(rows, d), args.repeat))
+            plain["model_input"].append(per_call_ms(lambda frame=frame: model_input(frame, d), args.repeat))
             for lookup in (True, False):
                 parts.SMALL_ROWS = default_small if lookup else -1
-                both["preprocess"][lookup].append(per_call_ms(lambda: pre.transform(X), args.repeat))
-                both["predict_proba"][lookup].append(per_call_ms(lambda: model.predict_proba(X), args.repeat))
+                both["preprocess"][lookup].append(per_call_ms(lambda pre=pre, X=X: pre.transform(X), args.repeat))
+                both["predict_proba"][lookup].append(per_call_ms(lambda X=X: model.predict_proba(X), args.repeat))
             parts.SMALL_ROWS = default_small
         parts.SMALL_ROWS = -1
         reference = model.predict_proba(X)

@@ -27,8 +27,14 @@ DEFAULT_ARGS = {"retries": 1, "retry_delay": timedelta(seconds=30), "owner": "ml
         "scenario": Param(None, type=["null", "string"], description="Simulated feed only: stable, feature_drift, ..."),
         # A story replayed as a backfill (pipelines/ops/replay.py) lands each day inside the
         # scenario's window, so a day before the window is the stable feed.
-        "scenario_start": Param(None, type=["null", "string"], description="Simulated feed only: first day of the scenario (default: the run's day)."),
-        "scenario_end": Param(None, type=["null", "string"], description="Simulated feed only: first day the scenario no longer applies (default: never)."),
+        "scenario_start": Param(
+            None, type=["null", "string"], description="Simulated feed only: first day of the scenario (default: the run's day)."
+        ),
+        "scenario_end": Param(
+            None,
+            type=["null", "string"],
+            description="Simulated feed only: first day the scenario no longer applies (default: never).",
+        ),
     },
     doc_md=__doc__,
 )

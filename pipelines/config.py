@@ -35,8 +35,8 @@ from pipelines.params import (
 )
 
 __all__ = [
-    "DataParams", "DriftParams", "GateParams", "Params", "PrepareParams", "ProjectParams", "Scenario", "ScoreParams",
-    "ServeParams", "Settings", "SimulateParams", "TrainParams", "ValidateParams", "load_settings", "project_root",
+    "BINARY_CLASSES", "DataParams", "DriftParams", "GateParams", "Params", "PrepareParams", "ProjectParams", "Scenario",
+    "ScoreParams", "ServeParams", "Settings", "SimulateParams", "TrainParams", "ValidateParams", "load_settings", "project_root",
 ]
 
 class Settings:
@@ -104,6 +104,7 @@ def project_root() -> Path:
 
 
 SHOWN_VALUE_CHARS = 80  # a longer value given is not repeated in the error
+BINARY_CLASSES = 2  # the target is binary: its labels have two classes
 Key = tuple[str | int, ...]
 Marks = dict[Key, tuple[yaml.Mark, yaml.Mark]]  # where each key (or list item) and its value start
 

@@ -11,7 +11,13 @@ from __future__ import annotations
 import logging
 import sys
 
-PREFIX = {logging.DEBUG: "debug: ", logging.INFO: "", logging.WARNING: "warning: ", logging.ERROR: "error: ", logging.CRITICAL: "error: "}
+PREFIX = {
+    logging.DEBUG: "debug: ",
+    logging.INFO: "",
+    logging.WARNING: "warning: ",
+    logging.ERROR: "error: ",
+    logging.CRITICAL: "error: ",
+}
 
 
 class LineFormatter(logging.Formatter):

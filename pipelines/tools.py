@@ -38,7 +38,7 @@ def run(
     lets its output through to ours (a long `dvc repro` shows its own progress)."""
     log.debug("running %s in %s", " ".join(cmd), cwd)
     try:
-        return subprocess.run(cmd, cwd=cwd, env=env, capture_output=capture, text=True, timeout=timeout)
+        return subprocess.run(cmd, cwd=cwd, env=env, capture_output=capture, text=True, timeout=timeout, check=False)
     except FileNotFoundError as exc:
         raise PipelineError(f"cannot run {cmd[0]!r}: not installed or not on PATH") from exc
     except subprocess.TimeoutExpired as exc:
@@ -53,7 +53,11 @@ def reason(proc: subprocess.CompletedProcess[str]) -> str:
 def check(proc: subprocess.CompletedProcess[str], what: str) -> subprocess.CompletedProcess[str]:
     """Raise a one-line PipelineError naming ``what`` failed and why, or return ``proc``."""
     if proc.returncode != 0:
-        why = reason(proc) if proc.stdout is not None or proc.stderr is not None else f"exit code {proc.returncode} (see its output above)"
+        why = (
+            reason(proc)
+            if proc.stdout is not None or proc.stderr is not None
+            else f"exit code {proc.returncode} (see its output above)"
+        )
         raise PipelineError(f"{what} failed: {why}")
     return proc
 

@@ -4,6 +4,7 @@ store inside the project with artifacts beside it."""
 from __future__ import annotations
 
 import os
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from pipelines.config import Settings
@@ -23,6 +24,7 @@ def tracking_uri(settings: Settings) -> str:
 
 
 OWNER_TAG = "pipelines.owner"   # "<host> <pid> <process start time>" of the process running the run
+SAME_START_SECONDS = 0.01  # a process started this close to the recorded start time is the owner (a reused pid is not)
 
 
 def owner_tag() -> dict[str, str]:
@@ -48,7 +50,7 @@ def owner_alive(owner: str | None) -> bool | None:
     if host != socket.gethostname():
         return None
     try:
-        return abs(psutil.Process(pid_n).create_time() - started_f) < 0.01  # a reused pid is another process
+        return abs(psutil.Process(pid_n).create_time() - started_f) < SAME_START_SECONDS  # a reused pid is another process
     except psutil.NoSuchProcess:
         return False
 
@@ -65,7 +67,9 @@ def reap_orphan_runs(client: MlflowClient, experiment_id: str) -> list[str]:
         if owner_alive(owner) is False:
             client.set_tag(run.info.run_id, "pipelines.reaped", f"its process ({owner}) ended without closing it")
             client.set_terminated(run.info.run_id, status="FAILED")
-            log.warning("MLflow run %s (%s) was left running by a process that is gone: marked FAILED", run.info.run_id, run.info.run_name)
+            log.warning(
+                "MLflow run %s (%s) was left running by a process that is gone: marked FAILED", run.info.run_id, run.info.run_name
+            )
             reaped.append(run.info.run_id)
     return reaped
 
@@ -90,7 +94,7 @@ def probe_server(uri: str, timeout: float = 10.0) -> None:
         resp = requests.get(uri.rstrip("/") + "/health", timeout=timeout)
     except requests.RequestException as exc:
         raise PipelineError(unreachable(uri, exc)) from exc
-    if resp.status_code >= 500:
+    if resp.status_code >= HTTPStatus.INTERNAL_SERVER_ERROR:
         raise PipelineError(f"the MLflow tracking server at {uri} is unhealthy: HTTP {resp.status_code} on /health")
 
 

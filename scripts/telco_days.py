@@ -40,7 +40,9 @@ def daily_files(out: Path, days: int, start: date, seed: int = 0) -> dict[str, i
     df.insert(0, ID, [f"C{i:05d}" for i in range(1, len(df) + 1)])
     day_of = np.sort(rng.integers(0, days, size=len(df)))
     seconds = rng.integers(0, 86_400, size=len(df))
-    stamps = pd.to_datetime([start.isoformat()] * len(df)) + pd.to_timedelta(day_of, unit="D") + pd.to_timedelta(seconds, unit="s")
+    stamps = (
+        pd.to_datetime([start.isoformat()] * len(df)) + pd.to_timedelta(day_of, unit="D") + pd.to_timedelta(seconds, unit="s")
+    )
     df.insert(1, TS, stamps)
     (out / "raw").mkdir(parents=True, exist_ok=True)
     (out / "labels").mkdir(parents=True, exist_ok=True)
@@ -62,7 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --days must be at least 1", file=sys.stderr)
         return 1
     res = daily_files(args.out, args.days, date.fromisoformat(args.start))
-    print(f"wrote {res['rows']} customers ({res['positives']} churned) over {res['days']} days into {args.out}/raw and {args.out}/labels")
+    print(
+        f"wrote {res['rows']} customers ({res['positives']} churned) over {res['days']} days "
+        f"into {args.out}/raw and {args.out}/labels"
+    )
     return 0
 
 

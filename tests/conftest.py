@@ -87,9 +87,13 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:  # a test spread alone must not share a module fixture with others
         if group_of(item.nodeid) == item.nodeid:
-            shared = [n for n, d in item._fixtureinfo.name2fixturedefs.items() if d and d[-1].scope in ("class", "module", "package")]
+            shared = [
+                n for n, d in item._fixtureinfo.name2fixturedefs.items() if d and d[-1].scope in ("class", "module", "package")
+            ]
             if shared:
-                raise pytest.UsageError(f"{item.nodeid} uses the shared fixture(s) {shared}: list its name's prefix in SPREAD (tests/conftest.py)")
+                raise pytest.UsageError(
+                    f"{item.nodeid} uses the shared fixture(s) {shared}: list its name's prefix in SPREAD (tests/conftest.py)"
+                )
 
     if not config.getoption("numprocesses", None):
         return  # one process (`make test TEST_WORKERS=0`): the files' own order

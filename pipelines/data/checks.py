@@ -10,7 +10,9 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from pipelines.config import DataParams
+from pipelines.config import BINARY_CLASSES, DataParams
+
+MIN_SKEW_ROWS = 30  # fewer non-null values on either side give too noisy a median and spread to compare
 
 
 def single_feature_auc(feature: pd.Series, label: pd.Series, categorical: bool) -> float:
@@ -33,7 +35,7 @@ def single_feature_auc(feature: pd.Series, label: pd.Series, categorical: bool) 
 def leakage_lines(train: pd.DataFrame, data: DataParams, max_auc: float) -> list[str]:
     """Name every feature that predicts the label almost perfectly on its own (label leakage)."""
     y = train[data.target]
-    if y.isna().any() or y.nunique() < 2:
+    if y.isna().any() or y.nunique() < BINARY_CLASSES:
         return []  # the suite reports missing or single-class labels itself
     lines = []
     for col in data.features:
@@ -72,7 +74,7 @@ def skew_lines(batch: pd.DataFrame, reference: pd.DataFrame, data: DataParams, s
             continue
         cur = pd.to_numeric(batch[col], errors="coerce").replace([np.inf, -np.inf], np.nan).dropna()
         ref = pd.to_numeric(reference[col], errors="coerce").replace([np.inf, -np.inf], np.nan).dropna()
-        if len(cur) < 30 or len(ref) < 30:
+        if len(cur) < MIN_SKEW_ROWS or len(ref) < MIN_SKEW_ROWS:
             continue
         stats = {
             "median": (float(cur.median()), float(ref.median())),

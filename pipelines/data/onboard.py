@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.config import Settings, load_settings
+from pipelines.config import BINARY_CLASSES, Settings, load_settings
 from pipelines.errors import PipelineError
 from pipelines.io import partition_files, read_frame, write_json
 
@@ -28,6 +28,12 @@ MIN_HOLDOUT_ROWS = 1000         # ...and the holdout about this many rows for a 
 MAX_SLICE_LEVELS = 8            # a categorical column with more values makes too many slices
 HIGH_CARDINALITY = 0.5          # a text column with more distinct values than this share of rows
                                 # is an identifier or free text, not a feature
+MIN_IDENTIFIER_VALUES = 100     # ...when it also has more distinct values than this
+MIN_TIMESTAMP_SHARE = 0.99      # the timestamp column holds a date-time on its file's day in this share of rows
+MIN_ID_MATCH = 0.5              # the id column matches at least this share of the labels to raw rows of their day
+SHOWN_LABEL_VALUES = 5          # a non-binary target's values named in its error
+MIN_SLICE_SHARE = 0.05          # every value of a slicing column holds at least this share of rows
+MIN_BAND_VALUES = 10            # a numerical column with fewer distinct values is not cut into bands
 BOOLEAN_LABELS = {"0", "1", "True", "False", "0.0", "1.0"}
 
 
@@ -101,13 +107,17 @@ def _timestamp_column(raw: pd.DataFrame, exclude: set[str]) -> str:
         values = raw[col]
         if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
             continue
-        parsed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed") if not pd.api.types.is_datetime64_any_dtype(values) else values
+        parsed = (
+            pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
+            if not pd.api.types.is_datetime64_any_dtype(values)
+            else values
+        )
         if not pd.api.types.is_datetime64_any_dtype(parsed):
             continue
         on_day = (pd.Series(parsed).dt.date == raw["_day"]).mean()
         if on_day > best_share:
             best, best_share = col, float(on_day)
-    if best_share < 0.99:
+    if best_share < MIN_TIMESTAMP_SHARE:
         raise PipelineError(
             "no timestamp column: no column of the raw files holds date-times on each file's own day "
             "(the event time; the daily suite expects a file's events on its day)"
@@ -122,7 +132,8 @@ def _id_column(inspection: Inspection, target: str) -> str:
     shared = [c for c in labels.columns if c in raw.columns and c not in (target, "_day")]
     if not shared:
         raise PipelineError(
-            f"ids do not join: the labels files share no column with the raw files (labels have {sorted(c for c in labels.columns if c != '_day')})"
+            "ids do not join: the labels files share no column with the raw files "
+            f"(labels have {sorted(c for c in labels.columns if c != '_day')})"
         )
     days = [d for d in inspection.labelled_days if d in set(labels["_day"]) and d in set(raw["_day"])]
     scores = {}
@@ -136,7 +147,7 @@ def _id_column(inspection: Inspection, target: str) -> str:
             matched += int(lab.isin(ids).sum())
             total += len(lab)
         scores[col] = matched / total if total else 0.0
-    if not scores or max(scores.values()) < 0.5:
+    if not scores or max(scores.values()) < MIN_ID_MATCH:
         detail = ", ".join(f"{c}: {s:.0%}" for c, s in scores.items()) or "no shared column is unique within a day"
         raise PipelineError(f"ids do not join: labels match few rows of the raw batch of the same day ({detail})")
     return max(scores, key=lambda c: scores[c])
@@ -144,14 +155,15 @@ def _id_column(inspection: Inspection, target: str) -> str:
 
 def _label_values(labels: pd.DataFrame, target: str, positive_label: str | None) -> list[str]:
     values = sorted(labels[target].dropna().astype(str).unique())
-    if len(values) > 2:
-        shown = ", ".join(values[:5]) + ("..." if len(values) > 5 else "")
+    if len(values) > BINARY_CLASSES:
+        shown = ", ".join(values[:SHOWN_LABEL_VALUES]) + ("..." if len(values) > SHOWN_LABEL_VALUES else "")
         raise PipelineError(f"target {target!r} has {len(values)} values ({shown}): a binary target has two")
-    if len(values) < 2:
+    if len(values) < BINARY_CLASSES:
         raise PipelineError(f"target {target!r} has a single value ({', '.join(values) or 'none'}): nothing to learn")
     if positive_label is None and not set(values) <= BOOLEAN_LABELS:
         raise PipelineError(
-            f"target {target!r} has the values {values[0]!r} and {values[1]!r}: pass --positive-label with the one that means positive"
+            f"target {target!r} has the values {values[0]!r} and {values[1]!r}: "
+            "pass --positive-label with the one that means positive"
         )
     if positive_label is not None and positive_label not in values:
         raise PipelineError(f"--positive-label {positive_label!r} is not a value of {target!r} ({values[0]!r}, {values[1]!r})")
@@ -175,7 +187,7 @@ def _feature_roles(raw: pd.DataFrame, skip: set[str]) -> tuple[list[str], list[s
             numerical.append(col)
         elif pd.api.types.is_datetime64_any_dtype(values):
             excluded[col] = "a date-time (derive features from it upstream)"
-        elif distinct > HIGH_CARDINALITY * values.notna().sum() and distinct > 100:
+        elif distinct > HIGH_CARDINALITY * values.notna().sum() and distinct > MIN_IDENTIFIER_VALUES:
             excluded[col] = f"{distinct} distinct values: an identifier or free text"
         else:
             categorical.append(col)
@@ -189,13 +201,16 @@ def inspect(raw_dir: Path, labels_dir: Path, target: str, positive_label: str | 
     insp.labels = _read_days({d: p for d, p in insp.label_days.items() if d in insp.raw_days} or insp.label_days, "labels")
     if target not in insp.labels.columns:
         raise PipelineError(
-            f"target {target!r} is not a column of the labels files (they have {sorted(c for c in insp.labels.columns if c != '_day')})"
+            f"target {target!r} is not a column of the labels files "
+            f"(they have {sorted(c for c in insp.labels.columns if c != '_day')})"
         )
     if target in insp.raw.columns:
         raise PipelineError(f"target {target!r} is a column of the raw files: the daily batches must not carry the label")
     insp.label_values = _label_values(insp.labels, target, positive_label)
     if not insp.labelled_days:
-        raise PipelineError("no day has both a raw file and a labels file: ids cannot join (are the files named by the same days?)")
+        raise PipelineError(
+            "no day has both a raw file and a labels file: ids cannot join (are the files named by the same days?)"
+        )
     insp.id_col = _id_column(insp, target)
     insp.timestamp_col = _timestamp_column(insp.raw, {insp.id_col})
     insp.numerical, insp.categorical, insp.excluded = _feature_roles(insp.raw, {insp.id_col, insp.timestamp_col})
@@ -219,7 +234,7 @@ def suggest_sizes(labelled_days: int, rows_per_day: float, min_day_rows: int) ->
         "window_days": int(window),
         "holdout_days": int(holdout),
         "min_rows": max(1, min_day_rows // 2),
-        "min_slice_rows": max(30, int(round(holdout_rows * 0.05))),
+        "min_slice_rows": max(30, round(holdout_rows * 0.05)),
     }
 
 
@@ -230,16 +245,16 @@ def suggest_slices(raw: pd.DataFrame, numerical: list[str], categorical: list[st
     cats = []
     for col in categorical:
         shares = raw[col].value_counts(normalize=True)
-        if 2 <= len(shares) <= MAX_SLICE_LEVELS and shares.min() >= 0.05:
+        if 2 <= len(shares) <= MAX_SLICE_LEVELS and shares.min() >= MIN_SLICE_SHARE:  # noqa: PLR2004 a slice needs two values
             cats.append((len(shares), col))
     for _, col in sorted(cats)[:2]:
         slices[col] = None
     for col in numerical:
         values = pd.to_numeric(raw[col], errors="coerce").dropna()
-        if values.nunique() < 10:
+        if values.nunique() < MIN_BAND_VALUES:
             continue
         edges = sorted({float(f"{q:.2g}") for q in values.quantile([0.25, 0.5, 0.75])})
-        if len(edges) >= 2:
+        if len(edges) >= 2:  # noqa: PLR2004 two distinct quartiles make bands
             slices[col] = edges
             break
     return slices
@@ -270,8 +285,8 @@ def write_params(params_file: Path, updates: dict[str, dict[str, Any]]) -> None:
 
     for name, values in updates.items():
         section = doc.setdefault(name, {})
-        for key, value in values.items():
-            value = plain(value)
+        for key, given in values.items():
+            value = plain(given)
             if isinstance(value, list):
                 seq = CommentedSeq(value)
                 seq.fa.set_flow_style()
@@ -367,7 +382,7 @@ def review_lines(res: dict[str, Any]) -> list[str]:
         f"  gate.slices: {res['slices'] or 'none'} (min_slice_rows {res['min_slice_rows']})",
         "Proposed suites - review ranges, allowed categories and null bounds, then adopt them:",
     ]
-    for kind, path in res["proposed_suites"].items():
+    for path in res["proposed_suites"].values():
         lines.append(f"  mv {path} {path.replace('.proposed.json', '.json')}")
     lines.append("Then: make run")
     return lines

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.config import Settings
+from pipelines.config import BINARY_CLASSES, Settings
 from pipelines.errors import PipelineError
 from pipelines.failpoint import failpoint
 from pipelines.io import partition_files, read_frame, write_json, write_parquet
@@ -46,7 +46,7 @@ def binary_labels(values: pd.Series, positive_label: object, target: str) -> pd.
             )
         return pd.to_numeric(values, errors="coerce").astype("Int64")
     kinds = sorted(present.astype(str).unique())
-    if len(kinds) > 2:
+    if len(kinds) > BINARY_CLASSES:
         raise PipelineError(f"labels in {target!r} have {len(kinds)} values ({', '.join(kinds[:4])}...); a binary target has two")
     out = (values.astype(str) == str(positive_label)).astype("Int64")
     return out.mask(values.isna())

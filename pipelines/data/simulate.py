@@ -93,7 +93,9 @@ def _risk(c: dict[str, np.ndarray]) -> np.ndarray:
     )
 
 
-def _world(scenario: Scenario, wrng: np.random.Generator, c: dict[str, np.ndarray], out: dict[str, np.ndarray], z: np.ndarray) -> np.ndarray:
+def _world(
+    scenario: Scenario, wrng: np.random.Generator, c: dict[str, np.ndarray], out: dict[str, np.ndarray], z: np.ndarray
+) -> np.ndarray:
     """The population of a story (every day, before and during the failure); return the risk."""
     if scenario == "login_policy":
         # Tuned (old model ~0.82 before the policy change, ~0.75 after it, a retrained one ~0.83):
@@ -106,7 +108,9 @@ def _world(scenario: Scenario, wrng: np.random.Generator, c: dict[str, np.ndarra
     return z
 
 
-def _apply_scenario(scenario: Scenario, srng: np.random.Generator, c: dict[str, np.ndarray], out: dict[str, np.ndarray], z: np.ndarray) -> np.ndarray:
+def _apply_scenario(
+    scenario: Scenario, srng: np.random.Generator, c: dict[str, np.ndarray], out: dict[str, np.ndarray], z: np.ndarray
+) -> np.ndarray:
     """Inject the scenario's failure into the served columns ``out`` (or the risk); return the risk."""
     n = len(z)
     if scenario == "login_policy":
@@ -165,7 +169,11 @@ def generate_day(
     }
     if scenario in WORLDS:
         z = _world(scenario, _rng(seed, day, 2), c, out, z)
-    failing = scenario != "stable" and (scenario_start is None or day >= scenario_start) and (scenario_end is None or day < scenario_end)
+    failing = (
+        scenario != "stable"
+        and (scenario_start is None or day >= scenario_start)
+        and (scenario_end is None or day < scenario_end)
+    )
     if failing:
         z = _apply_scenario(scenario, _rng(seed, day, 1), c, out, z)
     label = (c["label_noise"] < 1 / (1 + np.exp(-z))).astype("int64")

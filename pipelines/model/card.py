@@ -41,7 +41,8 @@ def render(settings: Settings, candidate: dict[str, Any], decision: dict[str, An
         "## Training data",
         f"- Window: days {candidate.get('train_days')} (holdout, never trained on: {candidate.get('holdout_days')})",
         f"- Training set md5 (DVC): `{candidate.get('data_md5')}`; holdout md5: `{candidate.get('holdout_md5')}`",
-        f"- Code: commit `{str(candidate.get('git_commit'))[:12]}`" + (" from a **dirty** working tree" if tag_bool(candidate.get("git_dirty")) else ""),
+        f"- Code: commit `{str(candidate.get('git_commit'))[:12]}`"
+        + (" from a **dirty** working tree" if tag_bool(candidate.get("git_dirty")) else ""),
         f"- params.yaml md5 `{candidate.get('params_md5')}`; dependency lock sha256 `{str(candidate.get('lock_sha256'))[:16]}`",
         f"- Features: {', '.join(d.numerical)} (numerical); {', '.join(d.categorical)} (categorical)",
         "",
@@ -51,12 +52,17 @@ def render(settings: Settings, candidate: dict[str, Any], decision: dict[str, An
     ]
     diff = decision.get("auc_difference")
     if diff:
-        lines.append(f"- AUC difference vs champion: {diff['diff']:+.4f}, {settings.params.gate.confidence:.0%} CI [{diff['ci_low']:+.4f}, {diff['ci_high']:+.4f}]")
+        lines.append(
+            f"- AUC difference vs champion: {diff['diff']:+.4f}, "
+            f"{settings.params.gate.confidence:.0%} CI [{diff['ci_low']:+.4f}, {diff['ci_high']:+.4f}]"
+        )
     cand_slices, champ_slices = decision.get("candidate_slices") or {}, decision.get("champion_slices") or {}
     if cand_slices:
         lines += ["", "| slice | rows | ROC AUC | champion |", "|---|---:|---:|---:|"]
         for name, m in cand_slices.items():
-            lines.append(f"| {name} | {m['rows']} | {_fmt(m['roc_auc'])} | {_fmt((champ_slices.get(name) or {}).get('roc_auc'))} |")
+            lines.append(
+                f"| {name} | {m['rows']} | {_fmt(m['roc_auc'])} | {_fmt((champ_slices.get(name) or {}).get('roc_auc'))} |"
+            )
     lines += ["", "## Gate checks", "| check | value | threshold | result |", "|---|---|---|---|"]
     for c in decision["checks"]:
         lines.append(f"| {c['check']} | {_fmt(c['value'])} | {c['threshold']} | {'pass' if c['passed'] else '**FAIL**'} |")

@@ -58,7 +58,8 @@ def load_verified(settings: Settings, alias: str) -> tuple[Any, Any, Any]:
     actual = artifact_sha256(local)
     if actual != recorded:
         raise PipelineError(
-            f"{name} v{mv.version} ({alias}): artifact hash {actual[:12]} differs from the registered {recorded[:12]}; refusing to score"
+            f"{name} v{mv.version} ({alias}): artifact hash {actual[:12]} "
+            f"differs from the registered {recorded[:12]}; refusing to score"
         )
     return mlflow.sklearn.load_model(str(local)), mv, Model.load(str(local)).signature
 

@@ -53,7 +53,7 @@ def bin_numeric(values: np.ndarray, edges: list[float]) -> np.ndarray:
     exceeds no edge, so it lands in bin 0 and is taken out again: no copy drops the nulls.
     """
     v = np.asarray(values, dtype="float64")
-    if len(edges) >= 255:
+    if len(edges) >= np.iinfo(np.uint8).max:  # the bin index is a uint8
         raise ValueError("at most 254 bin edges")
     idx = np.zeros(v.shape[0], dtype=np.uint8)
     for edge in edges:
@@ -71,7 +71,7 @@ def bin_categorical(values: pd.Series, categories: list[str]) -> np.ndarray:
         per_level = np.bincount(codes[codes >= 0], minlength=len(values.cat.categories))
         index = {c: i for i, c in enumerate(categories)}
         counts = np.zeros(len(categories) + 1, dtype="int64")
-        for level, n in zip(values.cat.categories, per_level):
+        for level, n in zip(values.cat.categories, per_level, strict=True):
             counts[index.get(str(level), len(categories))] += int(n)
         return counts
     s = values.dropna().astype(str)

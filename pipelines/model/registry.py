@@ -194,19 +194,25 @@ def _register(settings: Settings, client: Any, name: str, candidate: dict[str, A
     return version
 
 
-def _record_verdict(settings: Settings, client: Any, name: str, version: str, candidate: dict[str, Any], decision: dict[str, Any]) -> None:
+def _record_verdict(
+    settings: Settings, client: Any, name: str, version: str, candidate: dict[str, Any], decision: dict[str, Any]
+) -> None:
     """The decision record (naming the version), the model card and the gate tags on the version."""
     from pipelines.model.card import render
 
     # The logged record names the version it decided about (the local decision.json is a DVC
     # output of `gate` and stays as that stage wrote it).
-    client.log_dict(candidate["run_id"], {**decision, "candidate": {**decision["candidate"], "version": version}}, "gate/decision.json")
+    client.log_dict(
+        candidate["run_id"], {**decision, "candidate": {**decision["candidate"], "version": version}}, "gate/decision.json"
+    )
     card = render(settings, candidate, decision, version)
     client.update_model_version(name, version, description=card)
     client.log_text(candidate["run_id"], card, "model_card.md")
     client.set_model_version_tag(name, version, "gate_passed", str(decision["passed"]).lower())
     client.set_model_version_tag(name, version, "gate_reasons", "; ".join(decision["reasons"]) or "all checks passed")
-    client.set_model_version_tag(name, version, "gate_judged_against", f"v{decision['champion']['version']}" if decision.get("champion") else "none")
+    client.set_model_version_tag(
+        name, version, "gate_judged_against", f"v{decision['champion']['version']}" if decision.get("champion") else "none"
+    )
 
 
 def register_candidate(
@@ -227,7 +233,9 @@ def register_candidate(
         # gate's params), or a promotion was killed after moving the alias: the record is
         # updated (and the history repaired), the aliases stay where they are.
         if decision["passed"] or override_reason:
-            _record_champion(client, name, version, "passed the gate" if decision["passed"] else f"gate overridden: {override_reason}")
+            _record_champion(
+                client, name, version, "passed the gate" if decision["passed"] else f"gate overridden: {override_reason}"
+            )
         role = "champion (already; gate re-run " + ("passed)" if decision["passed"] else "failed: consider `rollback`)")
     elif decision["passed"]:
         _set_champion(client, name, version, "passed the gate")
@@ -320,7 +328,7 @@ def rollback(settings: Settings, reason: str) -> dict[str, Any]:
     name = settings.params.project.model_name
     with promotion_lock(client, name):
         history = _history(client, name)
-        if len(history) < 2:
+        if len(history) < 2:  # noqa: PLR2004 the current champion and the one before it
             raise PipelineError(f"no previous champion to roll back to (history: {history or 'empty'})")
         current, previous = history[-1], history[-2]
         who = getpass.getuser()

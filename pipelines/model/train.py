@@ -16,7 +16,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 
-from pipelines.config import DataParams, Settings, TrainParams
+from pipelines.config import BINARY_CLASSES, DataParams, Settings, TrainParams
 from pipelines.errors import PipelineError
 from pipelines.io import file_md5, read_frame, read_json, write_json
 from pipelines.model.features import model_input
@@ -65,7 +65,7 @@ def fit(train: pd.DataFrame, data: DataParams, tp: TrainParams) -> tuple[Pipelin
     y = train[data.target]
     if y.isna().any():
         raise PipelineError(f"training labels contain {int(y.isna().sum())} missing values in {data.target!r}")
-    if y.nunique() < 2:
+    if y.nunique() < BINARY_CLASSES:
         raise PipelineError(f"training labels in {data.target!r} have a single class; cannot train")
     from threadpoolctl import threadpool_limits
 
@@ -87,11 +87,13 @@ def permutation_importance_by_feature(
     from sklearn.inspection import permutation_importance
     from threadpoolctl import threadpool_limits
 
-    if y.nunique() < 2:
+    if y.nunique() < BINARY_CLASSES:
         return None
     with threadpool_limits(limits=threads):
-        res = permutation_importance(model, X, y.astype("int64"), scoring="roc_auc", n_repeats=repeats, random_state=seed, n_jobs=1)
-    return {c: float(v) for c, v in zip(X.columns, res.importances_mean)}
+        res = permutation_importance(
+            model, X, y.astype("int64"), scoring="roc_auc", n_repeats=repeats, random_state=seed, n_jobs=1
+        )
+    return {c: float(v) for c, v in zip(X.columns, res.importances_mean, strict=True)}
 
 
 def train(settings: Settings) -> dict[str, Any]:

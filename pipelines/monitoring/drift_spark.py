@@ -121,7 +121,9 @@ def spark_counts(df: Any, profile: dict[str, Any]) -> tuple[dict[str, list[int]]
     return counts, nulls, rows
 
 
-def spark_drift(source: str, profile: dict[str, Any], master: str | None, sample_rows: int) -> tuple[dict[str, Any], int, pd.DataFrame]:
+def spark_drift(
+    source: str, profile: dict[str, Any], master: str | None, sample_rows: int
+) -> tuple[dict[str, Any], int, pd.DataFrame]:
     """PSI per feature of the Parquet batch at ``source`` (any path or URI Spark reads), the
     row count, and a seeded random sample of at most ``sample_rows`` rows of it (for the
     Evidently report's histograms)."""

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.config import Settings
+from pipelines.config import BINARY_CLASSES, Settings
 from pipelines.data.prepare import binary_labels
 from pipelines.errors import PipelineError
 from pipelines.io import check_not_quarantined, day_parts, find_partition, partition_files, read_frame, write_json
@@ -33,7 +33,7 @@ def live_metrics(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     if len(labels) == 0:
         raise PipelineError("no prediction matches a label")
     out = {"live_default_rate": float(labels.mean()), "live_mean_score": float(scores.mean()), "live_rows": float(len(labels))}
-    if len(np.unique(labels)) == 2:
+    if len(np.unique(labels)) == BINARY_CLASSES:
         out["live_roc_auc"] = float(roc_auc_score(labels, scores))
         out["live_log_loss"] = float(log_loss(labels, np.clip(scores, 1e-7, 1 - 1e-7), labels=[0, 1]))
     return out
@@ -54,7 +54,9 @@ def day_predictions(settings: Settings, day: date) -> pd.DataFrame:
     frames += [read_frame(p)[[*cols, "variant"]] for p in day_parts(settings.online_predictions_dir, day)]
     if not frames:
         check_not_quarantined(settings, day)
-        raise PipelineError(f"no predictions for {day} ({batch} missing, nothing in {settings.online_predictions_dir / day.isoformat()})")
+        raise PipelineError(
+            f"no predictions for {day} ({batch} missing, nothing in {settings.online_predictions_dir / day.isoformat()})"
+        )
     out = pd.concat(frames, ignore_index=True)
     out = out[out[d.id_col].notna()]
     out[d.id_col] = out[d.id_col].astype(str)
@@ -66,7 +68,11 @@ def predicted_days(settings: Settings) -> list[date]:
     online = settings.online_predictions_dir
     days = set(partition_files(settings.predictions_dir))
     if online.is_dir():
-        days |= {date.fromisoformat(p.name) for p in online.iterdir() if p.is_dir() and DAY_DIR.match(p.name) and day_parts(online, date.fromisoformat(p.name))}
+        days |= {
+            date.fromisoformat(p.name)
+            for p in online.iterdir()
+            if p.is_dir() and DAY_DIR.match(p.name) and day_parts(online, date.fromisoformat(p.name))
+        }
     return sorted(days)
 
 
@@ -117,7 +123,13 @@ def measure_matured_days(settings: Settings) -> list[dict[str, Any]]:
     for day in predicted_days(settings):
         if day in labelled and day.isoformat() not in done:
             res = performance(settings, day)
-            log.info("%s: live ROC AUC %s on %s rows (model v%s)", day, res.get("live_roc_auc"), res["matched_rows"], res["model_versions"])
+            log.info(
+                "%s: live ROC AUC %s on %s rows (model v%s)",
+                day,
+                res.get("live_roc_auc"),
+                res["matched_rows"],
+                res["model_versions"],
+            )
             out.append({"day": res["day"], "live_roc_auc": res.get("live_roc_auc"), "rows": res["matched_rows"]})
     if not out:
         predicted = predicted_days(settings)

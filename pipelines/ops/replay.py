@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
@@ -91,7 +92,12 @@ class Replay:
         from pipelines.ops import tasks
 
         served = day >= self.launch
-        rec: dict[str, Any] = {"day": day.isoformat(), "phase": "served" if served else "warmup", "failure": self.failing(day), "training": []}
+        rec: dict[str, Any] = {
+            "day": day.isoformat(),
+            "phase": "served" if served else "warmup",
+            "failure": self.failing(day),
+            "training": [],
+        }
         with self.quiet():
             tasks.land_batch(day, self.story.scenario, *self.scenario_window())
             try:
@@ -111,7 +117,9 @@ class Replay:
             self.train(day, "first champion", rec)
             if self.champion is None:  # nothing to serve with: stop rather than retrain every day
                 first = rec["training"][-1]
-                raise PipelineError(f"the first champion was not promoted on {day}: {first.get('failed') or '; '.join(first.get('reasons', []))}")
+                raise PipelineError(
+                    f"the first champion was not promoted on {day}: {first.get('failed') or '; '.join(first.get('reasons', []))}"
+                )
         rec["champion"] = self.champion
         if rec["validated"] and self.champion is not None:
             with self.quiet():
@@ -128,7 +136,11 @@ class Replay:
             if rec["drift"]["retrain"]:
                 self.train(day, "retrain requested: " + rec["drift"]["reason"], rec)
         offset = (day - self.launch).days
-        if served and offset in self.cal["retrain_at"] and not any(t["trigger"].startswith("retrain requested") for t in rec["training"]):
+        if (
+            served
+            and offset in self.cal["retrain_at"]
+            and not any(t["trigger"].startswith("retrain requested") for t in rec["training"])
+        ):
             self.train(day, "scheduled training run", rec)
         return rec
 
@@ -145,7 +157,7 @@ class Replay:
 
     def drift_record(self, day: date) -> dict[str, Any]:
         d = read_json(self.settings.reports_dir / "drift" / f"{day.isoformat()}.json")
-        psi = {k: v for k, v in d["psi"].items() if v == v}  # NaN (all null) is not plotted
+        psi = {k: v for k, v in d["psi"].items() if not math.isnan(v)}  # NaN (all null) is not plotted
         top = max(psi, key=lambda k: psi[k]) if psi else None
         return {
             "psi": {k: round(v, 5) for k, v in psi.items()},
@@ -245,7 +257,10 @@ def day_line(rec: dict[str, Any]) -> str:
     auc = f"{live[-1]['roc_auc']:.3f} ({live[-1]['day'][5:]})" if live else "   -   "
     dr = rec.get("drift") or {}
     psi = f"{dr['top_feature']} {dr['top_psi']:.3f}" if dr.get("top_feature") else "-"
-    return f"{rec['day']}  champion {('v' + rec['champion']) if rec.get('champion') else '-':>4}  live AUC {auc:<13}  top PSI {psi:<22}  {event(rec)}"
+    return (
+        f"{rec['day']}  champion {('v' + rec['champion']) if rec.get('champion') else '-':>4}  live AUC {auc:<13}  "
+        f"top PSI {psi:<22}  {event(rec)}"
+    )
 
 
 def event(rec: dict[str, Any]) -> str:
@@ -283,7 +298,10 @@ def replay(
     st, cal, source, out = plan(story_name, days, out, quick, reports, settings)
     root = make_project(source, out / "project", {**cal["params"], "simulate.rows_per_day": cal["rows"]})
     (out / "replay.log").unlink(missing_ok=True)
-    echo(f"replaying {st.name} in {root} ({cal['warmup_days']} warm-up days, {cal['days']} served days; failure from served day {cal['failure_at']})")
+    echo(
+        f"replaying {st.name} in {root} ({cal['warmup_days']} warm-up days, "
+        f"{cal['days']} served days; failure from served day {cal['failure_at']})"
+    )
     started = time.perf_counter()
     with logged(root, out) as log_file:
         rep = Replay(st, cal, root, log_file, echo)
@@ -292,7 +310,10 @@ def replay(
     result["seconds"]["total"] = round(time.perf_counter() - started, 1)
     files = write_timeline(result, out)
     write_json(result, out / "timeline.json")
-    echo(f"timeline: {files['html']} ({files['png']}); nothing lost: {'yes' if result['audit']['ok'] else 'NO - ' + '; '.join(result['audit']['problems'][:3])}")
+    echo(
+        f"timeline: {files['html']} ({files['png']}); nothing lost: "
+        f"{'yes' if result['audit']['ok'] else 'NO - ' + '; '.join(result['audit']['problems'][:3])}"
+    )
     for row in result["guards"]:
         echo(f"  {row['guard']:<12} {row['day']}  {row['what']}")
     return result

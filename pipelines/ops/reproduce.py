@@ -105,7 +105,9 @@ def _fetch_by_hash(worktree: Path, remote_url: str, remote_name: str, wanted: di
             if not stored.is_file():
                 problems.append(f"{TRAINING_FILES[key]} (md5 {md5}) is missing from DVC remote {remote_name} ({stored})")
             elif (actual := file_md5(stored)) != md5:
-                problems.append(f"{TRAINING_FILES[key]} in DVC remote {remote_name} is corrupted: {stored} has md5 {actual}, registered {md5}")
+                problems.append(
+                    f"{TRAINING_FILES[key]} in DVC remote {remote_name} is corrupted: {stored} has md5 {actual}, registered {md5}"
+                )
         if problems:
             raise PipelineError("cannot reproduce: " + "; ".join(problems))
     cfg = dvc(["remote", "modify", "--local", remote_name, "url", remote_url], worktree)
@@ -158,7 +160,9 @@ def _reproducible(settings: Settings, mv: Any) -> str:
     return commit
 
 
-def _environment_checks(settings: Settings, worktree: Path, tags: dict[str, str], commit: str) -> tuple[dict[str, Any], list[str], str | None]:
+def _environment_checks(
+    settings: Settings, worktree: Path, tags: dict[str, str], commit: str
+) -> tuple[dict[str, Any], list[str], str | None]:
     """params.yaml and the dependency lock at the commit against what the version recorded."""
     from pipelines.tracking import lock_sha256
 
@@ -167,7 +171,9 @@ def _environment_checks(settings: Settings, worktree: Path, tags: dict[str, str]
     actual_params = file_md5(worktree / "params.yaml")
     checks["params_md5"] = {"registered": tags["params_md5"], "at_commit": actual_params}
     if actual_params != tags["params_md5"]:
-        differences.append(f"params.yaml at {commit[:12]} has md5 {actual_params}, the version was trained with {tags['params_md5']}")
+        differences.append(
+            f"params.yaml at {commit[:12]} has md5 {actual_params}, the version was trained with {tags['params_md5']}"
+        )
     lock = worktree / "requirements.lock"
     installed_lock = lock_sha256(settings)
     checks["lock_sha256"] = {
@@ -205,7 +211,15 @@ def _rebuild(worktree: Path, tmp: Path, mv: Any, remote_name: str, remote_url: s
     return read_json(worktree / "models" / "candidate.json")
 
 
-def _compare(settings: Settings, worktree: Path, tmp: Path, mv: Any, rebuilt: dict[str, Any], checks: dict[str, Any], differences: list[str]) -> None:
+def _compare(
+    settings: Settings,
+    worktree: Path,
+    tmp: Path,
+    mv: Any,
+    rebuilt: dict[str, Any],
+    checks: dict[str, Any],
+    differences: list[str],
+) -> None:
     """Holdout predictions byte for byte, training AUC and the drift profile: registered vs rebuilt."""
     import mlflow
 
@@ -213,7 +227,9 @@ def _compare(settings: Settings, worktree: Path, tmp: Path, mv: Any, rebuilt: di
 
     name, version, tags = settings.params.project.model_name, str(mv.version), mv.tags
     log.info("comparing the rebuilt model with the registered one on the recorded holdout")
-    registered_dir = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(tmp / "registered")))
+    registered_dir = Path(
+        mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(tmp / "registered"))
+    )
     live_uri = tracking_uri(settings)
     mlflow.set_tracking_uri(f"sqlite:///{worktree / 'mlflow.db'}")
     try:
@@ -235,7 +251,10 @@ def _compare(settings: Settings, worktree: Path, tmp: Path, mv: Any, rebuilt: di
     checks["train_roc_auc"] = {"registered": reg_auc, "rebuilt": rebuilt.get("train_roc_auc")}
     if reg_auc is None or round(reg_auc, 6) != rebuilt.get("train_roc_auc"):
         differences.append(f"training ROC AUC {rebuilt.get('train_roc_auc')} vs registered {reg_auc}")
-    checks["drift_profile_sha256"] = {"registered": tags.get("drift_profile_sha256"), "rebuilt": rebuilt.get("drift_profile_sha256")}
+    checks["drift_profile_sha256"] = {
+        "registered": tags.get("drift_profile_sha256"),
+        "rebuilt": rebuilt.get("drift_profile_sha256"),
+    }
     if tags.get("drift_profile_sha256") and tags["drift_profile_sha256"] != rebuilt.get("drift_profile_sha256"):
         differences.append("the frozen drift profile differs")
 

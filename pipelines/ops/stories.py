@@ -117,7 +117,10 @@ STORIES: dict[str, Story] = {
             name="skew",
             scenario="skew",
             guard="validation",
-            summary="A 30-day average is served as today's value for 4 days: validation blocks every such day, nothing is scored from it.",
+            summary=(
+                "A 30-day average is served as today's value for 4 days: "
+                "validation blocks every such day, nothing is scored from it."
+            ),
             days=20,
             failure_at=5,
             failure_days=4,
@@ -128,7 +131,10 @@ STORIES: dict[str, Story] = {
             name="null_spike",
             scenario="null_spike",
             guard="validation",
-            summary="income goes from 1 % to 50 % nulls for 3 days: the days are quarantined, the champion keeps serving the good days.",
+            summary=(
+                "income goes from 1 % to 50 % nulls for 3 days: "
+                "the days are quarantined, the champion keeps serving the good days."
+            ),
             days=20,
             failure_at=5,
             failure_days=3,

@@ -54,7 +54,14 @@ def land_batch(day: date, scenario: str | None = None, scenario_start: str | Non
         raise PipelineError(f"no batch for {day} in {s.raw_dir} (expected {day}.parquet or {day}.csv)")
     from pipelines.data.simulate import simulate
 
-    simulate(s, start=day.isoformat(), days=1, scenario=scenario, scenario_start=scenario_start or day.isoformat(), scenario_end=scenario_end)  # type: ignore[arg-type]
+    simulate(
+        s,
+        start=day.isoformat(),
+        days=1,
+        scenario=scenario,  # type: ignore[arg-type]
+        scenario_start=scenario_start or day.isoformat(),
+        scenario_end=scenario_end,
+    )
     return str(find_partition(s.raw_dir, day))
 
 

@@ -93,21 +93,39 @@ def guards(result: dict[str, Any]) -> list[dict[str, str]]:
     quarantined = [r for r in served if not r["validated"]]
     if quarantined:
         why = quarantined[0].get("quarantine_reasons") or ["failed validation"]
-        rows.append({
-            "guard": "validation", "day": quarantined[0]["day"],
-            "what": f"{len(quarantined)} day(s) quarantined ({_ranges([r['day'] for r in quarantined])}), none scored; first reason: {why[0][:120]}",
-        })
+        rows.append(
+            {
+                "guard": "validation",
+                "day": quarantined[0]["day"],
+                "what": (
+                    f"{len(quarantined)} day(s) quarantined ({_ranges([r['day'] for r in quarantined])}), none scored; "
+                    f"first reason: {why[0][:120]}"
+                ),
+            }
+        )
     drifted = [r for r in served if (r.get("drift") or {}).get("drifted")]
     if drifted:
         top = drifted[0]["drift"]
-        rows.append({
-            "guard": "drift", "day": drifted[0]["day"],
-            "what": f"PSI over {top['threshold']} on {', '.join(top['drifted'])} ({top['top_psi']:.2f}); {len(drifted)} drifted day(s) in all",
-        })
+        rows.append(
+            {
+                "guard": "drift",
+                "day": drifted[0]["day"],
+                "what": (
+                    f"PSI over {top['threshold']} on {', '.join(top['drifted'])} ({top['top_psi']:.2f}); "
+                    f"{len(drifted)} drifted day(s) in all"
+                ),
+            }
+        )
     alarmed = [r for r in served if (r.get("drift") or {}).get("performance_alarm")]
     if alarmed:
-        rows.append({"guard": "performance", "day": alarmed[0]["day"], "what": alarmed[0]["drift"]["performance_alarm"]["reason"][:200]})
-    held = [r for r in served if r.get("drift") and (r["drift"]["drifted"] or r["drift"].get("performance_alarm")) and not r["drift"]["retrain"]]
+        rows.append(
+            {"guard": "performance", "day": alarmed[0]["day"], "what": alarmed[0]["drift"]["performance_alarm"]["reason"][:200]}
+        )
+    held = [
+        r
+        for r in served
+        if r.get("drift") and (r["drift"]["drifted"] or r["drift"].get("performance_alarm")) and not r["drift"]["retrain"]
+    ]
     if held:
         kinds = sorted({b.split(":")[0].split(" ")[0] for r in held for b in r["drift"]["brakes"]})
         rows.append({
@@ -123,9 +141,15 @@ def guards(result: dict[str, Any]) -> list[dict[str, str]]:
             rows.append({"guard": "training", "day": t["day"], "what": f"failed: {t['failed'][:160]}"})
             continue
         if t["passed"]:
-            what = f"v{t['version']} promoted (candidate holdout AUC {t['candidate_roc_auc']:.3f}); champion v{t['champion_before']} -> v{t['champion_after']}"
+            what = (
+                f"v{t['version']} promoted (candidate holdout AUC {t['candidate_roc_auc']:.3f}); "
+                f"champion v{t['champion_before']} -> v{t['champion_after']}"
+            )
         else:
-            what = f"v{t['version']} blocked, challenger only; champion v{t['champion_after']} stays: {'; '.join(t['reasons'])[:200]}"
+            what = (
+                f"v{t['version']} blocked, challenger only; "
+                f"champion v{t['champion_after']} stays: {'; '.join(t['reasons'])[:200]}"
+            )
         rows.append({"guard": "gate", "day": t["day"], "what": what})
     rows.append({"guard": "retrains", "day": "-", "what": f"{result['retrains']} retrain(s) in {len(served)} served days"})
     return rows
@@ -134,12 +158,17 @@ def guards(result: dict[str, Any]) -> list[dict[str, str]]:
 def headline(result: dict[str, Any]) -> dict[str, Any]:
     """Live ROC AUC before the failure, at its worst (3 matured days in a row) after it, and after
     recovery (days scored by the last champion promoted after the failure); None where absent."""
-    live = sorted({m["day"]: m for r in result["days"] for m in r.get("matured", []) if m.get("roc_auc") is not None}.values(), key=lambda m: m["day"])
+    live = sorted(
+        {m["day"]: m for r in result["days"] for m in r.get("matured", []) if m.get("roc_auc") is not None}.values(),
+        key=lambda m: m["day"],
+    )
     start = result["failure"]["start"]
     before = [m["roc_auc"] for m in live if m["day"] < start]
     after_fail = [m for m in live if m["day"] >= start]
     rolling = [mean(x["roc_auc"] for x in after_fail[i : i + 3]) for i in range(max(len(after_fail) - 2, 0))]
-    promoted = [t for t in result["trainings"] if t["trigger"] != "first champion" and t.get("role") == "champion" and t["day"] >= start]
+    promoted = [
+        t for t in result["trainings"] if t["trigger"] != "first champion" and t.get("role") == "champion" and t["day"] >= start
+    ]
     recovered = [m["roc_auc"] for m in after_fail if promoted and m["versions"] == [promoted[-1]["version"]]]
     rnd = lambda xs: round(mean(xs), 4) if xs else None  # noqa: E731
     return {
@@ -185,7 +214,9 @@ def _markers(result: dict[str, Any]) -> list[dict[str, str]]:
             elif t["passed"]:
                 out.append({"day": r["day"], "kind": "gate_passed", "text": f"gate passed: v{t['version']} champion"})
             else:
-                out.append({"day": r["day"], "kind": "gate_blocked", "text": f"gate blocked v{t['version']}: {'; '.join(t['reasons'])}"})
+                out.append(
+                    {"day": r["day"], "kind": "gate_blocked", "text": f"gate blocked v{t['version']}: {'; '.join(t['reasons'])}"}
+                )
     return out
 
 
@@ -217,7 +248,10 @@ COLORS = {"quarantine": "#d62728", "brakes": "#ff7f0e", "retrain": "#9467bd", "g
 def _title(result: dict[str, Any]) -> str:
     h = result["headline"]
     f = lambda x: f"{x:.2f}" if x is not None else "n/a"  # noqa: E731
-    return f"Story '{result['story']}': live ROC AUC {f(h['before'])} before, {f(h['worst'])} at worst, {f(h['after'])} after ({result['retrains']} retrain(s))"
+    return (
+        f"Story '{result['story']}': live ROC AUC {f(h['before'])} before, "
+        f"{f(h['worst'])} at worst, {f(h['after'])} after ({result['retrains']} retrain(s))"
+    )
 
 
 def write_html(result: dict[str, Any], dest: Path) -> Path:
@@ -229,22 +263,49 @@ def write_html(result: dict[str, Any], dest: Path) -> Path:
     from plotly.subplots import make_subplots
 
     s = _series(result)
-    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.06,
-                        subplot_titles=("Live ROC AUC per day (labels matured), per model version", "PSI of the top features", "Daily default rate"))
+    fig = make_subplots(
+        rows=3,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.06,
+        subplot_titles=(
+            "Live ROC AUC per day (labels matured), per model version",
+            "PSI of the top features",
+            "Daily default rate",
+        ),
+    )
     versions = sorted({v for m in s["live"] for v in m["versions"]}, key=int)
     for v in versions:
         pts = [m for m in s["live"] if m["versions"] == [v]]
-        fig.add_trace(go.Scatter(x=[m["day"] for m in pts], y=[m["roc_auc"] for m in pts], mode="lines+markers", name=f"v{v} live AUC"), row=1, col=1)
+        fig.add_trace(
+            go.Scatter(x=[m["day"] for m in pts], y=[m["roc_auc"] for m in pts], mode="lines+markers", name=f"v{v} live AUC"),
+            row=1,
+            col=1,
+        )
     days = [r["day"] for r in s["served"] if r.get("drift")]
     for feat in s["top"]:
-        fig.add_trace(go.Scatter(x=days, y=[r["drift"]["psi"].get(feat) for r in s["served"] if r.get("drift")], mode="lines", name=f"PSI {feat}"), row=2, col=1)
-    threshold = result["params"].get("drift.psi_threshold") or next((r["drift"]["threshold"] for r in s["served"] if r.get("drift")), 0.2)
+        fig.add_trace(
+            go.Scatter(
+                x=days, y=[r["drift"]["psi"].get(feat) for r in s["served"] if r.get("drift")], mode="lines", name=f"PSI {feat}"
+            ),
+            row=2,
+            col=1,
+        )
+    threshold = result["params"].get("drift.psi_threshold") or next(
+        (r["drift"]["threshold"] for r in s["served"] if r.get("drift")), 0.2
+    )
     fig.add_hline(y=threshold, line_dash="dash", line_color="red", annotation_text=f"threshold {threshold}", row=2, col=1)
-    fig.add_trace(go.Scatter(x=[m["day"] for m in s["live"]], y=[m["default_rate"] for m in s["live"]], mode="lines", name="default rate"), row=3, col=1)
+    fig.add_trace(
+        go.Scatter(x=[m["day"] for m in s["live"]], y=[m["default_rate"] for m in s["live"]], mode="lines", name="default rate"),
+        row=3,
+        col=1,
+    )
     for m in _markers(result):
         fig.add_vline(x=m["day"], line_color=COLORS[m["kind"]], line_width=1, opacity=0.5)
     for kind, color in COLORS.items():  # legend entries for the marker lines
-        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", line={"color": color}, name=kind.replace("_", " ")), row=1, col=1)
+        fig.add_trace(
+            go.Scatter(x=[None], y=[None], mode="lines", line={"color": color}, name=kind.replace("_", " ")), row=1, col=1
+        )
     fail = result["failure"]
     fig.add_vrect(x0=fail["start"], x1=fail["end"] or result["days"][-1]["day"], fillcolor="grey", opacity=0.08, line_width=0)
     for note in _notes(result):
@@ -253,7 +314,8 @@ def write_html(result: dict[str, Any], dest: Path) -> Path:
     fig.update_yaxes(type="log", row=2, col=1)
     fig.update_layout(height=900, title=_title(result), template="plotly_white")
     table = "".join(
-        f"<tr><td>{html_lib.escape(g['guard'])}</td><td>{html_lib.escape(g['day'])}</td><td>{html_lib.escape(g['what'])}</td></tr>" for g in result["guards"]
+        f"<tr><td>{html_lib.escape(g['guard'])}</td><td>{html_lib.escape(g['day'])}</td><td>{html_lib.escape(g['what'])}</td></tr>"
+        for g in result["guards"]
     )
     audit = result["audit"]
     body = (
@@ -261,11 +323,17 @@ def write_html(result: dict[str, Any], dest: Path) -> Path:
         + fig.to_html(full_html=False, include_plotlyjs=True)
         + "<h2>Guard &rarr; day it fired &rarr; what happened</h2><table border=1 cellpadding=4 style='border-collapse:collapse'>"
         + f"<tr><th>guard</th><th>day</th><th>what happened</th></tr>{table}</table>"
-        + f"<p>Nothing lost: <b>{'yes' if audit['ok'] else 'NO'}</b> ({audit['scored_days']} days scored, {len(audit['quarantined_days'])} quarantined, "
-        + f"registered versions {', '.join('v' + v for v in audit['registered_versions'])}). {html_lib.escape('; '.join(audit['problems']))}</p>"
-        + "<p>Shaded: the failure. Vertical lines: quarantine (red), brakes held (orange), retrain requested (purple), gate passed (green), gate blocked (brown).</p>"
+        + f"<p>Nothing lost: <b>{'yes' if audit['ok'] else 'NO'}</b> ({audit['scored_days']} days scored, "
+          f"{len(audit['quarantined_days'])} quarantined, "
+        + f"registered versions {', '.join('v' + v for v in audit['registered_versions'])}). "
+          f"{html_lib.escape('; '.join(audit['problems']))}</p>"
+        + "<p>Shaded: the failure. Vertical lines: quarantine (red), brakes held (orange), retrain requested (purple), "
+          "gate passed (green), gate blocked (brown).</p>"
     )
-    dest.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>{html_lib.escape(result['story'])} timeline</title></head><body style='font-family:sans-serif'>{body}</body></html>")
+    dest.write_text(
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html_lib.escape(result['story'])} timeline</title></head>"
+        f"<body style='font-family:sans-serif'>{body}</body></html>"
+    )
     return dest
 
 
@@ -278,7 +346,7 @@ def write_png(result: dict[str, Any], dest: Path) -> Path:
     import matplotlib.pyplot as plt
 
     s = _series(result)
-    d = lambda x: date.fromisoformat(x)  # noqa: E731
+    d = date.fromisoformat
     fig, axes = plt.subplots(3, 1, figsize=(12, 8), sharex=True, gridspec_kw={"height_ratios": [3, 2, 1]})
     for v in sorted({v for m in s["live"] for v in m["versions"]}, key=int):
         pts = [m for m in s["live"] if m["versions"] == [v]]

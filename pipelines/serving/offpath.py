@@ -140,7 +140,9 @@ class OffpathScorer:
         self.close()  # a child that died between batches: its pipe too
         ctx = multiprocessing.get_context("spawn")  # never fork a process that runs threads
         mine, theirs = ctx.Pipe()
-        proc = ctx.Process(target=_child, args=(theirs, self.data, self.chunk_rows, self.threads), name="offpath-scorer", daemon=True)
+        proc = ctx.Process(
+            target=_child, args=(theirs, self.data, self.chunk_rows, self.threads), name="offpath-scorer", daemon=True
+        )
         try:
             proc.start()
         except BaseException:

@@ -47,7 +47,9 @@ def paired_outcomes(settings: Settings, champion_version: str, challenger_versio
         if hit is not None and hit[0] == key:
             frames.append(hit[1])
             continue
-        pred = pd.concat([read_frame(p)[["request_id", d.id_col, d.timestamp_col, "model_version", "score"]] for p in parts], ignore_index=True)
+        pred = pd.concat(
+            [read_frame(p)[["request_id", d.id_col, d.timestamp_col, "model_version", "score"]] for p in parts], ignore_index=True
+        )
         labels = read_frame(labels_path)[[d.id_col, d.target]].dropna()
         labels[d.id_col] = labels[d.id_col].astype(str)
         champ = pred[pred["model_version"] == champion_version]

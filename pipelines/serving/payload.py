@@ -64,7 +64,9 @@ def invocation_rows(payload: Any) -> list[dict[str, Any]]:
     if unknown:
         raise BadRequest(f"unknown key {unknown[0]!r}: use one of dataframe_split, dataframe_records, inputs, instances", 400)
     if len(keys) != 1:
-        raise BadRequest(f"body must have exactly one of dataframe_split, dataframe_records, inputs, instances (found {keys or 'none'})", 400)
+        raise BadRequest(
+            f"body must have exactly one of dataframe_split, dataframe_records, inputs, instances (found {keys or 'none'})", 400
+        )
     key, value = keys[0], payload[keys[0]]
     if key == "dataframe_split":
         if not isinstance(value, dict) or not isinstance(value.get("columns"), list) or not isinstance(value.get("data"), list):
@@ -73,8 +75,10 @@ def invocation_rows(payload: Any) -> list[dict[str, Any]]:
         rows = []
         for i, row in enumerate(value["data"]):
             if not isinstance(row, list) or len(row) != len(cols):
-                raise BadRequest(f"dataframe_split: row {i} has {len(row) if isinstance(row, list) else 'no'} values for {len(cols)} columns")
-            rows.append(dict(zip(cols, row)))
+                raise BadRequest(
+                    f"dataframe_split: row {i} has {len(row) if isinstance(row, list) else 'no'} values for {len(cols)} columns"
+                )
+            rows.append(dict(zip(cols, row, strict=True)))
         return rows
     if isinstance(value, dict):
         return _columns_to_records(value, key)
@@ -100,7 +104,9 @@ def check_rows(rows: list[dict[str, Any]], data: DataParams, max_rows: int) -> N
     for i, row in enumerate(rows):
         missing = [c for c in data.features if c not in row]
         if missing:
-            raise BadRequest(f"row {i}: missing feature {missing[0]!r}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+            raise BadRequest(
+                f"row {i}: missing feature {missing[0]!r}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+            )
         for c in data.numerical:
             v = row[c]
             if not _is_number(v):
@@ -118,8 +124,10 @@ def frame_of(rows: list[dict[str, Any]], data: DataParams) -> pd.DataFrame:
     cost for one row; the same frame (tests/unit/serving/test_payload.py)."""
     cols = [data.id_col, *data.features] if all(data.id_col in r for r in rows) else data.features
     numerical = set(data.numerical)
-    return pd.DataFrame({c: np.array([r[c] for r in rows], dtype="float64") if c in numerical else [r[c] for r in rows] for c in cols},
-                        columns=cols)
+    return pd.DataFrame(
+        {c: np.array([r[c] for r in rows], dtype="float64") if c in numerical else [r[c] for r in rows] for c in cols},
+        columns=cols,
+    )
 
 
 def rows_to_frame(rows: list[dict[str, Any]], data: DataParams, max_rows: int) -> pd.DataFrame:

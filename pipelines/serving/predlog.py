@@ -25,7 +25,18 @@ from typing import Any
 from pipelines.io import STALE_TMP_SECONDS, atomic_path, remove_stale_tmp
 
 log = logging.getLogger(__name__)
-COLUMNS = ["request_id", "id", "timestamp", "variant", "model_name", "model_version", "model_run_id", "score", "latency_ms", "scoring_date"]
+COLUMNS = [
+    "request_id",
+    "id",
+    "timestamp",
+    "variant",
+    "model_name",
+    "model_version",
+    "model_run_id",
+    "score",
+    "latency_ms",
+    "scoring_date",
+]
 
 
 class PredictionLog:
@@ -47,7 +58,10 @@ class PredictionLog:
         now = datetime.now(UTC)
         n = len(scores)
         idv = ids if ids is not None else [None] * n
-        rows = [(request_id, None if i is None else str(i), now, variant, model_name, version, run_id, float(s), latency_ms) for i, s in zip(idv, scores)]
+        rows = [
+            (request_id, None if i is None else str(i), now, variant, model_name, version, run_id, float(s), latency_ms)
+            for i, s in zip(idv, scores, strict=True)
+        ]
         with self._lock:
             self._rows.extend(rows)
 
@@ -64,7 +78,7 @@ class PredictionLog:
         for r in rows:
             by_day.setdefault(r[2].date().isoformat(), []).append(r)
         for day, part in by_day.items():
-            cols = list(zip(*part))
+            cols = list(zip(*part, strict=True))
             table = pa.table(
                 {
                     "request_id": pa.array(cols[0], pa.string()),

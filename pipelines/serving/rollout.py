@@ -156,7 +156,10 @@ class Rollout:
         if len(self.pairs_champion) >= p.psi_min_pairs:
             psi = score_psi(np.asarray(self.pairs_champion), np.asarray(self.pairs_challenger))
             if psi > p.max_prediction_psi:
-                out.append(f"prediction PSI {psi:.3f} against the champion's scores is above serve.max_prediction_psi {p.max_prediction_psi:g}")
+                out.append(
+                    f"prediction PSI {psi:.3f} against the champion's scores is above "
+                    f"serve.max_prediction_psi {p.max_prediction_psi:g}"
+                )
         return out
 
     def check(self, now: float) -> dict[str, Any] | None:
@@ -208,7 +211,9 @@ class Rollout:
         stages = self.params.canary_stages
         if self.stage == "canary" and self.index == len(stages) - 1:
             self.stage = "complete"
-            return self._note(now, "complete", f"{why}: 100 % canary held; promotion waits for the sequential test on live outcomes", window=w)
+            return self._note(
+                now, "complete", f"{why}: 100 % canary held; promotion waits for the sequential test on live outcomes", window=w
+            )
         self.stage, self.index = "canary", self.index + 1
         self.stage_started, self.stage_requests = now, 0
         return self._note(now, "advance", f"{why}: canary {stages[self.index]:g} %", window=w)
@@ -246,8 +251,12 @@ class Rollout:
 
 def decision_text(rec: dict[str, Any], model_name: str) -> str:
     """The readable form of a rollout decision (logged beside its JSON)."""
-    lines = [f"rollout of {model_name} v{rec['version']}: {rec['action'].upper()} at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(rec['at']))}",
-             f"stage: {rec['stage']} (canary {rec['canary_percent']:g} %)", f"reason: {rec['reason']}"]
+    lines = [
+        f"rollout of {model_name} v{rec['version']}: {rec['action'].upper()} "
+        f"at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(rec['at']))}",
+        f"stage: {rec['stage']} (canary {rec['canary_percent']:g} %)",
+        f"reason: {rec['reason']}",
+    ]
     w = rec.get("window")
     if w:
         lines.append(f"window: requests {w['requests']}, errors {w['errors']}, p99 ms {w['p99_ms']}")

@@ -171,8 +171,14 @@ def score(settings: Settings, day: date, progress: bool = True) -> dict[str, Any
     with ExitStack() as stack:
         stack.enter_context(thread_limit(sp.threads))
         writer = stack.enter_context(pq.ParquetWriter(stack.enter_context(atomic_path(dest)), schema))
-        shadow_writer = stack.enter_context(pq.ParquetWriter(stack.enter_context(atomic_path(shadow_dest)), schema)) if shadow is not None else None
-        for batch in pf.iter_batches(batch_size=sp.chunk_rows, columns=[d.id_col, d.timestamp_col, *d.features], use_threads=False):
+        shadow_writer = (
+            stack.enter_context(pq.ParquetWriter(stack.enter_context(atomic_path(shadow_dest)), schema))
+            if shadow is not None
+            else None
+        )
+        for batch in pf.iter_batches(
+            batch_size=sp.chunk_rows, columns=[d.id_col, d.timestamp_col, *d.features], use_threads=False
+        ):
             X = model_input(batch.to_pandas(), d)
             scores = predict_scores(model, X, sp.chunk_rows)
             writer.write_table(_table(settings, schema, batch, scores, champion, day))
@@ -183,7 +189,13 @@ def score(settings: Settings, day: date, progress: bool = True) -> dict[str, Any
             tally.add(scores, s2)
             if progress and total > sp.chunk_rows:
                 rate = tally.rows / max(time.perf_counter() - started, 1e-9)
-                log.info("  scored %s/%s rows (%.0f%%), %s rows/s", f"{tally.rows:,}", f"{total:,}", 100 * tally.rows / total, f"{rate:,.0f}")
+                log.info(
+                    "  scored %s/%s rows (%.0f%%), %s rows/s",
+                    f"{tally.rows:,}",
+                    f"{total:,}",
+                    100 * tally.rows / total,
+                    f"{rate:,.0f}",
+                )
     summary = _summary(settings, day, tally, time.perf_counter() - started, champion, challenger, dest, shadow_dest)
     _log_summary(summary)
     log.info(
@@ -193,7 +205,9 @@ def score(settings: Settings, day: date, progress: bool = True) -> dict[str, Any
     return summary
 
 
-def _summary(settings: Settings, day: date, t: Tally, seconds: float, champion: Any, challenger: Any, dest: Any, shadow_dest: Any) -> dict[str, Any]:
+def _summary(
+    settings: Settings, day: date, t: Tally, seconds: float, champion: Any, challenger: Any, dest: Any, shadow_dest: Any
+) -> dict[str, Any]:
     done, threads = t.rows, settings.params.score.threads
     summary: dict[str, Any] = {
         "day": day.isoformat(),
@@ -239,5 +253,13 @@ def _log_summary(summary: dict[str, Any]) -> None:
         if isinstance(v, (int, float)):
             metrics[f"shadow_{k}"] = float(v)
     with mlflow.start_run(run_name=f"score-{summary['day']}"):
-        mlflow.set_tags({**owner_tag(), "step": "score", "day": summary["day"], "model_version": summary["model_version"], "threads": str(summary["threads"])})
+        mlflow.set_tags(
+            {
+                **owner_tag(),
+                "step": "score",
+                "day": summary["day"],
+                "model_version": summary["model_version"],
+                "threads": str(summary["threads"]),
+            }
+        )
         mlflow.log_metrics(metrics)

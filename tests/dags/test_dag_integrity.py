@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -32,7 +33,7 @@ def _edges(dag) -> set[tuple[str, str]]:
 def test_training_structure(dagbag) -> None:
     dag = dagbag.dags["training"]
     order = ["prepare", "validate_training", "train", "gate", "promote"]
-    assert _edges(dag) == set(zip(order, order[1:])) | {("promote", "clear_in_flight")}
+    assert _edges(dag) == set(itertools.pairwise(order)) | {("promote", "clear_in_flight")}
     assert dag.task_dict["clear_in_flight"].trigger_rule == "all_done"  # cleared even when training fails
     assert dag.max_active_runs == 1
     assert {"reason", "override_gate", "justification"} <= set(dag.params.keys())
@@ -88,7 +89,11 @@ elapsed = time.perf_counter() - t
 print(json.dumps({{"seconds": elapsed, "heavy": [m for m in {HEAVY!r} if m in sys.modules]}}))
 """
     # Airflow puts the DAG bundle's folder on sys.path (the DAGs import their Assets from it)
-    env = {"PYTHONPATH": f"{REPO}:{REPO / 'dags'}", "AIRFLOW_HOME": __import__("os").environ["AIRFLOW_HOME"], "PATH": "/usr/bin:/bin"}
+    env = {
+        "PYTHONPATH": f"{REPO}:{REPO / 'dags'}",
+        "AIRFLOW_HOME": __import__("os").environ["AIRFLOW_HOME"],
+        "PATH": "/usr/bin:/bin",
+    }
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, cwd=REPO)
     assert out.returncode == 0, out.stderr[-2000:]
     res = json.loads(out.stdout.strip().splitlines()[-1])

@@ -36,7 +36,10 @@ OPTIONAL_ENV = {
     "DVC_EXP_NAME": "set by `dvc exp run` for the stages of an experiment, never by a deployment",
     "PIPELINES_FAILPOINT": "fault injection for tests/faults only (pipelines/failpoint.py); never set in a deployment",
     "PIPELINES_AS_OF": "set by the pipeline itself for the prepare stage it runs (pipelines/ops/stages.py)",
-    "JAVA_HOME": "only `drift --engine spark` reads it; the image has no pyspark (requirements-spark.lock) and runs the arrow engine",
+    "JAVA_HOME": (
+        "only `drift --engine spark` reads it; "
+        "the image has no pyspark (requirements-spark.lock) and runs the arrow engine"
+    ),
 }
 VAR = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 
@@ -129,9 +132,15 @@ def test_services_reach_each_other_by_name_and_port(compose: dict[str, Any]) -> 
     assert "mlflow" in mlflow["MLFLOW_SERVER_ALLOWED_HOSTS"].split(","), "the server must accept its service name"
     # each URI names a database the init script creates, with the role that owns it
     created = set(re.findall(r"CREATE DATABASE (\w+) OWNER (\w+)", (REPO / "deploy/postgres-init-databases.sh").read_text()))
-    for uri in (worker["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"], mlflow["MLFLOW_BACKEND_STORE_URI"], mlflow["MLFLOW_AUTH_DATABASE_URI"]):
+    for uri in (
+        worker["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"],
+        mlflow["MLFLOW_BACKEND_STORE_URI"],
+        mlflow["MLFLOW_AUTH_DATABASE_URI"],
+    ):
         parsed = urlparse(uri)
-        assert parsed.scheme == "postgresql+psycopg2", f"{uri}: name the driver (SQLAlchemy 2.1 defaults to psycopg 3, not installed)"
+        assert parsed.scheme == "postgresql+psycopg2", (
+            f"{uri}: name the driver (SQLAlchemy 2.1 defaults to psycopg 3, not installed)"
+        )
         assert (parsed.path.lstrip("/"), parsed.username) in created, f"{uri}: no such database/owner in the init script"
     assert mlflow["MLFLOW_BACKEND_STORE_URI"] != mlflow["MLFLOW_AUTH_DATABASE_URI"]
     assert mlflow["MLFLOW_ARTIFACTS_DESTINATION"].startswith("s3://")
@@ -156,7 +165,9 @@ def test_airflow_components_share_one_configuration(compose: dict[str, Any]) -> 
 
 
 def test_every_environment_variable_the_code_reads_is_set(compose: dict[str, Any]) -> None:
-    pattern = re.compile(r"""os\.(?:environ\.get|getenv|environ\.setdefault)\(\s*["']([A-Z0-9_]+)["']|os\.environ\[\s*["']([A-Z0-9_]+)["']\s*\]""")
+    pattern = re.compile(
+        r"""os\.(?:environ\.get|getenv|environ\.setdefault)\(\s*["']([A-Z0-9_]+)["']|os\.environ\[\s*["']([A-Z0-9_]+)["']\s*\]"""
+    )
     read, set_by_code = set(), set()
     for path in [*(REPO / "pipelines").rglob("*.py"), *(REPO / "dags").rglob("*.py")]:
         text = path.read_text()
@@ -224,8 +235,8 @@ def test_the_image_builds_from_the_lock_and_provides_every_command(compose: dict
     assert len({services[n]["image"] for n in images}) == 1, "one image for every Python service"
     commands = {name: [*(services[name].get("entrypoint") or []), *(services[name].get("command") or [])] for name in images}
     airflow_subcommands = set()
-    for name, cmd in commands.items():
-        cmd = [c for c in cmd if c not in ("/usr/bin/tini", "--")]
+    for name, given in commands.items():
+        cmd = [c for c in given if c not in ("/usr/bin/tini", "--")]
         if cmd[0].startswith("/opt/pipelines-src/"):
             script = REPO / cmd[0].removeprefix("/opt/pipelines-src/")
             mode = subprocess.run(["git", "ls-files", "-s", str(script.relative_to(REPO))], cwd=REPO,
@@ -260,14 +271,17 @@ def test_serving_profile_matches_the_server(compose: dict[str, Any]) -> None:
         assert services[name]["profiles"] == ["serving"], f"{name} must be in the serving profile only"
     cmd = services["serving"]["command"]
     port = int(cmd[cmd.index("--port") + 1])
-    assert cmd[0] == "serve" and cmd[cmd.index("--host") + 1] == "0.0.0.0" and "--reload-any-host" in cmd
+    # inside its container the server listens on every interface; the host publishes it on loopback
+    assert cmd[0] == "serve" and cmd[cmd.index("--host") + 1] == "0.0.0.0" and "--reload-any-host" in cmd  # noqa: S104
     assert services["serving"]["ports"] == [f"127.0.0.1:{port}:{port}"] or services["serving"]["ports"][0].endswith(f":{port}")
     help_text = subprocess.run([sys.executable, "-m", "pipelines", "serve", "--help"], capture_output=True, text=True, cwd=REPO,
                                env={"PATH": "/usr/bin:/bin", "COLUMNS": "200"}, timeout=120).stdout
     for flag in ("--host", "--port", "--reload-any-host"):
         assert flag in help_text, f"python -m pipelines serve has no {flag}"
     worker = env_of(services["airflow-worker"])
-    assert urlparse(worker["PIPELINES_SERVER_URL"]).hostname == "serving" and urlparse(worker["PIPELINES_SERVER_URL"]).port == port
+    assert (
+        urlparse(worker["PIPELINES_SERVER_URL"]).hostname == "serving" and urlparse(worker["PIPELINES_SERVER_URL"]).port == port
+    )
     scrape = yaml.safe_load((REPO / "deploy/prometheus.yml").read_text())["scrape_configs"]
     assert [t for job in scrape for sc in job["static_configs"] for t in sc["targets"]] == [f"serving:{port}"]
     assert scrape[0]["metrics_path"] == "/metrics"
@@ -277,6 +291,8 @@ def test_serving_profile_matches_the_server(compose: dict[str, Any]) -> None:
         exported |= {metric.name + suffix for suffix in suffixes[metric.type]}
     dashboard = __import__("json").loads((REPO / "deploy/grafana/dashboards/serving.json").read_text())
     queried = {m for p in dashboard["panels"] for t in p["targets"] for m in re.findall(r"\b(serving_[a-z_]+)", t["expr"])}
-    assert queried and not queried - exported, f"the dashboard queries metrics the server does not export: {sorted(queried - exported)}"
+    assert queried and not queried - exported, (
+        f"the dashboard queries metrics the server does not export: {sorted(queried - exported)}"
+    )
     provisioning = yaml.safe_load((REPO / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text())
     assert provisioning["datasources"][0]["url"] == "http://prometheus:9090"

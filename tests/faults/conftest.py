@@ -39,7 +39,11 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Project:
     import sys
 
     proj = build_project(tmp_path_factory.mktemp("trained") / "repo", days=14, rows=500, code=True)
-    for key, value in {"gate.latency_single_row_p99_ms": 5000, "gate.latency_batch_p99_ms": 60000, "gate.bootstrap_samples": 100}.items():
+    for key, value in {
+        "gate.latency_single_row_p99_ms": 5000,
+        "gate.latency_batch_p99_ms": 60000,
+        "gate.bootstrap_samples": 100,
+    }.items():
         proj.set_param(key, value)
     proj.run(sys.executable, "-m", "dvc", "repro")
     return proj

@@ -65,7 +65,9 @@ def proj(trained: Project) -> Project:
         ("drift report", "data/reports/drift", ["drift", "--date", DAY], f"{DAY}.html"),
     ],
 )
-def test_a_full_disk_is_one_line_and_loses_nothing(proj: Project, what: str, folder: str, command: list[str], output: str, record) -> None:
+def test_a_full_disk_is_one_line_and_loses_nothing(
+    proj: Project, what: str, folder: str, command: list[str], output: str, record
+) -> None:
     target = proj.root / folder
     before = digest(target / output)
     with full_disk(target):
@@ -79,7 +81,12 @@ def test_a_full_disk_is_one_line_and_loses_nothing(proj: Project, what: str, fol
     assert not (proj.root / "data" / "quarantine" / DAY).exists(), "a full disk is not a failed validation"
     proj.cli(*command)  # space again: the same command succeeds and leaves nothing behind
     assert not leftovers(target) and (target / output).is_file()
-    record(f"disk full writing a {what} (tmpfs)", 1, "one line `cannot write ...: No space left on device`; previous file byte-identical; the next run succeeds", "nothing")
+    record(
+        f"disk full writing a {what} (tmpfs)",
+        1,
+        "one line `cannot write ...: No space left on device`; previous file byte-identical; the next run succeeds",
+        "nothing",
+    )
 
 
 def test_a_full_dvc_cache_fails_clearly_and_recovers(proj: Project, record) -> None:
@@ -92,4 +99,9 @@ def test_a_full_dvc_cache_fails_clearly_and_recovers(proj: Project, record) -> N
     ok = proj.run(sys.executable, "-m", "dvc", "repro")
     status = proj.run(sys.executable, "-m", "dvc", "status")
     assert "up to date" in status.stdout, status.stdout + ok.stdout[-1000:]
-    record("disk full in the DVC cache during `dvc repro` (tmpfs)", 1, "DVC fails naming ENOSPC; the next `dvc repro` completes and `dvc status` is clean", "nothing")
+    record(
+        "disk full in the DVC cache during `dvc repro` (tmpfs)",
+        1,
+        "DVC fails naming ENOSPC; the next `dvc repro` completes and `dvc status` is clean",
+        "nothing",
+    )

@@ -29,25 +29,45 @@ PARAMS = {
     ),
     "negative threshold": (_params(**{"drift.psi_threshold": -0.2}), "drift.psi_threshold: expected greater than 0, got -0.2"),
     "negative row bound": (
-        _params(**{"validate.min_rows": -5}), "validate.min_rows: expected greater than or equal to 0, got -5"
+        _params(**{"validate.min_rows": -5}),
+        "validate.min_rows: expected greater than or equal to 0, got -5",
     ),
     "unknown key (a typo)": (_params(**{"gate.min_auc": 0.7}), "unknown key gate.min_auc; did you mean gate.min_roc_auc?"),
     "unknown section": ({**_params(), "serving_typo": {"a": 1}}, "unknown key serving_typo"),
-    "output outside the project": (_params(**{"data.predictions_dir": "../../elsewhere"}), "data.predictions_dir: must be a folder inside the project"),
-    "absolute output path": (_params(**{"data.reports_dir": "/tmp/reports"}), "data.reports_dir: must be a folder inside the project"),
-    "a list where a number goes": (_params(**{"gate.bootstrap_samples": [1000]}), "gate.bootstrap_samples: expected a valid integer"),
+    "output outside the project": (
+        _params(**{"data.predictions_dir": "../../elsewhere"}),
+        "data.predictions_dir: must be a folder inside the project",
+    ),
+    "absolute output path": (
+        _params(**{"data.reports_dir": "/tmp/reports"}),
+        "data.reports_dir: must be a folder inside the project",
+    ),
+    "a list where a number goes": (
+        _params(**{"gate.bootstrap_samples": [1000]}),
+        "gate.bootstrap_samples: expected a valid integer",
+    ),
 }
 
 SUITES = {
     "not JSON": ("{expectations: [", "is not valid JSON"),
     "not a suite": (json.dumps([1, 2, 3]), "is not a suite: expected an object with an 'expectations' list"),
-    "expectation without a type": (json.dumps({"name": "daily_batch", "expectations": [{"kwargs": {}}]}), "expectation 0 needs a 'type' string"),
+    "expectation without a type": (
+        json.dumps({"name": "daily_batch", "expectations": [{"kwargs": {}}]}),
+        "expectation 0 needs a 'type' string",
+    ),
     "unknown expectation type": (
-        json.dumps({"name": "daily_batch", "expectations": [{"type": "expect_column_to_be_awesome", "kwargs": {"column": "age"}}]}),
+        json.dumps(
+            {"name": "daily_batch", "expectations": [{"type": "expect_column_to_be_awesome", "kwargs": {"column": "age"}}]}
+        ),
         "invalid suite",
     ),
     "wrong argument type": (
-        json.dumps({"name": "daily_batch", "expectations": [{"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "age", "mostly": "lots"}}]}),
+        json.dumps(
+            {
+                "name": "daily_batch",
+                "expectations": [{"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "age", "mostly": "lots"}}],
+            }
+        ),
         "invalid suite",
     ),
 }

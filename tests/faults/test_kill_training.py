@@ -36,7 +36,9 @@ KILLS = [
 
 def repro(proj: Project, failpoint: str | None = None):
     env = {**proj.env, **({"PIPELINES_FAILPOINT": failpoint} if failpoint else {})}
-    return subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=proj.root, env=env, capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "dvc", "repro"], cwd=proj.root, env=env, capture_output=True, text=True, timeout=900
+    )
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +105,11 @@ def test_two_dvc_repro_at_once(proj: Project, record) -> None:
     assert len(set(state["versions"]) - set(before["versions"])) == 1, "two runners registered the candidate twice"
     status = proj.run(sys.executable, "-m", "dvc", "status")
     assert "up to date" in status.stdout, status.stdout
-    record("two `dvc repro` at once on one project", 1,
-           "one runs; the other " + ("fails naming DVC's lock" if codes[1] else "waits, then finds it up to date") + "; dvc.lock valid; one new version",
-           "nothing")
+    record(
+        "two `dvc repro` at once on one project",
+        1,
+        "one runs; the other "
+        + ("fails naming DVC's lock" if codes[1] else "waits, then finds it up to date")
+        + "; dvc.lock valid; one new version",
+        "nothing",
+    )

@@ -31,9 +31,17 @@ def task(proj: Project, call: str) -> Any:
     # A script file, not `python -c`: with pyspark installed, GE imports pyspark.sql.connect,
     # whose doctest guard calls sys.exit(0) when __main__ has no __file__ (pyspark 4).
     script = proj.root / ".task.py"
-    script.write_text(f"import json\nfrom datetime import date\nfrom pipelines.ops import tasks\nprint(json.dumps({call}, default=str))\n")
-    out = subprocess.run([sys.executable, str(script)], cwd=proj.root, env={**proj.env, "PIPELINES_ROOT": str(proj.root), "PYTHONPATH": str(proj.root)},
-                         capture_output=True, text=True, timeout=900)
+    script.write_text(
+        f"import json\nfrom datetime import date\nfrom pipelines.ops import tasks\nprint(json.dumps({call}, default=str))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=proj.root,
+        env={**proj.env, "PIPELINES_ROOT": str(proj.root), "PYTHONPATH": str(proj.root)},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert out.returncode == 0, f"{call} failed:\n{out.stderr[-2000:]}"
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -53,7 +61,11 @@ def without_times(obj: Any) -> Any:
 @pytest.fixture(scope="module")
 def proj(tmp_path_factory: pytest.TempPathFactory) -> Project:
     proj = build_project(tmp_path_factory.mktemp("retry") / "repo", days=14, rows=500, code=True)
-    for key, value in {"gate.latency_single_row_p99_ms": 5000, "gate.latency_batch_p99_ms": 60000, "gate.bootstrap_samples": 100}.items():
+    for key, value in {
+        "gate.latency_single_row_p99_ms": 5000,
+        "gate.latency_batch_p99_ms": 60000,
+        "gate.bootstrap_samples": 100,
+    }.items():
         proj.set_param(key, value)
     return proj
 
@@ -69,7 +81,9 @@ def test_every_task_twice_for_the_same_day(proj: Project, record) -> None:
     for call in calls:
         first = task(proj, call)
         snap = files(proj.root / "data")
-        before_json = {str(p.relative_to(proj.root / "data")): json.loads(p.read_text()) for p in (proj.root / "data").rglob("*.json")}
+        before_json = {
+            str(p.relative_to(proj.root / "data")): json.loads(p.read_text()) for p in (proj.root / "data").rglob("*.json")
+        }
         versions = registry_state(proj)["versions"] if (proj.root / "mlflow.db").exists() else {}
         second = task(proj, call)
         if call.startswith(("tasks.prepare", "tasks.validate_training", "tasks.train")):
@@ -98,6 +112,10 @@ def test_every_task_twice_for_the_same_day(proj: Project, record) -> None:
     raw = pd.read_parquet(proj.root / "data" / "raw" / f"{DAY}.parquet")
     assert len(pred) == len(raw)
     assert_consistent(registry_state(proj))
-    record("every Airflow task run twice for the same day (retry)", len(calls),
-           "same results; files byte-identical except " + "; ".join(sorted(set(f"{p.split('/')[0]}: {why}" for p, why in explained.items()))),
-           "nothing; no duplicated prediction row, one version per candidate")
+    record(
+        "every Airflow task run twice for the same day (retry)",
+        len(calls),
+        "same results; files byte-identical except "
+        + "; ".join(sorted({f"{p.split('/')[0]}: {why}" for p, why in explained.items()})),
+        "nothing; no duplicated prediction row, one version per candidate",
+    )

@@ -28,5 +28,10 @@ def test_days_of_batches_then_concurrent_cli_runs(trained: Project, record) -> N
     cmds = concurrent_cli(proj, log[-1]["day"])
     summary = soak_summary(log, cmds, "the SQLite store")
     print(summary)
-    record(f"soak: {days} days of land/validate/score/drift in one worker process, then {len(cmds)} concurrent CLI runs (SQLite store)",
-           days + len(cmds), summary, "nothing")
+    record(
+        f"soak: {days} days of land/validate/score/drift in one worker process, "
+        f"then {len(cmds)} concurrent CLI runs (SQLite store)",
+        days + len(cmds),
+        summary,
+        "nothing",
+    )

@@ -35,12 +35,32 @@ class Server:
     def start(self) -> None:
         bindir = Path(sys.executable).parent
         # as deployed (deploy/mlflow-server.sh): no background job workers, which the project does not use
-        env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-        self.proc = subprocess.Popen(
-            [str(bindir / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
-             "--backend-store-uri", f"sqlite:///{self.home / 'mlflow.db'}", "--artifacts-destination", str(self.home / "artifacts")],
-            env=env, stdout=subprocess.DEVNULL, stderr=open(self.home / "server.log", "ab"), start_new_session=True,  # noqa: SIM115
-        )
+        env = {
+            **os.environ,
+            "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}",
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        }
+        with open(self.home / "server.log", "ab") as log:  # the server keeps its own handle
+            self.proc = subprocess.Popen(
+                [
+                    str(bindir / "mlflow"),
+                    "server",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--workers",
+                    "1",
+                    "--backend-store-uri",
+                    f"sqlite:///{self.home / 'mlflow.db'}",
+                    "--artifacts-destination",
+                    str(self.home / "artifacts"),
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:
@@ -67,7 +87,11 @@ def setup(tmp_path_factory: pytest.TempPathFactory):
     try:
         proj = build_project(base / "repo", days=14, rows=500, code=True)
         proj.env["MLFLOW_TRACKING_URI"] = server.uri
-        for key, value in {"gate.latency_single_row_p99_ms": 5000, "gate.latency_batch_p99_ms": 60000, "gate.bootstrap_samples": 100}.items():
+        for key, value in {
+            "gate.latency_single_row_p99_ms": 5000,
+            "gate.latency_batch_p99_ms": 60000,
+            "gate.bootstrap_samples": 100,
+        }.items():
             proj.set_param(key, value)
         proj.run(sys.executable, "-m", "dvc", "repro")
         yield proj, server
@@ -110,9 +134,13 @@ def test_server_down_then_back(setup, record) -> None:
     assert len(runs) == len(set(runs))
     pred = json.loads(proj.cli("--json", "status").stdout)
     assert Path(pred["latest_predictions"]).name == f"{DAY}.parquet"
-    record("MLflow tracking server stopped (real `mlflow server` on loopback) before scoring, training and promotion", 3,
-           "one line `cannot reach the MLflow tracking server at <url>: Connection refused`; no partition, no version; the same commands succeed once it is back",
-           "nothing")
+    record(
+        "MLflow tracking server stopped (real `mlflow server` on loopback) before scoring, training and promotion",
+        3,
+        "one line `cannot reach the MLflow tracking server at <url>: Connection refused`; "
+        "no partition, no version; the same commands succeed once it is back",
+        "nothing",
+    )
 
 
 # MLflow retries a failed REST call for minutes by default (7 retries, exponential backoff);
@@ -126,7 +154,9 @@ MID_STEP = [
 ]
 
 
-def paused_then_server_stopped(proj, server: Server, point: str, cmd: tuple[str, ...], handshake: Path) -> subprocess.CompletedProcess[str]:
+def paused_then_server_stopped(
+    proj, server: Server, point: str, cmd: tuple[str, ...], handshake: Path
+) -> subprocess.CompletedProcess[str]:
     """Run ``cmd`` until it pauses at ``point``, stop the server there, let the step go on."""
     from pipelines.failpoint import ACTION_ENV, DIR_ENV, ENV, handshake_files
 
@@ -155,7 +185,7 @@ def test_server_stopped_mid_step_then_back(setup, record, tmp_path: Path) -> Non
     proj, server = setup
     store = f"sqlite:///{server.home / 'mlflow.db'}"
     seed = 20
-    for point, where, cmd in MID_STEP:
+    for point, _where, cmd in MID_STEP:
         before = registry_state(proj, uri=store)
         if cmd[0] == "dvc":
             seed += 1

@@ -196,7 +196,9 @@ def test_make_run_and_the_training_dag_never_train_at_once(airflow_project) -> N
     assert released is not None, "`make run` ended before it was seen letting go of the training marker"
     done = api.wait_run("training", run["dag_run_id"], timeout=900)
     assert done["state"] == "success", done
-    tis = api.get(f"/api/v2/dags/training/dagRuns/{urllib.request.quote(run['dag_run_id'], safe='')}/taskInstances")["task_instances"]
+    tis = api.get(f"/api/v2/dags/training/dagRuns/{urllib.request.quote(run['dag_run_id'], safe='')}/taskInstances")[
+        "task_instances"
+    ]
     from datetime import datetime
 
     prepared = [datetime.fromisoformat(t["end_date"]).timestamp() for t in tis if t["task_id"] == "prepare"]

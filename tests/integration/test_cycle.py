@@ -155,7 +155,7 @@ def test_signature_mismatch_fails_before_any_work(project: Project) -> None:
 def test_tampered_model_artifact_is_refused(project: Project) -> None:
     st = project.status()
     run_id = st["champion"]["run_id"]
-    skops = [p for p in (project.root / "mlartifacts").rglob("model.skops")]
+    skops = list((project.root / "mlartifacts").rglob("model.skops"))
     import mlflow
 
     mlflow.set_tracking_uri(f"sqlite:///{project.root / 'mlflow.db'}")

@@ -148,9 +148,9 @@ def test_missing_column_and_unreadable_input_are_clear_errors(spark, settings, t
     ref.drop(columns=["logins_30d"]).to_parquet(tmp_path / "short.parquet")
     with pytest.raises(PipelineError, match=r"lacks columns of the reference profile: \['logins_30d'\]"):
         spark_counts(spark.read.parquet(str(tmp_path / "short.parquet")), profile)
-    with pytest.raises(PipelineError, match="spark cannot read .*nowhere"):
+    with pytest.raises(PipelineError, match=r"spark cannot read .*nowhere"):
         spark_drift(str(tmp_path / "nowhere"), profile, "local[2]", 10)
     (tmp_path / "bad.parquet").write_text("not parquet")
-    with pytest.raises(PipelineError, match="spark cannot read .*bad.parquet") as info:
+    with pytest.raises(PipelineError, match=r"spark cannot read .*bad\.parquet") as info:
         spark_drift(str(tmp_path / "bad.parquet"), profile, "local[2]", 10)
     assert "\n" not in str(info.value) and "\tat " not in str(info.value)  # one line, no JVM stack

@@ -32,7 +32,9 @@ def repro(project: Project, *targets: str) -> str:
 
 def craft(project: Project, kind: str) -> None:
     env = {**project.env, "PYTHONPATH": str(project.root)}
-    proc = subprocess.run([sys.executable, str(CRAFT), kind], cwd=project.root, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(CRAFT), kind], cwd=project.root, env=env, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
@@ -51,7 +53,9 @@ def failed(d: dict) -> list[str]:
 def version_info(project: Project, version: str) -> tuple[str, dict]:
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=f"sqlite:///{project.root / 'mlflow.db'}", registry_uri=f"sqlite:///{project.root / 'mlflow.db'}")
+    client = MlflowClient(
+        tracking_uri=f"sqlite:///{project.root / 'mlflow.db'}", registry_uri=f"sqlite:///{project.root / 'mlflow.db'}"
+    )
     mv = client.get_model_version("credit-default", version)
     return mv.description, mv.tags
 
@@ -80,9 +84,12 @@ def test_first_model_is_judged_by_absolute_thresholds_alone(project: Project) ->
     import mlflow
     from mlflow import MlflowClient
 
-    uri = f"sqlite:///{project.root / 'mlflow.db'}"  # this project's store, named everywhere (the process's default may be another test's)
+    # this project's store, named everywhere (the process's default may be another test's)
+    uri = f"sqlite:///{project.root / 'mlflow.db'}"
     run_id = MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version("credit-default", "1").run_id
-    local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="gate/decision.json", dst_path=str(project.root.parent), tracking_uri=uri)
+    local = mlflow.artifacts.download_artifacts(
+        run_id=run_id, artifact_path="gate/decision.json", dst_path=str(project.root.parent), tracking_uri=uri
+    )
     logged = json.loads(Path(local).read_text())
     assert logged["candidate"]["version"] == "1" and logged["lineage"]["data_md5"] == tags["data_md5"]
 
@@ -175,7 +182,14 @@ def test_concurrent_promotions_move_the_alias_one_at_a_time(project: Project) ->
     assert decision(other)["champion"]["version"] == "3" and decision(other)["passed"]
 
     procs = [
-        subprocess.Popen([sys.executable, "-m", "pipelines", "promote"], cwd=p.root, env=p.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-m", "pipelines", "promote"],
+            cwd=p.root,
+            env=p.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for p in (project, other)
     ]
     outs = [p.communicate(timeout=600) for p in procs]
@@ -189,5 +203,7 @@ def test_concurrent_promotions_move_the_alias_one_at_a_time(project: Project) ->
     assert st["champion_history"][:2] == ["1", "3"] and st["champion_history"][2] == first["version"]
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=f"sqlite:///{project.root / 'mlflow.db'}", registry_uri=f"sqlite:///{project.root / 'mlflow.db'}")
+    client = MlflowClient(
+        tracking_uri=f"sqlite:///{project.root / 'mlflow.db'}", registry_uri=f"sqlite:///{project.root / 'mlflow.db'}"
+    )
     assert not client.search_registered_models("name = 'credit-default.promotion-lock'"), "the lock was released"

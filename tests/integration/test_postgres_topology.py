@@ -152,7 +152,9 @@ def postgres() -> Iterator[Postgres]:
         env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}", "PGHOST": "127.0.0.1",
                "PGPORT": str(pg.port), "PGPASSWORD": PG_SUPERUSER_PASSWORD, "POSTGRES_USER": "postgres",
                "POSTGRES_DB": "postgres", "AIRFLOW_DB_PASSWORD": AIRFLOW_DB_PASSWORD, "MLFLOW_DB_PASSWORD": MLFLOW_DB_PASSWORD}
-        init = subprocess.run([str(REPO / "deploy/postgres-init-databases.sh")], env=env, capture_output=True, text=True, timeout=60)
+        init = subprocess.run(
+            [str(REPO / "deploy/postgres-init-databases.sh")], env=env, capture_output=True, text=True, timeout=60
+        )
         assert init.returncode == 0, init.stderr
         yield pg
     finally:
@@ -205,7 +207,9 @@ class Topology:
         self.mlflow["proc"] = proc = self.mlflow["start"]()
         deadline = time.monotonic() + timeout
         while http("GET", f"{self.tracking_uri}/health")[0] != 200:
-            assert proc.poll() is None and time.monotonic() < deadline, f"the MLflow server did not come back: {(self.base / 'mlflow-server.log').read_text()[-2000:]}"
+            assert proc.poll() is None and time.monotonic() < deadline, (
+                f"the MLflow server did not come back: {(self.base / 'mlflow-server.log').read_text()[-2000:]}"
+            )
             time.sleep(0.5)
 
 
@@ -229,7 +233,7 @@ def basic(user: str, password: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def topology(postgres: Postgres) -> Iterator[Topology]:
+def topology(postgres: Postgres) -> Iterator[Topology]:  # noqa: PLR0915 the topology's numbered start-up steps, in order
     base = Path(tempfile.mkdtemp(prefix="topology-"))
     mlflow_server: subprocess.Popen | None = None
     up: subprocess.Popen | None = None
@@ -301,7 +305,9 @@ def topology(postgres: Postgres) -> Iterator[Topology]:
         init = subprocess.run([str(source / "deploy/airflow-init.sh")], env=init_env, capture_output=True, text=True, timeout=300)
         assert init.returncode == 0, f"airflow init failed:\n{init.stdout[-3000:]}\n{init.stderr[-3000:]}"
         workspace = Project(workspace_root)
-        workspace.env.update({k: airflow_env[k] for k in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")})
+        workspace.env.update(
+            {k: airflow_env[k] for k in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
+        )
 
         # 4. Airflow (scheduler + LocalExecutor, API server, dag-processor, triggerer) on PostgreSQL,
         # started in the background while the cycle runs (its DAGs stay paused until the test)
@@ -379,7 +385,9 @@ def test_workspace_comes_from_the_image_with_its_commit(topology: Topology) -> N
 
 def test_full_cycle_against_the_tracking_server(topology: Topology) -> None:
     cycle = topology.cycle
-    assert cycle is not None and cycle.returncode == 0, f"`python -m pipelines run` failed:\n{cycle.stderr[-4000:] if cycle else ''}"
+    assert cycle is not None and cycle.returncode == 0, (
+        f"`python -m pipelines run` failed:\n{cycle.stderr[-4000:] if cycle else ''}"
+    )
     assert f"tracked at {topology.tracking_uri}" in cycle.stdout
     ws = topology.workspace
     # nothing fell back to the embedded store
@@ -463,11 +471,14 @@ def test_an_airflow_retry_succeeds_once_the_tracking_server_is_back(topology: To
 
     day = "2026-02-10"
     base = f"http://127.0.0.1:{topology.airflow_port}"
-    auth = {"Authorization": f"Bearer {http('POST', f'{base}/auth/token', {'username': AIRFLOW_ADMIN[0], 'password': AIRFLOW_ADMIN[1]})[1]['access_token']}"}
+    token = http("POST", f"{base}/auth/token", {"username": AIRFLOW_ADMIN[0], "password": AIRFLOW_ADMIN[1]})[1]["access_token"]
+    auth = {"Authorization": f"Bearer {token}"}
     partition = topology.workspace.root / f"data/predictions/{day}.parquet"
     topology.stop_mlflow()
     try:
-        status, run = http("POST", f"{base}/api/v2/dags/scoring/dagRuns", {"logical_date": None, "conf": {"day": day}}, headers=auth)
+        status, run = http(
+            "POST", f"{base}/api/v2/dags/scoring/dagRuns", {"logical_date": None, "conf": {"day": day}}, headers=auth
+        )
         assert status == 200, status
         tis_path = f"{base}/api/v2/dags/scoring/dagRuns/{urllib.parse.quote(run['dag_run_id'], safe='')}/taskInstances"
         deadline = time.monotonic() + 300
@@ -483,7 +494,11 @@ def test_an_airflow_retry_succeeds_once_the_tracking_server_is_back(topology: To
     finally:
         topology.start_mlflow()
     failed = waiting[0]["task_id"]
-    logs = list((topology.base / "airflow-home" / "logs").glob(f"dag_id=scoring/run_id={run['dag_run_id']}/task_id={failed}/attempt=1.log"))
+    logs = list(
+        (topology.base / "airflow-home" / "logs").glob(
+            f"dag_id=scoring/run_id={run['dag_run_id']}/task_id={failed}/attempt=1.log"
+        )
+    )
     assert logs, f"no log of attempt 1 of {failed}"
     assert f"cannot reach the MLflow tracking server at {topology.tracking_uri}" in logs[0].read_text(errors="replace")
     run_path = f"{base}/api/v2/dags/scoring/dagRuns/{urllib.parse.quote(run['dag_run_id'], safe='')}"

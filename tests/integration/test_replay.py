@@ -31,8 +31,23 @@ def run_story(out: Path, story: str, *extra: str, quick: bool = True) -> dict[st
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PIPELINES_", "AIRFLOW"))}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     proc = subprocess.run(
-        [sys.executable, "-m", "pipelines", "replay", "--story", story, *(["--quick"] if quick else []), "--out", str(out), *extra],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=1800,
+        [
+            sys.executable,
+            "-m",
+            "pipelines",
+            "replay",
+            "--story",
+            story,
+            *(["--quick"] if quick else []),
+            "--out",
+            str(out),
+            *extra,
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     timeline = json.loads((out / "timeline.json").read_text())
@@ -248,4 +263,6 @@ def test_the_audit_catches_what_it_must(login: dict[str, Any]) -> None:
         rec = next(r for r in hidden["days"] if r["day"] == scored[2]["day"])
         rec["validated"], rec["scored_by"] = False, None
         problems = audit(settings, hidden)["problems"]
-        assert any("quarantined day was scored" in p for p in problems) and any("quarantined but a validated copy exists" in p for p in problems)
+        assert any("quarantined day was scored" in p for p in problems) and any(
+            "quarantined but a validated copy exists" in p for p in problems
+        )

@@ -21,9 +21,10 @@ How the two paths meet:
   would race the previous day's drift job, whose labels brake counts the matured labels on disk
   (measured on 2026-12-01 with the backfill running free: on served day 5, the first difference,
   the labels brake counted one matured day more than the replay, and the retrain was requested
-  on served day 11 instead of 12; each monitoring run still had one event; no faster: 8 min 4 s). So the backfill runs one day at a time (`max_active_runs` 1) and
-  the test holds it (`PUT /api/v2/backfills/{id}/pause`, `/unpause`, as an operator can) until
-  the day's drift task has decided, and, when it requested a retrain, until training finished.
+  on served day 11 instead of 12; each monitoring run still had one event; no faster: 8 min 4 s).
+  So the backfill runs one day at a time (`max_active_runs` 1) and the test holds it
+  (`PUT /api/v2/backfills/{id}/pause`, `/unpause`, as an operator can) until the day's drift task
+  has decided, and, when it requested a retrain, until training finished.
   The rest of a monitoring run (live performance) overlaps with the next day: it measures the
   same matured days from the same files, some a day earlier than the replay does.
 - Airflow runs each day's drift and performance in their own monitoring run (one asset event
@@ -167,7 +168,9 @@ def replays(tmp_path_factory: pytest.TempPathFactory):
             cli.kill()
             cli.wait()
         if root is not None:
-            down = subprocess.run([str(root / "scripts/services.sh"), "down"], env=env, capture_output=True, text=True, timeout=120)
+            down = subprocess.run(
+                [str(root / "scripts/services.sh"), "down"], env=env, capture_output=True, text=True, timeout=120
+            )
             log = base / "run" / "airflow.log"
             if log.exists():
                 print("---- airflow.log (tail) ----\n" + "\n".join(log.read_text(errors="replace").splitlines()[-40:]))
@@ -188,7 +191,10 @@ def occupy_todays_slots(api: Rest) -> set[str]:
     ids = set()
     for dag_id, when in (("scoring", midnight), ("training", three)):
         run = api.post(f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": when.isoformat(), "conf": {}})
-        api.patch(api.run_path(dag_id, run["dag_run_id"]), {"state": "success", "note": "wall-clock slot, not part of the replayed story"})
+        api.patch(
+            api.run_path(dag_id, run["dag_run_id"]),
+            {"state": "success", "note": "wall-clock slot, not part of the replayed story"},
+        )
         ids.add(run["dag_run_id"])
     return ids
 
@@ -196,7 +202,12 @@ def occupy_todays_slots(api: Rest) -> set[str]:
 def drive(api: Rest, ready: dict[str, Any]) -> dict[str, Any]:
     """Train the first champion, then serve the story's days as one backfill of the scoring DAG,
     one day at a time, waiting for what each day's PREDICTIONS asset starts. Returns the runs."""
-    api.wait("the DAGs parsed", lambda: {d["dag_id"] for d in api.get("/api/v2/dags")["dags"]} >= {"training", "scoring", "monitoring"}, 180, 3)
+    api.wait(
+        "the DAGs parsed",
+        lambda: {d["dag_id"] for d in api.get("/api/v2/dags")["dags"]} >= {"training", "scoring", "monitoring"},
+        180,
+        3,
+    )
     assert api.get("/api/v2/importErrors")["total_entries"] == 0
     slots = occupy_todays_slots(api)
 
@@ -209,13 +220,17 @@ def drive(api: Rest, ready: dict[str, Any]) -> dict[str, Any]:
     planned = api.post("/api/v2/backfills/dry_run", {**window, "dag_run_conf": ready["conf"]})["backfills"]
     assert [b["logical_date"][:10] for b in planned] == days, planned
     try:
-        backfill = api.post("/api/v2/backfills", {**window, "dag_run_conf": ready["conf"], "max_active_runs": 1, "reprocess_behavior": "none"})
+        backfill = api.post(
+            "/api/v2/backfills", {**window, "dag_run_conf": ready["conf"], "max_active_runs": 1, "reprocess_behavior": "none"}
+        )
     except urllib.error.HTTPError as exc:
         raise AssertionError(f"POST /api/v2/backfills: {exc.code} {exc.read().decode(errors='replace')}") from exc
     bid = backfill["id"]
     api.put(f"/api/v2/backfills/{bid}/pause")
     queued = [r for r in api.runs("scoring") if r["run_type"] == "backfill"]
-    assert [(r["logical_date"][:10], r["state"], r["conf"]) for r in queued] == [(d, "queued", ready["conf"]) for d in days], queued
+    assert [(r["logical_date"][:10], r["state"], r["conf"]) for r in queued] == [(d, "queued", ready["conf"]) for d in days], (
+        queued
+    )
 
     for dag_id in ("training", "monitoring", "scoring"):  # backfill runs start only on an unpaused DAG
         api.patch(f"/api/v2/dags/{dag_id}", {"is_paused": False})
@@ -231,7 +246,9 @@ def drive(api: Rest, ready: dict[str, Any]) -> dict[str, Any]:
         api.put(f"/api/v2/backfills/{bid}/unpause")
 
         def started(day: str = day) -> dict | None:
-            run = next((r for r in api.runs("scoring") if r["run_type"] == "backfill" and (r["logical_date"] or "")[:10] == day), None)
+            run = next(
+                (r for r in api.runs("scoring") if r["run_type"] == "backfill" and (r["logical_date"] or "")[:10] == day), None
+            )
             return run if run and run["state"] != "queued" else None
 
         run = api.wait(f"the backfill run of {day} started", started, 300, 1)
@@ -248,7 +265,11 @@ def drive(api: Rest, ready: dict[str, Any]) -> dict[str, Any]:
         # The next day may land once this day's drift job has decided (it counts the labels on
         # disk); the rest of the monitoring run (performance) overlaps with it: it measures
         # the same days from the same files, at most a day earlier.
-        api.wait(f"the drift task of {day}", lambda mon=mon: api.task_states("monitoring", mon["dag_run_id"]).get("drift") in FINISHED, 600)
+        api.wait(
+            f"the drift task of {day}",
+            lambda mon=mon: api.task_states("monitoring", mon["dag_run_id"]).get("drift") in FINISHED,
+            600,
+        )
         drift = reports / f"{day}.json"
         if drift.is_file() and read_json(drift)["retrain"]:  # the next day is scored by what training decides
             api.wait_run("monitoring", mon["dag_run_id"], timeout=600)
@@ -262,8 +283,8 @@ def drive(api: Rest, ready: dict[str, Any]) -> dict[str, Any]:
     if not api.get(f"/api/v2/backfills/{bid}")["completed_at"]:
         api.put(f"/api/v2/backfills/{bid}/unpause")
     finished = api.wait("the backfill completed", lambda: (b := api.get(f"/api/v2/backfills/{bid}"))["completed_at"] and b, 120)
-    for day, mon in list(monitoring.items()):
-        monitoring[day] = mon = api.wait_run("monitoring", mon["dag_run_id"], timeout=600)
+    for day, started in list(monitoring.items()):
+        monitoring[day] = mon = api.wait_run("monitoring", started["dag_run_id"], timeout=600)
         mon["events"] = [e["extra"] for e in api.events_of("monitoring", mon["dag_run_id"])]
         mon["tasks"] = api.task_states("monitoring", mon["dag_run_id"])
     return {

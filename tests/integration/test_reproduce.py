@@ -58,9 +58,15 @@ def test_reproduce_v1_exactly_after_data_and_params_changed(project: Project) ->
     report = json.loads((project.root / "data/reports/reproduce/credit-default-v1.json").read_text())
     assert report["exact"] and report["checks"]["holdout_predictions"]["identical"]
     assert report["checks"]["holdout_predictions"]["rows"] > 1000
-    assert report["checks"]["train_roc_auc"]["registered"] == pytest.approx(report["checks"]["train_roc_auc"]["rebuilt"], abs=1e-6)
+    assert report["checks"]["train_roc_auc"]["registered"] == pytest.approx(
+        report["checks"]["train_roc_auc"]["rebuilt"], abs=1e-6
+    )
     after = project.status()
-    assert (after["champion"], after["challenger"], after["champion_history"]) == (before["champion"], before["challenger"], before["champion_history"])
+    assert (after["champion"], after["challenger"], after["champion_history"]) == (
+        before["champion"],
+        before["challenger"],
+        before["champion_history"],
+    )
     assert project.run("git", "status", "--porcelain", "--untracked-files=no").stdout.strip() == ""
     assert "reproduce-v1" not in project.run("git", "worktree", "list").stdout
 

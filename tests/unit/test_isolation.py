@@ -28,7 +28,11 @@ def test_restore_process_settings_undoes_mlflow_uris_and_pipelines_variables(tmp
     assert {"MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "PIPELINES_SERVER_URL"} <= set(changed)
     from tests.support.process import ENV_AT_START
 
-    for key in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "PIPELINES_SERVER_URL"):  # as the session began (a user may export some)
+    for key in (
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_REGISTRY_URI",
+        "PIPELINES_SERVER_URL",
+    ):  # as the session began (a user may export some)
         assert os.environ.get(key) == ENV_AT_START.get(key), key
     assert mlflow.get_tracking_uri() == before_tracking != store
     assert mlflow.get_registry_uri() == before_registry != store

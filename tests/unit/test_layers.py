@@ -46,7 +46,8 @@ def _reachable(start: str, mods: dict[str, Path]) -> set[str]:
                 names = [a.name for a in node.names]
             else:
                 continue
-            for n in names:
+            for name in names:
+                n = name
                 while n and n not in mods:
                     n = n.rpartition(".")[0]
                 if n and n != m:
@@ -77,7 +78,9 @@ def test_every_stage_depends_on_the_code_it_runs() -> None:
             needed -= NOT_RUN_BY_PROMOTE
         for mod in sorted(needed):
             path = mods[mod].relative_to(REPO).as_posix()
-            assert any(path == d or path.startswith(d.rstrip("/") + "/") for d in deps), f"stage {name} runs {path} but does not depend on it"
+            assert any(path == d or path.startswith(d.rstrip("/") + "/") for d in deps), (
+                f"stage {name} runs {path} but does not depend on it"
+            )
 
 
 def test_every_data_path_comes_from_params() -> None:

@@ -34,7 +34,9 @@ def write_days(root: Path, days: int = 8, rows: int = 60, labels: list[str] = ("
             "note": [f"free text {i}-{j}" for j in range(rows)],
         })
         raw.to_csv(root / "raw" / f"{day}.csv", index=False)
-        pd.DataFrame({"user id": ids, "churned": rng.choice(list(labels), rows)}).to_csv(root / "labels" / f"{day}.csv", index=False)
+        pd.DataFrame({"user id": ids, "churned": rng.choice(list(labels), rows)}).to_csv(
+            root / "labels" / f"{day}.csv", index=False
+        )
 
 
 @pytest.fixture
@@ -72,15 +74,31 @@ def test_yes_no_labels_are_written_quoted_so_yaml_keeps_them_strings(project: Pa
     "break_it, message",
     [
         (lambda r: [p.unlink() for p in (r / "raw").iterdir()], "raw folder .* is empty"),
-        (lambda r: pd.read_csv(r / "raw" / "2026-05-03.csv").drop(columns=["plan"]).to_csv(r / "raw" / "2026-05-03.csv", index=False),
-         r"raw files' schemas differ: 2026-05-03.csv lacks \['plan'\]"),
-        (lambda r: [pd.read_csv(p).assign(**{"seen.at": "soon"}).to_csv(p, index=False) for p in (r / "raw").iterdir()], "no timestamp column"),
-        (lambda r: [pd.read_csv(p).rename(columns={"churned": "label"}).to_csv(p, index=False) for p in (r / "labels").iterdir()],
-         "target 'churned' is not a column of the labels files"),
+        (
+            lambda r: (
+                pd.read_csv(r / "raw" / "2026-05-03.csv").drop(columns=["plan"]).to_csv(r / "raw" / "2026-05-03.csv", index=False)
+            ),
+            r"raw files' schemas differ: 2026-05-03.csv lacks \['plan'\]",
+        ),
+        (
+            lambda r: [pd.read_csv(p).assign(**{"seen.at": "soon"}).to_csv(p, index=False) for p in (r / "raw").iterdir()],
+            "no timestamp column",
+        ),
+        (
+            lambda r: [
+                pd.read_csv(p).rename(columns={"churned": "label"}).to_csv(p, index=False) for p in (r / "labels").iterdir()
+            ],
+            "target 'churned' is not a column of the labels files",
+        ),
         (lambda r: write_days(r, labels=["no", "yes", "maybe"]), "target 'churned' has 3 values"),
         (lambda r: [p.unlink() for p in sorted((r / "labels").iterdir())[2:]], "too few labelled days: 2"),
-        (lambda r: [pd.read_csv(p).assign(**{"user id": lambda f: "other-" + f["user id"]}).to_csv(p, index=False) for p in (r / "labels").iterdir()],
-         "ids do not join"),
+        (
+            lambda r: [
+                pd.read_csv(p).assign(**{"user id": lambda f: "other-" + f["user id"]}).to_csv(p, index=False)
+                for p in (r / "labels").iterdir()
+            ],
+            "ids do not join",
+        ),
     ],
     ids=["empty-folder", "schemas-differ", "no-timestamp", "target-missing", "three-labels", "too-few-days", "ids-do-not-join"],
 )
@@ -112,7 +130,7 @@ def test_binary_labels() -> None:
     s = pd.Series(["bad", "good", None, "bad"])
     assert binary_labels(s, "bad", "status").tolist() == [1, 0, pd.NA, 1]
     assert binary_labels(pd.Series([0, 1, 1]), None, "y").tolist() == [0, 1, 1]
-    with pytest.raises(PipelineError, match="set data.positive_label"):
+    with pytest.raises(PipelineError, match=r"set data\.positive_label"):
         binary_labels(s, None, "status")
     with pytest.raises(PipelineError, match="3 values"):
         binary_labels(pd.Series(["a", "b", "c"]), "a", "y")

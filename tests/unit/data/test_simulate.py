@@ -83,9 +83,9 @@ def test_flapping_shifts_every_other_day() -> None:
     days = [date(2026, 3, d) for d in range(1, 5)]
     means = [generate_day(d, 2000, 1, "flapping", scenario_start=days[0]).batch["logins_30d"].mean() for d in days]
     base = [generate_day(d, 2000, 1, "stable").batch["logins_30d"].mean() for d in days]
-    lowered = [m < 0.75 * b for m, b in zip(means, base)]
+    lowered = [m < 0.75 * b for m, b in zip(means, base, strict=True)]
     assert lowered in ([True, False, True, False], [False, True, False, True])
-    assert all(m < b for m, b in zip(means, base))
+    assert all(m < b for m, b in zip(means, base, strict=True))
 
 
 def test_simulate_writes_matured_labels_only(settings) -> None:
@@ -119,8 +119,10 @@ def test_a_day_bigger_than_the_id_population_gets_distinct_ids(monkeypatch: pyte
 def test_simulate_refuses_when_the_source_is_your_files(settings) -> None:
     from pipelines.config import Settings
 
-    own = Settings(settings.params.model_copy(update={"data": settings.params.data.model_copy(update={"source": "files"})}), settings.root)
-    with pytest.raises(PipelineError, match="data.source is 'files'"):
+    own = Settings(
+        settings.params.model_copy(update={"data": settings.params.data.model_copy(update={"source": "files"})}), settings.root
+    )
+    with pytest.raises(PipelineError, match=r"data\.source is 'files'"):
         simulate(own, days=1)
     with pytest.raises(PipelineError, match="rows per day must be at least 1"):
         simulate(settings, days=1, rows=0)

@@ -178,7 +178,10 @@ def test_without_data_docs_the_verdict_is_the_same(settings) -> None:
     """validate.data_docs false (the replay's default): no HTML, same pass/fail and reasons."""
     from pipelines.config import Settings
 
-    quiet = Settings(settings.params.model_copy(update={"validate_": settings.params.validate_.model_copy(update={"data_docs": False})}), settings.root)
+    quiet = Settings(
+        settings.params.model_copy(update={"validate_": settings.params.validate_.model_copy(update={"data_docs": False})}),
+        settings.root,
+    )
     f = _good()
     f.loc[f.index[:250], "income"] = None
     failures = _fails(quiet, f)

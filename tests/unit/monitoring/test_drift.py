@@ -97,7 +97,7 @@ def test_unreadable_batch_is_a_clear_error(tmp_path) -> None:
     from pipelines.model.profile import stream_batches
 
     (tmp_path / "bad.parquet").write_text("not parquet")
-    with pytest.raises(PipelineError, match="bad.parquet is not a readable Parquet file"):
+    with pytest.raises(PipelineError, match=r"bad\.parquet is not a readable Parquet file"):
         list(stream_batches(tmp_path / "bad.parquet", ["x"], 10))
 
 
@@ -112,7 +112,16 @@ def test_missing_column_is_a_clear_error(settings) -> None:
 
 def _decide(drifted, history, trained=date(2026, 1, 1), in_flight=False, k=2, cooldown=3):
     psi_values = {"logins_30d": 1.2, "age": 0.01}
-    return retrain_decision(D, drifted, psi_values, history, "1", trained, in_flight, DriftParams(psi_threshold=0.2, consecutive_windows=k, cooldown_days=cooldown))
+    return retrain_decision(
+        D,
+        drifted,
+        psi_values,
+        history,
+        "1",
+        trained,
+        in_flight,
+        DriftParams(psi_threshold=0.2, consecutive_windows=k, cooldown_days=cooldown),
+    )
 
 
 def test_stable_day_never_retrains() -> None:
@@ -149,7 +158,9 @@ def test_retrain_waits_for_labels_of_the_drifted_days() -> None:
     assert ready["retrain"] and ready["labelled_drifted_days"] == 3
     unknown = retrain_decision(D, ["logins_30d"], psi_values, hist, "1", None, False, params, None, None)
     assert not unknown["retrain"]  # no label matured at all
-    off = retrain_decision(D, ["logins_30d"], psi_values, hist, "1", None, False, params.model_copy(update={"min_labelled_drifted_days": 0}))
+    off = retrain_decision(
+        D, ["logins_30d"], psi_values, hist, "1", None, False, params.model_copy(update={"min_labelled_drifted_days": 0})
+    )
     assert off["retrain"]
 
 
@@ -161,7 +172,9 @@ def test_a_blocked_retrain_is_not_requested_again_within_the_cooldown() -> None:
     again = _decide(["logins_30d"], hist, cooldown=3)
     assert not again["retrain"] and "a retrain was requested on 2026-01-08 for this champion" in again["reason"]
     assert _decide(["logins_30d"], hist, cooldown=2)["retrain"]  # 2 days later: requested again
-    other = [{**h, "champion_version": "0"} for h in hist] + [{"day": "2026-01-09", "champion_version": "1", "drifted_features": ["x"]}]
+    other = [{**h, "champion_version": "0"} for h in hist] + [
+        {"day": "2026-01-09", "champion_version": "1", "drifted_features": ["x"]}
+    ]
     assert _decide(["logins_30d"], other, cooldown=3)["retrain"]  # a new champion starts afresh
 
 
@@ -169,7 +182,9 @@ def test_a_feature_with_no_values_left_is_drifted_first() -> None:
     # PSI is NaN only when the batch has no non-null value of the feature: the loudest drift
     psi_values = {"age": 0.01, "income": float("nan"), "logins_30d": 1.2}
     assert drifted_features(psi_values, 0.2) == ["income", "logins_30d"]
-    d = retrain_decision(D, ["income"], psi_values, [], "1", None, False, DriftParams(psi_threshold=0.2, consecutive_windows=1, cooldown_days=0))
+    d = retrain_decision(
+        D, ["income"], psi_values, [], "1", None, False, DriftParams(psi_threshold=0.2, consecutive_windows=1, cooldown_days=0)
+    )
     assert d["retrain"] and "income (all null)" in d["reason"]
 
 
@@ -206,16 +221,56 @@ def test_drift_in_a_feature_the_model_barely_uses_can_be_ignored() -> None:
     psi_values = {"logins_30d": 1.2, "age": 0.5, "income": float("nan")}
     share = {"logins_30d": 0.004, "age": 0.3, "income": 0.001}
     hist = [{"day": "2026-01-09", "champion_version": "1", "drifted_features": ["age"]}]
-    d = retrain_decision(D, ["income", "logins_30d", "age"], psi_values, hist, "1", None, False, DriftParams(psi_threshold=0.2, consecutive_windows=2, cooldown_days=0, min_importance=0.01), share)
+    d = retrain_decision(
+        D,
+        ["income", "logins_30d", "age"],
+        psi_values,
+        hist,
+        "1",
+        None,
+        False,
+        DriftParams(psi_threshold=0.2, consecutive_windows=2, cooldown_days=0, min_importance=0.01),
+        share,
+    )
     # an all-null feature always counts; logins_30d is under the floor: reported, not counted
     assert d["drifted_features"] == ["income", "age"] and d["ignored_features"] == ["logins_30d"]
     assert d["retrain"] and "age (0.500; importance 30.0%)" in d["reason"]
     assert "ignored, under drift.min_importance 1.00%: logins_30d (1.200; importance 0.4%)" in d["reason"]
-    only = retrain_decision(D, ["logins_30d"], psi_values, hist, "1", None, False, DriftParams(psi_threshold=0.2, consecutive_windows=1, cooldown_days=0, min_importance=0.01), share)
+    only = retrain_decision(
+        D,
+        ["logins_30d"],
+        psi_values,
+        hist,
+        "1",
+        None,
+        False,
+        DriftParams(psi_threshold=0.2, consecutive_windows=1, cooldown_days=0, min_importance=0.01),
+        share,
+    )
     assert not only["retrain"] and only["streak"] == 0 and "only on features under drift.min_importance" in only["reason"]
-    off = retrain_decision(D, ["logins_30d"], psi_values, hist, "1", None, False, DriftParams(psi_threshold=0.2, consecutive_windows=1, cooldown_days=0, min_importance=0.0), share)
+    off = retrain_decision(
+        D,
+        ["logins_30d"],
+        psi_values,
+        hist,
+        "1",
+        None,
+        False,
+        DriftParams(psi_threshold=0.2, consecutive_windows=1, cooldown_days=0, min_importance=0.0),
+        share,
+    )
     assert off["retrain"] and off["ignored_features"] == []  # the default floor (0) counts every feature
-    old = retrain_decision(D, ["logins_30d"], psi_values, hist, "1", None, False, DriftParams(psi_threshold=0.2, consecutive_windows=1, cooldown_days=0, min_importance=0.01), None)
+    old = retrain_decision(
+        D,
+        ["logins_30d"],
+        psi_values,
+        hist,
+        "1",
+        None,
+        False,
+        DriftParams(psi_threshold=0.2, consecutive_windows=1, cooldown_days=0, min_importance=0.01),
+        None,
+    )
     assert old["retrain"] and "min_importance not applied: this champion's profile has no importance" in old["reason"]
 
 
@@ -276,22 +331,29 @@ def test_performance_alarm_needs_k_bad_matured_days_of_the_champion() -> None:
     params = DriftParams(min_live_roc_auc=0.6, max_live_auc_drop=0.1, performance_days=3)
     rec = lambda day, auc, v="2": {"day": day, "model_versions": [v], "live_roc_auc": auc}  # noqa: E731
     good = [rec("2026-01-01", 0.80), rec("2026-01-02", 0.79)]
-    assert performance_alarm(good + [rec("2026-01-03", 0.5), rec("2026-01-04", 0.5)], "2", 0.8, params) is None  # 2 of 3
-    alarm = performance_alarm(good + [rec("2026-01-05", 0.65), rec("2026-01-03", 0.5), rec("2026-01-04", 0.55)], "2", 0.8, params)
+    assert performance_alarm([*good, rec("2026-01-03", 0.5), rec("2026-01-04", 0.5)], "2", 0.8, params) is None  # 2 of 3
+    alarm = performance_alarm([*good, rec("2026-01-05", 0.65), rec("2026-01-03", 0.5), rec("2026-01-04", 0.55)], "2", 0.8, params)
     assert alarm and alarm["days"] == ["2026-01-03", "2026-01-04", "2026-01-05"]  # 0.65 is 0.15 under the holdout AUC
     assert "floor 0.6 / holdout 0.800 - 0.1" in alarm["reason"] and "latest 0.500, 0.550, 0.650" in alarm["reason"]
-    assert performance_alarm([rec(f"2026-01-0{i}", 0.4, "1") for i in range(1, 6)], "2", 0.8, params) is None  # another version's days
+    assert (
+        performance_alarm([rec(f"2026-01-0{i}", 0.4, "1") for i in range(1, 6)], "2", 0.8, params) is None
+    )  # another version's days
     assert performance_alarm([rec(f"2026-01-0{i}", 0.4) for i in range(1, 6)], "2", 0.8, DriftParams()) is None  # off by default
 
 
 def test_a_performance_alarm_requests_a_retrain_under_the_same_brakes() -> None:
-    alarm = {"days": ["2026-01-05", "2026-01-06", "2026-01-07"], "reason": "live ROC AUC under floor 0.6 on 3 matured day(s) in a row"}
+    alarm = {
+        "days": ["2026-01-05", "2026-01-06", "2026-01-07"],
+        "reason": "live ROC AUC under floor 0.6 on 3 matured day(s) in a row",
+    }
     params = DriftParams(psi_threshold=0.2, consecutive_windows=2, cooldown_days=3, min_labelled_drifted_days=3)
     d = retrain_decision(D, [], {"age": 0.01}, [], "1", date(2026, 1, 1), False, params, None, None, alarm)
     assert d["retrain"] and d["reason"].startswith("live performance: live ROC AUC under floor 0.6")
     cool = retrain_decision(D, [], {"age": 0.01}, [], "1", date(2026, 1, 8), False, params, None, None, alarm)
     assert not cool["retrain"] and "cooldown" in cool["reason"]
-    early = retrain_decision(D, [], {"age": 0.01}, [], "1", None, False, params.model_copy(update={"min_labelled_drifted_days": 5}), None, None, alarm)
+    early = retrain_decision(
+        D, [], {"age": 0.01}, [], "1", None, False, params.model_copy(update={"min_labelled_drifted_days": 5}), None, None, alarm
+    )
     assert not early["retrain"] and "waiting for labels: 3 matured day(s) of low live AUC, 5 needed" in early["reason"]
     busy = retrain_decision(D, [], {"age": 0.01}, [], "1", None, "run 7", params, None, None, alarm)
     assert not busy["retrain"] and "already in flight" in busy["reason"]
@@ -302,8 +364,16 @@ def _dead_owner() -> str:
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-c", "import os, psutil, socket; p = psutil.Process(); print(socket.gethostname(), os.getpid(), f'{p.create_time():.3f}')"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os, psutil, socket; p = psutil.Process(); print(socket.gethostname(), os.getpid(), f'{p.create_time():.3f}')",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
 
 
 def test_one_training_runner_per_project(settings, tmp_path) -> None:
@@ -320,7 +390,9 @@ def test_one_training_runner_per_project(settings, tmp_path) -> None:
     marker = in_flight_marker(settings)
     claim_in_flight(settings, "of `make run` (pid 1)", process=True, exclusive=True)
     assert json.loads(marker.read_text())[OWNER_TAG] == owner_tag()[OWNER_TAG]
-    with pytest.raises(PipelineError, match=r"another training run is in flight \(training run of `make run` \(pid 1\) since .*; marker "):
+    with pytest.raises(
+        PipelineError, match=r"another training run is in flight \(training run of `make run` \(pid 1\) since .*; marker "
+    ):
         claim_in_flight(settings, "manual__2026-12-01")
     release_in_flight(settings, "manual__2026-12-01")  # not its marker: left alone
     assert marker.exists()
@@ -366,8 +438,14 @@ def test_two_runners_taking_over_a_dead_marker_do_not_both_get_it(settings, tmp_
     pause = tmp_path / "failpoints"
     pause.mkdir()
     reached, go = handshake_files("in_flight:takeover", pause)
-    env = {**os.environ, "PYTHONPATH": str(repo), "PIPELINES_FAILPOINT": "in_flight:takeover", "PIPELINES_FAILPOINT_ACTION": "pause",
-           "PIPELINES_FAILPOINT_DIR": str(pause), "PIPELINES_FAILPOINT_TIMEOUT": "60"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(repo),
+        "PIPELINES_FAILPOINT": "in_flight:takeover",
+        "PIPELINES_FAILPOINT_ACTION": "pause",
+        "PIPELINES_FAILPOINT_DIR": str(pause),
+        "PIPELINES_FAILPOINT_TIMEOUT": "60",
+    }
     code = ("from pipelines.config import load_settings; from pipelines.monitoring.inflight import claim_in_flight; "
             f"claim_in_flight(load_settings({str(settings.root / 'params.yaml')!r}), 'A', process=True, exclusive=True)")
     a = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

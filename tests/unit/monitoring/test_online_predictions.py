@@ -31,7 +31,15 @@ def test_online_log_is_read_with_batch_predictions(settings: Settings) -> None:
     _log(settings)
     parts = list((settings.online_predictions_dir / day.isoformat()).glob("part-*.parquet"))
     assert len(parts) == 1
-    assert set(pd.read_parquet(parts[0]).columns) >= {"request_id", d.id_col, d.timestamp_col, "variant", "model_version", "score", "latency_ms"}
+    assert set(pd.read_parquet(parts[0]).columns) >= {
+        "request_id",
+        d.id_col,
+        d.timestamp_col,
+        "variant",
+        "model_version",
+        "score",
+        "latency_ms",
+    }
     pred = day_predictions(settings, day)
     assert sorted(pred["variant"]) == ["batch", "canary", "champion", "champion", "shadow", "shadow"]
     assert pred[d.id_col].tolist() == ["7", "1", "2", "1", "2", "3"]
@@ -52,7 +60,13 @@ def test_drift_psi_is_exported_for_prometheus(tmp_path) -> None:
 
     from pipelines.monitoring.report import write_prometheus
 
-    summary = {"day": "2026-01-22", "champion_version": "3", "psi": {"age": 0.01, "logins_30d": 1.3125}, "score_psi": 0.2, "retrain": True}
+    summary = {
+        "day": "2026-01-22",
+        "champion_version": "3",
+        "psi": {"age": 0.01, "logins_30d": 1.3125},
+        "score_psi": 0.2,
+        "retrain": True,
+    }
     text = write_prometheus(summary, tmp_path / "drift.prom").read_text()
     got = {(s.name, s.labels.get("feature")): s.value for f in text_string_to_metric_families(text) for s in f.samples}
     assert got[("pipelines_drift_psi", "logins_30d")] == 1.3125 and got[("pipelines_drift_psi", "age")] == 0.01

@@ -43,12 +43,36 @@ def _live(day: str, auc: float, v: str = "1"):
 
 
 def test_guard_table_and_headline() -> None:
-    drift = lambda retrain, brakes: {"drifted": ["logins_30d"], "threshold": 0.2, "top_psi": 2.5, "top_feature": "logins_30d", "retrain": retrain, "brakes": brakes}  # noqa: E731
-    gate = {"day": "2026-01-06", "trigger": "retrain requested: PSI", "passed": True, "candidate_roc_auc": 0.83, "version": "2", "role": "champion", "champion_before": "1", "champion_after": "2", "reasons": []}
+    drift = lambda retrain, brakes: {  # noqa: E731
+        "drifted": ["logins_30d"],
+        "threshold": 0.2,
+        "top_psi": 2.5,
+        "top_feature": "logins_30d",
+        "retrain": retrain,
+        "brakes": brakes,
+    }
+    gate = {
+        "day": "2026-01-06",
+        "trigger": "retrain requested: PSI",
+        "passed": True,
+        "candidate_roc_auc": 0.83,
+        "version": "2",
+        "role": "champion",
+        "champion_before": "1",
+        "champion_after": "2",
+        "reasons": [],
+    }
     days = [
         _rec("2026-01-01", matured=[_live("2025-12-29", 0.82)]),
-        _rec("2026-01-02", validated=False, failure=True, quarantine_reasons=["income: nulls"], matured=[_live("2025-12-30", 0.80)]),
-        _rec("2026-01-03", failure=True, drift=drift(False, ["drifted 1 day(s) in a row, 2 needed"]), matured=[_live("2026-01-01", 0.81)]),
+        _rec(
+            "2026-01-02", validated=False, failure=True, quarantine_reasons=["income: nulls"], matured=[_live("2025-12-30", 0.80)]
+        ),
+        _rec(
+            "2026-01-03",
+            failure=True,
+            drift=drift(False, ["drifted 1 day(s) in a row, 2 needed"]),
+            matured=[_live("2026-01-01", 0.81)],
+        ),
         _rec("2026-01-04", failure=True, drift=drift(False, ["waiting for labels: 0 of 2"]), matured=[_live("2026-01-03", 0.70)]),
         _rec("2026-01-05", failure=True, drift=drift(False, ["waiting for labels: 1 of 3"]), matured=[_live("2026-01-04", 0.72)]),
         _rec("2026-01-06", failure=True, drift=drift(True, []), training=[gate], matured=[_live("2026-01-05", 0.71)]),
@@ -66,7 +90,11 @@ def test_guard_table_and_headline() -> None:
     assert h["before"] == pytest.approx(0.81) and h["after"] == pytest.approx(0.82) and h["after_version"] == "2"
     assert h["worst"] == pytest.approx(round((0.70 + 0.72 + 0.71) / 3, 4))
     line = day_line(days[5])
-    assert line.startswith("2026-01-06  champion   v1  live AUC 0.710 (01-05)") and "RETRAIN REQUESTED" in line and "v2 gate PASSED" in line
+    assert (
+        line.startswith("2026-01-06  champion   v1  live AUC 0.710 (01-05)")
+        and "RETRAIN REQUESTED" in line
+        and "v2 gate PASSED" in line
+    )
 
 
 def test_ranges() -> None:
@@ -75,7 +103,7 @@ def test_ranges() -> None:
 
 
 def test_project_settings_must_exist_and_out_must_not_hold_the_project(tmp_path: Path) -> None:
-    with pytest.raises(PipelineError, match="story setting drift.no_such_key is not in params.yaml"):
+    with pytest.raises(PipelineError, match=r"story setting drift\.no_such_key is not in params\.yaml"):
         make_project(REPO, tmp_path / "p", {"drift.no_such_key": 1})
     with pytest.raises(PipelineError, match="would hold the project itself"):
         replay("skew", out=REPO.parent)

@@ -21,7 +21,7 @@ def reference(rows: list[dict], data) -> pd.DataFrame:
 def rows_of(settings, values: list, cats: list, ids: list | None) -> list[dict]:
     d = settings.params.data
     out = []
-    for i, (v, c) in enumerate(zip(values, cats)):
+    for i, (v, c) in enumerate(zip(values, cats, strict=True)):
         r = dict.fromkeys(d.numerical, v)
         r.update(dict.fromkeys(d.categorical, c))
         if ids is not None and ids[i] is not ...:
