@@ -62,7 +62,7 @@ def cli_page() -> str:
     """Every command of `python -m pipelines`, its help and its options."""
     import typer
 
-    from pipelines.__main__ import app
+    from pipelines.cli import app
 
     group = typer.main.get_command(app)
     lines = [HEADER, "# CLI reference\n",
@@ -178,7 +178,8 @@ def http_page() -> str:
                           f"{_need(p.get('description'), 'parameter ' + p['name'] + ' of ' + path)} |"
                           for p in params]
                 lines.append("")
-            responses = ", ".join(f"`{code}` {_cell(r.get('description', ''))}" for code, r in sorted(op.get("responses", {}).items()))
+            answers = sorted(op.get("responses", {}).items())
+            responses = ", ".join(f"`{code}` {_cell(r.get('description', ''))}" for code, r in answers)
             lines.append(f"Responses: {responses}\n")
     return "\n".join(lines).rstrip() + "\n"
 
