@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Proof loop for the pyarrow exit abort (see pipelines/__main__.py): run a Parquet-reading
+# Proof loop for the pyarrow exit abort (see pipelines/cli/__init__.py): run a Parquet-reading
 # command N times and count exit codes. 134 = SIGABRT ("terminate called without an active
 # exception"). Needs data from `make run` first.
 #   bench/exit_abort_loop.sh [N]

@@ -4,7 +4,7 @@ Every write goes to a temporary file in the destination folder and is renamed in
 so a killed process never leaves a half-written partition.
 
 Parquet is read with ``use_threads=False``: with pyarrow 25 a threaded read in a short-lived
-process sometimes aborts at interpreter exit (see pipelines/__main__.py for the full story).
+process sometimes aborts at interpreter exit (see pipelines/cli/__init__.py for the full story).
 """
 
 from __future__ import annotations

@@ -62,7 +62,7 @@ def cli_page() -> str:
     """Every command of `python -m pipelines`, its help and its options."""
     import typer
 
-    from pipelines.__main__ import app
+    from pipelines.cli import app
 
     group = typer.main.get_command(app)
     lines = [HEADER, "# CLI reference\n",

@@ -87,9 +87,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:  # a test spread alone must not share a module fixture with others
         if group_of(item.nodeid) == item.nodeid:
-            shared = [
-                n for n, d in item._fixtureinfo.name2fixturedefs.items() if d and d[-1].scope in ("class", "module", "package")
-            ]
+            defs = item._fixtureinfo.name2fixturedefs.items()
+            shared = [n for n, d in defs if d and d[-1].scope in ("class", "module", "package")]
             if shared:
                 raise pytest.UsageError(
                     f"{item.nodeid} uses the shared fixture(s) {shared}: list its name's prefix in SPREAD (tests/conftest.py)"
@@ -106,7 +105,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 # pyarrow 25 can abort a process at interpreter exit after Parquet reads (apache/arrow#34314;
-# see pipelines/__main__.py and BENCHMARKS.md). The test process reads Parquet too, so once
+# see pipelines/cli/__init__.py and BENCHMARKS.md). The test process reads Parquet too, so once
 # pytest has reported everything, leave the way the CLI does: without finalization, with
 # pytest's own exit status. Without this, a green run can exit 134 at random.
 _EXIT: dict[str, int] = {}

@@ -6,14 +6,14 @@ one from reference data for a human to review. Thresholds that belong to the dep
 
 A failing daily batch is moved to data/quarantine/<day>/ with its validation result, the
 command exits non-zero with one line per failed expectation, and nothing downstream runs
-(scoring and training read only data/validated/).
+(scoring and training read only data/validated/). Running a suite through Great Expectations
+and reading its result back as one line per failure: pipelines/data/suite_run.py.
 """
 
 from __future__ import annotations
 
 import math
 import shutil
-import tempfile
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ import pandas as pd
 
 from pipelines.config import Settings
 from pipelines.data.checks import leakage_lines, skew_lines
+from pipelines.data.suite_run import failure_lines, run_suite
 from pipelines.errors import PipelineError, ValidationFailed, first_line
 from pipelines.failpoint import failpoint
 from pipelines.io import check_not_quarantined, find_partition, read_frame, read_json, write_json, write_parquet
@@ -101,20 +102,14 @@ def _daily_expectations(d: Any) -> list[dict[str, Any]]:
     """A scoring batch: unique ids, every timestamp inside the batch's own day."""
     return [
         {"type": "expect_column_values_to_be_unique", "kwargs": {"column": d.id_col}},
-        {
-            "type": "expect_column_values_to_be_between",
-            "kwargs": {"column": d.timestamp_col, "min_value": {"$PARAMETER": "day_start"}, "max_value": {"$PARAMETER": "day_end"}},
-        },
+        _between(d.timestamp_col, {"$PARAMETER": "day_start"}, {"$PARAMETER": "day_end"}),
     ]
 
 
 def _training_expectations(d: Any) -> list[dict[str, Any]]:
     """A training set: timestamps inside the window, a 0/1 label on every row."""
     return [
-        {
-            "type": "expect_column_values_to_be_between",
-            "kwargs": {"column": d.timestamp_col, "min_value": {"$PARAMETER": "window_start"}, "max_value": {"$PARAMETER": "window_end"}},
-        },
+        _between(d.timestamp_col, {"$PARAMETER": "window_start"}, {"$PARAMETER": "window_end"}),
         {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": d.target}},
         {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": d.target, "value_set": [0, 1]}},
     ]
@@ -131,7 +126,7 @@ def _numerical_expectations(values: pd.Series, col: str, mostly: float) -> list[
     return [
         {"type": "expect_column_values_to_be_in_type_list", "kwargs": {"column": col, "type_list": NUMERIC_TYPES}},
         {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": col, "mostly": mostly}},
-        {"type": "expect_column_values_to_be_between", "kwargs": {"column": col, "min_value": _round(lower), "max_value": _round(upper)}},
+        _between(col, _round(lower), _round(upper)),
     ]
 
 
@@ -144,124 +139,15 @@ def _categorical_expectations(values: pd.Series, col: str, mostly: float) -> lis
     ]
 
 
+def _between(column: str, low: Any, high: Any) -> dict[str, Any]:
+    return {"type": "expect_column_values_to_be_between", "kwargs": {"column": column, "min_value": low, "max_value": high}}
+
+
 def _round(x: float) -> float:
     return float(f"{x:.6g}") if math.isfinite(x) else x
 
 
-# --------------------------------------------------------------------------- running
-
-
-def run_suite(
-    df: pd.DataFrame, suite: dict[str, Any], parameters: dict[str, Any], docs_dir: Path | None = None
-) -> dict[str, Any]:
-    """Run a suite on a frame with Great Expectations; return the JSON-able result.
-
-    With ``docs_dir``, GE's own Data Docs (the human-readable report) are built there by an
-    UpdateDataDocsAction; the folder is replaced only once the new site is complete.
-    """
-    import great_expectations as gx  # heavy: imported only when validating
-    from great_expectations.checkpoint import UpdateDataDocsAction
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)  # keep task logs readable
-    batch_def = (
-        context.data_sources.add_pandas("pipelines")
-        .add_dataframe_asset("batch")
-        .add_batch_definition_whole_dataframe("whole")
-    )
-    gx_suite = context.suites.add(gx.ExpectationSuite(name=suite["name"], expectations=suite["expectations"]))
-    vd = context.validation_definitions.add(gx.ValidationDefinition(name=suite["name"], data=batch_def, suite=gx_suite))
-    actions = []
-    staging = None
-    if docs_dir is not None:
-        docs_dir.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{docs_dir.name}.", dir=docs_dir.parent))
-        context.add_data_docs_site(
-            site_name="report",
-            site_config={
-                "class_name": "SiteBuilder",
-                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(staging)},
-                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-            },
-        )
-        actions.append(UpdateDataDocsAction(name="data_docs", site_names=["report"]))
-    checkpoint = context.checkpoints.add(
-        gx.Checkpoint(name=suite["name"], validation_definitions=[vd], actions=actions, result_format="SUMMARY")
-    )
-    try:
-        run = checkpoint.run(batch_parameters={"dataframe": df}, expectation_parameters=parameters)
-        if staging is not None and docs_dir is not None:
-            if docs_dir.exists():
-                shutil.rmtree(docs_dir)
-            staging.rename(docs_dir)
-    finally:
-        if staging is not None and staging.exists():
-            shutil.rmtree(staging)
-    return next(iter(run.run_results.values())).to_json_dict()
-
-
-def failure_lines(result: dict[str, Any]) -> list[str]:
-    """One human line per failed expectation: column, what was expected, what was found."""
-    lines: list[str] = []
-    missing_cols: set[str] = set()
-    for r in result["results"]:
-        cfg = r["expectation_config"]
-        if cfg["type"] == "expect_table_columns_to_match_set" and not r["success"]:
-            missing_cols |= set(r["result"].get("details", {}).get("mismatched", {}).get("missing", []) or [])
-    for r in result["results"]:
-        if r["success"]:
-            continue
-        cfg = r["expectation_config"]
-        kw, res, typ = cfg["kwargs"], r.get("result", {}), cfg["type"]
-        col = kw.get("column")
-        if col in missing_cols:
-            continue  # already reported once, as a missing column
-        exc = r.get("exception_info", {}) or {}
-        if exc.get("raised_exception"):
-            msg = first_line(exc.get("exception_message") or "error")
-            lines.append(f"{col or 'table'}: could not check {typ}: {msg}")
-            continue
-        pct = float(res.get("unexpected_percent") or 0.0)
-        examples = _examples(res.get("partial_unexpected_list"))
-        if typ == "expect_table_columns_to_match_set":
-            mm = res.get("details", {}).get("mismatched", {})
-            parts = []
-            if mm.get("missing"):
-                parts.append(f"missing {sorted(mm['missing'])}")
-            if mm.get("unexpected"):
-                parts.append(f"unexpected {sorted(mm['unexpected'])}")
-            lines.append(f"columns: expected exactly the suite's columns, found {'; '.join(parts)}")
-        elif typ == "expect_table_row_count_to_be_between":
-            lines.append(f"rows: expected between {kw.get('min_value')} and {kw.get('max_value')}, found {res.get('observed_value')}")
-        elif typ == "expect_column_values_to_not_be_null":
-            allowed = 1 - float(kw.get("mostly", 1.0))
-            lines.append(f"{col}: expected at most {allowed:.1%} nulls, found {pct:.1f}% null")
-        elif typ == "expect_column_values_to_be_between":
-            lines.append(
-                f"{col}: expected values between {kw.get('min_value')} and {kw.get('max_value')}, "
-                f"found {res.get('unexpected_count')} outside ({pct:.1f}%), e.g. {examples}"
-            )
-        elif typ == "expect_column_values_to_be_in_set":
-            lines.append(f"{col}: expected values in {kw.get('value_set')}, found {res.get('unexpected_count')} others, e.g. {examples}")
-        elif typ == "expect_column_values_to_be_unique":
-            lines.append(f"{col}: expected unique values, found {res.get('unexpected_count')} duplicated, e.g. {examples}")
-        elif typ in ("expect_column_values_to_be_of_type", "expect_column_values_to_be_in_type_list"):
-            want = kw.get("type_") or kw.get("type_list")
-            lines.append(f"{col}: expected type {want}, found {res.get('observed_value')}")
-        else:
-            lines.append(f"{col or 'table'}: {typ} failed, found {res.get('observed_value', examples)}")
-    return lines
-
-
-def _examples(values: list[Any] | None) -> str:
-    if not values:
-        return "[]"
-    uniq: list[Any] = []
-    for v in values:
-        if v not in uniq:
-            uniq.append(v)
-    return str(uniq[:3])
+# --------------------------------------------------------------------------- frames
 
 
 def normalize(df: pd.DataFrame, settings: Settings) -> pd.DataFrame:

@@ -117,7 +117,7 @@ def _child(conn: Any, data: DataParams, chunk_rows: int, threads: int) -> None:
                 break
     except (EOFError, OSError):  # the server closed the pipe, or is gone
         pass
-    os._exit(0)  # as every command of this package (pipelines/__main__.py): no interpreter teardown
+    os._exit(0)  # as every command of this package (pipelines/cli/__init__.py): no interpreter teardown
 
 
 class OffpathScorer:
@@ -140,9 +140,8 @@ class OffpathScorer:
         self.close()  # a child that died between batches: its pipe too
         ctx = multiprocessing.get_context("spawn")  # never fork a process that runs threads
         mine, theirs = ctx.Pipe()
-        proc = ctx.Process(
-            target=_child, args=(theirs, self.data, self.chunk_rows, self.threads), name="offpath-scorer", daemon=True
-        )
+        args = (theirs, self.data, self.chunk_rows, self.threads)
+        proc = ctx.Process(target=_child, args=args, name="offpath-scorer", daemon=True)
         try:
             proc.start()
         except BaseException:

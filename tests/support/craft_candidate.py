@@ -99,4 +99,4 @@ if __name__ == "__main__":
 
     main(sys.argv[1])
     sys.stdout.flush()
-    os._exit(0)  # skip interpreter teardown: pyarrow can abort there (pipelines/__main__.py)
+    os._exit(0)  # skip interpreter teardown: pyarrow can abort there (pipelines/cli/__init__.py)

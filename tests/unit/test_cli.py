@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import typer.main
 
-from pipelines.__main__ import app
+from pipelines.cli import app
 
 REPO = Path(__file__).resolve().parents[2]
 GROUP: typer.core.TyperGroup = typer.main.get_command(app)  # type: ignore[assignment]
@@ -70,9 +70,8 @@ def test_unknown_command_is_a_usage_error() -> None:
 def test_drift_input_needs_a_date_and_a_known_engine() -> None:
     res = _cli("drift", "--input", "/tmp/elsewhere.parquet")
     assert res.returncode == 1
-    assert (
-        res.stderr.strip()
-        == "error: --input needs --date: the day the batch is for (its report and the retrain streak are kept by day)"
+    assert res.stderr.strip() == (
+        "error: --input needs --date: the day the batch is for (its report and the retrain streak are kept by day)"
     )
     res = _cli("drift", "--date", "2026-01-05", "--engine", "polars")
     assert res.returncode == 1 and res.stderr.strip() == "error: unknown drift engine 'polars': use arrow or spark"
@@ -82,21 +81,11 @@ def test_init_on_an_empty_folder_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "raw").mkdir()
     (tmp_path / "labels").mkdir()
     (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())  # never the repository's own
-    res = _cli(
-        "--params",
-        str(tmp_path / "params.yaml"),
-        "init",
-        "--raw",
-        str(tmp_path / "raw"),
-        "--labels",
-        str(tmp_path / "labels"),
-        "--target",
-        "y",
-    )
+    res = _cli("--params", str(tmp_path / "params.yaml"), "init",
+               "--raw", str(tmp_path / "raw"), "--labels", str(tmp_path / "labels"), "--target", "y")
     assert res.returncode == 1
-    assert (
-        res.stderr.strip()
-        == f"error: raw folder {tmp_path / 'raw'} is empty: expected one file per day, <YYYY-MM-DD>.parquet or .csv"
+    assert res.stderr.strip() == (
+        f"error: raw folder {tmp_path / 'raw'} is empty: expected one file per day, <YYYY-MM-DD>.parquet or .csv"
     )
 
 

@@ -28,8 +28,18 @@ def _modules() -> dict[str, Path]:
     return mods
 
 
-def _reachable(start: str, mods: dict[str, Path]) -> set[str]:
-    """Every module ``start`` can import (module level or inside a function), and their packages."""
+def _nodes(tree: ast.AST, local: bool) -> list[ast.AST]:
+    """Every node of ``tree``; without ``local``, none inside a function (what runs at import)."""
+    found, todo = [], [tree]
+    while todo:
+        node = todo.pop()
+        found.append(node)
+        todo += [c for c in ast.iter_child_nodes(node) if local or not isinstance(c, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    return found
+
+
+def _reachable(start: str, mods: dict[str, Path], local: bool = True) -> set[str]:
+    """Every module ``start`` can import (module level, and inside a function unless not ``local``), and their packages."""
     seen: set[str] = set()
     todo = [start]
     while todo:
@@ -39,7 +49,7 @@ def _reachable(start: str, mods: dict[str, Path]) -> set[str]:
         seen.add(m)
         parts = m.split(".")
         todo += [".".join(parts[:i]) for i in range(1, len(parts))]
-        for node in ast.walk(ast.parse(mods[m].read_text())):
+        for node in _nodes(ast.parse(mods[m].read_text()), local):
             if isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
             elif isinstance(node, ast.Import):
@@ -55,7 +65,7 @@ def _reachable(start: str, mods: dict[str, Path]) -> set[str]:
     return seen
 
 
-# The function each stage's command runs, and the CLI modules every command passes through.
+# The function each stage's command runs, and what the CLI itself runs around every command.
 STAGE_ENTRY = {
     "prepare": "pipelines.data.prepare",
     "validate_training": "pipelines.data.validate_modes",  # `validate --training`
@@ -63,7 +73,8 @@ STAGE_ENTRY = {
     "gate": "pipelines.model.gate",
     "promote": "pipelines.ops.promote",
 }
-CLI = ["pipelines.config", "pipelines.log", "pipelines.errors"]  # what the CLI itself runs, besides the command's function
+CLI = ["pipelines.config", "pipelines.log", "pipelines.errors"]  # the global options, the settings, the one error type
+ENTRY_POINT = "pipelines.__main__"  # `python -m pipelines` loads it and every module it imports at module level
 NOT_RUN_BY_PROMOTE = {"pipelines.ops.stages", "pipelines.ops.reproduce"}  # promote_and_push only (after the stage)
 
 
@@ -71,16 +82,19 @@ def test_every_stage_depends_on_the_code_it_runs() -> None:
     mods = _modules()
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     assert set(stages) == set(STAGE_ENTRY)
+    loaded = _reachable(ENTRY_POINT, mods, local=False)
+    assert "pipelines.cli.model" in loaded, "the CLI's command modules were not followed"
     for name, entry in STAGE_ENTRY.items():
         deps = [d for d in stages[name]["deps"] if d.startswith("pipelines")]
-        needed = set().union(*(_reachable(m, mods) for m in [entry, *CLI])) | {"pipelines.__main__"}
+        needed = set().union(*(_reachable(m, mods) for m in [entry, *CLI])) | loaded
         if name == "promote":
             needed -= NOT_RUN_BY_PROMOTE
-        for mod in sorted(needed):
-            path = mods[mod].relative_to(REPO).as_posix()
-            assert any(path == d or path.startswith(d.rstrip("/") + "/") for d in deps), (
-                f"stage {name} runs {path} but does not depend on it"
-            )
+        paths = {mods[mod].relative_to(REPO).as_posix() for mod in needed}
+        for path in sorted(paths):
+            covered = any(path == d or path.startswith(d.rstrip("/") + "/") for d in deps)
+            assert covered, f"stage {name} runs {path} but does not depend on it"
+        stale = [d for d in deps if not any(p == d or p.startswith(d.rstrip("/") + "/") for p in paths)]
+        assert not stale, f"stage {name} depends on code it does not run: {stale}"
 
 
 def test_every_data_path_comes_from_params() -> None:

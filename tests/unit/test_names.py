@@ -7,13 +7,14 @@ import ast
 import importlib
 import inspect
 import re
+import textwrap
 from pathlib import Path
 
 import pytest
 import typer.main
 import yaml
 
-from pipelines.__main__ import app
+from pipelines.cli import app
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -92,8 +93,11 @@ def test_every_dvc_stage_is_a_function_and_runs_its_command() -> None:
 
 
 def _cli_function(name: str) -> ast.FunctionDef:
-    tree = ast.parse((REPO / "pipelines" / "__main__.py").read_text())
-    return next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name)
+    """The source of the function the app runs for command ``name`` (in pipelines/cli/)."""
+    callback = next(c.callback for c in app.registered_commands if c.callback and c.callback.__name__ == name)
+    node = ast.parse(textwrap.dedent(inspect.getsource(callback))).body[0]
+    assert isinstance(node, ast.FunctionDef)
+    return node
 
 
 def test_every_cli_command_is_a_function_of_its_name_and_calls_it() -> None:

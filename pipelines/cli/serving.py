@@ -1,0 +1,34 @@
+"""Serving commands: score a day's batch, serve the champion online."""
+
+from __future__ import annotations
+
+import typer
+
+from pipelines.cli.common import STATE, _day, _run, _settings
+
+
+def score(date: str | None = typer.Option(None, "--date", help="Day to score; default the latest validated.")) -> None:
+    """Score a validated daily batch with models:/<name>@champion."""
+    from pipelines.serving.score import score as fn
+
+    _run(lambda: fn(_settings(), _day(date)))
+
+
+def serve(
+    host: str | None = typer.Option(None, help="Interface to listen on; default serve.host (127.0.0.1)."),
+    port: int | None = typer.Option(None, help="Port; default serve.port."),
+    reload_any_host: bool = typer.Option(
+        False, "--reload-any-host",
+        help="Accept POST /reload and rollout actions from any host (token still needed); default serve.reload_any_host.",
+    ),
+    workers: int = typer.Option(1, min=1, help="Worker processes on one socket; a worker that dies is replaced."),
+) -> None:
+    """Serve the registry's champion online (FastAPI on uvicorn): /invocations, /predict, /metrics.
+
+    Alias moves are picked up every serve.poll_seconds, or at once through POST /reload with
+    the bearer token in $PIPELINES_RELOAD_TOKEN. A challenger is rolled out in shadow, then
+    canary stages, under guardrails (params.yaml serve:).
+    """
+    from pipelines.serving.launch import serve as fn
+
+    _run(lambda: fn(_settings(), host, port, reload_any_host or None, workers, STATE["params"]), emit=False)
