@@ -4,7 +4,7 @@
 
 The quickstart shows what `make run` prints. Rather than a hand-written sample that goes stale,
 this runs the quickstart's command in a fresh copy of the committed tree (the project's .venv
-linked in) and writes what it printed into README.md's quickstart, between the
+linked in) and writes the summary it ends with into README.md's quickstart, between the
 `make-run-output` markers (the docs site's quickstart page includes that section).
 """
 
@@ -35,6 +35,15 @@ def fresh_copy(dest: Path) -> str:
     return commit
 
 
+def summary(stdout: str) -> str:
+    """The summary `make run` ends with (from its `Champion:` line): the stages' own output above
+    it is DVC's and changes with every run."""
+    start = stdout.find("Champion: ")
+    if start < 0:
+        raise SystemExit("error: make run printed no `Champion:` summary line")
+    return stdout[start:]
+
+
 def main() -> int:
     if len(sys.argv) > 1:
         print(__doc__)
@@ -50,7 +59,7 @@ def main() -> int:
         if run.returncode != 0:
             print(f"error: make run failed ({run.returncode}): {run.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
             return 1
-        text = run.stdout.replace(str(project), "...")
+        text = summary(run.stdout.replace(str(project), "..."))
     readme = README.read_text()
     head, rest = readme.split(START, 1)
     tail = rest.split(END, 1)[1]

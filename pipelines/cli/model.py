@@ -119,7 +119,7 @@ def reproduce(
 
 def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """Champion, challenger, last gate decision and where the latest outputs are."""
-    from pipelines.model.registry import status as fn
+    from pipelines.model.status import status as fn
 
     as_json = as_json or STATE["json"]
     res = _run(lambda: fn(_settings()), emit=False)

@@ -22,7 +22,7 @@ from typing import Any
 from pipelines.config import Settings
 from pipelines.errors import PipelineError
 from pipelines.failpoint import failpoint
-from pipelines.io import partition_files, read_json, write_json
+from pipelines.io import read_json, write_json
 from pipelines.model.champion import artifact_sha256, current_alias
 from pipelines.tracking import tag_bool, tag_text
 
@@ -40,7 +40,7 @@ def mlflow_client(settings: Settings) -> Any:
     return setup_mlflow(settings)
 
 
-def _history(client: Any, name: str) -> list[str]:
+def champion_history(client: Any, name: str) -> list[str]:
     from mlflow.exceptions import MlflowException
 
     try:
@@ -109,7 +109,7 @@ def promotion_lock(client: Any, name: str, timeout_s: float = LOCK_TIMEOUT_S) ->
 def _set_champion(client: Any, name: str, version: str, reason: str) -> None:
     """Move `champion` to ``version`` and record it. Each write is safe to repeat, in an order
     that a crash between any two leaves repairable by running again (see _record_champion)."""
-    history = _history(client, name)
+    history = champion_history(client, name)
     if history and history[-1] != version:
         client.set_model_version_tag(name, history[-1], "replaced_by", f"v{version} ({reason})")
     client.set_registered_model_alias(name, "champion", version)
@@ -121,7 +121,7 @@ def _record_champion(client: Any, name: str, version: str, reason: str, repair_o
     """The champion history ends with ``version`` and the version says since when and why.
     With ``repair_only`` (a re-run finding the alias already moved) the version's tags are
     written only if the killed promotion did not get to them."""
-    history = _history(client, name)
+    history = champion_history(client, name)
     if not history or history[-1] != version:
         history.append(version)
         client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
@@ -327,7 +327,7 @@ def rollback(settings: Settings, reason: str) -> dict[str, Any]:
     client = mlflow_client(settings)
     name = settings.params.project.model_name
     with promotion_lock(client, name):
-        history = _history(client, name)
+        history = champion_history(client, name)
         if len(history) < 2:  # noqa: PLR2004 the current champion and the one before it
             raise PipelineError(f"no previous champion to roll back to (history: {history or 'empty'})")
         current, previous = history[-1], history[-2]
@@ -337,65 +337,3 @@ def rollback(settings: Settings, reason: str) -> dict[str, Any]:
         client.set_model_version_tag(name, current, "rolled_back", f"by {who}: {reason.strip()}")
         client.set_model_version_tag(name, previous, "champion_reason", f"rollback from v{current} by {who}: {reason.strip()}")
     return {"model_name": name, "champion": previous, "rolled_back": current, "by": who, "reason": reason.strip()}
-
-
-def status(settings: Settings) -> dict[str, Any]:
-    """Champion, challenger, and where the latest outputs are."""
-    from pipelines.tracking import tracking_uri
-
-    client = mlflow_client(settings)
-    name = settings.params.project.model_name
-
-    def describe(alias: str) -> dict[str, Any] | None:
-        mv = current_alias(settings, alias)
-        if mv is None:
-            return None
-        run = client.get_run(mv.run_id) if mv.run_id else None
-        metrics = run.data.metrics if run else {}
-        return {
-            "version": str(mv.version),
-            "run_id": mv.run_id,
-            "holdout_roc_auc": metrics.get("holdout_roc_auc"),
-            "train_roc_auc": metrics.get("train_roc_auc"),
-            "gate_passed": tag_bool(mv.tags.get("gate_passed")),
-            "gate_reasons": mv.tags.get("gate_reasons"),
-            "data_md5": mv.tags.get("data_md5"),
-            "git_commit": mv.tags.get("git_commit"),
-        }
-
-    def latest(folder: Any, pattern: str = "*") -> str | None:
-        files = sorted(p for p in folder.glob(pattern) if not p.name.startswith(".")) if folder.is_dir() else []
-        return str(files[-1]) if files else None
-
-    from mlflow.exceptions import MlflowException
-
-    try:
-        versions = client.search_model_versions(f"name='{name}'", max_results=200)
-        alias_of = client.get_registered_model(name).aliases  # search results carry no aliases
-    except MlflowException:
-        versions, alias_of = [], {}
-    recent = [
-        {
-            "version": str(v.version),
-            "aliases": sorted(a for a, ver in alias_of.items() if str(ver) == str(v.version)),
-            "gate_passed": tag_bool(v.tags.get("gate_passed")),
-            "gate_reasons": v.tags.get("gate_reasons"),
-            "rolled_back": v.tags.get("rolled_back"),
-        }
-        for v in sorted(versions, key=lambda v: int(v.version), reverse=True)[:5]
-    ]
-    decision_path = settings.reports_dir / "gate" / "decision.json"
-    return {
-        "recent_versions": recent,
-        "tracking_uri": tracking_uri(settings),
-        "model_name": name,
-        "champion": describe("champion"),
-        "challenger": describe("challenger"),
-        "champion_history": _history(client, name),
-        "last_gate_decision": read_json(decision_path) if decision_path.is_file() else None,
-        "validated_days": len(partition_files(settings.validated_dir)),
-        "quarantined_days": sorted(p.name for p in settings.quarantine_dir.iterdir()) if settings.quarantine_dir.is_dir() else [],
-        "latest_predictions": latest(settings.predictions_dir, "*.parquet"),
-        "latest_drift_report": latest(settings.reports_dir / "drift", "*.html"),
-        "latest_validation_report": latest(settings.reports_dir / "validation", "20*.json"),
-    }

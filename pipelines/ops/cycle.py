@@ -23,7 +23,7 @@ def run(settings: Settings) -> dict[str, Any]:
     from pipelines.data.simulate import simulate
     from pipelines.data.validate import DAILY_SUITE, TRAINING_SUITE, load_suite
     from pipelines.data.validate_modes import validate_new_days
-    from pipelines.model.registry import status
+    from pipelines.model.status import status
     from pipelines.monitoring.drift import drift
     from pipelines.monitoring.inflight import claim_in_flight, release_in_flight
     from pipelines.ops.promote import promote_and_push

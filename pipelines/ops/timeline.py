@@ -86,53 +86,38 @@ def _ranges(days: list[str]) -> str:
     return ", ".join(r[0] if len(r) == 1 else f"{r[0]}..{r[-1]}" for r in out)
 
 
-def guards(result: dict[str, Any]) -> list[dict[str, str]]:
-    """Guard -> the day it (first) fired -> what happened, in the order they fired."""
+def _day_guards(served: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """The guards of the served days: validation, drift, live performance and the brakes."""
     rows: list[dict[str, str]] = []
-    served = [r for r in result["days"] if r["phase"] == "served"]
     quarantined = [r for r in served if not r["validated"]]
     if quarantined:
         why = quarantined[0].get("quarantine_reasons") or ["failed validation"]
-        rows.append(
-            {
-                "guard": "validation",
-                "day": quarantined[0]["day"],
-                "what": (
-                    f"{len(quarantined)} day(s) quarantined ({_ranges([r['day'] for r in quarantined])}), none scored; "
-                    f"first reason: {why[0][:120]}"
-                ),
-            }
-        )
+        days = _ranges([r["day"] for r in quarantined])
+        what = f"{len(quarantined)} day(s) quarantined ({days}), none scored; first reason: {why[0][:120]}"
+        rows.append({"guard": "validation", "day": quarantined[0]["day"], "what": what})
     drifted = [r for r in served if (r.get("drift") or {}).get("drifted")]
     if drifted:
         top = drifted[0]["drift"]
-        rows.append(
-            {
-                "guard": "drift",
-                "day": drifted[0]["day"],
-                "what": (
-                    f"PSI over {top['threshold']} on {', '.join(top['drifted'])} ({top['top_psi']:.2f}); "
-                    f"{len(drifted)} drifted day(s) in all"
-                ),
-            }
-        )
+        what = (f"PSI over {top['threshold']} on {', '.join(top['drifted'])} ({top['top_psi']:.2f}); "
+                f"{len(drifted)} drifted day(s) in all")
+        rows.append({"guard": "drift", "day": drifted[0]["day"], "what": what})
     alarmed = [r for r in served if (r.get("drift") or {}).get("performance_alarm")]
     if alarmed:
-        rows.append(
-            {"guard": "performance", "day": alarmed[0]["day"], "what": alarmed[0]["drift"]["performance_alarm"]["reason"][:200]}
-        )
-    held = [
-        r
-        for r in served
-        if r.get("drift") and (r["drift"]["drifted"] or r["drift"].get("performance_alarm")) and not r["drift"]["retrain"]
-    ]
+        reason = alarmed[0]["drift"]["performance_alarm"]["reason"][:200]
+        rows.append({"guard": "performance", "day": alarmed[0]["day"], "what": reason})
+    held = [r for r in served
+            if r.get("drift") and (r["drift"]["drifted"] or r["drift"].get("performance_alarm")) and not r["drift"]["retrain"]]
     if held:
         kinds = sorted({b.split(":")[0].split(" ")[0] for r in held for b in r["drift"]["brakes"]})
-        rows.append({
-            "guard": "brakes", "day": held[0]["day"],
-            "what": f"held {len(held)} day(s) ({_ranges([r['day'] for r in held])}): {', '.join(kinds)}",
-        })
-    for t in result["trainings"]:
+        what = f"held {len(held)} day(s) ({_ranges([r['day'] for r in held])}): {', '.join(kinds)}"
+        rows.append({"guard": "brakes", "day": held[0]["day"], "what": what})
+    return rows
+
+
+def _training_guards(trainings: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """What started each training after the first champion, and the gate's verdict on it."""
+    rows: list[dict[str, str]] = []
+    for t in trainings:
         if t["trigger"] == "first champion":
             continue
         guard = "retrain" if t["trigger"].startswith("retrain requested") else "schedule"
@@ -141,16 +126,19 @@ def guards(result: dict[str, Any]) -> list[dict[str, str]]:
             rows.append({"guard": "training", "day": t["day"], "what": f"failed: {t['failed'][:160]}"})
             continue
         if t["passed"]:
-            what = (
-                f"v{t['version']} promoted (candidate holdout AUC {t['candidate_roc_auc']:.3f}); "
-                f"champion v{t['champion_before']} -> v{t['champion_after']}"
-            )
+            what = (f"v{t['version']} promoted (candidate holdout AUC {t['candidate_roc_auc']:.3f}); "
+                    f"champion v{t['champion_before']} -> v{t['champion_after']}")
         else:
-            what = (
-                f"v{t['version']} blocked, challenger only; "
-                f"champion v{t['champion_after']} stays: {'; '.join(t['reasons'])[:200]}"
-            )
+            what = (f"v{t['version']} blocked, challenger only; "
+                    f"champion v{t['champion_after']} stays: {'; '.join(t['reasons'])[:200]}")
         rows.append({"guard": "gate", "day": t["day"], "what": what})
+    return rows
+
+
+def guards(result: dict[str, Any]) -> list[dict[str, str]]:
+    """Guard -> the day it (first) fired -> what happened, in the order they fired."""
+    served = [r for r in result["days"] if r["phase"] == "served"]
+    rows = _day_guards(served) + _training_guards(result["trainings"])
     rows.append({"guard": "retrains", "day": "-", "what": f"{result['retrains']} retrain(s) in {len(served)} served days"})
     return rows
 
@@ -254,58 +242,33 @@ def _title(result: dict[str, Any]) -> str:
     )
 
 
-def write_html(result: dict[str, Any], dest: Path) -> Path:
-    """One self-contained page: AUC per version, PSI with the threshold, default rate, markers,
-    the guard table."""
-    import html as html_lib
-
+def _figure(result: dict[str, Any]) -> Any:
+    """The three panels: live AUC per version, PSI of the top features with the threshold, the
+    default rate; marker lines, the failure shaded, notes."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     s = _series(result)
-    fig = make_subplots(
-        rows=3,
-        cols=1,
-        shared_xaxes=True,
-        vertical_spacing=0.06,
-        subplot_titles=(
-            "Live ROC AUC per day (labels matured), per model version",
-            "PSI of the top features",
-            "Daily default rate",
-        ),
-    )
-    versions = sorted({v for m in s["live"] for v in m["versions"]}, key=int)
-    for v in versions:
+    titles = ("Live ROC AUC per day (labels matured), per model version", "PSI of the top features", "Daily default rate")
+    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.06, subplot_titles=titles)
+    for v in sorted({v for m in s["live"] for v in m["versions"]}, key=int):
         pts = [m for m in s["live"] if m["versions"] == [v]]
-        fig.add_trace(
-            go.Scatter(x=[m["day"] for m in pts], y=[m["roc_auc"] for m in pts], mode="lines+markers", name=f"v{v} live AUC"),
-            row=1,
-            col=1,
-        )
-    days = [r["day"] for r in s["served"] if r.get("drift")]
+        line = go.Scatter(x=[m["day"] for m in pts], y=[m["roc_auc"] for m in pts], mode="lines+markers", name=f"v{v} live AUC")
+        fig.add_trace(line, row=1, col=1)
+    with_drift = [r for r in s["served"] if r.get("drift")]
     for feat in s["top"]:
-        fig.add_trace(
-            go.Scatter(
-                x=days, y=[r["drift"]["psi"].get(feat) for r in s["served"] if r.get("drift")], mode="lines", name=f"PSI {feat}"
-            ),
-            row=2,
-            col=1,
-        )
-    threshold = result["params"].get("drift.psi_threshold") or next(
-        (r["drift"]["threshold"] for r in s["served"] if r.get("drift")), 0.2
-    )
+        psi = [r["drift"]["psi"].get(feat) for r in with_drift]
+        fig.add_trace(go.Scatter(x=[r["day"] for r in with_drift], y=psi, mode="lines", name=f"PSI {feat}"), row=2, col=1)
+    threshold = result["params"].get("drift.psi_threshold") or next((r["drift"]["threshold"] for r in with_drift), 0.2)
     fig.add_hline(y=threshold, line_dash="dash", line_color="red", annotation_text=f"threshold {threshold}", row=2, col=1)
-    fig.add_trace(
-        go.Scatter(x=[m["day"] for m in s["live"]], y=[m["default_rate"] for m in s["live"]], mode="lines", name="default rate"),
-        row=3,
-        col=1,
-    )
+    live_days = [m["day"] for m in s["live"]]
+    rate = go.Scatter(x=live_days, y=[m["default_rate"] for m in s["live"]], mode="lines", name="default rate")
+    fig.add_trace(rate, row=3, col=1)
     for m in _markers(result):
         fig.add_vline(x=m["day"], line_color=COLORS[m["kind"]], line_width=1, opacity=0.5)
     for kind, color in COLORS.items():  # legend entries for the marker lines
-        fig.add_trace(
-            go.Scatter(x=[None], y=[None], mode="lines", line={"color": color}, name=kind.replace("_", " ")), row=1, col=1
-        )
+        legend = go.Scatter(x=[None], y=[None], mode="lines", line={"color": color}, name=kind.replace("_", " "))
+        fig.add_trace(legend, row=1, col=1)
     fail = result["failure"]
     fig.add_vrect(x0=fail["start"], x1=fail["end"] or result["days"][-1]["day"], fillcolor="grey", opacity=0.08, line_width=0)
     for note in _notes(result):
@@ -313,25 +276,32 @@ def write_html(result: dict[str, Any], dest: Path) -> Path:
                            xanchor="right", yanchor="top", font={"size": 10, "color": COLORS[note["kind"]]}, row=1, col=1)
     fig.update_yaxes(type="log", row=2, col=1)
     fig.update_layout(height=900, title=_title(result), template="plotly_white")
-    table = "".join(
-        f"<tr><td>{html_lib.escape(g['guard'])}</td><td>{html_lib.escape(g['day'])}</td><td>{html_lib.escape(g['what'])}</td></tr>"
-        for g in result["guards"]
-    )
+    return fig
+
+
+def write_html(result: dict[str, Any], dest: Path) -> Path:
+    """One self-contained page: AUC per version, PSI with the threshold, default rate, markers,
+    the guard table."""
+    import html as html_lib
+
+    esc = html_lib.escape
+    table = "".join(f"<tr><td>{esc(g['guard'])}</td><td>{esc(g['day'])}</td><td>{esc(g['what'])}</td></tr>"
+                    for g in result["guards"])
     audit = result["audit"]
     body = (
-        f"<h1>{html_lib.escape(result['story'])}</h1><p>{html_lib.escape(result['summary'])}</p>"
-        + fig.to_html(full_html=False, include_plotlyjs=True)
+        f"<h1>{esc(result['story'])}</h1><p>{esc(result['summary'])}</p>"
+        + _figure(result).to_html(full_html=False, include_plotlyjs=True)
         + "<h2>Guard &rarr; day it fired &rarr; what happened</h2><table border=1 cellpadding=4 style='border-collapse:collapse'>"
         + f"<tr><th>guard</th><th>day</th><th>what happened</th></tr>{table}</table>"
         + f"<p>Nothing lost: <b>{'yes' if audit['ok'] else 'NO'}</b> ({audit['scored_days']} days scored, "
           f"{len(audit['quarantined_days'])} quarantined, "
         + f"registered versions {', '.join('v' + v for v in audit['registered_versions'])}). "
-          f"{html_lib.escape('; '.join(audit['problems']))}</p>"
+          f"{esc('; '.join(audit['problems']))}</p>"
         + "<p>Shaded: the failure. Vertical lines: quarantine (red), brakes held (orange), retrain requested (purple), "
           "gate passed (green), gate blocked (brown).</p>"
     )
     dest.write_text(
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html_lib.escape(result['story'])} timeline</title></head>"
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(result['story'])} timeline</title></head>"
         f"<body style='font-family:sans-serif'>{body}</body></html>"
     )
     return dest

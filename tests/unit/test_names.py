@@ -35,7 +35,7 @@ STEPS = {
     "performance": "pipelines.monitoring.performance",
     "push": "pipelines.ops.reproduce",
     "reproduce": "pipelines.ops.reproduce",
-    "status": "pipelines.model.registry",
+    "status": "pipelines.model.status",
     "serve": "pipelines.serving.launch",
     "replay": "pipelines.ops.replay",
     "run": "pipelines.ops.cycle",
