@@ -37,7 +37,10 @@ def init(
 def simulate(
     start: str | None = typer.Option(None, help="First day (YYYY-MM-DD); default simulate.start."),
     days: int | None = typer.Option(None, help="Number of days; default simulate.days."),
-    scenario: str | None = typer.Option(None, help="stable | feature_drift | concept_drift | data_quality."),
+    scenario: str | None = typer.Option(None, help=(
+        "stable | feature_drift | concept_drift | data_quality | skew "
+        "(the stories also use login_policy, null_spike, label_flip, flapping)."
+    )),
     scenario_start: str | None = typer.Option(None, help="First day the scenario applies; default: --start."),
     rows: int | None = typer.Option(None, help="Rows per day; default simulate.rows_per_day."),
 ) -> None:

@@ -123,3 +123,20 @@ def test_every_import_of_the_package_resolves() -> None:
                     if a.name.startswith("pipelines"):
                         importlib.import_module(a.name)
     assert not stale, stale
+
+
+def test_modules_and_functions_stay_small() -> None:
+    """No module in pipelines/ over 400 lines, no function over 60: a module with one job, a
+    function a reader holds in their head."""
+    import ast
+
+    big = []
+    for path in sorted((REPO / "pipelines").rglob("*.py")):
+        text = path.read_text()
+        rel = path.relative_to(REPO).as_posix()
+        if len(text.splitlines()) > 400:
+            big.append(f"{rel}: {len(text.splitlines())} lines")
+        functions = [n for n in ast.walk(ast.parse(text)) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+        big.extend(f"{rel}:{n.lineno} {n.name}: {n.end_lineno - n.lineno + 1} lines"
+                   for n in functions if n.end_lineno - n.lineno + 1 > 60)
+    assert not big, "over the size limits:\n" + "\n".join(big)
