@@ -10,6 +10,7 @@ import json
 import pytest
 
 from tests.support.fault_table import RESULTS, WORKER_KEY, add, write
+from tests.support.params import SHARED_MACHINE_GATE
 from tests.support.project import Project, build_project
 
 
@@ -39,11 +40,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Project:
     import sys
 
     proj = build_project(tmp_path_factory.mktemp("trained") / "repo", days=14, rows=500, code=True)
-    for key, value in {
-        "gate.latency_single_row_p99_ms": 5000,
-        "gate.latency_batch_p99_ms": 60000,
-        "gate.bootstrap_samples": 100,
-    }.items():
+    for key, value in SHARED_MACHINE_GATE.items():
         proj.set_param(key, value)
     proj.run(sys.executable, "-m", "dvc", "repro")
     return proj

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from tests.support.invariants import assert_consistent, registry_state
+from tests.support.params import SHARED_MACHINE_GATE
 from tests.support.project import Project, build_project
 
 pytestmark = pytest.mark.integration
@@ -61,11 +62,7 @@ def without_times(obj: Any) -> Any:
 @pytest.fixture(scope="module")
 def proj(tmp_path_factory: pytest.TempPathFactory) -> Project:
     proj = build_project(tmp_path_factory.mktemp("retry") / "repo", days=14, rows=500, code=True)
-    for key, value in {
-        "gate.latency_single_row_p99_ms": 5000,
-        "gate.latency_batch_p99_ms": 60000,
-        "gate.bootstrap_samples": 100,
-    }.items():
+    for key, value in SHARED_MACHINE_GATE.items():
         proj.set_param(key, value)
     return proj
 

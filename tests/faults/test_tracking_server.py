@@ -17,6 +17,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from tests.support.params import SHARED_MACHINE_GATE
 from tests.support.project import build_project
 from tests.support.system import free_port
 
@@ -87,11 +88,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory):
     try:
         proj = build_project(base / "repo", days=14, rows=500, code=True)
         proj.env["MLFLOW_TRACKING_URI"] = server.uri
-        for key, value in {
-            "gate.latency_single_row_p99_ms": 5000,
-            "gate.latency_batch_p99_ms": 60000,
-            "gate.bootstrap_samples": 100,
-        }.items():
+        for key, value in SHARED_MACHINE_GATE.items():
             proj.set_param(key, value)
         proj.run(sys.executable, "-m", "dvc", "repro")
         yield proj, server

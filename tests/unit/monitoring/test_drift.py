@@ -236,41 +236,15 @@ def test_drift_in_a_feature_the_model_barely_uses_can_be_ignored() -> None:
     assert d["drifted_features"] == ["income", "age"] and d["ignored_features"] == ["logins_30d"]
     assert d["retrain"] and "age (0.500; importance 30.0%)" in d["reason"]
     assert "ignored, under drift.min_importance 1.00%: logins_30d (1.200; importance 0.4%)" in d["reason"]
-    only = retrain_decision(
-        D,
-        ["logins_30d"],
-        psi_values,
-        hist,
-        "1",
-        None,
-        False,
-        DriftParams(psi_threshold=0.2, consecutive_windows=1, cooldown_days=0, min_importance=0.01),
-        share,
-    )
+    def logins_only(floor: float, importance: dict[str, float] | None) -> dict:
+        params = DriftParams(psi_threshold=0.2, consecutive_windows=1, cooldown_days=0, min_importance=floor)
+        return retrain_decision(D, ["logins_30d"], psi_values, hist, "1", None, False, params, importance)
+
+    only = logins_only(0.01, share)
     assert not only["retrain"] and only["streak"] == 0 and "only on features under drift.min_importance" in only["reason"]
-    off = retrain_decision(
-        D,
-        ["logins_30d"],
-        psi_values,
-        hist,
-        "1",
-        None,
-        False,
-        DriftParams(psi_threshold=0.2, consecutive_windows=1, cooldown_days=0, min_importance=0.0),
-        share,
-    )
+    off = logins_only(0.0, share)
     assert off["retrain"] and off["ignored_features"] == []  # the default floor (0) counts every feature
-    old = retrain_decision(
-        D,
-        ["logins_30d"],
-        psi_values,
-        hist,
-        "1",
-        None,
-        False,
-        DriftParams(psi_threshold=0.2, consecutive_windows=1, cooldown_days=0, min_importance=0.01),
-        None,
-    )
+    old = logins_only(0.01, None)
     assert old["retrain"] and "min_importance not applied: this champion's profile has no importance" in old["reason"]
 
 
