@@ -421,7 +421,7 @@ def main() -> None:  # noqa: PLR0912, PLR0915 a benchmark: its measured phases i
             )
     print(f"\nsaturation: ours {ours_sat} req/s, mlflow models serve {mlflow_sat} req/s ({ours_sat / mlflow_sat:.2f}x)")
     sys.stdout.flush()
-    os._exit(0)  # see pipelines/__main__.py: pyarrow can abort at interpreter exit
+    os._exit(0)  # see pipelines/cli/__init__.py: pyarrow can abort at interpreter exit
 
 
 if __name__ == "__main__":

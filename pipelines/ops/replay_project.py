@@ -23,10 +23,13 @@ from pipelines.errors import PipelineError
 from pipelines.ops.stories import Story
 from pipelines.ops.stories import story as get_story
 
-# What a replay project needs from the code's project: the package, the pipeline, the suites.
-PROJECT_FILES = ("pipelines", "expectations", "dvc.yaml", "params.yaml", ".dvc", ".dvcignore", ".gitignore", "requirements.lock")
-# What Airflow needs on top (prepare_airflow): the DAGs and the script that starts the services.
-AIRFLOW_FILES = ("dags", "scripts")
+# What a replay project needs from the code's project: the package, the pipeline and the
+# interpreter launcher its stages run (scripts/python), the suites.
+PROJECT_FILES = (
+    "pipelines", "scripts", "expectations", "dvc.yaml", "params.yaml", ".dvc", ".dvcignore", ".gitignore", "requirements.lock",
+)
+# What Airflow needs on top (prepare_airflow): the DAGs.
+AIRFLOW_FILES = ("dags",)
 
 
 def make_project(source: Path, dest: Path, params: dict[str, Any], extra: tuple[str, ...] = ()) -> Path:

@@ -52,6 +52,8 @@ class Batcher:
         """Checked rows through the one feature path; the scores and the call's milliseconds."""
         t0 = time.perf_counter()
         scores = score_frame(model, frame_of(rows, self.data), self.data, self.chunk_rows)
+        if len(scores) != len(rows):  # a model error, not a request to log cut short
+            raise ValueError(f"the model returned {len(scores)} scores for {len(rows)} rows")
         return scores, (time.perf_counter() - t0) * 1000
 
     def score(self, model: Any, rows: list[dict[str, Any]]) -> tuple[np.ndarray, float, int]:

@@ -107,3 +107,17 @@ def test_project_settings_must_exist_and_out_must_not_hold_the_project(tmp_path:
         make_project(REPO, tmp_path / "p", {"drift.no_such_key": 1})
     with pytest.raises(PipelineError, match="would hold the project itself"):
         replay("skew", out=REPO.parent)
+
+
+def test_a_replay_project_holds_what_its_stages_run(tmp_path: Path) -> None:
+    """Every dvc.yaml stage runs a program by a path inside the project (scripts/python): the
+    replay's own project must hold it, or its first training stage fails with "not found"."""
+    import os
+
+    import yaml
+
+    root = make_project(REPO, tmp_path / "p", {})
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        program = root / stage["cmd"].split()[0]
+        assert program.is_file() and os.access(program, os.X_OK), f"stage {name} runs {program}, missing from the project"
