@@ -1,7 +1,8 @@
 """The fault suite: real faults (SIGKILL, a full disk, two runners at once, hostile input)
 injected into real processes, each test asserting the state left behind, not only the exit
 code. Every fault test records what it injected; the session ends by writing the table the
-README's "Faults we survive" section shows (tests/faults/results.md, git-ignored; tests/support/fault_table.py)."""
+docs' "Faults we survive" page (docs/operations/faults.md) shows (tests/faults/results.md,
+git-ignored; tests/support/fault_table.py)."""
 
 from __future__ import annotations
 

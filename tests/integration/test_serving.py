@@ -587,7 +587,7 @@ def test_a_good_challenger_goes_shadow_then_canary_sticky_then_champion_on_live_
 
 
 def test_a_corrupted_artifact_on_reload_is_refused_and_the_old_model_keeps_serving(project: Any, server: ServerProcess) -> None:
-    """A fault of the fault suite (README, "Faults we survive"): the alias moves to a version
+    """A fault of the fault suite (docs/operations/faults.md): the alias moves to a version
     whose artifact was altered on disk after registration. The reload verifies the hash,
     refuses it, and the champion in memory keeps answering."""
     import mlflow

@@ -1,4 +1,4 @@
-"""The faults table (tests/faults/results.md and .json, git-ignored; the README's "Faults we
+"""The faults table (tests/faults/results.md and .json, git-ignored; the docs' "Faults we
 survive"): one row per fault, added by the tests that inject it (the `record` fixture, or
 RESULTS directly in the Airflow and PostgreSQL suites).
 
