@@ -294,7 +294,7 @@ def test_bad_batch_fails_validation_and_nothing_downstream_runs(project: Project
     assert "age: expected values between" in res.stderr
     assert (project.root / "data/quarantine/2026-01-25/2026-01-25.parquet").is_file()
     scored = project.cli("score", "--date", "2026-01-25", ok=False)
-    assert scored.returncode == 1 and "no validated batch for 2026-01-25" in scored.stderr
+    assert scored.returncode == 1 and "error: batch 2026-01-25 is quarantined (failed validation)" in scored.stderr
     assert len(scored.stderr.strip().splitlines()) == 1
     assert not (project.root / "data/predictions/2026-01-25.parquet").exists()
     assert project.status()["champion"]["version"] == before

@@ -224,7 +224,7 @@ def test_the_admin_client_reloads_checks_and_reports_refusals(project: Any, serv
     task call."""
     from pipelines.errors import PipelineError
     from pipelines.serving.client import ServerClient, ServerRefused, ServerUnreachable, reload_summary
-    from tests.system import free_port
+    from tests.support.system import free_port
 
     _, v1, _ = project
     out = ServerClient(server.url, token=TOKEN).reload()
