@@ -84,15 +84,20 @@ def promotion_lock(client: Any, name: str, timeout_s: float = LOCK_TIMEOUT_S) ->
             held = client.get_registered_model(lock)
         except MlflowException:
             continue  # released between our two calls: try again at once
-        age = time.time() - float(held.tags.get("acquired_at", "0") or 0)
+        if "acquired_at" not in held.tags:
+            # Read half-way through its release: the registry's row came back without its tags
+            # (they are read in a second query). Not a lock to break: look again.
+            time.sleep(0.1)
+            continue
+        age = time.time() - float(held.tags["acquired_at"])
         if owner_alive(held.tags.get(OWNER_TAG)) is False:
             # Its holder was killed on this machine (SIGKILL, OOM): nobody will release it.
             log.warning("breaking the promotion lock of %s: that process is gone", held.tags.get("owner"))
-            client.delete_registered_model(lock)
+            _break_lock(client, lock)
             continue
         if age > LOCK_STALE_S:
             log.warning("breaking a stale promotion lock held by %s for %.0f s", held.tags.get("owner"), age)
-            client.delete_registered_model(lock)
+            _break_lock(client, lock)
             continue
         if time.monotonic() > deadline:
             raise PipelineError(f"another promotion ({held.tags.get('owner')}) holds the registry lock {lock!r}; try again later")
@@ -104,6 +109,17 @@ def promotion_lock(client: Any, name: str, timeout_s: float = LOCK_TIMEOUT_S) ->
         yield
     finally:
         client.delete_registered_model(lock)
+
+
+def _break_lock(client: Any, lock: str) -> None:
+    """Delete a dead holder's lock; another waiter may have broken it first."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.delete_registered_model(lock)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
 
 
 def _set_champion(client: Any, name: str, version: str, reason: str) -> None:
