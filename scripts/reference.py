@@ -193,18 +193,32 @@ def _metric_rows(collectors: Any) -> Iterator[str]:
         yield f"| `{name}` | {c._type} | {labels} | {_need(c._documentation, f'metric {name}')} |"
 
 
+BATCH_JOBS = {
+    "validate": "`validate` (a daily batch): passed or quarantined, and why.",
+    "drift": "`drift`: PSI per feature and of the scores, the retrain request, the threshold.",
+    "performance": "`performance`: the latest matured day's live AUC, its floor and the champion's holdout AUC.",
+    "gate": "`gate` (not inside `dvc exp run`): the verdict, its reason class, candidate minus champion AUC.",
+    "promote": "`promote`: the champion's version.",
+    "freshness": "Every step (`validate`, `score`, `drift`, `performance`, `train`, `gate`, `promote`) at its success.",
+}
+
+
 def metrics_page() -> str:
     """Every Prometheus metric the code exports, with its type and labels."""
-    from pipelines.monitoring.report import prom_metrics
     from pipelines.serving.metrics import Metrics
+    from pipelines.telemetry import JOBS, PUSHGATEWAY_ENV, registry_for
 
     lines = [HEADER, "# Prometheus metrics reference\n",
              "## The online server\n", "Scraped from `GET /metrics` of each server process.\n",
              "| metric | type | labels | what |", "| --- | --- | --- | --- |", *_metric_rows(Metrics().collectors()), "",
-             "## The drift job\n",
-             "Written by `drift` to `data/reports/drift/drift.prom` in Prometheus' text format, for node_exporter's "
-             "textfile collector.\n",
-             "| metric | type | labels | what |", "| --- | --- | --- | --- |", *_metric_rows(prom_metrics()[1]), ""]
+             "## The batch steps\n",
+             f"Pushed to the Pushgateway at `${PUSHGATEWAY_ENV}` (grouped by `job` and `project`, and `step` for freshness), "
+             "or, when it is unset, written to `data/reports/metrics/<job>.prom` for node_exporter's textfile collector. "
+             "Each push replaces its group: Prometheus sees the latest day of each job.\n"]
+    for job in JOBS:
+        lines += [f"### job `{job}`\n", _need(BATCH_JOBS.get(job, ""), f"job {job}") + "\n",
+                  "| metric | type | labels | what |", "| --- | --- | --- | --- |",
+                  *_metric_rows(registry_for(job)[1].values()), ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

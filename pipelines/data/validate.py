@@ -27,6 +27,7 @@ from pipelines.data.suite_run import failure_lines, run_suite
 from pipelines.errors import PipelineError, ValidationFailed, first_line
 from pipelines.failpoint import failpoint
 from pipelines.io import check_not_quarantined, find_partition, read_frame, read_json, write_json, write_parquet
+from pipelines.telemetry import Sample, publish, step_succeeded
 
 DAILY_SUITE = "daily_batch"
 TRAINING_SUITE = "training_set"
@@ -182,6 +183,7 @@ def validate_batch(settings: Settings, day: date) -> dict[str, Any]:
         df = read_frame(raw)
     except PipelineError as exc:
         _quarantine(settings, day, raw, {"success": False, "error": str(exc)})
+        publish(settings, "validate", validation_samples(day, None, [str(exc)], settings.params.data))
         raise ValidationFailed(f"batch {day} failed validation: {exc}", [str(exc)]) from exc
     df = normalize(df, settings)
     v = settings.params.validate_
@@ -217,13 +219,33 @@ def validate_batch(settings: Settings, day: date) -> dict[str, Any]:
             docs_dir.rename(qdir / "data_docs")
             summary["data_docs"] = str(qdir / "data_docs" / "index.html")
         _quarantine(settings, day, raw, {**summary, "result": result})
+        publish(settings, "validate", validation_samples(day, df, failures, settings.params.data))
         raise ValidationFailed(
             f"batch {day} failed validation ({len(failures)} check(s)); quarantined in {qdir}",
             failures,
         )
     write_json({**summary, "result": result}, report_path)
     out = write_parquet(df, settings.validated_dir / f"{day.isoformat()}.parquet")
+    publish(settings, "validate", validation_samples(day, df, [], settings.params.data))
+    step_succeeded(settings, "validate")
     return {**summary, "validated": str(out), "report": str(report_path)}
+
+
+def validation_samples(day: date, df: pd.DataFrame | None, failures: list[str], data: Any) -> list[Sample]:
+    """The day's validation metrics (pipelines/telemetry.py): quarantined or not with the first
+    failed expectation, how many failed, and the feature column with the highest null rate."""
+    d = {"day": day.isoformat()}
+    out: list[Sample] = [
+        ("pipelines_validation_quarantined", {**d, "first_failed": failures[0][:200] if failures else ""}, 1 if failures else 0),
+        ("pipelines_validation_failed_expectations", d, len(failures)),
+    ]
+    if df is not None:
+        features = [c for c in [*data.numerical, *data.categorical] if c in df.columns]
+        if features and len(df):
+            nulls = df[features].isna().mean()
+            out.append(("pipelines_validation_worst_null_rate", {**d, "column": str(nulls.idxmax())}, float(nulls.max())))
+        out.append(("pipelines_validation_rows", d, len(df)))
+    return out
 
 
 def _skew_reference(settings: Settings) -> tuple[pd.DataFrame | None, str]:

@@ -31,7 +31,8 @@ from pipelines.errors import PipelineError, describe_crash, first_line
 from pipelines.io import partition_files, read_frame, read_json, write_json, write_text
 from pipelines.model import gate_checks
 from pipelines.model.features import model_input, score_frame
-from pipelines.tracking import tag_bool
+from pipelines.telemetry import Sample, publish, step_succeeded
+from pipelines.tracking import dvc_experiment, tag_bool
 
 
 def _mlflow_evaluate(model_uri: str, data: pd.DataFrame, target: str) -> Any:
@@ -251,6 +252,9 @@ def record_decision(settings: Settings, client: Any, decision: dict[str, Any]) -
         client.log_metric(run_id, "holdout_roc_auc", cand_auc)
     if champ_auc is not None:
         client.log_metric(run_id, "champion_holdout_roc_auc", champ_auc)
+    if dvc_experiment() is None:  # an experiment's verdict is not production's
+        publish(settings, "gate", gate_samples(decision))
+        step_succeeded(settings, "gate")
     write_json(decision, settings.reports_dir / "gate" / "decision.json")
     write_text(readable, settings.reports_dir / "gate" / "decision.txt")
     write_json(
@@ -277,3 +281,18 @@ def format_decision(decision: dict[str, Any]) -> str:
         detail = f"  [{c['detail']}]" if c["detail"] else ""
         lines.append(f"  {'PASS' if c['passed'] else 'FAIL'}  {c['check']}: {c['value']} (needs {c['threshold']})" + detail)
     return "\n".join(lines)
+
+
+def gate_samples(decision: dict[str, Any]) -> list[Sample]:
+    """The verdict as metrics (pipelines/telemetry.py): passed with its reason class (the first
+    failed check), and candidate minus champion AUC when both were measured."""
+    failed = [c["check"] for c in decision["checks"] if not c["passed"]]
+    champion = decision["champion"] or {}
+    version = {"champion_version": str(champion.get("version") or "")}
+    out: list[Sample] = [
+        ("pipelines_gate_passed", {"reason_class": failed[0] if failed else "passed", **version}, 1 if decision["passed"] else 0)
+    ]
+    cand_auc, champ_auc = decision["candidate"]["roc_auc"], champion.get("roc_auc")
+    if cand_auc is not None and champ_auc is not None:
+        out.append(("pipelines_gate_auc_delta", version, cand_auc - champ_auc))
+    return out

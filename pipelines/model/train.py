@@ -21,6 +21,8 @@ from pipelines.errors import PipelineError
 from pipelines.io import file_md5, read_frame, read_json, write_json
 from pipelines.model.features import model_input
 from pipelines.model.parts import CategoryCoder
+from pipelines.telemetry import step_succeeded
+from pipelines.tracking import dvc_experiment
 
 # skops refuses unknown types on load; these are the ones we reviewed: HistGradientBoosting's
 # trees, the functools.partial(check_array, ...) its native categorical support stores, and our
@@ -103,7 +105,7 @@ def train(settings: Settings) -> dict[str, Any]:
 
     from pipelines.failpoint import failpoint
     from pipelines.model.profile import profile_sha256
-    from pipelines.tracking import dvc_experiment, library_versions, owner_tag, setup_mlflow, tag_text
+    from pipelines.tracking import library_versions, owner_tag, setup_mlflow, tag_text
 
     d, tp = settings.params.data, settings.params.train
     train_path = settings.training_dir / "train.parquet"
@@ -148,6 +150,8 @@ def train(settings: Settings) -> dict[str, Any]:
     }
     write_json(candidate, settings.models_dir / "candidate.json")
     write_json({"train_roc_auc": round(train_auc, 6), "train_rows": len(train_df)}, settings.path("metrics", "train.json"))
+    if dvc_experiment() is None:  # an experiment is not the production pipeline running
+        step_succeeded(settings, "train")
     return candidate
 
 

@@ -5,7 +5,7 @@
 - Prediction drift: PSI of the day's champion scores against the scores on its training data.
 - Null-rate change per feature.
 - One number everywhere: the PSI that decides is the one logged to MLflow, the one the
-  Evidently HTML report shows and the one in the Prometheus textfile (pipelines/monitoring/report.py).
+  Evidently HTML report shows and the one in its Prometheus metric (pipelines/telemetry.py).
 - The retrain decision applies its brakes (pipelines/monitoring/decision.py), among them the
   training-run marker (pipelines/monitoring/inflight.py). The decision and its reasons are
   recorded in the JSON summary and in MLflow.
@@ -25,7 +25,8 @@ from pipelines.io import check_not_quarantined, day_parts, partition_files, read
 from pipelines.model.champion import champion_profile
 from pipelines.monitoring.decision import drifted_features, performance_alarm, retrain_decision
 from pipelines.monitoring.inflight import IN_FLIGHT_MARKER, in_flight
-from pipelines.monitoring.report import PROM_FILE, write_day_report, write_prometheus
+from pipelines.monitoring.report import drift_samples, write_day_report
+from pipelines.telemetry import publish, step_succeeded
 
 
 def stream_counts(
@@ -111,7 +112,8 @@ def drift(settings: Settings, day: date, engine: str | None = None, source: str 
     }
     _log_run(summary)
     write_json(summary, out_dir / f"{day.isoformat()}.json")
-    write_prometheus(summary, out_dir / PROM_FILE)
+    publish(settings, "drift", drift_samples(summary))
+    step_succeeded(settings, "drift")
     return summary
 
 

@@ -19,7 +19,8 @@ import pandas as pd
 from pipelines.config import BINARY_CLASSES, Settings
 from pipelines.data.prepare import binary_labels
 from pipelines.errors import PipelineError
-from pipelines.io import check_not_quarantined, day_parts, find_partition, partition_files, read_frame, write_json
+from pipelines.io import check_not_quarantined, day_parts, find_partition, partition_files, read_frame, read_json, write_json
+from pipelines.telemetry import Sample, publish, step_succeeded
 
 DAY_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -131,6 +132,9 @@ def measure_matured_days(settings: Settings) -> list[dict[str, Any]]:
                 res["model_versions"],
             )
             out.append({"day": res["day"], "live_roc_auc": res.get("live_roc_auc"), "rows": res["matched_rows"]})
+    if out:
+        publish(settings, "performance", performance_samples(settings, out[-1]["day"]))
+        step_succeeded(settings, "performance")
     if not out:
         predicted = predicted_days(settings)
         waiting = [d for d in predicted if d not in labelled]
@@ -141,4 +145,28 @@ def measure_matured_days(settings: Settings) -> list[dict[str, Any]]:
             + f", {len(waiting)} waiting for labels"
             + (f" in {settings.labels_dir} (earliest: {min(waiting)})" if waiting else ""),
         )
+    return out
+
+
+def performance_samples(settings: Settings, day: str) -> list[Sample]:
+    """The latest matured day's live AUC as metrics (pipelines/telemetry.py), beside the floor it
+    is held to and the champion's holdout AUC: the same numbers the performance alarm reads."""
+    from pipelines.model.champion import current_alias
+
+    summary = read_json(settings.reports_dir / "performance" / f"{day}.json")
+    champion = current_alias(settings, "champion")
+    if champion is None or summary.get("live_roc_auc") is None:
+        return []
+    version = {"champion_version": str(champion.version)}
+    dp = settings.params.drift
+    holdout = champion.tags.get("holdout_roc_auc")
+    floors = [dp.min_live_roc_auc if dp.min_live_roc_auc > 0 else 0.0]
+    if holdout is not None and dp.max_live_auc_drop < 1:
+        floors.append(float(holdout) - dp.max_live_auc_drop)
+    out: list[Sample] = [
+        ("pipelines_live_auc", {"day": day, **version}, summary["live_roc_auc"]),
+        ("pipelines_live_auc_floor", version, max(floors)),
+    ]
+    if holdout is not None:
+        out.append(("pipelines_holdout_auc", version, float(holdout)))
     return out

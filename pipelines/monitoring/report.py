@@ -1,15 +1,15 @@
-"""The drift job's report and metrics: the Evidently HTML report and the Prometheus textfile.
+"""The drift job's report and metrics: the Evidently HTML report and the Prometheus samples.
 
 The report is built on bounded samples (for its histograms) with a registered stat test, "PSI
 (frozen training bins)", that returns the exact full-batch PSI the drift job computed, so the
-report cannot show a different value for the same feature. The textfile carries the same
+report cannot show a different value for the same feature. The metrics carry the same
 unrounded numbers as the day's summary.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
@@ -17,11 +17,8 @@ from pipelines.config import Settings
 from pipelines.errors import PipelineError
 from pipelines.io import atomic_path
 from pipelines.model.champion import champion_reference
+from pipelines.telemetry import Sample
 
-if TYPE_CHECKING:
-    from prometheus_client import CollectorRegistry, Gauge
-
-PROM_FILE = "drift.prom"
 _REPORT_PSI: dict[str, float] = {}  # what the registered Evidently stat test returns, per column
 
 
@@ -85,37 +82,15 @@ def write_day_report(settings: Settings, sample: list[pd.DataFrame], psi: dict[s
         raise PipelineError("the Evidently report shows PSI values different from the computed ones")
 
 
-def prom_metrics() -> tuple[CollectorRegistry, tuple[Gauge, ...]]:
-    """The drift job's Prometheus metrics, declared once: a fresh registry holding the gauges
-    (per-feature PSI, score PSI, retrain due) with their help texts and label names. The
-    textfile writer fills these, and the metrics reference lists them from here."""
-    from prometheus_client import CollectorRegistry, Gauge
-
-    reg = CollectorRegistry()
-    labels = ["day", "champion_version"]
-    return reg, (
-        Gauge(
-            "pipelines_drift_psi", "PSI of each feature against the champion's frozen profile", ["feature", *labels], registry=reg
-        ),
-        Gauge("pipelines_drift_score_psi", "PSI of the champion's scores (batch and online)", labels, registry=reg),
-        Gauge("pipelines_drift_retrain_due", "1 if the drift job asked for retraining", labels, registry=reg),
-    )
-
-
-def write_prometheus(summary: dict[str, Any], dest: Path) -> Path:
-    """The latest day's PSI values in Prometheus' text format (for node_exporter's textfile
-    collector, or any scraper of files): the same unrounded numbers as the summary."""
-    from prometheus_client import write_to_textfile
-
-    reg, (psi, score_psi, retrain_due) = prom_metrics()
-    labels = (summary["day"], summary["champion_version"])
-    for feature, value in summary["psi"].items():
-        psi.labels(feature, *labels).set(value)
-    if summary.get("score_psi") is not None:
-        score_psi.labels(*labels).set(summary["score_psi"])
-    else:
-        reg.unregister(score_psi)  # a day without the champion's scores has no such metric at all
-    retrain_due.labels(*labels).set(1 if summary.get("retrain") else 0)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    write_to_textfile(str(dest), reg)  # written to a temporary file and renamed
-    return dest
+def drift_samples(summary: dict[str, Any]) -> list[Sample]:
+    """The day's drift metrics (pipelines/telemetry.py): the same unrounded numbers as the summary."""
+    labels = {"day": summary["day"], "champion_version": summary["champion_version"]}
+    out: list[Sample] = [
+        ("pipelines_drift_psi", {"feature": feature, **labels}, value) for feature, value in summary["psi"].items()
+    ]
+    if summary.get("score_psi") is not None:  # a day without the champion's scores has no such metric at all
+        out.append(("pipelines_drift_score_psi", labels, summary["score_psi"]))
+    out.append(("pipelines_drift_retrain_due", labels, 1 if summary.get("retrain") else 0))
+    if summary.get("psi_threshold") is not None:
+        out.append(("pipelines_drift_psi_threshold", {}, summary["psi_threshold"]))
+    return out

@@ -32,6 +32,7 @@ from pipelines.errors import PipelineError
 from pipelines.io import atomic_path, check_not_quarantined
 from pipelines.model.champion import load_verified
 from pipelines.model.features import model_input, predict_scores
+from pipelines.telemetry import step_succeeded
 
 log = logging.getLogger(__name__)
 NUMERIC_ARROW = ("int", "uint", "float", "double", "decimal")
@@ -198,6 +199,7 @@ def score(settings: Settings, day: date, progress: bool = True) -> dict[str, Any
                 )
     summary = _summary(settings, day, tally, time.perf_counter() - started, champion, challenger, dest, shadow_dest)
     _log_summary(summary)
+    step_succeeded(settings, "score")
     log.info(
         "scored %s rows of %s with v%s in %.2fs%s", f"{tally.rows:,}", day, champion.version, summary["seconds"],
         f" (shadow v{challenger.version}: mean |diff| {summary['shadow']['mean_abs_diff']})" if "shadow" in summary else "",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 
@@ -55,19 +58,24 @@ def test_prediction_drift_counts_the_champions_online_scores(settings: Settings)
     assert champion_score_psi(settings, day, profile, "9") is None
 
 
-def test_drift_psi_is_exported_for_prometheus(tmp_path) -> None:
+def test_drift_psi_is_exported_for_prometheus(tmp_path, monkeypatch) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
-    from pipelines.monitoring.report import write_prometheus
+    from pipelines.monitoring.report import drift_samples
+    from pipelines.telemetry import PUSHGATEWAY_ENV, publish
 
+    monkeypatch.delenv(PUSHGATEWAY_ENV, raising=False)
     summary = {
         "day": "2026-01-22",
         "champion_version": "3",
         "psi": {"age": 0.01, "logins_30d": 1.3125},
+        "psi_threshold": 0.2,
         "score_psi": 0.2,
         "retrain": True,
     }
-    text = write_prometheus(summary, tmp_path / "drift.prom").read_text()
+    settings = SimpleNamespace(reports_dir=tmp_path, root=tmp_path)
+    text = Path(publish(settings, "drift", drift_samples(summary))).read_text()
     got = {(s.name, s.labels.get("feature")): s.value for f in text_string_to_metric_families(text) for s in f.samples}
     assert got[("pipelines_drift_psi", "logins_30d")] == 1.3125 and got[("pipelines_drift_psi", "age")] == 0.01
     assert got[("pipelines_drift_score_psi", None)] == 0.2 and got[("pipelines_drift_retrain_due", None)] == 1
+    assert got[("pipelines_drift_psi_threshold", None)] == 0.2
