@@ -187,12 +187,8 @@ def validate_batch(settings: Settings, day: date) -> dict[str, Any]:
         raise ValidationFailed(f"batch {day} failed validation: {exc}", [str(exc)]) from exc
     df = normalize(df, settings)
     v = settings.params.validate_
-    params = {
-        "min_rows": v.min_rows,
-        "max_rows": v.max_rows,
-        "day_start": f"{day.isoformat()}T00:00:00",
-        "day_end": f"{(day + timedelta(days=1)).isoformat()}T00:00:00",
-    }
+    params = {"min_rows": v.min_rows, "max_rows": v.max_rows, "day_start": f"{day.isoformat()}T00:00:00",
+              "day_end": f"{(day + timedelta(days=1)).isoformat()}T00:00:00"}
     qdir = settings.quarantine_dir / day.isoformat()
     docs_dir = settings.reports_dir / "validation" / f"{day.isoformat()}_docs" if v.data_docs else None
     result = run_suite(df, load_suite(settings, DAILY_SUITE), params, docs_dir)
@@ -220,10 +216,7 @@ def validate_batch(settings: Settings, day: date) -> dict[str, Any]:
             summary["data_docs"] = str(qdir / "data_docs" / "index.html")
         _quarantine(settings, day, raw, {**summary, "result": result})
         publish(settings, "validate", validation_samples(day, df, failures, settings.params.data))
-        raise ValidationFailed(
-            f"batch {day} failed validation ({len(failures)} check(s)); quarantined in {qdir}",
-            failures,
-        )
+        raise ValidationFailed(f"batch {day} failed validation ({len(failures)} check(s)); quarantined in {qdir}", failures)
     write_json({**summary, "result": result}, report_path)
     out = write_parquet(df, settings.validated_dir / f"{day.isoformat()}.parquet")
     publish(settings, "validate", validation_samples(day, df, [], settings.params.data))
