@@ -24,6 +24,7 @@ from pipelines.errors import PipelineError
 from pipelines.failpoint import failpoint
 from pipelines.io import read_json, write_json
 from pipelines.model.champion import artifact_sha256, current_alias
+from pipelines.telemetry import publish
 from pipelines.tracking import tag_bool, tag_text
 
 log = logging.getLogger(__name__)
@@ -273,7 +274,16 @@ def register_candidate(
         "reasons": decision["reasons"],
     }
     write_json(out, settings.reports_dir / "gate" / "registration.json")
+    if role.startswith("champion"):
+        publish_champion(settings, version)
     return out
+
+
+def publish_champion(settings: Settings, version: str) -> None:
+    """The champion's version as a metric (pipelines/telemetry.py): its history in Prometheus is
+    the alias's history."""
+    if version.isdigit():
+        publish(settings, "promote", [("pipelines_champion_version", {}, int(version))])
 
 
 def promote_version(settings: Settings, version: str, reason: str, by: str | None = None) -> dict[str, Any]:
@@ -291,6 +301,7 @@ def promote_version(settings: Settings, version: str, reason: str, by: str | Non
         raise PipelineError(f"model {name} has no version {version}") from exc
     with promotion_lock(client, name):
         _set_champion(client, name, str(version), f"{by or 'manual by ' + getpass.getuser()}: {reason.strip()}")
+    publish_champion(settings, str(version))
     return {"model_name": name, "champion": str(version), "reason": reason.strip()}
 
 
@@ -352,4 +363,5 @@ def rollback(settings: Settings, reason: str) -> dict[str, Any]:
         client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history[:-1]))
         client.set_model_version_tag(name, current, "rolled_back", f"by {who}: {reason.strip()}")
         client.set_model_version_tag(name, previous, "champion_reason", f"rollback from v{current} by {who}: {reason.strip()}")
+    publish_champion(settings, previous)
     return {"model_name": name, "champion": previous, "rolled_back": current, "by": who, "reason": reason.strip()}

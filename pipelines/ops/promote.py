@@ -18,7 +18,7 @@ from pipelines.errors import PipelineError
 from pipelines.failpoint import failpoint
 from pipelines.io import read_json, write_json
 from pipelines.model import registry
-from pipelines.telemetry import publish, step_succeeded
+from pipelines.telemetry import step_succeeded
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +53,10 @@ def promote(settings: Settings, override_reason: str | None = None) -> dict[str,
             decision = gate(settings)
             log.info("%s", format_decision(decision))
         out = registry.register_candidate(settings, client, candidate, decision, now, override_reason)
-    publish_champion(settings)
     step_succeeded(settings, "promote")
     notify_server()
     return out
 
-
-def publish_champion(settings: Settings) -> None:
-    """The champion's version as a metric (its history is the metric's history in Prometheus)."""
-    version = registry.champion_version(settings)
-    if version is not None and version.isdigit():
-        publish(settings, "promote", [("pipelines_champion_version", {}, int(version))])
 
 
 def server_url(default: str = "") -> str:

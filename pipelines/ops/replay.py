@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
@@ -33,8 +34,10 @@ from typing import Any
 from pipelines.config import load_settings
 from pipelines.errors import PipelineError, ValidationFailed, first_line
 from pipelines.io import parse_date, read_json, write_json
+from pipelines.monitoring.rules import day_alerts, load_rules, read_textfiles
 from pipelines.ops.replay_project import AIRFLOW_FILES, logged, make_project, plan
 from pipelines.ops.stories import Story
+from pipelines.telemetry import PUSHGATEWAY_ENV, textfile_dir
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,7 @@ class Replay:
         self.champion: str | None = None
         self.stage_seconds: list[float] = []
         self.day_seconds: list[float] = []
+        self.rules = load_rules(root)
 
     # ------------------------------------------------------------------ the loop
 
@@ -142,7 +146,18 @@ class Replay:
             and not any(t["trigger"].startswith("retrain requested") for t in rec["training"])
         ):
             self.train(day, "scheduled training run", rec)
+        rec["alerts"] = self.alerts()
         return rec
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """The alerts the shipped rules raise on the metrics published so far (each job's latest),
+        as Prometheus would see them after the day: one per alert and its naming label."""
+        out = []
+        for a in day_alerts(self.rules, read_textfiles(textfile_dir(self.settings))):
+            labels = a["labels"]
+            what = labels.get("feature") or labels.get("day") or labels.get("reason_class") or labels.get("champion_version", "")
+            out.append({"alert": a["alert"], "severity": a["severity"], "what": what})
+        return out
 
     def live(self, day: str) -> dict[str, Any]:
         """The performance record of a matured day, as the monitoring task wrote it."""
@@ -303,7 +318,8 @@ def replay(
         f"{cal['days']} served days; failure from served day {cal['failure_at']})"
     )
     started = time.perf_counter()
-    with logged(root, out) as log_file:
+    # the replay's steps write their metrics as textfiles in its own project, never to a Pushgateway
+    with logged(root, out) as log_file, _env_without(PUSHGATEWAY_ENV):
         rep = Replay(st, cal, root, log_file, echo)
         result = rep.run()
         result["audit"] = audit(load_settings(root / "params.yaml"), result)
@@ -315,8 +331,18 @@ def replay(
         f"{'yes' if result['audit']['ok'] else 'NO - ' + '; '.join(result['audit']['problems'][:3])}"
     )
     for row in result["guards"]:
-        echo(f"  {row['guard']:<12} {row['day']}  {row['what']}")
+        echo(f"  {row['guard']:<12} {row['day']}  alerted {row['alerted']:<11}  {row['what']}")
     return result
+
+
+@contextlib.contextmanager
+def _env_without(name: str) -> Iterator[None]:
+    saved = os.environ.pop(name, None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ[name] = saved
 
 
 def prepare_airflow(

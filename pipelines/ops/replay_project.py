@@ -27,6 +27,7 @@ from pipelines.ops.stories import story as get_story
 # interpreter launcher its stages run (scripts/python), the suites.
 PROJECT_FILES = (
     "pipelines", "scripts", "expectations", "dvc.yaml", "params.yaml", ".dvc", ".dvcignore", ".gitignore", "requirements.lock",
+    "deploy/prometheus/rules",  # the alert rules the replay applies to each day's metrics
 )
 # What Airflow needs on top (prepare_airflow): the DAGs.
 AIRFLOW_FILES = ("dags",)

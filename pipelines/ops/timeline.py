@@ -135,12 +135,39 @@ def _training_guards(trainings: list[dict[str, Any]]) -> list[dict[str, str]]:
     return rows
 
 
+# The alert that tells a person about each guard (deploy/prometheus/rules/).
+ALERT_OF = {"validation": "PipelinesDayQuarantined", "drift": "PipelinesDriftDetected",
+            "performance": "PipelinesLiveAucUnderFloor", "gate": "PipelinesRetrainBlocked"}
+
+
+def first_alerts(result: dict[str, Any]) -> dict[str, str]:
+    """Each alert name -> the first served day the shipped rules raised it."""
+    out: dict[str, str] = {}
+    for r in result["days"]:
+        if r["phase"] == "served":
+            for a in r.get("alerts", []):
+                out.setdefault(a["alert"], r["day"])
+    return out
+
+
+def _alerted(result: dict[str, Any], row: dict[str, str]) -> str:
+    """The day the guard's alert reached a person: '-' for a guard with no alert (or a passed gate)."""
+    name = ALERT_OF.get(row["guard"])
+    if name is None or (row["guard"] == "gate" and "blocked" not in row["what"]):
+        return "-"
+    for r in result["days"]:
+        same_day = row["guard"] != "gate" or r["day"] == row["day"]
+        if r["day"] >= row["day"] and same_day and any(a["alert"] == name for a in r.get("alerts", [])):
+            return r["day"]
+    return "not alerted"
+
+
 def guards(result: dict[str, Any]) -> list[dict[str, str]]:
-    """Guard -> the day it (first) fired -> what happened, in the order they fired."""
+    """Guard -> the day it (first) fired -> the day its alert reached a person -> what happened."""
     served = [r for r in result["days"] if r["phase"] == "served"]
     rows = _day_guards(served) + _training_guards(result["trainings"])
     rows.append({"guard": "retrains", "day": "-", "what": f"{result['retrains']} retrain(s) in {len(served)} served days"})
-    return rows
+    return [{"guard": r["guard"], "day": r["day"], "alerted": _alerted(result, r), "what": r["what"]} for r in rows]
 
 
 def headline(result: dict[str, Any]) -> dict[str, Any]:
@@ -230,7 +257,8 @@ def _notes(result: dict[str, Any]) -> list[dict[str, str]]:
     return notes
 
 
-COLORS = {"quarantine": "#d62728", "brakes": "#ff7f0e", "retrain": "#9467bd", "gate_passed": "#2ca02c", "gate_blocked": "#8c564b"}
+COLORS = {"alert": "#e377c2", "quarantine": "#d62728",
+          "brakes": "#ff7f0e", "retrain": "#9467bd", "gate_passed": "#2ca02c", "gate_blocked": "#8c564b"}
 
 
 def _title(result: dict[str, Any]) -> str:
@@ -264,6 +292,10 @@ def _figure(result: dict[str, Any]) -> Any:
     live_days = [m["day"] for m in s["live"]]
     rate = go.Scatter(x=live_days, y=[m["default_rate"] for m in s["live"]], mode="lines", name="default rate")
     fig.add_trace(rate, row=3, col=1)
+    for name, day in first_alerts(result).items():
+        fig.add_vline(x=day, line_color=COLORS["alert"], line_width=2, line_dash="dot", opacity=0.8)
+        fig.add_annotation(x=day, y=0, yref="y domain", text=f"alert: {name}", showarrow=False, textangle=-90,
+                           xanchor="left", yanchor="bottom", font={"size": 10, "color": COLORS["alert"]}, row=1, col=1)
     for m in _markers(result):
         fig.add_vline(x=m["day"], line_color=COLORS[m["kind"]], line_width=1, opacity=0.5)
     for kind, color in COLORS.items():  # legend entries for the marker lines
@@ -285,20 +317,20 @@ def write_html(result: dict[str, Any], dest: Path) -> Path:
     import html as html_lib
 
     esc = html_lib.escape
-    table = "".join(f"<tr><td>{esc(g['guard'])}</td><td>{esc(g['day'])}</td><td>{esc(g['what'])}</td></tr>"
-                    for g in result["guards"])
+    table = "".join(f"<tr><td>{esc(g['guard'])}</td><td>{esc(g['day'])}</td><td>{esc(g.get('alerted', '-'))}</td>"
+                    f"<td>{esc(g['what'])}</td></tr>" for g in result["guards"])
     audit = result["audit"]
     body = (
         f"<h1>{esc(result['story'])}</h1><p>{esc(result['summary'])}</p>"
         + _figure(result).to_html(full_html=False, include_plotlyjs=True)
         + "<h2>Guard &rarr; day it fired &rarr; what happened</h2><table border=1 cellpadding=4 style='border-collapse:collapse'>"
-        + f"<tr><th>guard</th><th>day</th><th>what happened</th></tr>{table}</table>"
+        + f"<tr><th>guard</th><th>day</th><th>alerted</th><th>what happened</th></tr>{table}</table>"
         + f"<p>Nothing lost: <b>{'yes' if audit['ok'] else 'NO'}</b> ({audit['scored_days']} days scored, "
           f"{len(audit['quarantined_days'])} quarantined, "
         + f"registered versions {', '.join('v' + v for v in audit['registered_versions'])}). "
           f"{esc('; '.join(audit['problems']))}</p>"
         + "<p>Shaded: the failure. Vertical lines: quarantine (red), brakes held (orange), retrain requested (purple), "
-          "gate passed (green), gate blocked (brown).</p>"
+          "gate passed (green), gate blocked (brown); dotted pink: the first day each alert reached a person.</p>"
     )
     dest.write_text(
         f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(result['story'])} timeline</title></head>"
