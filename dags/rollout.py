@@ -11,7 +11,13 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, task
 
-DEFAULT_ARGS = {"retries": 1, "retry_delay": timedelta(seconds=30), "owner": "ml-platform"}
+from pipelines.monitoring.notify import task_failure_alert
+
+# A task that has failed for good (retries spent) posts an alert to Alertmanager (PIPELINES_ALERTMANAGER_URL).
+DEFAULT_ARGS = {
+    "retries": 1, "retry_delay": timedelta(seconds=30), "owner": "ml-platform",
+    "on_failure_callback": task_failure_alert,
+}
 
 
 @dag(

@@ -14,7 +14,13 @@ from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 from pipeline_assets import RETRAIN_REQUEST
 
-DEFAULT_ARGS = {"retries": 1, "retry_delay": timedelta(seconds=30), "owner": "ml-platform"}
+from pipelines.monitoring.notify import task_failure_alert
+
+# A task that has failed for good (retries spent) posts an alert to Alertmanager (PIPELINES_ALERTMANAGER_URL).
+DEFAULT_ARGS = {
+    "retries": 1, "retry_delay": timedelta(seconds=30), "owner": "ml-platform",
+    "on_failure_callback": task_failure_alert,
+}
 
 
 @dag(

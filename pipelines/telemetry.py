@@ -97,8 +97,16 @@ def registry_for(job: str) -> tuple[CollectorRegistry, dict[str, Gauge]]:
     return reg, {m.name: Gauge(m.name, m.help, list(m.labels), registry=reg) for m in JOBS[job]}
 
 
-def project_name(settings: Settings) -> str:
-    return os.environ.get(PROJECT_ENV) or settings.root.resolve().name
+def project_name(settings: Settings | None = None) -> str:
+    """``PIPELINES_PROJECT``, else the name of the project's folder (``settings``' root; without
+    settings, the root the Airflow tasks load: ``config.project_root()``)."""
+    if env := os.environ.get(PROJECT_ENV):
+        return env
+    if settings is None:
+        from pipelines.config import project_root
+
+        return project_root().resolve().name
+    return settings.root.resolve().name
 
 
 def textfile_dir(settings: Settings) -> Path:

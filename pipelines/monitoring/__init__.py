@@ -6,7 +6,8 @@
 - ``inflight``: the training-run marker (one training runner at a time; a brake of the decision);
 - ``report``: the Evidently HTML report showing the exact PSI, and the Prometheus textfile;
 - ``drift_spark``: the same counts in Spark SQL for batches larger than one machine;
-- ``performance``: real ROC AUC once labels mature, as an MLflow time series.
+- ``performance``: real ROC AUC once labels mature, as an MLflow time series;
+- ``notify``: a failed Airflow task as an Alertmanager alert (every DAG's ``on_failure_callback``).
 
 The profile and the PSI arithmetic live with the model (pipelines/model/profile.py): they are
 frozen into each model version at training time. Never imports ops or the CLI.

@@ -77,6 +77,15 @@ def test_every_task_has_retries(dagbag) -> None:
             assert t.retries >= 1, f"{dag.dag_id}.{t.task_id} has no retries"
 
 
+def test_every_task_alerts_when_it_fails(dagbag) -> None:
+    from pipelines.monitoring.notify import task_failure_alert
+
+    for dag in dagbag.dags.values():
+        for t in dag.tasks:
+            callbacks = t.on_failure_callback if isinstance(t.on_failure_callback, list) else [t.on_failure_callback]
+            assert task_failure_alert in callbacks, f"{dag.dag_id}.{t.task_id} sends no alert when it fails"
+
+
 @pytest.mark.parametrize("dag_file", ["training.py", "scoring.py", "monitoring.py", "rollout.py"])
 def test_dag_file_imports_nothing_heavy_and_parses_fast(dag_file: str) -> None:
     """Parse the file in a fresh interpreter (after Airflow's own import) and report its cost."""

@@ -3,8 +3,9 @@ triggerer; SQLite; LocalExecutor), started by the test in a temporary AIRFLOW_HO
 
 Trigger training through the REST API (the call the UI's Trigger button makes), wait for it,
 find the champion in the MLflow registry; then land a drifted batch through the scoring DAG and
-watch monitoring emit the retrain asset and a training run start by itself. Every process the
-test started is stopped at the end.
+watch monitoring emit the retrain asset and a training run start by itself. Airflow runs with
+PIPELINES_ALERTMANAGER_URL pointing at a real Alertmanager: a task that fails for good is an
+alert there. Every process the test started is stopped at the end.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import urllib.request
 
 import pytest
 
+from pipelines.monitoring.notify import ALERTMANAGER_ENV, ALERTNAME
 from tests.support.airflow_api import Api, services_env
+from tests.support.alertmanager import alertmanager, alerts
 from tests.support.project import build_project
 from tests.support.system import free_port
 
@@ -26,7 +29,14 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def airflow_project(tmp_path_factory: pytest.TempPathFactory):
+def am_url(tmp_path_factory: pytest.TempPathFactory):
+    """A real Alertmanager for the module's Airflow (its failed-task alerts)."""
+    with alertmanager(tmp_path_factory.mktemp("alertmanager")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def airflow_project(tmp_path_factory: pytest.TempPathFactory, am_url: str):
     base = tmp_path_factory.mktemp("airflow-e2e")
     root = base / "repo"
     proj = build_project(root, days=20, code=True)
@@ -38,7 +48,7 @@ def airflow_project(tmp_path_factory: pytest.TempPathFactory):
 
     port = free_port()
     home = base / "airflow-home"
-    env = services_env(proj.env, base, home, port)
+    env = {**services_env(proj.env, base, home, port), ALERTMANAGER_ENV: am_url}
     up = subprocess.run([str(root / "scripts/services.sh"), "up"], env=env, capture_output=True, text=True, timeout=400)
     try:
         assert up.returncode == 0, up.stdout + up.stderr
@@ -209,3 +219,34 @@ def test_make_run_and_the_training_dag_never_train_at_once(airflow_project) -> N
     add(RESULTS, "`make run` while the training DAG runs, and the DAG triggered while `make run` trains (real Airflow)", 2,
         "`make run` fails at once: `another training run is in flight (training run <run id> since ...)`; "
         "the DAG run waits for `make run`, then succeeds; dvc.lock valid, registry consistent", "nothing")
+
+
+def test_a_task_that_fails_for_good_is_an_alert_in_alertmanager(airflow_project, am_url: str) -> None:
+    """A mistyped day in a scoring run's conf: land_batch fails, is retried once (the DAG's
+    retry), fails again, and its on_failure_callback posts one AirflowTaskFailed alert naming
+    the DAG, the task and the run's logical date, with the task's log URL. The first try, a
+    retry, sends nothing."""
+    proj, api, _ = airflow_project
+    logical = "2026-01-23T00:00:00+00:00"
+    run = api.post("/api/v2/dags/scoring/dagRuns", {"logical_date": logical, "conf": {"day": "2026-01-32"}})
+    api.patch("/api/v2/dags/scoring", {"is_paused": False})  # after: this run goes before the scheduled one
+    done = api.wait_run("scoring", run["dag_run_id"], timeout=600)
+    assert done["state"] == "failed", done
+
+    def ours() -> list[dict]:
+        return [a for a in alerts(am_url, ALERTNAME)
+                if a["labels"]["dag_id"] == "scoring" and a["labels"]["logical_date"] == logical]
+
+    deadline = time.monotonic() + 60  # the callback runs after the task's state is reported
+    while not ours() and time.monotonic() < deadline:
+        time.sleep(1)
+    [alert] = ours()
+    assert alert["labels"]["task_id"] == "land_batch" and alert["labels"]["severity"] == "warning", alert
+    assert alert["labels"]["project"] == proj.root.name, alert
+    notes = alert["annotations"]
+    assert notes["summary"] == f"Airflow task scoring.land_batch failed for {logical} (try 2)", notes
+    assert notes["description"] == "not a date (expected YYYY-MM-DD): '2026-01-32'", notes
+    run_path = f"/dags/scoring/runs/{urllib.request.quote(run['dag_run_id'], safe='')}/tasks/land_batch"
+    assert notes["log_url"].startswith(api.base + run_path), notes
+    assert notes["runbook_url"].endswith("/operations/alerts/#airflowtaskfailed"), notes
+    assert alert["generatorURL"] == notes["log_url"] and alert["status"]["state"] == "active", alert
