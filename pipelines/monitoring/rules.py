@@ -10,7 +10,8 @@ and skipped; Prometheus itself is the judge in production, `promtool test rules`
   ``time() - selector OP number``, and ``A and B`` of those (B keeps A's series that match on all
   of B's labels, or on the ``on(...)`` list given);
 - a selector is ``name`` or ``name{label="value", label!="value"}``.
-Rules with ``for:`` longer than a day are held for that many consecutive days.
+Only the batch guards' rules are applied (an expression on ``pipelines_`` metrics and none of the
+server's): the replay serves no online traffic.
 """
 
 from __future__ import annotations
@@ -139,6 +140,8 @@ def day_alerts(rules: Iterable[Rule], samples: list[Sample], now: float | None =
     """Alerts that fire on one day's samples: name, severity and the firing series' labels."""
     out = []
     for rule in rules:
+        if "pipelines_" not in rule.expr or "serving_" in rule.expr:
+            continue  # not a batch guard's rule (the online server's: the replay serves no traffic)
         try:
             hits = firing(rule, samples, now)
         except Unsupported:
