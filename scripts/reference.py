@@ -209,6 +209,8 @@ def metrics_page() -> str:
     from pipelines.telemetry import JOBS, PUSHGATEWAY_ENV, registry_for
 
     lines = [HEADER, "# Prometheus metrics reference\n",
+             "The alert rules on them are in `deploy/prometheus/rules/`; what each alert means and what to do: "
+             "[Alerts](../operations/alerts.md).\n",
              "## The online server\n", "Scraped from `GET /metrics` of each server process.\n",
              "| metric | type | labels | what |", "| --- | --- | --- | --- |", *_metric_rows(Metrics().collectors()), "",
              "## The batch steps\n",

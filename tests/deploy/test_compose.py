@@ -25,7 +25,7 @@ ENV_EXAMPLE = (REPO / ".env.example").read_text()
 
 AIRFLOW_SERVICES = {"airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
                     "airflow-triggerer", "airflow-worker"}
-SERVING_PROFILE = {"serving", "prometheus", "grafana"}
+SERVING_PROFILE = {"serving", "prometheus", "grafana", "pushgateway", "alertmanager"}
 SERVICES = {"postgres", "redis", "minio", "minio-init", "mlflow", "pipelines"} | AIRFLOW_SERVICES | SERVING_PROFILE
 # services that run the pipelines' code (DAG tasks run on the workers; the CLI service)
 RUNS_PIPELINES = {"airflow-worker", "pipelines", "serving"}
@@ -282,9 +282,9 @@ def test_serving_profile_matches_the_server(compose: dict[str, Any]) -> None:
     assert (
         urlparse(worker["PIPELINES_SERVER_URL"]).hostname == "serving" and urlparse(worker["PIPELINES_SERVER_URL"]).port == port
     )
-    scrape = yaml.safe_load((REPO / "deploy/prometheus.yml").read_text())["scrape_configs"]
-    assert [t for job in scrape for sc in job["static_configs"] for t in sc["targets"]] == [f"serving:{port}"]
-    assert scrape[0]["metrics_path"] == "/metrics"
+    scrape = {job["job_name"]: job for job in yaml.safe_load((REPO / "deploy/prometheus.yml").read_text())["scrape_configs"]}
+    assert [t for sc in scrape["serving"]["static_configs"] for t in sc["targets"]] == [f"serving:{port}"]
+    assert scrape["serving"]["metrics_path"] == "/metrics"
     exported = set()
     suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"], "gauge": [""]}
     for metric in Metrics().registry.collect():  # labelled metrics have no samples yet: names by type
@@ -296,3 +296,58 @@ def test_serving_profile_matches_the_server(compose: dict[str, Any]) -> None:
     )
     provisioning = yaml.safe_load((REPO / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text())
     assert provisioning["datasources"][0]["url"] == "http://prometheus:9090"
+
+
+def test_alerting_services_match_the_code(compose: dict[str, Any]) -> None:
+    """The Pushgateway the steps push to is the one Prometheus scrapes, the Alertmanager the DAGs
+    post to is the one Prometheus alerts, the rules are mounted where the config loads them, and
+    the webhook URL reaches the file the Alertmanager's configuration reads."""
+    from pipelines.telemetry import PROJECT_ENV, PUSHGATEWAY_ENV
+    from tests.support.prometheus import SLACK_WEBHOOK_URL_FILE
+
+    services = compose["services"]
+    prom_cfg = yaml.safe_load((REPO / "deploy/prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in prom_cfg["scrape_configs"]}
+    (pushgateway_target,) = [t for sc in jobs["pushgateway"]["static_configs"] for t in sc["targets"]]
+    (alertmanager_target,) = [t for am in prom_cfg["alerting"]["alertmanagers"] for sc in am["static_configs"]
+                              for t in sc["targets"]]
+    assert pushgateway_target == "pushgateway:9091" and alertmanager_target == "alertmanager:9093"
+    assert services["pushgateway"]["ports"] == ["127.0.0.1:9091:9091"]
+    assert services["alertmanager"]["ports"] == ["127.0.0.1:9093:9093"]
+    # the alert callback's variable, as the code names it (if it names it at all yet)
+    alertmanager_env = "PIPELINES_ALERTMANAGER_URL"
+    named = {m for path in [*(REPO / "pipelines").rglob("*.py"), *(REPO / "dags").rglob("*.py")]
+             for m in re.findall(r"PIPELINES_ALERTMANAGER\w*", path.read_text())}
+    assert named <= {alertmanager_env}, f"the code reads {sorted(named)}, compose sets {alertmanager_env}"
+    for name in sorted(RUNS_PIPELINES | AIRFLOW_SERVICES):
+        env = env_of(services[name])
+        assert env.get(PUSHGATEWAY_ENV) == f"http://{pushgateway_target}", f"{name}: not the scraped Pushgateway"
+        assert env.get(alertmanager_env) == f"http://{alertmanager_target}", f"{name}: not Prometheus' Alertmanager"
+        assert env.get(PROJECT_ENV), f"{name}: {PROJECT_ENV} names the project of every push"
+    # Prometheus: the config and the rules where rule_files looks for them, docs_url from the environment
+    prom = services["prometheus"]
+    config = next(c.split("=", 1)[1] for c in prom["command"] if c.startswith("--config.file="))
+    mounts = dict(str(v).rsplit(":", 1)[0].split(":", 1) for v in prom["volumes"] if str(v).startswith("./"))
+    assert mounts["./deploy/prometheus.yml"] == config
+    (rules_glob,) = prom_cfg["rule_files"]
+    assert mounts["./deploy/prometheus/rules"] == str(Path(config).parent / Path(rules_glob).parent)
+    assert "--enable-feature=expand-external-labels" in prom["command"]
+    assert prom_cfg["global"]["external_labels"]["docs_url"] == "${PIPELINES_DOCS_URL}"
+    docs_port = re.search(r"DOCS_PORT:-(\d+)", (REPO / "Makefile").read_text()).group(1)
+    assert env_of(prom)["PIPELINES_DOCS_URL"] == f"http://127.0.0.1:{docs_port}", "default: the `make docs-serve` address"
+    assert {"serving", "pushgateway", "alertmanager"} <= set(prom["depends_on"])
+    # Alertmanager: its config mounted where it is read, the webhook URL written to the file it names
+    am = services["alertmanager"]
+    script = " ".join(am["command"])
+    am_config = re.search(r"--config\.file=(\S+)", script).group(1)
+    assert f"./deploy/alertmanager/alertmanager.yml:{am_config}:ro" in am["volumes"]
+    assert f'"$PIPELINES_SLACK_WEBHOOK_URL" > {SLACK_WEBHOOK_URL_FILE}' in script
+    assert re.search(r"&& exec /bin/alertmanager --config\.file=\S+ --storage\.path=/alertmanager$", script.strip())
+    assert "PIPELINES_SLACK_WEBHOOK_URL" in env_of(am)
+    assert SLACK_WEBHOOK_URL_FILE in (REPO / "deploy/alertmanager/alertmanager.yml").read_text()
+    # Pushgateway: what was pushed survives a restart (a day's verdict, each step's last success)
+    pg = services["pushgateway"]
+    persisted = next(c.split("=", 1)[1] for c in pg["command"] if c.startswith("--persistence.file="))
+    assert any(str(v).endswith(":" + str(Path(persisted).parent)) for v in pg["volumes"])
+    for name in ("pushgateway", "alertmanager"):
+        assert "healthcheck" in services[name] and services[name]["restart"] == "unless-stopped"
