@@ -10,8 +10,6 @@ the Alertmanager routes, timings and templates are the shipped ones.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import threading
 import time
@@ -22,30 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
-from tests.support.project import REPO
-from tests.support.system import apt_get_install, free_port
+from tests.support.prometheus import ALERTMANAGER_CONFIG, RULES_DIR, SLACK_WEBHOOK_URL_FILE, ensure_prometheus_stack
+from tests.support.system import free_port
 
-PACKAGES = {"prometheus": "prometheus", "prometheus-alertmanager": "prometheus-alertmanager",
-            "prometheus-pushgateway": "prometheus-pushgateway", "promtool": "prometheus", "amtool": "prometheus-alertmanager"}
-ALERTMANAGER_CONFIG = REPO / "deploy" / "alertmanager" / "alertmanager.yml"
-WEBHOOK_URL_FILE = "/etc/alertmanager/slack_webhook_url"  # the path the shipped config reads the URL from
 DOCS_URL = "http://127.0.0.1:8001"
-
-
-def ensure_stack() -> None:
-    """Debian's prometheus, prometheus-alertmanager and prometheus-pushgateway: the machine's, else
-    installed with apt-get (CI is a clean Debian machine, as root)."""
-    missing = sorted({pkg for tool, pkg in PACKAGES.items() if not shutil.which(tool)})
-    if not missing:
-        return
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        pytest.fail(f"missing Debian packages {missing} and cannot install them here (needs root and apt-get)")
-    ok, why = apt_get_install(missing)
-    assert ok, why
-    still = [tool for tool in PACKAGES if not shutil.which(tool)]
-    assert not still, f"apt-get installed {missing} but {still} are not on PATH"
 
 
 class Receiver(ThreadingHTTPServer):
@@ -101,6 +80,14 @@ class AlertStack:
         raise AssertionError(f"no notification of {alertname} naming {needles} in {timeout} s; got {self.notifications()}"
                              f"; Prometheus alerts: {self.alerts()}")
 
+    def wait_firing(self, alertname: str, timeout: float = 60, **labels: str) -> dict[str, Any]:
+        """The alert firing on Prometheus with these labels (the rules evaluate every second here)."""
+        def found() -> dict[str, Any] | None:
+            return next((a for a in self.alerts() if a["state"] == "firing" and a["labels"]["alertname"] == alertname
+                         and all(a["labels"].get(k) == v for k, v in labels.items())), None)
+
+        return wait(found, timeout, f"{alertname} {labels} never fired; Prometheus alerts: {self.alerts()}")
+
     def wait_scraped(self, metric: str, timeout: float = 30) -> None:
         wait(lambda: self.query(metric), timeout, f"{metric} never reached Prometheus")
 
@@ -116,7 +103,7 @@ def wait(what: Callable[[], Any], timeout: float, message: str) -> Any:
 
 
 def _prometheus_config(root: Path, ports: dict[str, int], scrape: list[str]) -> Path:
-    rules = sorted(str(p) for p in (REPO / "deploy" / "prometheus" / "rules").glob("*.yml"))
+    rules = sorted(str(p) for p in RULES_DIR.glob("*.yml"))
     cfg = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "external_labels": {"docs_url": DOCS_URL}},
         "rule_files": rules,
@@ -136,7 +123,7 @@ def _prometheus_config(root: Path, ports: dict[str, int], scrape: list[str]) -> 
 @contextmanager
 def alert_stack(root: Path, scrape: list[str] = ()) -> Iterator[AlertStack]:
     """Start the stack in ``root`` (``scrape``: host:port of online servers); stop it after."""
-    ensure_stack()
+    ensure_prometheus_stack()
     root.mkdir(parents=True, exist_ok=True)
     receiver = Receiver()
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
@@ -145,10 +132,12 @@ def alert_stack(root: Path, scrape: list[str] = ()) -> Iterator[AlertStack]:
     url_file.write_text(receiver.url)
     am_config = root / "alertmanager.yml"
     shipped = ALERTMANAGER_CONFIG.read_text()
-    assert WEBHOOK_URL_FILE in shipped, f"{ALERTMANAGER_CONFIG} no longer reads its URL from {WEBHOOK_URL_FILE}"
-    am_config.write_text(shipped.replace(WEBHOOK_URL_FILE, str(url_file)))
+    assert SLACK_WEBHOOK_URL_FILE in shipped, f"{ALERTMANAGER_CONFIG} no longer reads its URL from {SLACK_WEBHOOK_URL_FILE}"
+    am_config.write_text(shipped.replace(SLACK_WEBHOOK_URL_FILE, str(url_file)))
     cmds = {
-        "pushgateway": ["prometheus-pushgateway", f"--web.listen-address=127.0.0.1:{ports['pushgateway']}"],
+        # Debian's build keeps pushes in /var/lib/prometheus/pushgateway.data by default: a file of our own
+        "pushgateway": ["prometheus-pushgateway", f"--web.listen-address=127.0.0.1:{ports['pushgateway']}",
+                        f"--persistence.file={root / 'pushgateway.data'}"],
         "alertmanager": ["prometheus-alertmanager", f"--config.file={am_config}", f"--storage.path={root / 'am'}",
                          f"--web.listen-address=127.0.0.1:{ports['alertmanager']}", "--cluster.listen-address="],
         "prometheus": ["prometheus", f"--config.file={_prometheus_config(root, ports, list(scrape))}",

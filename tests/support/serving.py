@@ -105,9 +105,9 @@ def crafted_version(settings: Any, kind: str, delay: float = 0.0) -> str:
 class ServerProcess:
     """`python -m pipelines serve` on 127.0.0.1 in a subprocess, stopped with SIGTERM."""
 
-    def __init__(self, settings: Any, log_path: Path, extra: tuple[str, ...] = ()) -> None:
+    def __init__(self, settings: Any, log_path: Path, extra: tuple[str, ...] = (), port: int | None = None) -> None:
         self.settings = settings
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         # mlflow.set_registry_uri in this process exported MLFLOW_REGISTRY_URI: the server gets the tracking URI only
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PIPELINES_", "AIRFLOW")) and k != "MLFLOW_REGISTRY_URI"}
