@@ -20,6 +20,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from pipelines.ops.timeline import first_alerts
+
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
 
@@ -105,6 +107,9 @@ def test_login_policy_drift_fires_brakes_hold_then_one_retrain_recovers(login: d
     drifted = [d for d, r in days.items() if (r.get("drift") or {}).get("drifted")]
     assert drifted and drifted[0] == start and "logins_30d" in days[start]["drift"]["drifted"]
     assert all(d >= start for d in drifted)
+    # the drift alert (the shipped rule, applied to the day's published metrics) on that same day
+    assert first_alerts(t)["PipelinesDriftDetected"] == start
+    assert next(g for g in t["guards"] if g["guard"] == "drift")["alerted"] == start
     # the brakes hold until 7 drifted days have labels (delay 3): requested on served day 3 + 3 + 6
     requested = [tr for tr in t["trainings"] if tr["trigger"].startswith("retrain requested")]
     assert [tr["day"] for tr in requested] == [day_of(t, 12)], t["trainings"]
@@ -153,6 +158,11 @@ def test_replay_rejects_an_unknown_story(tmp_path: Path) -> None:
     assert not (tmp_path / "project").exists()
 
 
+def alert_days(t: dict[str, Any], alertname: str) -> list[str]:
+    """The served days on which the shipped rules raised ``alertname``."""
+    return [r["day"] for r in served(t) if any(a["alert"] == alertname for a in r.get("alerts", []))]
+
+
 def failure_days(t: dict[str, Any]) -> list[str]:
     return [r["day"] for r in served(t) if r["failure"]]
 
@@ -167,6 +177,7 @@ def test_skew_every_skewed_day_is_blocked_and_nothing_is_scored_from_it(tmp_path
         else:
             assert r["validated"] and r["scored_by"] == "1"
     assert t["retrains"] == 0 and t["guards"][0]["guard"] == "validation" and t["guards"][0]["day"] == bad[0]
+    assert t["guards"][0]["alerted"] == bad[0] and alert_days(t, "PipelinesDayQuarantined") == bad
     nothing_lost(t)
 
 
@@ -178,6 +189,7 @@ def test_null_spike_is_quarantined_and_the_champion_keeps_serving_good_days(tmp_
         assert r["validated"] is (not r["failure"])
         if r["failure"]:
             assert any("income" in reason for reason in r["quarantine_reasons"])
+    assert alert_days(t, "PipelinesDayQuarantined") == bad  # alerted on each bad day, on no other
     good_after = [r for r in served(t) if r["day"] > bad[-1]]
     assert good_after and all(r["scored_by"] == "1" for r in good_after)
     assert t["retrains"] == 0
@@ -192,6 +204,7 @@ def test_bad_retrain_is_blocked_by_the_gate_and_the_champion_stays(tmp_path: Pat
     assert run["train_days"][0] <= flipped[0] and run["train_days"][1] >= flipped[-1]  # it learned from the bad labels
     assert run["passed"] is False and run["role"] == "challenger" and run["champion_after"] == "1"
     assert any(r.startswith("roc_auc") for r in run["reasons"]), run["reasons"]
+    assert next(g for g in t["guards"] if g["guard"] == "gate")["alerted"] == run["day"]
     assert all(r["champion"] == "1" for r in served(t)) and t["retrains"] == 1
     nothing_lost(t)
 
@@ -203,6 +216,8 @@ def test_flapping_drift_never_starts_a_retrain_loop(tmp_path: Path) -> None:
     for r in drifted:  # never two drifted days in a row: the k-in-a-row brake holds every time
         assert not r["drift"]["retrain"] and any("in a row" in b for b in r["drift"]["brakes"])
     assert t["retrains"] == 0
+    # what flapping raises: the drift alert on each drifted day (it resolves on the quiet days between)
+    assert alert_days(t, "PipelinesDriftDetected") == [r["day"] for r in drifted]
     nothing_lost(t)
 
 
@@ -212,6 +227,8 @@ def test_concept_shift_only_live_performance_sees_it_and_a_retrain_recovers(tmp_
     assert not any(r["drift"]["drifted"] for r in days if r.get("drift")), "PSI must stay quiet: the inputs did not change"
     alarmed = [r for r in days if (r.get("drift") or {}).get("performance_alarm")]
     assert alarmed and alarmed[0]["day"] > t["failure"]["start"]
+    # the live-AUC alert comes with the first matured day under the floor, before the alarm's k days
+    assert t["failure"]["start"] < first_alerts(t)["PipelinesLiveAucUnderFloor"] <= alarmed[0]["day"]
     requested = [tr for tr in t["trainings"] if tr["trigger"].startswith("retrain requested")]
     assert len(requested) == 1 and "live performance" in requested[0]["trigger"], t["trainings"]
     assert requested[0]["day"] == day_of(t, 12)  # 7 matured days of the new regime (the labels brake)
