@@ -43,7 +43,7 @@ run: venv ## Whole daily cycle once on simulated data (simulate, validate, dvc r
 demo: venv ## Replay the headline story (login_policy, 80 days) to replays/login_policy/timeline.html: 5-16 min; installs .venv if missing
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pipelines replay --story login_policy
 
-test: venv spark lint docs ## Lint, docs build, whole suite with real tools in 2 processes: about 25-60 min; installs .venv, pyspark and, as root, Java 17, Chromium and PostgreSQL (Debian) when missing
+test: venv spark lint docs ## Lint, docs build, whole suite with real tools in 2 processes: about 25-60 min; installs .venv, pyspark and, as root, Java 17, Chromium, PostgreSQL and Prometheus, Alertmanager, Pushgateway (Debian) when missing
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 test-long: venv spark ## Every replayed story quick and full length, a 60-day soak: an hour or more; installs as `make test` does
