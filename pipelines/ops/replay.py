@@ -331,7 +331,7 @@ def replay(
         f"{'yes' if result['audit']['ok'] else 'NO - ' + '; '.join(result['audit']['problems'][:3])}"
     )
     for row in result["guards"]:
-        echo(f"  {row['guard']:<12} {row['day']}  alerted {row['alerted']:<11}  {row['what']}")
+        echo(f"  {row['guard']:<12} {row['day']:<10}  alerted {row['alerted']:<11}  {row['what']}")
     return result
 
 

@@ -357,6 +357,11 @@ def write_png(result: dict[str, Any], dest: Path) -> Path:
     for note in _notes(result):  # what happened, written on the AUC panel
         axes[0].annotate(note["text"], (d(note["day"]), 1.0), xycoords=("data", "axes fraction"), fontsize=8,
                          rotation=90, va="top", ha="right", color=COLORS[note["kind"]])
+    for name, day in first_alerts(result).items():  # the day each alert reached a person
+        for ax in axes:
+            ax.axvline(d(day), color=COLORS["alert"], linewidth=2, linestyle=":")
+        axes[0].annotate(f"alert: {name}", (d(day), 0.02), xycoords=("data", "axes fraction"), fontsize=8,
+                         rotation=90, va="bottom", ha="left", color=COLORS["alert"])
     axes[0].legend(loc="lower left", fontsize=8)
     drift_days = [r for r in s["served"] if r.get("drift")]
     for feat in s["top"]:
