@@ -23,7 +23,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pipelines.errors import first_line
 
@@ -155,7 +155,3 @@ def step_succeeded(settings: Settings, step: str) -> str | None:
     return publish(settings, "freshness", [("pipelines_step_last_success_timestamp_seconds", {"step": step}, time.time())],
                    grouping={"step": step})
 
-
-def label(value: Any) -> str:
-    """A label value: text, with None as the empty string."""
-    return "" if value is None else str(value)

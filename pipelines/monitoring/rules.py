@@ -76,7 +76,7 @@ def _select(selector: str, samples: list[Sample]) -> list[tuple[Series, float]]:
 
 
 def _number(text: str) -> float:
-    if not re.fullmatch(r"[\d.\s*+/-]+", text):
+    if not re.fullmatch(r"[\d.]+(\s*\*\s*[\d.]+)*", text.strip()):
         raise Unsupported(f"not a number: {text!r}")
     parts = re.split(r"\s*\*\s*", text.strip())
     value = 1.0

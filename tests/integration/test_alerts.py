@@ -21,11 +21,11 @@ import httpx
 import pytest
 
 from pipelines.telemetry import PROJECT_ENV, PUSHGATEWAY_ENV
-from tests.support.alert_stack import DOCS_URL, AlertStack, alert_stack, wait
+from tests.support.alert_stack import DOCS_URL, AlertStack, alert_stack
 from tests.support.project import REPO, START
 from tests.support.prometheus import alerts, dashboard_expressions, metric_names
 from tests.support.serving import TOKEN, ServerProcess, crafted_version, rows_of, serving_project, set_alias
-from tests.support.system import free_port
+from tests.support.system import free_port, wait_for
 
 PROJECT = "alerts-test"
 FIRST = date.fromisoformat(START) + timedelta(days=12)  # the first day after the 12 training days
@@ -197,4 +197,4 @@ def test_the_stack_was_started_from_the_shipped_files(world: tuple[Any, AlertSta
     rules = httpx.get(stack.prometheus + "/api/v1/rules", timeout=10).json()["data"]["groups"]
     files = {Path(g["file"]).name for g in rules}
     assert files == {p.name for p in (REPO / "deploy" / "prometheus" / "rules").glob("*.yml")}, files
-    wait(lambda: httpx.get(stack.alertmanager + "/api/v2/status", timeout=5).json()["config"]["original"], 10, "no config")
+    wait_for(lambda: httpx.get(stack.alertmanager + "/api/v2/status", timeout=5).json()["config"]["original"], 10, "no config")

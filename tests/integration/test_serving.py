@@ -32,6 +32,7 @@ from tests.support.serving import (
     set_alias,
     train_version,
 )
+from tests.support.system import wait_for
 
 pytestmark = pytest.mark.integration
 DAY = date(2026, 1, 12)
@@ -80,16 +81,6 @@ def metric_samples(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], fl
         for s in fam.samples:
             out[(s.name, tuple(sorted(s.labels.items())))] = s.value
     return out
-
-
-def wait_for(what: Any, timeout: float, message: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = what()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError(message)
 
 
 def test_online_scores_equal_batch_scores_bit_for_bit(project: Any, server: ServerProcess) -> None:

@@ -13,7 +13,7 @@ import json
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from tests.support.prometheus import ALERTMANAGER_CONFIG, RULES_DIR, SLACK_WEBHOOK_URL_FILE, ensure_prometheus_stack
-from tests.support.system import free_port
+from tests.support.system import free_port, wait_for
 
 DOCS_URL = "http://127.0.0.1:8001"
 
@@ -86,20 +86,10 @@ class AlertStack:
             return next((a for a in self.alerts() if a["state"] == "firing" and a["labels"]["alertname"] == alertname
                          and all(a["labels"].get(k) == v for k, v in labels.items())), None)
 
-        return wait(found, timeout, f"{alertname} {labels} never fired; Prometheus alerts: {self.alerts()}")
+        return wait_for(found, timeout, f"{alertname} {labels} never fired; Prometheus alerts: {self.alerts()}")
 
     def wait_scraped(self, metric: str, timeout: float = 30) -> None:
-        wait(lambda: self.query(metric), timeout, f"{metric} never reached Prometheus")
-
-
-def wait(what: Callable[[], Any], timeout: float, message: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = what()
-        if got:
-            return got
-        time.sleep(0.5)
-    raise AssertionError(message)
+        wait_for(lambda: self.query(metric), timeout, f"{metric} never reached Prometheus")
 
 
 def _prometheus_config(root: Path, ports: dict[str, int], scrape: list[str]) -> Path:
@@ -152,7 +142,7 @@ def alert_stack(root: Path, scrape: list[str] = ()) -> Iterator[AlertStack]:
             procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=root))
         for name, url in (("pushgateway", stack.pushgateway), ("alertmanager", stack.alertmanager),
                           ("prometheus", stack.prometheus)):
-            wait(lambda u=url: _ready(u), 60, f"{name} did not start: {(root / f'{name}.log').read_text()[-2000:]}")
+            wait_for(lambda u=url: _ready(u), 60, f"{name} did not start: {(root / f'{name}.log').read_text()[-2000:]}")
         yield stack
     finally:
         for p in procs:

@@ -8,7 +8,9 @@ import os
 import random
 import socket
 import subprocess
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 # Each worker takes ports from a band of its own, below Linux's ephemeral range (32768-60999):
 # no other worker, and no client connection's local port, can be handed the same port between
@@ -54,3 +56,15 @@ def apt_get_install(packages: Sequence[str], timeout: float = 900, options: Sequ
             if proc.returncode != 0:
                 return False, f"`{' '.join(cmd)}` failed: {proc.stderr.strip()[-2000:]}"
     return True, ""
+
+
+def wait_for(what: Callable[[], Any], timeout: float, message: str, every: float = 0.2) -> Any:
+    """Call ``what`` every ``every`` seconds until it returns something truthy (returned), or
+    fail with ``message`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = what()
+        if got:
+            return got
+        time.sleep(every)
+    raise AssertionError(message)
