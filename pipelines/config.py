@@ -89,6 +89,12 @@ class Settings:
         return self.path(self.params.data.reports_dir)
 
     @property
+    def shift_file(self) -> Path:
+        """The shift behind the last retrain request (written by the drift job): the training
+        window follows it."""
+        return self.reports_dir / "drift" / "shift.json"
+
+    @property
     def models_dir(self) -> Path:
         return self.path("models")
 

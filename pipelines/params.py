@@ -203,16 +203,26 @@ class DriftParams(_Section):
     n_bins: int = Field(10, ge=2, le=100, description="Frozen quantile bins per numerical feature in the reference profile.")
     consecutive_windows: int = Field(2, ge=1, description="Drifted days in a row before a retrain is requested.")
     cooldown_days: int = Field(
-        3, ge=0, description="Days after the end of the champion's training data before a retrain may be requested."
+        7,
+        ge=0,
+        description=(
+            "Days after the end of the champion's training data (and after a retrain request) before a retrain may be "
+            "requested; at least simulate.label_delay_days, so a retrain's effect is measurable before the next."
+        ),
     )
     min_labelled_drifted_days: int = Field(
-        0, ge=0, description="Drifted days that must have matured labels before a retrain (0: do not wait)."
+        10,
+        ge=0,
+        description=(
+            "Days since the shift began (the drift streak's first day, or the first day of low live AUC) that must have "
+            "matured labels before a retrain: the retrain then trains on those days (0: do not wait)."
+        ),
     )
     min_live_roc_auc: float = Field(
-        0.0, ge=0, le=1, description="Live ROC AUC under which a matured day counts against the champion (0: off)."
+        0.6, ge=0, le=1, description="Live ROC AUC under which a matured day counts against the champion (0: off)."
     )
     max_live_auc_drop: float = Field(
-        1.0,
+        0.1,
         gt=0,
         le=1,
         description="Drop of live ROC AUC below the holdout AUC that counts a matured day against the champion (1: off).",
@@ -303,6 +313,16 @@ class Params(_Section):
     score: ScoreParams = Field(ScoreParams(), description="Batch scoring.")
     drift: DriftParams = Field(DriftParams(), description="Drift, live performance and retraining brakes.")
     serve: ServeParams = Field(ServeParams(), description="The online server and challenger rollout.")
+
+    @model_validator(mode="after")
+    def _cooldown_covers_the_label_delay(self) -> Params:
+        cooldown, delay = self.drift.cooldown_days, self.simulate.label_delay_days
+        if cooldown < delay:
+            raise ValueError(
+                f"drift.cooldown_days {cooldown} is below the label delay (simulate.label_delay_days {delay}): "
+                f"a second retrain could start before the first one's labels show its effect; set it to {delay} or more"
+            )
+        return self
 
     @field_validator("data", mode="before")
     @classmethod

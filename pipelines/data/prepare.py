@@ -3,6 +3,11 @@
 Only data/validated/ is read, so a quarantined day can never reach training. The holdout is
 the most recent ``holdout_days`` labelled days; training uses the ``window_days`` labelled days
 before them, so the candidate is never evaluated on days it trained on.
+
+After a shift (the drift job records it when it requests a retrain: ``settings.shift_file``)
+the window follows it: only the days since the shift began, once
+``drift.min_labelled_drifted_days`` of them have matured labels, so the retrain learns the new
+regime instead of a blend dominated by the old one, and is judged on a post-shift holdout.
 """
 
 from __future__ import annotations
@@ -66,6 +71,29 @@ def split_days(labelled: list[date], window_days: int, holdout_days: int) -> tup
     return train, holdout
 
 
+def follow_shift(
+    labelled: list[date], since: date | None, min_days: int, holdout_days: int
+) -> tuple[list[date], str | None]:
+    """The labelled days a window may use after a shift (pure): the days since ``since`` once
+    at least ``min_days`` of them (and a holdout plus one) have matured labels, else all of them.
+    Returns (days, why the window follows the shift or not; None without a shift)."""
+    if since is None:
+        return labelled, None
+    after = [d for d in labelled if d >= since]
+    need = max(min_days, holdout_days + 1)
+    if len(after) < need:
+        return labelled, f"shift since {since}: {len(after)} labelled day(s) since, {need} needed; the usual window"
+    return after, f"follows the shift since {since}: {len(after)} labelled day(s) since"
+
+
+def read_shift(settings: Settings) -> dict[str, Any] | None:
+    """The shift behind the last retrain request (written by the drift job), or None."""
+    from pipelines.io import read_json
+
+    f = settings.shift_file
+    return read_json(f) if f.is_file() else None
+
+
 def prepare(settings: Settings, as_of: date | None = None) -> dict[str, Any]:
     """Write data/training/{train,holdout}.parquet and window.json; return the window.
 
@@ -83,7 +111,14 @@ def prepare(settings: Settings, as_of: date | None = None) -> dict[str, Any]:
     as_of = max(validated)  # the window ends at the last validated day on or before the run's day
     labels = {day: path for day, path in labels.items() if day <= as_of}
     labelled = [day for day in validated if day in labels]
-    train_days, holdout_days = split_days(labelled, pp.window_days, pp.holdout_days)
+    # After a shift the window follows it: a retrain learns the new regime, not a blend of both
+    shift = read_shift(settings)
+    since = date.fromisoformat(shift["since"]) if shift and shift.get("since") else None
+    usable, why = follow_shift(
+        labelled, since if since is not None and since <= as_of else None,
+        settings.params.drift.min_labelled_drifted_days, pp.holdout_days,
+    )
+    train_days, holdout_days = split_days(usable, pp.window_days, pp.holdout_days)
 
     def assemble(days: list[date]) -> pd.DataFrame:
         frames = []
@@ -107,6 +142,10 @@ def prepare(settings: Settings, as_of: date | None = None) -> dict[str, Any]:
         "train_rows": len(train),
         "holdout_rows": len(holdout),
         "train_default_rate": round(float(train[d.target].mean()), 6),
+        # the shift file as read (pipelines/ops/stages.py re-runs this stage when it changes)
+        "shift": shift,
+        "shift_window": why,
+        "follows_shift": since.isoformat() if why and why.startswith("follows") and since else None,
     }
     write_json(window, settings.training_dir / "window.json")
     return window

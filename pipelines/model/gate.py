@@ -89,8 +89,11 @@ def run_checks(
     cand_result: Any,
     champ_model: Any | None,
     production: tuple[str, pd.DataFrame] | None,
+    shift_waiver: str | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Every check after the MLflow evaluation; returns (checks, facts for the record)."""
+    """Every check after the MLflow evaluation; returns (checks, facts for the record).
+    ``shift_waiver``: why the prediction-shift check does not judge this candidate
+    (:func:`prediction_shift_waiver`); it is still measured and recorded."""
     d, g, chunk = settings.params.data, settings.params.gate, settings.params.score.chunk_rows
     checks: list[dict[str, Any]] = [_floor_check(cand_result, g.min_roc_auc)]
     facts: dict[str, Any] = {}
@@ -128,8 +131,32 @@ def run_checks(
         shift = gate_checks.prediction_psi(p_champ_prod, p_cand_prod, settings.params.drift.n_bins)
         shift_ok = shift <= g.max_prediction_psi
         where = f"batch {day}, {len(frame)} rows"
+        if shift_waiver and not shift_ok:
+            shift_ok, where = True, f"{where}; waived: {shift_waiver}"
         checks.append(gate_checks.check("prediction_shift_psi", shift, f"<= {g.max_prediction_psi}", shift_ok, where))
+        if shift_waiver:
+            facts["prediction_shift_waived"] = shift_waiver
     return checks, facts
+
+
+def prediction_shift_waiver(window: dict[str, Any], champion: Any | None) -> str | None:
+    """Why the prediction-shift check cannot judge this candidate, or None (pure).
+
+    The check compares the candidate's scores with the champion's on today's batch. After a
+    real shift the champion's scores are the stale ones and a good retrain is expected to
+    differ, so the check would block the very retrain that recovers the model. It is waived when
+    the candidate's window follows a shift that drift or live performance recorded (its holdout
+    is post-shift labels, on which the quality checks still judge it) and the champion was
+    trained before that shift began."""
+    since, shift = window.get("follows_shift"), window.get("shift") or {}
+    trained_through = champion.tags.get("trained_through") if champion is not None else None
+    if not since or not trained_through or trained_through >= since:
+        return None
+    return (
+        f"the retrain was requested by {shift.get('trigger') or 'the drift job'} on {shift.get('detected')} after a shift "
+        f"that began on {since}; the champion (v{champion.version}) trained through {trained_through}, before it, "
+        "so its scores are the stale ones; the candidate is judged on post-shift labels"
+    )
 
 
 def _latency_checks(settings: Settings, cand_model: Any, holdout: pd.DataFrame) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -198,7 +225,8 @@ def gate(settings: Settings) -> dict[str, Any]:
     else:
         cand_model = mlflow.sklearn.load_model(str(cand_dir))
         production = latest_production_batch(settings)
-        checks, facts = run_checks(settings, holdout, cand_model, cand_dir, cand_result, champ_model, production)
+        waiver = prediction_shift_waiver(read_json(settings.training_dir / "window.json"), champion)
+        checks, facts = run_checks(settings, holdout, cand_model, cand_dir, cand_result, champ_model, production, waiver)
         cand_auc = round(float(cand_result.metrics["roc_auc"]), 6)
     decision = decision_record(settings, candidate, champion, holdout, checks, facts, cand_auc)
     record_decision(settings, client, decision)

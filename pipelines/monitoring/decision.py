@@ -6,13 +6,14 @@ A day counts as drifted when some feature's PSI passes ``drift.psi_threshold`` (
 ``drift.consecutive_windows`` drifted days in a row (by date, with the same champion), not
 within ``drift.cooldown_days`` of the last day the champion trained on nor of the last retrain
 requested for the same champion (one the gate blocked), optionally only once
-``drift.min_labelled_drifted_days`` drifted days have matured labels, and never while a retrain
-is in flight (pipelines/monitoring/inflight.py).
+``drift.min_labelled_drifted_days`` days since the shift began have matured labels, and never
+while a retrain is in flight (pipelines/monitoring/inflight.py).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from datetime import date
 from typing import Any
 
@@ -68,7 +69,7 @@ def retrain_decision(
     running: bool | str,
     params: DriftParams,
     importance: dict[str, float] | None = None,
-    labelled_through: date | None = None,
+    labelled_days: Collection[str] | None = None,
     performance: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Apply the brakes (``params``: threshold, k days in a row, cooldown, importance floor) to
@@ -78,11 +79,13 @@ def retrain_decision(
     profile); a drifted feature below ``drift.min_importance`` is reported but does not count (a
     feature with no values left always counts). ``running``: False, or the retrain in flight.
     The streak counts earlier days as they were decided (with the floor of their day).
-    ``labelled_through``: the last day whose labels matured; with
-    ``drift.min_labelled_drifted_days`` the retrain waits until that many days of the streak
-    can be learned from (a model retrained before then is trained on the old regime only).
+    ``labelled_days``: the validated days (ISO) whose labels matured. The shift began on the
+    streak's first day, or on the first day of a performance alarm, whichever is earlier
+    (``shift_start``); with ``drift.min_labelled_drifted_days`` the retrain waits until that many
+    days since the shift can be learned from (a model retrained before then is trained on the
+    old regime only), and the training window then follows the shift (pipelines/data/prepare.py).
     ``performance``: a :func:`performance_alarm`, which requests a retrain under the same brakes
-    (its matured days count as labelled days; it needs no k drifted days in a row)."""
+    (it needs no k drifted days in a row)."""
     ignored = _unimportant(drifted, psi, importance, params.min_importance)
     drifted = [c for c in drifted if c not in ignored]
     earlier = sorted(
@@ -91,7 +94,8 @@ def retrain_decision(
         reverse=True,
     )
     streak_days = _streak_days(day, drifted, earlier)
-    labelled = sum(1 for d in streak_days if labelled_through is not None and d <= labelled_through.isoformat())
+    start = shift_start(streak_days, performance)
+    labelled = sum(1 for d in (labelled_days or ()) if start is not None and start <= d <= day.isoformat())
     brakes = _brakes(day, drifted, len(streak_days), labelled, earlier, trained_through, running, params, performance)
     alarm = len(performance["days"]) if performance else 0
     retrain = (bool(drifted) or bool(alarm)) and not brakes
@@ -100,11 +104,19 @@ def retrain_decision(
         "drifted_features": drifted,
         "ignored_features": ignored,
         "streak": len(streak_days),
+        "shift_start": start,
         "labelled_drifted_days": labelled,
         "performance_alarm": performance,
         "brakes": brakes,
         "reason": _reason(drifted, ignored, psi, importance, params, performance, retrain, brakes),
     }
+
+
+def shift_start(streak_days: list[str], performance: dict[str, Any] | None) -> str | None:
+    """The first day of the shift (pure): the drift streak's first day or the first day of the
+    performance alarm, whichever is earlier; None when neither is running."""
+    starts = ([min(streak_days)] if streak_days else []) + ([performance["days"][0]] if performance else [])
+    return min(starts) if starts else None
 
 
 def _unimportant(
@@ -155,11 +167,8 @@ def _brakes(
     if triggered and last_request and (day - date.fromisoformat(last_request)).days < cooldown_days:
         # a retrain the gate blocked is not requested again the next day (a retrain loop)
         brakes.append(f"cooldown: a retrain was requested on {last_request} for this champion, < {cooldown_days} day(s) ago")
-    if triggered and need_labels and max(labelled, alarm) < need_labels:
-        if alarm and not drifted:
-            brakes.append(f"waiting for labels: {alarm} matured day(s) of low live AUC, {need_labels} needed")
-        else:
-            brakes.append(f"waiting for labels: {labelled} of the {streak} drifted day(s) matured, {need_labels} needed")
+    if triggered and need_labels and labelled < need_labels:
+        brakes.append(f"waiting for labels: {labelled} day(s) since the shift began have matured, {need_labels} needed")
     if triggered and running:
         brakes.append("a retrain is already in flight" + ("" if running is True else f" ({running})"))
     return brakes

@@ -111,6 +111,8 @@ def drift(settings: Settings, day: date, engine: str | None = None, source: str 
         "engine": engine,
     }
     _log_run(summary)
+    if summary["retrain"]:
+        record_shift(settings, summary)
     write_json(summary, out_dir / f"{day.isoformat()}.json")
     publish(settings, "drift", drift_samples(summary))
     step_succeeded(settings, "drift")
@@ -148,10 +150,35 @@ def _decide(
         in_flight(out_dir / IN_FLIGHT_MARKER),
         dp,
         profile.get("importance"),
-        max(partition_files(settings.labels_dir), default=None),
+        labelled_days(settings),
         performance_alarm(performance_history(settings), str(champion.version), _float(champion.tags.get("holdout_roc_auc")), dp)
         if dp.min_live_roc_auc > 0 or dp.max_live_auc_drop < 1
         else None,
+    )
+
+
+def labelled_days(settings: Settings) -> list[str]:
+    """The validated days whose labels have matured (ISO), what a retrain can learn from."""
+    labels = partition_files(settings.labels_dir)
+    return [d.isoformat() for d in partition_files(settings.validated_dir) if d in labels]
+
+
+def record_shift(settings: Settings, summary: dict[str, Any]) -> None:
+    """Record the shift behind a retrain request (``settings.shift_file``): the training window
+    follows it (pipelines/data/prepare.py), and the gate waives its prediction-shift check for a
+    candidate trained after it against a champion trained before it (pipelines/model/gate.py)."""
+    trigger = " and ".join(
+        what for what, on in (("drift", summary["drifted_features"]), ("live performance", summary["performance_alarm"])) if on
+    )
+    write_json(
+        {
+            "since": summary["shift_start"],
+            "detected": summary["day"],
+            "trigger": trigger,
+            "champion_version": summary["champion_version"],
+            "reason": summary["reason"],
+        },
+        settings.shift_file,
     )
 
 

@@ -30,8 +30,12 @@ def _as_of_env(settings: Settings, as_of: date | None) -> tuple[dict[str, str], 
         return ({"PIPELINES_AS_OF": as_of.isoformat()} if as_of else {}), False
     as_of = days[-1]
     window = settings.training_dir / "window.json"
-    built_for = read_json(window).get("as_of") if window.is_file() else None
-    return {"PIPELINES_AS_OF": as_of.isoformat()}, built_for is not None and built_for != as_of.isoformat()
+    built = read_json(window) if window.is_file() else {}
+    # the shift file is read by the stage but is no DVC dependency (it does not exist before
+    # the first retrain request): a window built with another shift is stale too
+    shift = read_json(settings.shift_file) if settings.shift_file.is_file() else None
+    stale = bool(built) and (built.get("as_of") != as_of.isoformat() or built.get("shift") != shift)
+    return {"PIPELINES_AS_OF": as_of.isoformat()}, stale
 
 
 def dvc_repro(settings: Settings, *targets: str, as_of: date | None = None) -> None:

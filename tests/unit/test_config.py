@@ -127,3 +127,16 @@ def test_serve_section_is_validated(tmp_path: Path) -> None:
     (tmp_path / "params.yaml").write_text(text)
     with pytest.raises(PipelineError, match=r"serve\.max_error_rate"):
         load_settings(tmp_path / "params.yaml")
+
+
+def test_a_cooldown_shorter_than_the_label_delay_is_refused_in_one_line(tmp_path: Path) -> None:
+    """A second retrain must not start before the first one's labels can show its effect."""
+    s = load_settings(REPO / "params.yaml")
+    assert s.params.drift.cooldown_days >= s.params.simulate.label_delay_days  # the shipped settings hold it
+    text = (REPO / "params.yaml").read_text().replace("cooldown_days: 7 ", "cooldown_days: 3 ")
+    (tmp_path / "params.yaml").write_text(text)
+    with pytest.raises(PipelineError) as exc:
+        load_settings(tmp_path / "params.yaml")
+    msg = str(exc.value)
+    assert "\n" not in msg and "drift.cooldown_days 3 is below the label delay (simulate.label_delay_days 7)" in msg
+    assert "set it to 7 or more" in msg

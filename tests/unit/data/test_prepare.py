@@ -58,3 +58,17 @@ def test_the_window_ends_at_the_runs_day_not_at_the_latest_file(settings) -> Non
     assert read_json(settings.training_dir / "window.json")["as_of"] == "2026-01-06"
     with pytest.raises(PipelineError, match="no validated batch on or before 2025-12-31"):
         prepare(settings, as_of=date(2025, 12, 31))
+
+
+def test_the_window_follows_a_shift_once_enough_days_since_have_labels() -> None:
+    from pipelines.data.prepare import follow_shift
+
+    days = [D0 + timedelta(days=i) for i in range(40)]
+    since = D0 + timedelta(days=25)
+    assert follow_shift(days, None, 10, 3) == (days, None)
+    early, why = follow_shift(days[:30], since, 10, 3)  # 5 labelled days since the shift: the usual window
+    assert early == days[:30] and "5 labelled day(s) since, 10 needed; the usual window" in why
+    after, why = follow_shift(days, since, 10, 3)
+    assert after == days[25:] and why.startswith(f"follows the shift since {since}")
+    train, holdout = split_days(after, window_days=30, holdout_days=3)
+    assert train[0] == since and holdout == days[-3:]  # nothing of the old regime is learned from

@@ -137,3 +137,22 @@ def test_prediction_shift_is_zero_for_the_same_scores_and_large_for_shifted_ones
     p = rng.beta(2, 8, 10_000)
     assert gate_checks.prediction_psi(p, p, 10) == 0.0
     assert gate_checks.prediction_psi(p, np.clip(p * 2.5, 0, 1), 10) > 0.25
+
+
+def test_the_prediction_shift_check_is_waived_only_for_a_retrain_after_a_recorded_shift() -> None:
+    """After a real shift the champion's scores are the stale ones: comparing a good retrain
+    with them would block the very retrain that recovers the model."""
+    from types import SimpleNamespace
+
+    from pipelines.model.gate import prediction_shift_waiver
+
+    shift = {"since": "2026-02-01", "detected": "2026-02-14", "trigger": "drift"}
+    window = {"follows_shift": "2026-02-01", "shift": shift}
+    old = SimpleNamespace(version="1", tags={"trained_through": "2026-01-20"})
+    why = prediction_shift_waiver(window, old)
+    assert why and "requested by drift on 2026-02-14 after a shift that began on 2026-02-01" in why
+    assert "trained through 2026-01-20" in why
+    new = SimpleNamespace(version="2", tags={"trained_through": "2026-02-10"})
+    assert prediction_shift_waiver(window, new) is None  # the champion already learned the new regime
+    assert prediction_shift_waiver({"follows_shift": None, "shift": shift}, old) is None  # not a post-shift window
+    assert prediction_shift_waiver(window, None) is None  # no champion: nothing to compare

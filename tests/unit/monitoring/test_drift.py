@@ -120,7 +120,7 @@ def _decide(drifted, history, trained=date(2026, 1, 1), in_flight=False, k=2, co
         "1",
         trained,
         in_flight,
-        DriftParams(psi_threshold=0.2, consecutive_windows=k, cooldown_days=cooldown),
+        DriftParams(psi_threshold=0.2, consecutive_windows=k, cooldown_days=cooldown, min_labelled_drifted_days=0),
     )
 
 
@@ -146,15 +146,17 @@ def test_cooldown_and_in_flight() -> None:
     assert not busy["retrain"] and "already in flight" in busy["reason"]
 
 
-def test_retrain_waits_for_labels_of_the_drifted_days() -> None:
-    """A retrain before the drifted days' labels matured would learn the old regime only."""
+def test_retrain_waits_for_labels_of_the_days_since_the_shift() -> None:
+    """A retrain before the shifted days' labels matured would learn the old regime only."""
     hist = [{"day": f"2026-01-0{i}", "champion_version": "1", "drifted_features": ["logins_30d"]} for i in range(5, 10)]
     params = DriftParams(psi_threshold=0.2, consecutive_windows=2, cooldown_days=0, min_labelled_drifted_days=3)
     psi_values = {"logins_30d": 1.2}
-    early = retrain_decision(D, ["logins_30d"], psi_values, hist, "1", None, False, params, None, date(2026, 1, 6))
-    assert not early["retrain"] and early["streak"] == 6 and early["labelled_drifted_days"] == 2
-    assert "waiting for labels: 2 of the 6 drifted day(s) matured, 3 needed" in early["reason"]
-    ready = retrain_decision(D, ["logins_30d"], psi_values, hist, "1", None, False, params, None, date(2026, 1, 7))
+    labelled = [f"2026-01-0{i}" for i in range(1, 10)]  # every day of the month so far, before the shift too
+    early = retrain_decision(D, ["logins_30d"], psi_values, hist, "1", None, False, params, None, labelled[:6])
+    assert not early["retrain"] and early["streak"] == 6 and early["shift_start"] == "2026-01-05"
+    assert early["labelled_drifted_days"] == 2  # 05 and 06: the labels before the shift do not count
+    assert "waiting for labels: 2 day(s) since the shift began have matured, 3 needed" in early["reason"]
+    ready = retrain_decision(D, ["logins_30d"], psi_values, hist, "1", None, False, params, None, labelled[:7])
     assert ready["retrain"] and ready["labelled_drifted_days"] == 3
     unknown = retrain_decision(D, ["logins_30d"], psi_values, hist, "1", None, False, params, None, None)
     assert not unknown["retrain"]  # no label matured at all
@@ -183,7 +185,7 @@ def test_a_feature_with_no_values_left_is_drifted_first() -> None:
     psi_values = {"age": 0.01, "income": float("nan"), "logins_30d": 1.2}
     assert drifted_features(psi_values, 0.2) == ["income", "logins_30d"]
     d = retrain_decision(
-        D, ["income"], psi_values, [], "1", None, False, DriftParams(psi_threshold=0.2, consecutive_windows=1, cooldown_days=0)
+        D, ["income"], psi_values, [], "1", None, False, DriftParams(psi_threshold=0.2, consecutive_windows=1, cooldown_days=0, min_labelled_drifted_days=0)
     )
     assert d["retrain"] and "income (all null)" in d["reason"]
 
@@ -229,7 +231,7 @@ def test_drift_in_a_feature_the_model_barely_uses_can_be_ignored() -> None:
         "1",
         None,
         False,
-        DriftParams(psi_threshold=0.2, consecutive_windows=2, cooldown_days=0, min_importance=0.01),
+        DriftParams(psi_threshold=0.2, consecutive_windows=2, cooldown_days=0, min_importance=0.01, min_labelled_drifted_days=0),
         share,
     )
     # an all-null feature always counts; logins_30d is under the floor: reported, not counted
@@ -237,7 +239,7 @@ def test_drift_in_a_feature_the_model_barely_uses_can_be_ignored() -> None:
     assert d["retrain"] and "age (0.500; importance 30.0%)" in d["reason"]
     assert "ignored, under drift.min_importance 1.00%: logins_30d (1.200; importance 0.4%)" in d["reason"]
     def logins_only(floor: float, importance: dict[str, float] | None) -> dict:
-        params = DriftParams(psi_threshold=0.2, consecutive_windows=1, cooldown_days=0, min_importance=floor)
+        params = DriftParams(psi_threshold=0.2, consecutive_windows=1, cooldown_days=0, min_importance=floor, min_labelled_drifted_days=0)
         return retrain_decision(D, ["logins_30d"], psi_values, hist, "1", None, False, params, importance)
 
     only = logins_only(0.01, share)
@@ -312,7 +314,8 @@ def test_performance_alarm_needs_k_bad_matured_days_of_the_champion() -> None:
     assert (
         performance_alarm([rec(f"2026-01-0{i}", 0.4, "1") for i in range(1, 6)], "2", 0.8, params) is None
     )  # another version's days
-    assert performance_alarm([rec(f"2026-01-0{i}", 0.4) for i in range(1, 6)], "2", 0.8, DriftParams()) is None  # off by default
+    off = DriftParams(min_live_roc_auc=0.0, max_live_auc_drop=1.0)
+    assert performance_alarm([rec(f"2026-01-0{i}", 0.4) for i in range(1, 6)], "2", 0.8, off) is None  # 0 and 1 turn it off
 
 
 def test_a_performance_alarm_requests_a_retrain_under_the_same_brakes() -> None:
@@ -321,15 +324,19 @@ def test_a_performance_alarm_requests_a_retrain_under_the_same_brakes() -> None:
         "reason": "live ROC AUC under floor 0.6 on 3 matured day(s) in a row",
     }
     params = DriftParams(psi_threshold=0.2, consecutive_windows=2, cooldown_days=3, min_labelled_drifted_days=3)
-    d = retrain_decision(D, [], {"age": 0.01}, [], "1", date(2026, 1, 1), False, params, None, None, alarm)
+    labelled = [f"2026-01-0{i}" for i in range(5, 10)]
+    d = retrain_decision(D, [], {"age": 0.01}, [], "1", date(2026, 1, 1), False, params, None, labelled, alarm)
     assert d["retrain"] and d["reason"].startswith("live performance: live ROC AUC under floor 0.6")
-    cool = retrain_decision(D, [], {"age": 0.01}, [], "1", date(2026, 1, 8), False, params, None, None, alarm)
+    cool = retrain_decision(D, [], {"age": 0.01}, [], "1", date(2026, 1, 8), False, params, None, labelled, alarm)
     assert not cool["retrain"] and "cooldown" in cool["reason"]
-    early = retrain_decision(
-        D, [], {"age": 0.01}, [], "1", None, False, params.model_copy(update={"min_labelled_drifted_days": 5}), None, None, alarm
-    )
-    assert not early["retrain"] and "waiting for labels: 3 matured day(s) of low live AUC, 5 needed" in early["reason"]
-    busy = retrain_decision(D, [], {"age": 0.01}, [], "1", None, "run 7", params, None, None, alarm)
+    labelled = [f"2026-01-0{i}" for i in range(1, 10)]
+    need5 = params.model_copy(update={"min_labelled_drifted_days": 5})
+    early = retrain_decision(D, [], {"age": 0.01}, [], "1", None, False, need5, None, labelled[:6], alarm)
+    # the shift began on the alarm's first day: 05 and 06 are labelled since, not the month before
+    assert early["shift_start"] == "2026-01-05" and early["labelled_drifted_days"] == 2
+    assert not early["retrain"] and "waiting for labels: 2 day(s) since the shift began have matured, 5 needed" in early["reason"]
+    assert retrain_decision(D, [], {"age": 0.01}, [], "1", None, False, need5, None, labelled, alarm)["retrain"]
+    busy = retrain_decision(D, [], {"age": 0.01}, [], "1", None, "run 7", params, None, labelled, alarm)
     assert not busy["retrain"] and "already in flight" in busy["reason"]
 
 
