@@ -185,7 +185,9 @@ def test_a_feature_with_no_values_left_is_drifted_first() -> None:
     psi_values = {"age": 0.01, "income": float("nan"), "logins_30d": 1.2}
     assert drifted_features(psi_values, 0.2) == ["income", "logins_30d"]
     d = retrain_decision(
-        D, ["income"], psi_values, [], "1", None, False, DriftParams(psi_threshold=0.2, consecutive_windows=1, cooldown_days=0, min_labelled_drifted_days=0)
+        D, ["income"], psi_values, [], "1", None, False, DriftParams(
+            psi_threshold=0.2, consecutive_windows=1, cooldown_days=0, min_labelled_drifted_days=0
+        )
     )
     assert d["retrain"] and "income (all null)" in d["reason"]
 
@@ -239,7 +241,8 @@ def test_drift_in_a_feature_the_model_barely_uses_can_be_ignored() -> None:
     assert d["retrain"] and "age (0.500; importance 30.0%)" in d["reason"]
     assert "ignored, under drift.min_importance 1.00%: logins_30d (1.200; importance 0.4%)" in d["reason"]
     def logins_only(floor: float, importance: dict[str, float] | None) -> dict:
-        params = DriftParams(psi_threshold=0.2, consecutive_windows=1, cooldown_days=0, min_importance=floor, min_labelled_drifted_days=0)
+        params = DriftParams(psi_threshold=0.2, consecutive_windows=1, cooldown_days=0, min_importance=floor,
+                                min_labelled_drifted_days=0)
         return retrain_decision(D, ["logins_30d"], psi_values, hist, "1", None, False, params, importance)
 
     only = logins_only(0.01, share)
