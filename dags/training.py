@@ -2,7 +2,8 @@
 the monitoring DAG requests a retrain through the RETRAIN_REQUEST asset.
 
 Each task calls the function of its own name in pipelines.ops.tasks and has the name of its
-dvc.yaml stage; the stages run through `dvc repro`.
+dvc.yaml stage; the stages run through `dvc repro`. Every stage task holds the training marker
+as its run (it renews the marker's lease while it works, see pipelines/monitoring/inflight.py).
 """
 
 from __future__ import annotations
@@ -56,32 +57,32 @@ def training() -> None:
         tasks.retrain_in_flight(run_id)
         # The window ends at the run's day: a backfill of an older day trains on what existed then.
         day = tasks.resolve_day(None, logical_date, getattr(dag_run, "run_after", None))
-        return tasks.prepare(day)
+        return tasks.prepare(day, run_id)
 
     @task
-    def validate_training() -> dict:
+    def validate_training(run_id=None) -> dict:
         from pipelines.ops import tasks
 
-        return tasks.validate_training()
+        return tasks.validate_training(run_id)
 
     @task
-    def train() -> dict:
+    def train(run_id=None) -> dict:
         from pipelines.ops import tasks
 
-        return tasks.train()
+        return tasks.train(run_id)
 
     @task
-    def gate() -> dict:
+    def gate(run_id=None) -> dict:
         from pipelines.ops import tasks
 
-        return tasks.gate()
+        return tasks.gate(run_id)
 
     @task
-    def promote(params: dict | None = None) -> dict:
+    def promote(params: dict | None = None, run_id=None) -> dict:
         from pipelines.ops import tasks
 
         p = params or {}
-        return tasks.promote(override=bool(p.get("override_gate")), justification=p.get("justification"))
+        return tasks.promote(override=bool(p.get("override_gate")), justification=p.get("justification"), run_id=run_id)
 
     @task(trigger_rule="all_done")
     def clear_in_flight(run_id=None) -> None:

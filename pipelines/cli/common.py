@@ -53,9 +53,15 @@ def _emit(result: Any) -> None:
     print("  ".join(parts))
 
 
-def _run(fn: Callable[[], Any], emit: bool = True) -> Any:
-    """Run a step; turn a PipelineError into a one-line reason and exit code 1."""
+def _run(fn: Callable[[], Any], emit: bool = True, stage: str | None = None) -> Any:
+    """Run a step; turn a PipelineError into a one-line reason and exit code 1. A training
+    ``stage`` (dvc.yaml) first checks the training marker: it does not run beside a training
+    run it is not part of (pipelines/monitoring/inflight.py)."""
     try:
+        if stage is not None:
+            from pipelines.monitoring.inflight import check_stage
+
+            check_stage(_settings(), stage)
         result = fn()
     except ValidationFailed as exc:
         log.error("%s", exc)

@@ -62,7 +62,7 @@ def validate(
     """Validate data with the Great Expectations suites in expectations/; failures quarantine."""
     from pipelines.data.validate_modes import validate as fn
 
-    _run(lambda: fn(_settings(), date, all_days, training, profile, out))
+    _run(lambda: fn(_settings(), date, all_days, training, profile, out), stage="validate_training" if training else None)
 
 
 def prepare(
@@ -75,4 +75,4 @@ def prepare(
     """Assemble the training window and fresh holdout from validated, labelled days."""
     from pipelines.data.prepare import prepare as fn
 
-    _run(lambda: fn(_settings(), _day(as_of, "validated_dir") if as_of else None))
+    _run(lambda: fn(_settings(), _day(as_of, "validated_dir") if as_of else None), stage="prepare")

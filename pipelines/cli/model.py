@@ -16,7 +16,7 @@ def train() -> None:
     """Train the candidate Pipeline and log it to MLflow (writes models/candidate.json)."""
     from pipelines.model.train import train as fn
 
-    _run(lambda: fn(_settings()))
+    _run(lambda: fn(_settings()), stage="train")
 
 
 def gate() -> None:
@@ -29,7 +29,7 @@ def gate() -> None:
         log.info("%s", format_decision(decision))
         return decision
 
-    _run(go)
+    _run(go, stage="gate")
 
 
 def evaluate() -> None:
@@ -53,7 +53,7 @@ def promote(
     if version:
         _run(lambda: {**promote_version(_settings(), version, reason or ""), "server": _reloaded(notify_server())})
     else:
-        _run(lambda: fn(_settings(), override_reason=override))
+        _run(lambda: fn(_settings(), override_reason=override), stage="promote")
 
 
 def _reloaded(out: Any) -> str:

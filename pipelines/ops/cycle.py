@@ -25,7 +25,7 @@ def run(settings: Settings) -> dict[str, Any]:
     from pipelines.data.validate_modes import validate_new_days
     from pipelines.model.status import status
     from pipelines.monitoring.drift import drift
-    from pipelines.monitoring.inflight import claim_in_flight, release_in_flight
+    from pipelines.monitoring.inflight import as_runner, claim_in_flight, release_in_flight
     from pipelines.ops.promote import promote_and_push
     from pipelines.ops.stages import dvc_repro
     from pipelines.serving.score import score
@@ -34,7 +34,8 @@ def run(settings: Settings) -> dict[str, Any]:
         load_suite(settings, suite)
     # One training runner per project, from the start: a training DAG run in flight makes this
     # fail at once with one line naming it (before any data work); a DAG run that starts
-    # meanwhile waits for this one (monitoring/inflight.py).
+    # meanwhile waits for this one (monitoring/inflight.py). The stages `dvc repro` runs pass the
+    # marker's check as this run's (as_runner).
     runner = f"of `make run` (pid {os.getpid()})"
     claim_in_flight(settings, runner, process=True, exclusive=True)
     try:
@@ -46,8 +47,9 @@ def run(settings: Settings) -> dict[str, Any]:
         val = validate_new_days(settings)
         log.info("validated %d new day(s), %d quarantined", len(val["passed"]), len(val["failed"]))
         log.info("dvc repro: prepare -> validate_training -> train -> gate -> promote")
-        dvc_repro(settings, "gate")
-        promote_and_push(settings)
+        with as_runner(runner):
+            dvc_repro(settings, "gate")
+            promote_and_push(settings)
     finally:
         release_in_flight(settings, runner)
     days = list(partition_files(settings.validated_dir))

@@ -195,18 +195,19 @@ class Replay:
         t0 = time.perf_counter()
         run: dict[str, Any] = {"day": day.isoformat(), "trigger": trigger, "champion_before": self.champion}
         with self.quiet():
-            tasks.retrain_in_flight(f"replay-{day.isoformat()}")
+            run_id = f"replay-{day.isoformat()}"
+            tasks.retrain_in_flight(run_id)
             try:
                 steps: dict[str, float] = {}
                 for stage in TRAINING_STAGES:
                     t = time.perf_counter()
-                    tasks.dvc_stage(stage)
+                    tasks.dvc_stage(stage, run_id=run_id)
                     steps[stage] = round(time.perf_counter() - t, 1)
                 t = time.perf_counter()
-                gate = tasks.gate()
+                gate = tasks.gate(run_id)
                 steps["gate"] = round(time.perf_counter() - t, 1)
                 t = time.perf_counter()
-                out = tasks.promote()
+                out = tasks.promote(run_id=run_id)
                 steps["promote"] = round(time.perf_counter() - t, 1)
                 run["step_seconds"] = steps
                 run.update(

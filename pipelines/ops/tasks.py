@@ -5,12 +5,13 @@ Kept free of Airflow imports so the same functions run from a test or a shell. E
 function is keyed by an explicit day (the DAG passes the logical date), never by now(). A
 task's name is the name of its step everywhere else (the DVC stage, the CLI command, the
 library function); tests/unit/test_names.py checks it. The helpers here (``settings``,
-``resolve_day``, ``dvc_stage``, ``retrain_in_flight``, ``drift_day``) are not tasks.
+``resolve_day``, ``holding``, ``dvc_stage``, ``retrain_in_flight``, ``drift_day``) are not tasks.
 """
 
 from __future__ import annotations
 
 import logging
+from contextlib import AbstractContextManager, nullcontext
 from datetime import date, datetime
 from typing import Any
 
@@ -86,28 +87,38 @@ def score(day: date) -> dict[str, Any]:
 # ------------------------------------------------------------------ training DAG
 
 
-def dvc_stage(stage: str, day: date | None = None) -> dict[str, Any]:
-    """One stage of dvc.yaml (prepare, validate_training, train, gate) with the real dvc CLI;
-    `prepare` takes the run's day, so the training window ends there (a backfill trains on
-    what existed then)."""
+def holding(run_id: str | None) -> AbstractContextManager[None]:
+    """While a training stage task of the DAG run ``run_id`` works: the run's marker renewed
+    (its lease, now and from a heartbeat) and the run named to the stage commands it starts;
+    see pipelines/monitoring/inflight.py. Without a run id (a test, a shell): nothing."""
+    from pipelines.monitoring.inflight import holding_in_flight
+
+    return holding_in_flight(settings(), run_id) if run_id else nullcontext()
+
+
+def dvc_stage(stage: str, day: date | None = None, run_id: str | None = None) -> dict[str, Any]:
+    """One stage of dvc.yaml (prepare, validate_training, train, gate) with the real dvc CLI,
+    as the training run ``run_id`` that holds the marker; `prepare` takes the run's day, so
+    the training window ends there (a backfill trains on what existed then)."""
     from pipelines.ops.stages import dvc_stage as run_stage
 
-    return run_stage(settings(), stage, as_of=day)
+    with holding(run_id):
+        return run_stage(settings(), stage, as_of=day)
 
 
-def prepare(day: date | None = None) -> dict[str, Any]:
+def prepare(day: date | None = None, run_id: str | None = None) -> dict[str, Any]:
     """The `prepare` stage: the training window ending at the run's day."""
-    return dvc_stage("prepare", day)
+    return dvc_stage("prepare", day, run_id)
 
 
-def validate_training() -> dict[str, Any]:
+def validate_training(run_id: str | None = None) -> dict[str, Any]:
     """The `validate_training` stage: the training set and holdout through their suite."""
-    return dvc_stage("validate_training")
+    return dvc_stage("validate_training", run_id=run_id)
 
 
-def train() -> dict[str, Any]:
+def train(run_id: str | None = None) -> dict[str, Any]:
     """The `train` stage: fit and log the candidate."""
-    return dvc_stage("train")
+    return dvc_stage("train", run_id=run_id)
 
 
 # How long a training DAG run waits for a `make run` that holds the project's training marker.
@@ -128,23 +139,24 @@ def retrain_in_flight(run_id: str | None, owner: str | None = None) -> None:
         set_in_flight(settings(), None)
 
 
-def gate() -> dict[str, Any]:
+def gate(run_id: str | None = None) -> dict[str, Any]:
     """The `gate` stage, then the decision in the task log and its gist as the XCom."""
     from pipelines.io import read_json
     from pipelines.model.gate import format_decision
 
-    dvc_stage("gate")
+    dvc_stage("gate", run_id=run_id)
     decision = read_json(settings().reports_dir / "gate" / "decision.json")
     print(format_decision(decision))
     return {"passed": decision["passed"], "candidate_roc_auc": decision["candidate"]["roc_auc"], "reasons": decision["reasons"]}
 
 
-def promote(override: bool = False, justification: str | None = None) -> dict[str, Any]:
+def promote(override: bool = False, justification: str | None = None, run_id: str | None = None) -> dict[str, Any]:
     """Register the candidate through DVC, or with a justified override of a failed gate; then
-    push its training data to the DVC remote."""
+    push its training data to the DVC remote (as the training run ``run_id``, see ``holding``)."""
     from pipelines.ops.promote import promote_and_push
 
-    out = promote_and_push(settings(), (justification or "") if override else None)
+    with holding(run_id):
+        out = promote_and_push(settings(), (justification or "") if override else None)
     print(out["pushed"])
     return out
 

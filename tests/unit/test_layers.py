@@ -74,6 +74,7 @@ STAGE_ENTRY = {
     "promote": "pipelines.ops.promote",
 }
 CLI = ["pipelines.config", "pipelines.log", "pipelines.errors"]  # the global options, the settings, the one error type
+STAGE_CHECK = "pipelines.monitoring.inflight"  # every stage command first checks the training marker (cli/common._run)
 ENTRY_POINT = "pipelines.__main__"  # `python -m pipelines` loads it and every module it imports at module level
 NOT_RUN_BY_PROMOTE = {"pipelines.ops.stages", "pipelines.ops.reproduce"}  # promote_and_push only (after the stage)
 
@@ -86,7 +87,7 @@ def test_every_stage_depends_on_the_code_it_runs() -> None:
     assert "pipelines.cli.model" in loaded, "the CLI's command modules were not followed"
     for name, entry in STAGE_ENTRY.items():
         deps = [d for d in stages[name]["deps"] if d.startswith("pipelines")]
-        needed = set().union(*(_reachable(m, mods) for m in [entry, *CLI])) | loaded
+        needed = set().union(*(_reachable(m, mods) for m in [entry, *CLI, STAGE_CHECK])) | loaded
         if name == "promote":
             needed -= NOT_RUN_BY_PROMOTE
         paths = {mods[mod].relative_to(REPO).as_posix() for mod in needed}

@@ -383,7 +383,8 @@ def test_one_training_runner_per_project(settings, tmp_path) -> None:
     # a DAG run that waits gets the marker once `make run` releases it
     threading.Timer(1.0, release_in_flight, (settings, "of `make run` (pid 1)")).start()
     claim_in_flight(settings, "manual__2026-12-01", wait_s=30)
-    assert json.loads(marker.read_text()) == {"run_id": "manual__2026-12-01"}
+    held = json.loads(marker.read_text())
+    assert held["run_id"] == "manual__2026-12-01" and OWNER_TAG not in held and "lease_until" in held  # a DAG run: a lease
     with pytest.raises(PipelineError, match="training run manual__2026-12-01 since"):
         claim_in_flight(settings, "of `make run` (pid 2)", process=True, exclusive=True)
     claim_in_flight(settings, "scheduled__2026-12-02")  # the next DAG run takes over an ended run's marker
