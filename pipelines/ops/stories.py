@@ -153,9 +153,9 @@ STORIES: dict[str, Story] = {
             failure_at=3,
             failure_days=4,
             retrain_at=(20,),
-            quick_days=11,
+            quick_days=12,
             quick_failure_at=1,
-            quick_retrain_at=(9,),
+            quick_retrain_at=(10,),  # the flipped days are all in the training window, none in the holdout
         ),
         Story(
             name="flapping",

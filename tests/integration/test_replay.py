@@ -205,7 +205,7 @@ def test_null_spike_is_quarantined_and_the_champion_keeps_serving_good_days(tmp_
 def test_bad_retrain_is_blocked_by_the_gate_and_the_champion_stays(tmp_path: Path) -> None:
     t = run_story(tmp_path / "bad_retrain", "bad_retrain")
     [run] = [tr for tr in t["trainings"] if tr["trigger"] == "scheduled training run"]
-    assert run["day"] == day_of(t, 9)
+    assert run["day"] == day_of(t, 10)
     flipped = failure_days(t)
     assert run["train_days"][0] <= flipped[0] and run["train_days"][1] >= flipped[-1]  # it learned from the bad labels
     assert run["passed"] is False and run["role"] == "challenger" and run["champion_after"] == "1"
