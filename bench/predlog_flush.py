@@ -38,6 +38,7 @@ def main() -> None:
 
     import pyarrow.parquet as pq
 
+    from pipelines.config import DataParams
     from pipelines.io import atomic_path
     from pipelines.serving.predlog import PredictionLog
 
@@ -45,7 +46,7 @@ def main() -> None:
     print("| ---: | ---: | ---: | ---: |")
     for n in args.parts:
         with tempfile.TemporaryDirectory() as tmp:
-            log = PredictionLog(Path(tmp), "id", "ts")
+            log = PredictionLog(Path(tmp), DataParams(id_col="id", timestamp_col="ts", numerical=["x"], categorical=[]))
             log.append("warm", list(range(args.rows)), "champion", "m", "1", "run", np.full(args.rows, 0.5), 1.0)
             log.flush()  # creates the day's folder (and does its one sweep)
             folder = next(p for p in Path(tmp).iterdir() if p.is_dir())

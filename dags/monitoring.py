@@ -1,6 +1,8 @@
 """Monitoring: runs whenever scoring writes predictions (PREDICTIONS asset); checks drift of that
 day against the champion's reference with Evidently, and when PSI passes the threshold emits
 RETRAIN_REQUEST (with the reason) so the training DAG starts. Otherwise it ends quietly.
+Also daily at 00:30 UTC: a day the online server served without a batch (no predictions
+asset) is checked from its prediction log; a day with a batch ends that run quietly.
 It also measures the real performance of earlier days whose labels have matured.
 """
 
@@ -9,6 +11,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import dag, task
+from airflow.timetables.assets import AssetOrTimeSchedule
+from airflow.timetables.trigger import CronTriggerTimetable
 from pipeline_assets import PREDICTIONS, RETRAIN_REQUEST
 
 from pipelines.monitoring.notify import task_failure_alert
@@ -22,7 +26,8 @@ DEFAULT_ARGS = {
 
 @dag(
     dag_id="monitoring",
-    schedule=[PREDICTIONS],
+    # the day before closes at midnight UTC; its last log parts are written within seconds
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("30 0 * * *", timezone="UTC"), assets=[PREDICTIONS]),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
@@ -36,7 +41,8 @@ def monitoring() -> None:
         from pipelines.ops import tasks
 
         days = sorted({e.extra["day"] for evs in (triggering_asset_events or {}).values() for e in evs if e.extra.get("day")})
-        return tasks.drift(days, (params or {}).get("day"), logical_date, getattr(dag_run, "run_after", None))
+        return tasks.drift(days, (params or {}).get("day"), logical_date, getattr(dag_run, "run_after", None),
+                           getattr(dag_run, "run_type", None))
 
     @task.short_circuit
     def retrain_due(decision: dict) -> bool:

@@ -88,17 +88,18 @@ def check_not_quarantined(settings: Settings, day: date) -> None:
     )
 
 
-def read_frame(path: Path) -> pd.DataFrame:
-    """Read a Parquet or CSV file; unreadable files raise a one-line PipelineError."""
+def read_frame(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a Parquet or CSV file (only ``columns``, when given); unreadable files raise a
+    one-line PipelineError."""
     if not path.is_file():
         raise PipelineError(f"file not found: {path}")
     if path.stat().st_size == 0:
         raise PipelineError(f"empty file: {path}")
     try:
         if path.suffix == ".parquet":
-            return pd.read_parquet(path, use_threads=False)
+            return pd.read_parquet(path, columns=columns, use_threads=False)
         if path.suffix == ".csv":
-            return pd.read_csv(path)
+            return pd.read_csv(path, usecols=columns)
     except Exception as exc:  # the reader's own message is what the user needs
         raise PipelineError(f"cannot read {path}: {first_line(exc)}") from exc
     raise PipelineError(f"unsupported file type {path.suffix!r} (use .parquet or .csv): {path}")

@@ -1,7 +1,8 @@
 """Monitoring: is the champion still right for what it sees?
 
 - ``drift``: the drift step: exact streamed PSI per feature and of the scores against the
-  champion's frozen profile, the day's summary and its MLflow run;
+  champion's frozen profile (of the day's batch, or of a day served only online from the
+  prediction log), the day's summary and its MLflow run;
 - ``decision``: the retrain decision and its brakes (pure);
 - ``inflight``: the training-run marker (one training runner at a time; a brake of the decision);
 - ``report``: the Evidently HTML report showing the exact PSI, and the Prometheus textfile;

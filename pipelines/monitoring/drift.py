@@ -2,7 +2,12 @@
 
 - PSI per feature is counted exactly over the whole batch, streamed in chunks into the bins
   frozen at training time (pipelines/model/profile.py): memory is bounded by the chunk size.
-- Prediction drift: PSI of the day's champion scores against the scores on its training data.
+- The day's inputs are its validated batch; a day with no validated batch that the online
+  server served is checked from its prediction log instead (pipelines/serving/predlog.py logs
+  each request's model inputs): the rows that answered a client (champion, canary), never a
+  shadow's duplicate of the same request. The summary says which (``source``).
+- Prediction drift: PSI of the day's champion scores (batch and online) against the scores on
+  its training data.
 - Null-rate change per feature.
 - One number everywhere: the PSI that decides is the one logged to MLflow, the one the
   Evidently HTML report shows and the one in its Prometheus metric (pipelines/telemetry.py).
@@ -13,6 +18,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -20,13 +26,16 @@ from typing import Any
 import pandas as pd
 
 from pipelines.config import Settings
-from pipelines.errors import PipelineError
+from pipelines.errors import PipelineError, first_line
 from pipelines.io import check_not_quarantined, day_parts, partition_files, read_json, write_json
 from pipelines.model.champion import champion_profile
 from pipelines.monitoring.decision import drifted_features, performance_alarm, retrain_decision
 from pipelines.monitoring.inflight import IN_FLIGHT_MARKER, in_flight
 from pipelines.monitoring.report import drift_samples, write_day_report
 from pipelines.telemetry import publish, step_succeeded
+
+log = logging.getLogger(__name__)
+SERVED = ("champion", "canary")  # the prediction log's rows that answered a client (pipelines/serving/predlog.py)
 
 
 def stream_counts(
@@ -69,26 +78,36 @@ def sample_positions(rows: int, n: int, seed: int = 0) -> Any:
 
 
 def drift(settings: Settings, day: date, engine: str | None = None, source: str | None = None) -> dict[str, Any]:
-    """Drift of the validated batch of ``day``: JSON summary, HTML report, MLflow run.
+    """Drift of the validated batch of ``day`` (or, with none, of its online prediction log):
+    JSON summary, HTML report, MLflow run.
 
-    ``engine`` (default ``drift.engine``) counts the batch into the frozen bins: "arrow"
-    streams a local Parquet file in chunks, "spark" runs the same counts in Spark SQL
+    ``engine`` (default ``drift.engine``) counts the rows into the frozen bins: "arrow"
+    streams local Parquet files in chunks, "spark" runs the same counts in Spark SQL
     (pipelines/monitoring/drift_spark.py). ``source`` replaces the validated file, e.g. a URI
     Spark reads; it is not validated here, and prediction drift is skipped (the local
     predictions of ``day`` need not be of that batch).
+
+    The summary's ``source``: "batch" (the batch's features and scores), "both" (the batch's
+    features; the champion's batch and online scores), "online" (features and scores from the
+    prediction log: the day had no validated batch). ``rows`` are the feature rows counted,
+    ``score_rows`` the champion's scores per origin.
     """
     from pipelines.tracking import setup_mlflow
 
     dp = settings.params.drift
     engine = engine or dp.engine
-    batch = _batch(settings, day, engine, source)
+    batch, parts = _inputs(settings, day, engine, source)
     setup_mlflow(settings)
     profile, champion = champion_profile(settings)
-    per_feature, rows, sample = count_batch(settings, engine, batch, profile)
+    counted = count_batch(settings, engine, batch, profile) if batch else count_log(settings, engine, parts, profile)
+    per_feature, rows, sample = counted
     if rows == 0:
-        raise PipelineError(f"the batch for {day} ({batch}) has no rows: nothing to compare")
+        where = batch or f"the served rows in {parts[0].parent}"
+        raise PipelineError(f"the {'batch' if batch else 'prediction log'} for {day} ({where}) has no rows: nothing to compare")
     psi = {c: r["psi"] for c, r in per_feature.items()}
-    score_psi = None if source is not None else champion_score_psi(settings, day, profile, str(champion.version))
+    version = str(champion.version)
+    score_psi, score_rows = (None, None) if source is not None else champion_score_psi(settings, day, profile, version)
+    origin = "online" if batch is None else "both" if score_rows and score_rows["online"] else "batch"
 
     out_dir = settings.reports_dir / "drift"
     decision = _decide(settings, day, psi, profile, champion, out_dir)
@@ -97,7 +116,7 @@ def drift(settings: Settings, day: date, engine: str | None = None, source: str 
         write_day_report(settings, sample, psi, html)
     summary = {
         "day": day.isoformat(),
-        "champion_version": str(champion.version),
+        "champion_version": version,
         "psi_threshold": dp.psi_threshold,
         # unrounded: the same float as the MLflow metric and the HTML report
         "psi": dict(sorted(psi.items())),
@@ -107,7 +126,9 @@ def drift(settings: Settings, day: date, engine: str | None = None, source: str 
         "importance": profile.get("importance"),
         **decision,
         "report_html": str(html) if html else None,
+        "source": origin,
         "rows": int(rows),
+        "score_rows": score_rows,
         "engine": engine,
     }
     _log_run(summary)
@@ -119,18 +140,34 @@ def drift(settings: Settings, day: date, engine: str | None = None, source: str 
     return summary
 
 
-def _batch(settings: Settings, day: date, engine: str, source: str | None) -> str:
-    """The batch to count: ``source``, or the validated file of ``day``; fails early with one
-    line when the engine is unknown or the file is not there."""
+def _inputs(settings: Settings, day: date, engine: str, source: str | None) -> tuple[str | None, list[Path]]:
+    """What to count: ``source``, or the validated file of ``day``, or else (None and) the
+    part files of its online prediction log; fails early with one line when the engine is
+    unknown or the day has neither."""
     if engine not in ("arrow", "spark"):
         raise PipelineError(f"unknown drift engine {engine!r}: use arrow or spark")
+    if source is not None:
+        if engine == "arrow" and not Path(source).is_file():
+            raise PipelineError(f"no Parquet file at {source} (the arrow engine reads local files; use --engine spark for URIs)")
+        return source, []
     src = settings.validated_dir / f"{day.isoformat()}.parquet"
-    if source is None and not src.is_file():
-        check_not_quarantined(settings, day)
-        raise PipelineError(f"no validated batch for {day} ({src} missing): run `validate --date {day}` first")
-    if source is not None and engine == "arrow" and not Path(source).is_file():
-        raise PipelineError(f"no Parquet file at {source} (the arrow engine reads local files; use --engine spark for URIs)")
-    return source or str(src)
+    if src.is_file():
+        return str(src), []
+    parts = day_parts(settings.online_predictions_dir, day)
+    if parts:  # served online only (or its batch is quarantined): what the champion answered that day
+        return None, parts
+    check_not_quarantined(settings, day)
+    raise PipelineError(
+        f"no validated batch for {day} ({src} missing) and no online prediction log "
+        f"({settings.online_predictions_dir / day.isoformat()}): run `validate --date {day}` first"
+    )
+
+
+def online_only(settings: Settings, day: date) -> bool:
+    """Whether ``day`` was served only online: a prediction log and no validated batch (a day
+    with a batch is checked when its predictions are written)."""
+    has_batch = (settings.validated_dir / f"{day.isoformat()}.parquet").is_file()
+    return not has_batch and bool(day_parts(settings.online_predictions_dir, day))
 
 
 def _decide(
@@ -195,9 +232,80 @@ def count_batch(
     return stream_counts(Path(source), profile, dp.chunk_rows, dp.report_sample_rows)
 
 
-def champion_score_psi(settings: Settings, day: date, profile: dict[str, Any], champion_version: str) -> float | None:
+def count_log(
+    settings: Settings, engine: str, parts: list[Path], profile: dict[str, Any]
+) -> tuple[dict[str, Any], int, list[pd.DataFrame]]:
+    """PSI and null rates per feature of the served rows of a day's prediction log (its
+    ``parts``), the row count and a report sample, by ``engine``."""
+    dp = settings.params.drift
+    served = served_counts(parts, [*profile["numerical"], *profile["categorical"]])
+    if not served:
+        raise PipelineError(f"the prediction log in {parts[0].parent} has no model inputs: its parts predate them")
+    if engine == "spark":
+        from pipelines.monitoring.drift_spark import spark_drift
+
+        paths = [str(p) for p, _ in served]
+        per_feature, rows, head = spark_drift(paths, profile, dp.spark_master or None, dp.report_sample_rows, SERVED)
+        return per_feature, rows, [head]
+    return stream_log_counts(served, profile, dp.chunk_rows, dp.report_sample_rows)
+
+
+def served_counts(parts: list[Path], features: list[str]) -> list[tuple[Path, int]]:
+    """Each part of a day's prediction log with its served rows (champion, canary), reading
+    only its ``variant`` column. A part written before the log carried the model's inputs is
+    left out, with a warning."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    out = []
+    for path in parts:
+        try:
+            pf = pq.ParquetFile(path)
+            missing = [c for c in [*features, "variant"] if c not in pf.schema_arrow.names]
+            if missing:
+                log.warning("%s has no column %r (written before the log carried the model's inputs): left out", path, missing[0])
+                continue
+            variant = pf.read(columns=["variant"], use_threads=False).column("variant")
+        except (pa.ArrowException, OSError) as exc:
+            raise PipelineError(f"{path} is not a readable Parquet file: {first_line(exc)}") from exc
+        out.append((path, int(pc.sum(pc.is_in(variant, value_set=pa.array(SERVED))).as_py() or 0)))
+    return out
+
+
+def stream_log_counts(
+    served: list[tuple[Path, int]], profile: dict[str, Any], chunk_rows: int, sample_rows: int
+) -> tuple[dict[str, dict[str, float]], int, list[pd.DataFrame]]:
+    """The arrow engine on a prediction log: the served rows of each part (``served``, from
+    :func:`served_counts`) streamed in chunks into the frozen bins, and a report sample drawn
+    across all of them, as :func:`stream_counts` does for a batch."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from pipelines.model.profile import Accumulator, stream_batches
+
+    acc = Accumulator(profile)
+    picks = sample_positions(sum(n for _, n in served), sample_rows)
+    sample: list[pd.DataFrame] = []
+    for path, n in served:
+        if n == 0:
+            continue
+        for part in stream_batches(path, [*acc.counts, "variant"], chunk_rows):
+            chunk = part.filter(pc.is_in(part.column("variant"), value_set=pa.array(SERVED)))
+            lo, hi = np.searchsorted(picks, [acc.rows, acc.rows + len(chunk)])
+            if hi > lo:
+                sample.append(chunk.take(picks[lo:hi] - acc.rows).to_pandas())
+            acc.add(chunk)
+    return acc.result(), acc.rows, sample
+
+
+def champion_score_psi(
+    settings: Settings, day: date, profile: dict[str, Any], champion_version: str
+) -> tuple[float | None, dict[str, int]]:
     """PSI of the day's champion scores (batch and online) against its scores on its training
-    data (None when the day has no predictions by that champion)."""
+    data (None when the day has no predictions by that champion), and how many scores of each
+    origin ("batch", "online") it counted."""
     from pipelines.model.profile import bin_numeric, stream_parquet
     from pipelines.model.profile import psi as psi_of
 
@@ -205,6 +313,7 @@ def champion_score_psi(settings: Settings, day: date, profile: dict[str, Any], c
     # batch predictions, then the online server's log of the day (the rows the champion answered)
     sources = ([pred] if pred.is_file() else []) + day_parts(settings.online_predictions_dir, day)
     counts = None
+    rows = {"batch": 0, "online": 0}
     for path in sources:
         online = path != pred
         columns = ["score", "model_version", *(["variant"] if online else [])]
@@ -214,9 +323,10 @@ def champion_score_psi(settings: Settings, day: date, profile: dict[str, Any], c
                 keep &= chunk["variant"] == "champion"
             c = bin_numeric(chunk["score"][keep].to_numpy(dtype="float64"), profile["score"]["edges"])
             counts = c if counts is None else counts + c
+            rows["online" if online else "batch"] += int(c.sum())
     if counts is None or counts.sum() == 0:
-        return None
-    return psi_of(profile["score"]["counts"], counts)
+        return None, rows
+    return psi_of(profile["score"]["counts"], counts), rows
 
 
 def performance_history(settings: Settings) -> list[dict[str, Any]]:
@@ -247,7 +357,7 @@ def _log_run(summary: dict[str, Any]) -> None:
     with mlflow.start_run(run_name=f"drift-{day}"):
         mlflow.set_tags({
             **owner_tag(), "step": "drift", "day": day, "champion_version": summary["champion_version"],
-            "engine": summary["engine"], "reason": decision["reason"][:5000],
+            "engine": summary["engine"], "source": summary["source"], "reason": decision["reason"][:5000],
         })
         metrics = {f"psi_{k}": v for k, v in summary["psi"].items()}
         if summary["score_psi"] is not None:

@@ -122,14 +122,17 @@ def spark_counts(df: Any, profile: dict[str, Any]) -> tuple[dict[str, list[int]]
 
 
 def spark_drift(
-    source: str, profile: dict[str, Any], master: str | None, sample_rows: int
+    source: str | list[str], profile: dict[str, Any], master: str | None, sample_rows: int, variants: tuple[str, ...] = ()
 ) -> tuple[dict[str, Any], int, pd.DataFrame]:
-    """PSI per feature of the Parquet batch at ``source`` (any path or URI Spark reads), the
-    row count, and a seeded random sample of at most ``sample_rows`` rows of it (for the
-    Evidently report's histograms)."""
+    """PSI per feature of the Parquet batch at ``source`` (any path or URI Spark reads, or a
+    list of them: the part files of a day's prediction log), the row count, and a seeded
+    random sample of at most ``sample_rows`` rows of it (for the Evidently report's
+    histograms). ``variants``: count only the rows of these (the log's served rows)."""
     spark = spark_session(master)
     try:
-        df = spark.read.parquet(source)
+        df = spark.read.parquet(*([source] if isinstance(source, str) else source))
+        if variants:
+            df = df.where(df["variant"].isin(*variants))
         counts, nulls, rows = spark_counts(df, profile)
         features = list(counts)
         picked = df.select(*[df[quoted(c)] for c in features])
@@ -144,5 +147,6 @@ def spark_drift(
     except PipelineError:
         raise
     except Exception as exc:  # AnalysisException (missing path, not Parquet, bad types), Py4JJavaError, ...
-        raise PipelineError(f"spark cannot read {source}: {spark_reason(exc)}") from exc
+        where = source if isinstance(source, str) else f"{source[0]} (and {len(source) - 1} more)"
+        raise PipelineError(f"spark cannot read {where}: {spark_reason(exc)}") from exc
     return feature_drift(profile, counts, nulls, rows), rows, sample

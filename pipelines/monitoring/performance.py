@@ -52,7 +52,7 @@ def day_predictions(settings: Settings, day: date) -> pd.DataFrame:
     batch = settings.predictions_dir / f"{day.isoformat()}.parquet"
     if batch.is_file():
         frames.append(read_frame(batch)[cols].assign(variant="batch"))
-    frames += [read_frame(p)[[*cols, "variant"]] for p in day_parts(settings.online_predictions_dir, day)]
+    frames += [read_frame(p, [*cols, "variant"]) for p in day_parts(settings.online_predictions_dir, day)]
     if not frames:
         check_not_quarantined(settings, day)
         raise PipelineError(

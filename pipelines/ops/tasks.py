@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import AbstractContextManager, nullcontext
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from pipelines.config import Settings, load_settings
@@ -174,12 +174,28 @@ def drift_day(day: date) -> dict[str, Any]:
 
     res = drift_of(settings(), day)
     print(f"drift {day}: retrain {'DUE' if res['retrain'] else 'not due'} - {res['reason']}")
-    return {k: res[k] for k in ("day", "retrain", "drifted_features", "reason", "champion_version", "report_html")}
+    keys = ("day", "retrain", "drifted_features", "reason", "champion_version", "report_html", "source", "rows")
+    return {k: res[k] for k in keys}
 
 
-def drift(days: list[str], conf_day: str | None, logical: datetime | None, run_after: datetime | None) -> dict[str, Any]:
+def drift(
+    days: list[str], conf_day: str | None, logical: datetime | None, run_after: datetime | None, run_type: str | None = None
+) -> dict[str, Any]:
     """Drift for every day whose predictions triggered this run (several events can be merged
-    into one run); retraining is due if any of them drifted."""
+    into one run); retraining is due if any of them drifted. A run of the daily schedule
+    (``run_type`` "scheduled": no event, no conf) checks the day before its own from the online
+    prediction log when that day had no batch, and otherwise ends quietly: a batch day is
+    checked when its predictions are written."""
+    if not days and not conf_day and run_type == "scheduled":
+        from pipelines.monitoring.drift import online_only
+
+        day = resolve_day(None, logical, run_after) - timedelta(days=1)
+        if not online_only(settings(), day):
+            reason = f"{day}: no online-only traffic to check (a day with a batch is checked when it is scored)"
+            print(reason)
+            return {"day": day.isoformat(), "retrain": False, "drifted_features": [], "reason": reason,
+                    "champion_version": None, "report_html": None, "source": None, "rows": 0, "days_checked": []}
+        days = [day.isoformat()]
     targets = [parse_date(d) for d in days] or [resolve_day(conf_day, logical, run_after)]
     results = [drift_day(d) for d in targets]
     due = [r for r in results if r["retrain"]]

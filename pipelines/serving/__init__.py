@@ -21,7 +21,7 @@ The online server (``python -m pipelines serve``), one job per module:
 - ``outcomes``: paired per-request outcome differences from the online log and matured labels
 - ``offpath``: the child process that scores off the response path
 - ``payload``: request bodies to checked rows, or a 4xx naming the field
-- ``predlog``: the online prediction log (date partitions of part files)
+- ``predlog``: the online prediction log (date partitions of part files: scores and model inputs)
 - ``metrics``: every Prometheus metric the server exports, declared once
 - ``client``: the server's admin calls (reload, rollout actions) for the CLI and Airflow tasks
 

@@ -16,8 +16,12 @@ import numpy as np
 
 from pipelines.model.features import score_frame
 from pipelines.serving.metrics import Metrics
-from pipelines.serving.payload import frame_of
+from pipelines.serving.payload import columns_of, frame_of
 
+# a request's scores, the milliseconds of the call, how many requests it scored, and its inputs:
+# the columns scored (payload.columns_of) and where its rows start in them (the prediction log
+# slices them when it flushes)
+Scored = tuple[np.ndarray, float, int, tuple[dict[str, Any], int]]
 BULK_ROWS = 64  # a champion request of more rows is batched in a lane of its own (one scorer thread each),
                 # so a 1000-row request never holds up the single-row ones queued behind it
 
@@ -48,21 +52,29 @@ class Batcher:
         self.closed = False  # the server stops: nothing is queued any more (see close)
         self._gate = threading.Lock()
 
-    def predict(self, model: Any, rows: list[dict[str, Any]]) -> tuple[np.ndarray, float]:
-        """Checked rows through the one feature path; the scores and the call's milliseconds."""
+    def predict(self, model: Any, rows: list[dict[str, Any]]) -> tuple[np.ndarray, float, dict[str, Any]]:
+        """Checked rows through the one feature path; the scores, the call's milliseconds and
+        the columns the frame was built from (the prediction log keeps the request's inputs)."""
         t0 = time.perf_counter()
-        scores = score_frame(model, frame_of(rows, self.data), self.data, self.chunk_rows)
+        columns = columns_of(rows, self.data)
+        scores = score_frame(model, frame_of(rows, self.data, columns), self.data, self.chunk_rows)
         if len(scores) != len(rows):  # a model error, not a request to log cut short
             raise ValueError(f"the model returned {len(scores)} scores for {len(rows)} rows")
-        return scores, (time.perf_counter() - t0) * 1000
+        return scores, (time.perf_counter() - t0) * 1000, columns
 
-    def score(self, model: Any, rows: list[dict[str, Any]]) -> tuple[np.ndarray, float, int]:
+    def alone(self, model: Any, rows: list[dict[str, Any]]) -> Scored:
+        """:meth:`predict` as a call of this one request: what :meth:`score` returns."""
+        scores, ms, columns = self.predict(model, rows)
+        return scores, ms, 1, (columns, 0)
+
+    def score(self, model: Any, rows: list[dict[str, Any]]) -> Scored:
         """The scores of checked ``rows`` by ``model``, the milliseconds of the call that
-        computed them (not the wait before it) and how many requests that call scored; raises
-        what the model raised. Never waits on scorers that are gone: once the server stops, a
-        request still waiting is scored here."""
+        computed them (not the wait before it), how many requests that call scored and the
+        request's inputs in the columns it scored (:data:`predlog.Inputs`); raises what the model
+        raised. Never waits on scorers that are gone: once the server stops, a request still
+        waiting is scored here."""
         if not self.running:  # no scorer threads (a server not started, or stopping): score here
-            return (*self.predict(model, rows), 1)
+            return self.alone(model, rows)
         from concurrent.futures import TimeoutError as Pending
 
         done = self.submit(model, rows)
@@ -71,12 +83,12 @@ class Batcher:
                 return done.result(timeout=1.0)
             except Pending:
                 if self.stop.is_set():
-                    return (*self.predict(model, rows), 1)
+                    return self.alone(model, rows)
 
-    def submit(self, model: Any, rows: list[dict[str, Any]]) -> Future[tuple[np.ndarray, float, int]]:
+    def submit(self, model: Any, rows: list[dict[str, Any]]) -> Future[Scored]:
         """Queue checked rows for the scorer threads; the future of what :meth:`score` returns.
         The event loop awaits it (``asyncio.wrap_future``) with no request thread in between."""
-        done: Future[tuple[np.ndarray, float, int]] = Future()
+        done: Future[Scored] = Future()
         with self._gate:  # queued only while close() has not run: drain() then sees the job
             if not self.closed:
                 self.jobs.put((model, rows, done))
@@ -135,7 +147,7 @@ class Batcher:
 
     def _run(self, group: list[tuple[Any, Any, Any]]) -> None:
         try:
-            scores, ms = self.predict(group[0][0], group[0][1] if len(group) == 1 else [r for j in group for r in j[1]])
+            scores, ms, columns = self.predict(group[0][0], group[0][1] if len(group) == 1 else [r for j in group for r in j[1]])
         except BaseException as exc:  # noqa: BLE001 - handed to the request(s) it belongs to, which answer for it
             if len(group) == 1:
                 err = exc if isinstance(exc, Exception) else RuntimeError(f"the model raised {type(exc).__name__}: {exc}")
@@ -147,5 +159,5 @@ class Batcher:
         self.metrics.batch_requests.observe(len(group))
         at = 0
         for _, x, done in group:
-            done.set_result((scores[at : at + len(x)], ms, len(group)))
+            done.set_result((scores[at : at + len(x)], ms, len(group), (columns, at)))
             at += len(x)

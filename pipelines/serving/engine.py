@@ -56,7 +56,7 @@ class Server:
         self.metrics = Metrics()
         self.store = ModelStore(settings, self.metrics)
         self.rollout = Rollout(sp)
-        self.predlog = PredictionLog(settings.online_predictions_dir, d.id_col, d.timestamp_col)
+        self.predlog = PredictionLog(settings.online_predictions_dir, d)
         self.stop = threading.Event()
         self.threads: list[threading.Thread] = []
         # two lanes, one scorer thread each: one thread batches more rows per call than two that

@@ -48,7 +48,7 @@ def paired_outcomes(settings: Settings, champion_version: str, challenger_versio
             frames.append(hit[1])
             continue
         pred = pd.concat(
-            [read_frame(p)[["request_id", d.id_col, d.timestamp_col, "model_version", "score"]] for p in parts], ignore_index=True
+            [read_frame(p, ["request_id", d.id_col, d.timestamp_col, "model_version", "score"]) for p in parts], ignore_index=True
         )
         labels = read_frame(labels_path)[[d.id_col, d.target]].dropna()
         labels[d.id_col] = labels[d.id_col].astype(str)

@@ -11,11 +11,9 @@ import threading
 import uuid
 from typing import Any
 
-import numpy as np
-
 from pipelines.config import Settings
 from pipelines.errors import first_line
-from pipelines.serving.batcher import BULK_ROWS, Batcher, limit_threads
+from pipelines.serving.batcher import BULK_ROWS, Batcher, Scored, limit_threads
 from pipelines.serving.compare import Comparison
 from pipelines.serving.metrics import Metrics
 from pipelines.serving.models import ModelStore, Served, Variant
@@ -70,11 +68,11 @@ class RequestPath:
         if chosen is not state.champion or not lane.running:
             return await asyncio.to_thread(self._score_in_thread, state, chosen, ids, rows)
         try:
-            scores, ms, shared = await asyncio.wrap_future(lane.submit(chosen.model, rows))
+            scored = await asyncio.wrap_future(lane.submit(chosen.model, rows))
         except Exception:
             self.failed(chosen)
             raise
-        return self.finish(state, chosen, rows, ids, scores, ms, shared)
+        return self.finish(state, chosen, rows, ids, scored)
 
     def _score_in_thread(self, state: Served, chosen: Variant, ids: list[str], rows: list[dict[str, Any]]) -> Answer:
         if not getattr(_THREAD, "limited", False):  # OpenMP threads are set per calling thread
@@ -84,22 +82,20 @@ class RequestPath:
         try:
             # the champion's requests are batched; a canary's are scored alone, so a slow or
             # failing challenger never holds up or fails a champion request
-            if chosen is state.champion:
-                scores, ms, shared = lane.score(chosen.model, rows)
-            else:
-                scores, ms, shared = (*lane.predict(chosen.model, rows), 1)
+            scored = lane.score(chosen.model, rows) if chosen is state.champion else lane.alone(chosen.model, rows)
         except Exception as exc:
             self.failed(chosen)
             if chosen is state.champion:
                 raise
             log.debug("challenger v%s failed, the champion answers: %s", chosen.version, first_line(exc))
             chosen = state.champion  # the client never sees the canary's failure
-            scores, ms, shared = lane.score(chosen.model, rows)
-        return self.finish(state, chosen, rows, ids, scores, ms, shared)
+            scored = lane.score(chosen.model, rows)
+        return self.finish(state, chosen, rows, ids, scored)
 
-    def finish(self, state: Served, chosen: Variant, rows: list[dict[str, Any]], ids: list[str], scores: np.ndarray,
-               ms: float, shared: int) -> Answer:
-        """Metrics, the prediction log and the off-path hand-over of a scored request; its body and headers."""
+    def finish(self, state: Served, chosen: Variant, rows: list[dict[str, Any]], ids: list[str], scored: Scored) -> Answer:
+        """Metrics, the prediction log (with the request's inputs) and the off-path hand-over of
+        a scored request; its body and headers."""
+        scores, ms, shared, inputs = scored
         variant = "canary" if chosen.alias == "challenger" else "champion"
         self.metrics.model_latency.labels(variant, chosen.version).observe(ms / 1000)
         for s in scores:
@@ -108,7 +104,7 @@ class RequestPath:
         self.rollout.observe(chosen.alias, chosen.version, True, ms if shared == 1 else None)
         request_id = uuid.uuid4().hex
         name = self.settings.params.project.model_name
-        self.predlog.append(request_id, ids, variant, name, chosen.version, chosen.run_id, scores, ms)
+        self.predlog.append(request_id, ids, variant, name, chosen.version, chosen.run_id, scores, ms, inputs)
         other = state.challenger if chosen is state.champion else state.champion
         if other is not None and self.rollout.stage in ACTIVE:
             self.comparison.put((other, rows, scores, chosen.alias, chosen.version, request_id, ids))

@@ -62,6 +62,10 @@ def test_monitoring_structure(dagbag) -> None:
     }
     assert {o.name for o in dag.task_dict["request_retrain"].outlets} == {"credit_default_retrain_request"}
     assert "performance" in dag.task_dict
+    from airflow.timetables.assets import AssetOrTimeSchedule
+
+    # the predictions asset, or daily: a day served only online writes no predictions partition
+    assert isinstance(dag.timetable, AssetOrTimeSchedule), "the predictions asset OR a daily cron"
 
 
 def test_rollout_structure(dagbag) -> None:

@@ -154,3 +154,40 @@ def test_missing_column_and_unreadable_input_are_clear_errors(spark, settings, t
     with pytest.raises(PipelineError, match=r"spark cannot read .*bad\.parquet") as info:
         spark_drift(str(tmp_path / "bad.parquet"), profile, "local[2]", 10)
     assert "\n" not in str(info.value) and "\tat " not in str(info.value)  # one line, no JVM stack
+
+
+def test_spark_counts_a_prediction_logs_served_rows_as_the_streamed_engine_does(spark, settings) -> None:
+    """A day served only online: both engines count the served rows (champion, canary) of the
+    log's parts, never the shadow's duplicates, with the same PSI."""
+    from pipelines.monitoring.drift import SERVED, served_counts, stream_log_counts
+    from pipelines.monitoring.drift_spark import spark_drift
+    from pipelines.serving.predlog import PredictionLog
+    from tests.support.clock import after_a_coming_midnight
+
+    d = settings.params.data
+    ref = model_input(generate_day(date(2026, 1, 10), 3000, 1).batch, d)
+    profile = build_profile(ref, np.zeros(len(ref)), d, 10)
+    cur = model_input(generate_day(date(2026, 1, 12), 1200, 1).batch, d)
+    cur["logins_30d"] = cur["logins_30d"] * 3
+    cur.loc[::9, "income"] = np.nan
+    cur.loc[::13, "region"] = None
+    today = after_a_coming_midnight(60)
+    plog = PredictionLog(settings.online_predictions_dir, d)
+    columns = {c: cur[c].to_numpy() for c in cur.columns}  # as a scorer's columns: the whole day in one call
+    for i in range(0, len(cur), 100):  # requests of 50 rows; two parts
+        for at, variant in ((i, "champion"), (i + 50, "canary")):
+            plog.append(f"r{at}", None, variant, "m", "1", "run1", np.full(50, 0.5), 1.0, (columns, at))
+            plog.append(f"r{at}", None, "shadow", "m", "2", "run2", np.full(50, 0.5), 1.0)
+        if i == 500:
+            plog.flush()
+    plog.flush()
+    parts = sorted((settings.online_predictions_dir / today.isoformat()).glob("part-*.parquet"))
+    assert len(parts) == 2
+
+    served = served_counts(parts, list(cur.columns))
+    assert sum(n for _, n in served) == len(cur)
+    streamed, rows, sample = stream_log_counts(served, profile, 300, 100)
+    result, spark_rows, spark_sample = spark_drift([str(p) for p in parts], profile, "local[2]", 100, SERVED)
+    assert result == streamed and rows == spark_rows == len(cur)  # the same floats, each request row once
+    assert result["logins_30d"]["psi"] > 0.2 > result["age"]["psi"]
+    assert len(pd.concat(sample)) == len(spark_sample) == 100

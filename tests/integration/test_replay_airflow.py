@@ -182,14 +182,19 @@ def replays(tmp_path_factory: pytest.TempPathFactory):
 def occupy_todays_slots(api: Rest) -> set[str]:
     """The story's calendar is in the past; the wall clock is not. Unpausing a DAG with
     catchup=False makes Airflow run its latest interval at once (scoring: today 00:00 UTC,
-    training: the last 03:00), which would land, score and train on a wall-clock day outside the
-    story. A run already there for that logical date makes the scheduler skip it: trigger one
-    while the DAG is still paused (so it cannot start) and mark it done. Returns their run ids."""
+    training: the last 03:00, monitoring: the last 00:30), which would land, score, train and
+    check drift on a wall-clock day outside the story. A run already there for that logical
+    date makes the scheduler skip it: trigger one while the DAG is still paused (so it cannot
+    start) and mark it done. Returns their run ids."""
     now = datetime.now(UTC)
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    three = midnight + timedelta(hours=3) if now.hour >= 3 else midnight - timedelta(hours=21)
+
+    def last(hours: float) -> datetime:
+        at = midnight + timedelta(hours=hours)
+        return at if now >= at else at - timedelta(days=1)
+
     ids = set()
-    for dag_id, when in (("scoring", midnight), ("training", three)):
+    for dag_id, when in (("scoring", midnight), ("training", last(3)), ("monitoring", last(0.5))):
         run = api.post(f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": when.isoformat(), "conf": {}})
         api.patch(
             api.run_path(dag_id, run["dag_run_id"]),
@@ -256,7 +261,7 @@ def drive(api: Rest, ready: dict[str, Any]) -> dict[str, Any]:
         scoring[day] = run = api.wait_run("scoring", run["dag_run_id"], timeout=600)
         if run["state"] != "success":
             continue  # quarantined: no predictions, no asset event, nothing downstream
-        seen = {m["dag_run_id"] for m in monitoring.values()}
+        seen = {m["dag_run_id"] for m in monitoring.values()} | slots
         mon = api.wait(
             f"the monitoring run of {day}",
             lambda seen=seen: next((r for r in api.runs("monitoring") if r["dag_run_id"] not in seen), None), 300,
@@ -290,7 +295,7 @@ def drive(api: Rest, ready: dict[str, Any]) -> dict[str, Any]:
     return {
         "backfill": finished, "scoring": scoring, "monitoring": monitoring, "training": training,
         "all_runs": {d: [r for r in api.runs(d) if r["dag_run_id"] not in slots] for d in ("scoring", "monitoring", "training")},
-        "slots": [r for d in ("scoring", "training") for r in api.runs(d) if r["dag_run_id"] in slots],
+        "slots": [r for d in ("scoring", "training", "monitoring") for r in api.runs(d) if r["dag_run_id"] in slots],
     }
 
 
@@ -321,7 +326,7 @@ def test_the_backfill_serves_the_days_and_the_assets_start_monitoring_and_traini
     # The served days are the backfill's runs, one each; no scheduled run slipped in.
     assert sorted(af["scoring"]) == days and af["backfill"]["completed_at"]
     assert [r["run_type"] for r in runs["scoring"]] == ["backfill"] * len(days), runs["scoring"]
-    assert len(af["slots"]) == 2 and all(r["state"] == "success" for r in af["slots"]), af["slots"]  # marked done while paused
+    assert len(af["slots"]) == 3 and all(r["state"] == "success" for r in af["slots"]), af["slots"]  # marked done while paused
     # Backfill runs emit the PREDICTIONS asset: one asset-triggered monitoring run per scored day,
     # each of exactly that day's event (the backfill waited), all successful.
     assert sorted(af["monitoring"]) == validated

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.support.clock import after_a_coming_midnight
 from tests.support.serving import (
     TOKEN,
     ServerProcess,
@@ -87,6 +88,7 @@ def test_online_scores_equal_batch_scores_bit_for_bit(project: Any, server: Serv
     from pipelines.serving.score import score
 
     settings, v1, _ = project
+    today = after_a_coming_midnight(120)  # the day the prediction log files the requests under
     score(settings, DAY, progress=False)
     batch = pd.read_parquet(settings.predictions_dir / f"{DAY.isoformat()}.parquet")
     frame, rows = day_rows(settings)
@@ -104,6 +106,64 @@ def test_online_scores_equal_batch_scores_bit_for_bit(project: Any, server: Serv
     for row, want in zip(rows[:5], expected[:5], strict=True):
         got = httpx.post(server.url + "/invocations", json={"dataframe_records": [row]}).json()["predictions"][0]
         assert np.float64(got).view("int64") == np.float64(want).view("int64")
+    # the prediction log keeps each answered row's inputs as sent, beside its score
+    folder = settings.online_predictions_dir / today.isoformat()
+
+    def logged() -> list[pd.DataFrame]:
+        parts = sorted(folder.glob("part-*.parquet"))
+        log = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True) if parts else None
+        return [log] if log is not None and (log.groupby("request_id").size() == len(rows)).sum() >= 4 else []
+
+    [log] = wait_for(logged, 30, f"the server did not log its requests in {folder}")
+    whole = log[log["request_id"] == log.groupby("request_id").size().eq(len(rows)).idxmax()]
+    assert (whole["variant"] == "champion").all() and whole[d.id_col].tolist() == frame[d.id_col].astype(str).tolist()
+    for c in d.numerical:
+        assert np.array_equal(whole[c].to_numpy(), frame[c].to_numpy(dtype="float64"), equal_nan=True), c
+    for c in d.categorical:
+        assert whole[c].tolist() == [None if pd.isna(v) else str(v) for v in frame[c]], c
+
+
+def test_a_day_served_only_online_gets_its_drift_check_from_the_prediction_log(project: Any) -> None:
+    """A day with no validated batch: `drift` reads the features of the rows that answered a
+    client from the prediction log (written by the server's own PredictionLog, one feature
+    shifted), against the champion's real profile, and finds the shift; the shadow's duplicate
+    rows of the same requests are not counted."""
+    from pipelines.config import Settings
+    from pipelines.model.champion import load_verified
+    from pipelines.model.features import score_frame
+    from pipelines.monitoring.drift import drift
+    from pipelines.serving.payload import columns_of, frame_of
+    from pipelines.serving.predlog import PredictionLog
+
+    base, _, _ = project
+    # a log folder of its own: the module's server files its requests of today in the project's
+    serve = base.params.serve.model_copy(update={"predictions_dir": "data/predictions_online_only"})
+    settings = Settings(base.params.model_copy(update={"serve": serve}), base.root)
+    d, name = settings.params.data, settings.params.project.model_name
+    model, mv, _ = load_verified(settings, "champion")
+    _, rows = day_rows(settings)
+    for r in rows:  # the drifted feature of the simulated feature_drift scenario, shifted further
+        r["logins_30d"] = None if r["logins_30d"] is None else r["logins_30d"] * 3 + 25
+    today = after_a_coming_midnight(60)
+    assert not (settings.validated_dir / f"{today}.parquet").exists()
+    plog = PredictionLog(settings.online_predictions_dir, d)
+    for i in range(0, len(rows), 80):  # two requests of 40 rows scored in one call, as the batcher does
+        columns = columns_of(rows[i : i + 80], d)
+        scores = score_frame(model, frame_of(rows[i : i + 80], d, columns), d, 1000)
+        for at in range(0, len(scores), 40):  # each logged as the server logs it: the columns, where its rows start
+            ids, mine = columns[d.id_col][at : at + 40], scores[at : at + 40]
+            plog.append(f"r{i + at}", ids, "champion", name, str(mv.version), mv.run_id, mine, 1.0, (columns, at))
+            plog.append(f"r{i + at}", ids, "shadow", name, "0", "shadow-run", mine, 1.0)
+    assert plog.flush() == 2 * len(rows)
+
+    summary = drift(settings, today)
+    assert summary["source"] == "online" and summary["rows"] == len(rows)  # each request row once
+    assert summary["score_rows"] == {"batch": 0, "online": len(rows)} and summary["score_psi"] is not None
+    assert summary["psi"]["logins_30d"] > summary["psi_threshold"], summary["psi"]
+    assert summary["drifted_features"][0] == "logins_30d"
+    assert summary["psi"]["age"] < summary["psi_threshold"]  # an unshifted feature reads as such
+    saved = json.loads((settings.reports_dir / "drift" / f"{today}.json").read_text())
+    assert saved["source"] == "online" and saved["psi"] == summary["psi"]
 
 
 def test_concurrent_requests_are_batched_and_keep_the_same_bits(project: Any, server: ServerProcess) -> None:

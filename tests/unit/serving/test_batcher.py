@@ -71,7 +71,7 @@ def test_a_request_never_waits_on_stopped_scorers(settings) -> None:
     for t in threads:
         t.join(timeout=5)
     # still marked running (the shutdown's window): the request is scored here, not stranded
-    scores, _, shared = b.score(Model(), [row(settings, 3)])
+    scores, _, shared, _ = b.score(Model(), [row(settings, 3)])
     assert scores.tolist() == [3 / 1e6] and shared == 1
 
 
@@ -85,7 +85,7 @@ def test_the_event_loop_awaits_the_scorers_directly_and_a_crash_reaches_only_its
     async def requests() -> list[object]:
         async def one(i: int) -> object:
             try:
-                scores, _, _ = await asyncio.wrap_future(b.submit(model, [row(settings, -1 if i == 7 else i)]))
+                scores, _, _, _ = await asyncio.wrap_future(b.submit(model, [row(settings, -1 if i == 7 else i)]))
                 return scores.tolist()
             except RuntimeError as exc:
                 return str(exc)

@@ -25,7 +25,7 @@ def log_requests(settings, log: PredictionLog, start: int, n: int) -> None:
 def test_pairs_join_labels_and_a_day_is_read_again_only_when_it_changed(settings) -> None:
     today = after_a_coming_midnight().isoformat()  # the day the log writes the requests into (UTC)
     d = settings.params.data
-    log = PredictionLog(settings.online_predictions_dir, d.id_col, d.timestamp_col)
+    log = PredictionLog(settings.online_predictions_dir, d)
     log_requests(settings, log, 0, 10)
     settings.labels_dir.mkdir(parents=True, exist_ok=True)
     labels = settings.labels_dir / f"{today}.parquet"
