@@ -131,13 +131,19 @@ def drift(settings: Settings, day: date, engine: str | None = None, source: str 
         "score_rows": score_rows,
         "engine": engine,
     }
+    _record(settings, summary, out_dir)
+    return summary
+
+
+def _record(settings: Settings, summary: dict[str, Any], out_dir: Path) -> None:
+    """The day's drift everywhere it is read: MLflow, the shift a retrain request follows, the
+    JSON summary, the metrics."""
     _log_run(summary)
     if summary["retrain"]:
         record_shift(settings, summary)
-    write_json(summary, out_dir / f"{day.isoformat()}.json")
+    write_json(summary, out_dir / f"{summary['day']}.json")
     publish(settings, "drift", drift_samples(summary))
     step_succeeded(settings, "drift")
-    return summary
 
 
 def _inputs(settings: Settings, day: date, engine: str, source: str | None) -> tuple[str | None, list[Path]]:
