@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.config import Scenario, Settings
+from pipelines.data.year import YEARS, events_on
 from pipelines.errors import PipelineError
 from pipelines.io import parse_date, write_parquet
 
@@ -29,6 +30,8 @@ SCENARIOS = (
     "stable", "feature_drift", "concept_drift", "data_quality", "skew",
     # the replayed failure stories (pipelines/ops/stories.py)
     "login_policy", "null_spike", "label_flip", "flapping",
+    # every story on one calendar (pipelines/data/year.py)
+    "year", "year_short",
 )
 # Scenarios with a world of their own, in force on every day (before the failure too), so a
 # story's stable months and its failure come from the same population. The other scenarios
@@ -167,6 +170,8 @@ def generate_day(
         "logins_30d": c["true_logins"].astype("int64"),
         "avg_spend_30d": c["avg_spend"],
     }
+    if scenario in YEARS:
+        return _year_day(day, scenario, seed, scenario_start, c, out, z)
     if scenario in WORLDS:
         z = _world(scenario, _rng(seed, day, 2), c, out, z)
     failing = (
@@ -176,8 +181,38 @@ def generate_day(
     )
     if failing:
         z = _apply_scenario(scenario, _rng(seed, day, 1), c, out, z)
+    return _frames(c, out, z, flip=failing and scenario == "label_flip")
+
+
+def _year_day(
+    day: date, year: str, seed: int, start: date | None, c: dict[str, np.ndarray], out: dict[str, np.ndarray], z: np.ndarray
+) -> DayFrames:
+    """One day of a year (pipelines/data/year.py): the login-policy world throughout, and the
+    events in force on the day, in calendar order."""
+    z = _world("login_policy", _rng(seed, day, 2), c, out, z)
+    offset = (day - start).days if start is not None else -1
+    kinds = [e.kind for e in events_on(year, offset)]
+    for kind in kinds:
+        if kind == "flapping":  # a flaky counter loses logins of whatever is counted, on alternate days
+            keep = 0.55 if day.toordinal() % 2 == 0 else 1.0
+            out["logins_30d"] = _rng(seed, day, 1).binomial(out["logins_30d"], keep).astype("int64")
+        elif kind not in ("label_flip", "outage"):
+            z = _apply_scenario(kind, _rng(seed, day, 1), c, out, z)  # type: ignore[arg-type]
+    return _frames(c, out, z, flip="label_flip" in kinds)
+
+
+def no_batch(day: date, scenario: str, scenario_start: date | None) -> bool:
+    """Whether the feed lands nothing on ``day`` (a year's upstream outage)."""
+    if scenario not in YEARS or scenario_start is None:
+        return False
+    return any(e.kind == "outage" for e in events_on(scenario, (day - scenario_start).days))
+
+
+def _frames(c: dict[str, np.ndarray], out: dict[str, np.ndarray], z: np.ndarray, flip: bool) -> DayFrames:
+    """The day's batch (served columns) and labels (drawn from the risk ``z``; inverted when the
+    label feed is corrupted)."""
     label = (c["label_noise"] < 1 / (1 + np.exp(-z))).astype("int64")
-    if failing and scenario == "label_flip":
+    if flip:
         # A corrupted label feed: the ground truth of the whole day arrives inverted.
         label = 1 - label
     batch = pd.DataFrame(
@@ -240,11 +275,10 @@ def simulate(
     last = first + timedelta(days=n_days - 1)
 
     written_batches = []
-    for i in range(n_days):
-        day = first + timedelta(days=i)
-        frames = generate_day(day, n_rows, sp.seed, scen, sc_start, sc_end)
-        write_parquet(frames.batch, settings.raw_dir / f"{day.isoformat()}.parquet")
-        written_batches.append(day)
+    for day in (first + timedelta(days=i) for i in range(n_days)):
+        if not no_batch(day, scen, sc_start):  # an upstream outage lands nothing
+            write_parquet(generate_day(day, n_rows, sp.seed, scen, sc_start, sc_end).batch, settings.raw_dir / f"{day}.parquet")
+            written_batches.append(day)
 
     # Labels mature `delay` days after the event; "today" is the last simulated day.
     written_labels = []

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.config import load_settings
+from pipelines.data.year import YEARS, events_on
 from pipelines.errors import PipelineError, ValidationFailed, first_line
 from pipelines.io import parse_date, read_json, write_json
 from pipelines.monitoring.rules import day_alerts, load_rules, read_textfiles
@@ -102,8 +103,17 @@ class Replay:
             "failure": self.failing(day),
             "training": [],
         }
+        if self.cal["scenario"] in YEARS:  # a year: the events in force, not one failure window
+            rec["events"] = [e.kind for e in events_on(self.cal["scenario"], (day - self.launch).days)]
+            rec["failure"] = bool(rec["events"])
         with self.quiet():
-            tasks.land_batch(day, self.story.scenario, *self.scenario_window())
+            try:
+                tasks.land_batch(day, self.cal["scenario"], *self.scenario_window())
+            except PipelineError as exc:
+                # nothing landed: the scoring run's first task fails and its failure alert posts
+                rec.update(landed=False, validated=False, quarantine_reasons=[first_line(str(exc))])
+                rec["task_failed"] = {"alert": "AirflowTaskFailed", "severity": "critical", "what": "scoring.land_batch"}
+                return rec
             try:
                 tasks.validate_batch(day)
                 rec["validated"] = True
@@ -146,7 +156,7 @@ class Replay:
             and not any(t["trigger"].startswith("retrain requested") for t in rec["training"])
         ):
             self.train(day, "scheduled training run", rec)
-        rec["alerts"] = self.alerts()
+        rec["alerts"] = self.alerts() + ([rec["task_failed"]] if rec.get("task_failed") else [])
         return rec
 
     def alerts(self) -> list[dict[str, Any]]:
@@ -248,7 +258,7 @@ class Replay:
         served = [r for r in self.records if r["phase"] == "served"]
         return {
             "story": self.story.name,
-            "scenario": self.story.scenario,
+            "scenario": self.cal["scenario"],
             "guard": self.story.guard,
             "summary": self.story.summary,
             "project": str(self.root),
@@ -312,7 +322,8 @@ def replay(
     (JSON, HTML, PNG) and the audit of what was scored. Returns the timeline. ``reports``: also
     write each day's GE Data Docs and Evidently HTML report, as production does. ``settings``:
     params ("section.key": value) on top of the story's own."""
-    from pipelines.ops.timeline import audit, write_timeline
+    from pipelines.ops.audit import audit
+    from pipelines.ops.timeline import write_timeline
 
     st, cal, source, out = plan(story_name, days, out, quick, reports, settings)
     root = make_project(source, out / "project", {**cal["params"], "simulate.rows_per_day": cal["rows"]})
@@ -327,6 +338,13 @@ def replay(
         rep = Replay(st, cal, root, log_file, echo)
         result = rep.run()
         result["audit"] = audit(load_settings(root / "params.yaml"), result)
+        if cal["scenario"] in YEARS:  # a year: its invariants, and the live AUC against hindsight
+            from pipelines.ops.year_check import hindsight, share_line, verdict
+
+            echo("computing the hindsight optimum (a model per regime, cross-fitted by day)")
+            result["hindsight"] = hindsight(rep.settings, cal["scenario"], rep.launch)
+            result["year"] = verdict(rep.settings, result, cal["scenario"])
+            echo("year: " + share_line(result["year"]))
     result["seconds"]["total"] = round(time.perf_counter() - started, 1)
     files = write_timeline(result, out)
     write_json(result, out / "timeline.json")

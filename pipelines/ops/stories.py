@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipelines.data.year import BAD_RETRAIN_AT, SERVED_DAYS
 from pipelines.errors import PipelineError
 from pipelines.params import SimulateParams
 
@@ -36,6 +37,7 @@ class Story:
     quick_params: dict[str, Any] = field(default_factory=dict)
     rows: int = 2000
     quick_rows: int = 1500
+    quick_scenario: str | None = None  # the compressed form's scenario, when it has its own calendar
 
     def calendar(self, quick: bool, days: int | None) -> dict[str, Any]:
         """The replay's calendar and settings: served days, failure window, retrain days, and the
@@ -47,6 +49,7 @@ class Story:
             raise PipelineError(f"--days must be at least 1, got {served}")
         delay = params.get("simulate.label_delay_days", SimulateParams().label_delay_days)
         return {
+            "scenario": (self.quick_scenario or self.scenario) if quick else self.scenario,
             "days": served,
             # labelled days for the first champion (a full window, or a short one in --quick), plus the label delay
             "warmup_days": (QUICK_WARMUP_LABELLED_DAYS if quick else WARMUP_LABELLED_DAYS) + delay,
@@ -169,6 +172,27 @@ STORIES: dict[str, Story] = {
             failure_at=5,
             quick_days=8,
             quick_failure_at=1,
+        ),
+        Story(
+            name="year",
+            scenario="year",
+            guard="all",
+            summary=(
+                "A year unattended, every story on one calendar (pipelines/data/year.py): a stable quarter, the "
+                "login-policy shift, a null spike, training-serving skew, a concept shift seen only in live "
+                "outcomes, an inverted label feed before a scheduled retrain, flapping drift and an upstream "
+                "outage, all on the shipped settings: each failure alerts on the first day it can be seen, and "
+                "the loop recovers by itself."
+            ),
+            days=SERVED_DAYS["year"],
+            failure_at=0,
+            retrain_at=(BAD_RETRAIN_AT["year"],),
+            rows=1000,
+            quick_scenario="year_short",
+            quick_days=SERVED_DAYS["year_short"],
+            quick_failure_at=0,
+            quick_retrain_at=(BAD_RETRAIN_AT["year_short"],),
+            quick_rows=1000,
         ),
     )
 }

@@ -63,7 +63,10 @@ def land_batch(day: date, scenario: str | None = None, scenario_start: str | Non
         scenario_start=scenario_start or day.isoformat(),
         scenario_end=scenario_end,
     )
-    return str(find_partition(s.raw_dir, day))
+    landed = find_partition(s.raw_dir, day)
+    if landed is None:  # the simulated feed's upstream outage
+        raise PipelineError(f"no batch for {day} in {s.raw_dir}: nothing landed upstream")
+    return str(landed)
 
 
 def validate_batch(day: date) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""A replayed story as something a person reads in ten seconds: the audit of what was scored,
-the guard table, the headline AUC numbers, and one self-contained HTML page (plotly) + a PNG.
+"""A replayed story as something a person reads in ten seconds: the guard table, the headline
+AUC numbers, and one self-contained HTML page (plotly) + a PNG (the audit of what was scored:
+pipelines/ops/audit.py).
 
 The HTML embeds plotly.js (no CDN: it opens offline); the PNG is drawn with matplotlib (no
 browser or kaleido needed), from the same records.
@@ -11,66 +12,6 @@ from datetime import date
 from pathlib import Path
 from statistics import mean
 from typing import Any
-
-from pipelines.config import Settings
-from pipelines.io import read_frame
-
-# ------------------------------------------------------------------ nothing lost
-
-
-def audit(settings: Settings, result: dict[str, Any]) -> dict[str, Any]:
-    """Check the replay's files against its records: every validated served day scored exactly
-    once (one scoring run, one partition, every row) by the champion of that day; quarantined and
-    warm-up days never scored; every prediction names a registered version."""
-    from pipelines.tracking import setup_mlflow
-
-    client = setup_mlflow(settings)
-    name = settings.params.project.model_name
-    registered = {str(v.version) for v in client.search_model_versions(f"name='{name}'")}
-    exp = client.get_experiment_by_name(settings.params.project.experiment)
-    runs = client.search_runs([exp.experiment_id], "tags.step = 'score'", max_results=50000) if exp else []
-    score_runs: dict[str, int] = {}
-    for r in runs:
-        score_runs[r.data.tags["day"]] = score_runs.get(r.data.tags["day"], 0) + 1
-    problems: list[str] = []
-    versions_seen: set[str] = set()
-    scored = 0
-    for rec in result["days"]:
-        day = rec["day"]
-        pred = settings.predictions_dir / f"{day}.parquet"
-        validated = settings.validated_dir / f"{day}.parquet"
-        if rec["validated"] and rec.get("scored_by"):
-            if not pred.is_file():
-                problems.append(f"{day}: validated and scored, but no predictions file")
-                continue
-            p = read_frame(pred)
-            v = read_frame(validated)
-            versions = set(p["model_version"].astype(str))
-            versions_seen |= versions
-            if versions != {rec["champion"]}:
-                problems.append(f"{day}: scored by {sorted(versions)}, the champion of the day was v{rec['champion']}")
-            if len(p) != len(v) or not p["customer_id"].is_unique or set(p["customer_id"]) != set(v["customer_id"]):
-                problems.append(f"{day}: {len(p)} predictions for {len(v)} validated rows")
-            if score_runs.get(day, 0) != 1:
-                problems.append(f"{day}: scored {score_runs.get(day, 0)} times")
-            scored += 1
-        elif rec["phase"] == "served" and rec["validated"]:
-            problems.append(f"{day}: validated on a served day but not scored")
-        elif pred.is_file() or score_runs.get(day):
-            problems.append(f"{day}: {'quarantined' if not rec['validated'] else 'warm-up'} day was scored")
-        if not rec["validated"] and validated.is_file():
-            problems.append(f"{day}: quarantined but a validated copy exists")
-    unregistered = sorted(versions_seen - registered)
-    if unregistered:
-        problems.append(f"predictions name unregistered versions {unregistered}")
-    return {
-        "ok": not problems,
-        "problems": problems,
-        "scored_days": scored,
-        "quarantined_days": [r["day"] for r in result["days"] if not r["validated"]],
-        "registered_versions": sorted(registered, key=int),
-    }
-
 
 # ------------------------------------------------------------------ the guard table
 
@@ -283,6 +224,11 @@ def _figure(result: dict[str, Any]) -> Any:
         pts = [m for m in s["live"] if m["versions"] == [v]]
         line = go.Scatter(x=[m["day"] for m in pts], y=[m["roc_auc"] for m in pts], mode="lines+markers", name=f"v{v} live AUC")
         fig.add_trace(line, row=1, col=1)
+    best = sorted((result.get("hindsight") or {}).items())  # a year: the best AUC achievable each day
+    if best:
+        opt = go.Scatter(x=[b[0] for b in best], y=[b[1] for b in best], mode="lines", name="hindsight optimum",
+                         line={"color": "black", "dash": "dash", "width": 1})
+        fig.add_trace(opt, row=1, col=1)
     with_drift = [r for r in s["served"] if r.get("drift")]
     for feat in s["top"]:
         psi = [r["drift"]["psi"].get(feat) for r in with_drift]
@@ -353,6 +299,9 @@ def write_png(result: dict[str, Any], dest: Path) -> Path:
     for v in sorted({v for m in s["live"] for v in m["versions"]}, key=int):
         pts = [m for m in s["live"] if m["versions"] == [v]]
         axes[0].plot([d(m["day"]) for m in pts], [m["roc_auc"] for m in pts], marker=".", label=f"v{v}")
+    best = sorted((result.get("hindsight") or {}).items())
+    if best:
+        axes[0].plot([d(b[0]) for b in best], [b[1] for b in best], "k--", linewidth=1, label="hindsight optimum")
     axes[0].set_ylabel("live ROC AUC (by day scored)")
     for note in _notes(result):  # what happened, written on the AUC panel
         axes[0].annotate(note["text"], (d(note["day"]), 1.0), xycoords=("data", "axes fraction"), fontsize=8,

@@ -269,8 +269,8 @@ def test_the_audit_catches_what_it_must(login: dict[str, Any]) -> None:
     import copy
 
     from pipelines.config import load_settings
+    from pipelines.ops.audit import audit
     from pipelines.ops.replay_project import project_env
-    from pipelines.ops.timeline import audit
 
     root = Path(login["project"])
     scored = [r for r in served(login) if r["validated"]]
