@@ -290,3 +290,38 @@ def test_the_audit_catches_what_it_must(login: dict[str, Any]) -> None:
         assert any("quarantined day was scored" in p for p in problems) and any(
             "quarantined but a validated copy exists" in p for p in problems
         )
+
+
+def year_invariants(t: dict[str, Any]) -> dict[str, Any]:
+    """What a year unattended must show, read from its timeline (and, for the rows, the files)."""
+    y = t["year"]
+    assert t["product_overrides"] == [] and t["story"] == "year"
+    assert y["interventions"] == [], y["interventions"]  # nobody had to step in
+    assert y["rows_lost"] == [], y["rows_lost"]  # every landed row validated or quarantined, every validated row scored once
+    late = [e for e in y["events"] if not e["alerted_on_time"]]
+    assert not late, late  # each injected failure alerted on the first day it can be seen...
+    assert y["stable_quarter_alerts"] == []  # ...and nothing alerted while the world was stable
+    assert y["auc_days"] > 0 and len(t["hindsight"]) >= y["auc_days"]
+    return y
+
+
+def test_a_compressed_year_runs_unattended_on_the_shipped_settings(tmp_path: Path) -> None:
+    t = run_story(tmp_path / "year", "year")
+    y = year_invariants(t)
+    assert y["auc_at_optimum_share"] >= 0.9, (y["auc_at_optimum_share"], y["auc_misses"])
+    # the loop recovered by itself: the shifts were retrained on, the inverted labels were not promoted
+    trainings = t["trainings"]
+    assert any(tr["trigger"].startswith("retrain requested") and tr["role"] == "champion" for tr in trainings)
+    bad = [tr for tr in trainings if tr["trigger"] == "scheduled training run"]
+    assert bad and not bad[0]["passed"] and bad[0]["role"] == "challenger"
+    out = Path(t["project"]).parent
+    assert "hindsight optimum" in (out / "timeline.html").read_text()
+    assert "year: interventions 0; rows lost 0" in t["stdout"]
+
+
+@pytest.mark.long
+@LONG
+def test_a_full_year_runs_unattended_on_the_shipped_settings(tmp_path: Path) -> None:
+    t = run_story(tmp_path / "year", "year", quick=False)
+    y = year_invariants(t)
+    assert y["auc_at_optimum_share"] >= 0.9, (y["auc_at_optimum_share"], y["auc_misses"])
