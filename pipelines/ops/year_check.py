@@ -94,9 +94,12 @@ def verdict(settings: Settings, result: dict[str, Any], year: str) -> dict[str, 
     live = {m["day"]: m["roc_auc"] for r in result["days"] for m in r.get("matured", []) if m.get("roc_auc") is not None}
     compared = sorted(day for day in live if day in best and day >= result["launch"])
     misses = [
-        {"day": day, "live": live[day], "hindsight": best[day], "cause": _cause(year, launch, day, result)}
+        {"day": day, "live": live[day], "hindsight": best[day], "cause": _cause(year, launch, day, result),
+         "awaiting_retrain": _awaiting_retrain(year, launch, day, result)}
         for day in compared if live[day] < best[day] - AUC_TOLERANCE
     ]
+    recovering = {m["day"] for m in misses if m["awaiting_retrain"]}
+    steady = [day for day in compared if day not in recovering]
     interventions = [t["day"] + ": " + t["failed"] for t in result["trainings"] if t.get("failed")]
     interventions += [r["day"] + ": no champion" for r in served if not r.get("champion")]
     return {
@@ -108,7 +111,24 @@ def verdict(settings: Settings, result: dict[str, Any], year: str) -> dict[str, 
         "auc_days": len(compared),
         "auc_at_optimum_share": round(1 - len(misses) / len(compared), 4) if compared else None,
         "auc_misses": misses,
+        # the days outside the wait for a retrain after a lasting change (the labels of the new
+        # world must mature before a model can learn it)
+        "auc_steady_days": len(steady),
+        "auc_at_optimum_share_steady": round(1 - (len(misses) - len(recovering)) / len(steady), 4) if steady else None,
     }
+
+
+def _awaiting_retrain(year: str, launch: date, day: str, result: dict[str, Any]) -> bool:
+    """Whether ``day`` was scored by a champion trained before the latest lasting change began:
+    the wait for the new world's labels, which no setting can skip."""
+    offset = (date.fromisoformat(day) - launch).days
+    lasting = [e for e in YEARS[year] if e.days is None and e.start <= offset]
+    rec = next((r for r in result["days"] if r["day"] == day), {})
+    version = rec.get("scored_by") or rec.get("champion")
+    trained = next((t["day"] for t in result["trainings"] if t.get("version") == version), None)
+    if not lasting or trained is None:
+        return False
+    return trained < (launch + timedelta(days=lasting[-1].start)).isoformat()
 
 
 def _cause(year: str, launch: date, day: str, result: dict[str, Any]) -> str:
@@ -144,7 +164,9 @@ def share_line(v: dict[str, Any]) -> str:
     share = v["auc_at_optimum_share"]
     late = [e["event"] for e in v["events"] if not e["alerted_on_time"]]
     auc = "no matured day to compare" if share is None else (
-        f"live AUC within {AUC_TOLERANCE} of the hindsight optimum on {share:.1%} of {v['auc_days']} matured days"
+        f"live AUC within {AUC_TOLERANCE} of the hindsight optimum on {share:.1%} of {v['auc_days']} matured days "
+        f"({v['auc_at_optimum_share_steady']:.1%} of the {v['auc_steady_days']} outside the wait for a retrain after "
+        "a lasting change)"
     )
     return (
         f"interventions {len(v['interventions'])}; rows lost {len(v['rows_lost'])}; "
