@@ -262,6 +262,8 @@ def write_html(result: dict[str, Any], dest: Path) -> Path:
     the guard table."""
     import html as html_lib
 
+    from pipelines.ops.year_check import year_html
+
     esc = html_lib.escape
     table = "".join(f"<tr><td>{esc(g['guard'])}</td><td>{esc(g['day'])}</td><td>{esc(g.get('alerted', '-'))}</td>"
                     f"<td>{esc(g['what'])}</td></tr>" for g in result["guards"])
@@ -275,6 +277,7 @@ def write_html(result: dict[str, Any], dest: Path) -> Path:
           f"{len(audit['quarantined_days'])} quarantined, "
         + f"registered versions {', '.join('v' + v for v in audit['registered_versions'])}). "
           f"{esc('; '.join(audit['problems']))}</p>"
+        + (year_html(result["year"]) if result.get("year") else "")
         + "<p>Shaded: the failure. Vertical lines: quarantine (red), brakes held (orange), retrain requested (purple), "
           "gate passed (green), gate blocked (brown); dotted pink: the first day each alert reached a person.</p>"
     )

@@ -100,10 +100,17 @@ def verdict(settings: Settings, result: dict[str, Any], year: str) -> dict[str, 
     ]
     recovering = {m["day"] for m in misses if m["awaiting_retrain"]}
     steady = [day for day in compared if day not in recovering]
+    # what the product asked of a person: each alert episode's first day (its runbook says what to do)
+    asked, seen = [], set()
+    for r in served:
+        today = {a["alert"]: a for a in r.get("alerts", [])}
+        asked += [{"day": r["day"], **today[name]} for name in sorted(set(today) - seen)]
+        seen = set(today)
     interventions = [t["day"] + ": " + t["failed"] for t in result["trainings"] if t.get("failed")]
     interventions += [r["day"] + ": no champion" for r in served if not r.get("champion")]
     return {
         "interventions": interventions,
+        "asked_of_a_person": asked,
         "rows_lost": _rows_lost(settings, result),
         "events": events,
         "every_failure_alerted_on_time": all(e["alerted_on_time"] for e in events),
@@ -173,4 +180,23 @@ def share_line(v: dict[str, Any]) -> str:
         f"failures alerted on time {len(v['events']) - len(late)}/{len(v['events'])}"
         + (f" (late: {', '.join(late)})" if late else "")
         + f"; alerts in the stable quarter {len(v['stable_quarter_alerts'])}; {auc}"
+    )
+
+
+def year_html(v: dict[str, Any]) -> str:
+    """The year's section of the timeline page: the verdict, each injected failure and its alert,
+    what the product asked of a person."""
+    import html
+
+    rows = "".join(
+        f"<tr><td>{html.escape(e['event'])}</td><td>{e['start']}</td><td>{e['detectable']}</td><td>{e['alert']}</td>"
+        f"<td>{e['first_alert'] or '-'}</td><td>{'yes' if e['alerted_on_time'] else 'NO'}</td></tr>"
+        for e in v["events"]
+    )
+    asked = "".join(f"<li>{a['day']}: {html.escape(a['alert'])} ({html.escape(str(a.get('what', '')))})</li>"
+                    for a in v["asked_of_a_person"])
+    return (
+        f"<h2>The year</h2><p>{html.escape(share_line(v))}</p><table border=1 cellpadding=4 style='border-collapse:collapse'>"
+        "<tr><th>injected</th><th>from</th><th>first detectable</th><th>alert</th><th>first alerted</th><th>on time</th></tr>"
+        f"{rows}</table><h3>Asked of a person (each alert's runbook)</h3><ul>{asked}</ul>"
     )
