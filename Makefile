@@ -40,7 +40,7 @@ $(SPARK_STAMP): requirements-spark.lock $(STAMP)
 run: venv ## Whole daily cycle once on simulated data (simulate, validate, dvc repro, score, drift): about 2-4 min (+4 min the first time, for .venv); installs .venv if missing
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pipelines run
 
-demo: venv ## Replay the headline story (login_policy, 80 days) to replays/login_policy/timeline.html: 5-16 min; installs .venv if missing
+demo: venv ## Replay the headline story (login_policy: 40 warm-up + 60 served days) to replays/login_policy/timeline.html: about 4 min; installs .venv if missing
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pipelines replay --story login_policy
 
 test: venv spark lint docs ## Lint, docs build, whole suite with real tools in 2 processes: about 25-60 min; installs .venv, pyspark and, as root, Java 17, Chromium, PostgreSQL and Prometheus, Alertmanager, Pushgateway (Debian) when missing

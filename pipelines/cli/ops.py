@@ -18,7 +18,10 @@ def replay(
         None, "--out", help="Folder for the replay's own project and its timeline; default replays/<story>."
     ),
     quick: bool = typer.Option(
-        False, "--quick", help="Compressed calendar (labels in 3 days, 5-day window): the same story in fewer days."
+        False,
+        "--quick",
+        help="Compressed calendar (labels mature in 3 days, a shorter warm-up): the same story in fewer days, "
+        "on the shipped settings.",
     ),
     reports: bool = typer.Option(
         False, "--reports", help="Also write every day's GE Data Docs and Evidently HTML report (slower)."

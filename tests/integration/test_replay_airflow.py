@@ -1,9 +1,9 @@
-"""A failure story through the real scheduler: the quick `login_policy` story, 13 served days,
+"""A failure story through the real scheduler: the quick `login_policy` story, 16 served days,
 replayed by Airflow 3 as a backfill of the scoring DAG, with monitoring and retraining started
 by the assets; its end state must match the CLI replay of the same story on the same calendar.
 
-13 served days is the shortest `login_policy` that still asks for its retrain (served day 12: 7
-drifted days with matured labels), so the whole chain scoring -> PREDICTIONS -> monitoring ->
+16 served days is the shortest `login_policy` that still asks for its retrain (served day 15: 10
+days since the shift with matured labels), so the whole chain scoring -> PREDICTIONS -> monitoring ->
 RETRAIN_REQUEST -> training runs, and the guards on the way fire: drift, the k-days brake, the
 waiting-for-labels brake, the gate promoting the retrain.
 
@@ -12,7 +12,7 @@ How the two paths meet:
   plus dags/ and scripts/) and lands the warm-up days and the launch day as the replay does.
   Airflow (`airflow standalone`, started by scripts/services.sh as `make up` does) then trains
   the first champion (training DAG, triggered through the REST API as the UI does) and serves
-  the 13 days as one backfill of the scoring DAG (`POST /api/v2/backfills`, the story's scenario
+  the 16 days as one backfill of the scoring DAG (`POST /api/v2/backfills`, the story's scenario
   window in its `dag_run_conf`). Backfill runs emit the PREDICTIONS asset like any run:
   monitoring starts from it, and the retrain request starts training.
 - The replay runs a day's whole loop (score, monitoring, retraining) before the next day lands.
@@ -54,9 +54,10 @@ from tests.support.system import free_port
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
 
-STORY, DAYS = "login_policy", 13
+STORY, DAYS = "login_policy", 16
 # The gate times predictions while Airflow's scheduler, API server and dag-processor share the
-# 2 cores (latency is test_gate's subject); both replays get the same bounds.
+# 2 cores (latency is test_gate's subject); both replays get the same bounds, recorded in their
+# timelines as overrides of the shipped settings.
 SETTINGS = {"gate.latency_single_row_p99_ms": 5000, "gate.latency_batch_p99_ms": 60000}
 FINISHED = ("success", "failed")
 
