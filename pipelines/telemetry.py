@@ -74,6 +74,8 @@ JOBS: dict[str, tuple[Metric, ...]] = {
                "or its holdout AUC minus drift.max_live_auc_drop, whichever is higher; 0: the check is off)",
                ("champion_version",)),
         Metric("pipelines_holdout_auc", "The champion's ROC AUC on its own holdout, when it was judged", ("champion_version",)),
+        Metric("pipelines_labels_overdue_days", "Predicted days whose labels should have matured by the latest predicted "
+               "day (simulate.label_delay_days after their own) and have not", ("oldest",)),
     ),
     "gate": (
         Metric("pipelines_gate_passed", "1 if the last candidate passed the gate; reason_class is its first failed check",

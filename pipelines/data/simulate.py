@@ -196,16 +196,17 @@ def _year_day(
         if kind == "flapping":  # a flaky counter loses logins of whatever is counted, on alternate days
             keep = 0.55 if day.toordinal() % 2 == 0 else 1.0
             out["logins_30d"] = _rng(seed, day, 1).binomial(out["logins_30d"], keep).astype("int64")
-        elif kind not in ("label_flip", "outage"):
+        elif kind not in ("label_flip", "outage", "label_stop"):
             z = _apply_scenario(kind, _rng(seed, day, 1), c, out, z)  # type: ignore[arg-type]
     return _frames(c, out, z, flip="label_flip" in kinds)
 
 
-def no_batch(day: date, scenario: str, scenario_start: date | None) -> bool:
-    """Whether the feed lands nothing on ``day`` (a year's upstream outage)."""
+def no_batch(day: date, scenario: str, scenario_start: date | None, kind: str = "outage") -> bool:
+    """Whether the feed lands nothing on ``day`` (a year's upstream outage), or, with ``kind``
+    "label_stop", no label for it ever (the label feed stopped)."""
     if scenario not in YEARS or scenario_start is None:
         return False
-    return any(e.kind == "outage" for e in events_on(scenario, (day - scenario_start).days))
+    return any(e.kind == kind for e in events_on(scenario, (day - scenario_start).days))
 
 
 def _frames(c: dict[str, np.ndarray], out: dict[str, np.ndarray], z: np.ndarray, flip: bool) -> DayFrames:
@@ -284,7 +285,7 @@ def simulate(
     written_labels = []
     day = first - timedelta(days=delay)
     while day <= last - timedelta(days=delay):
-        if (settings.raw_dir / f"{day.isoformat()}.parquet").is_file():
+        if (settings.raw_dir / f"{day.isoformat()}.parquet").is_file() and not no_batch(day, scen, sc_start, "label_stop"):
             frames = generate_day(day, n_rows, sp.seed, scen, sc_start, sc_end)
             write_parquet(frames.labels, settings.labels_dir / f"{day.isoformat()}.parquet")
             written_labels.append(day)

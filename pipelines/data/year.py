@@ -4,7 +4,7 @@ The ``year`` scenario (and its compressed form, ``year_short``) chains the stori
 pipelines/ops/stories.py on the days after ``scenario_start``: a stable quarter, then the
 login-policy shift (for good), a null spike, training-serving skew, a concept shift seen only
 in live outcomes (for good), a label feed that arrives inverted before a scheduled retrain,
-flapping drift, and an upstream outage (no batch at all). Each event names the alert that must
+flapping drift, a label feed that stops, and an upstream outage (no batch at all). Each event names the alert that must
 reach a person, and the day it first can: the day it starts, or, for what only labels show,
 once the first affected day's labels matured.
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Event:
-    kind: str  # login_policy | null_spike | skew | concept_drift | label_flip | flapping | outage
+    kind: str  # login_policy | null_spike | skew | concept_drift | label_flip | flapping | label_stop | outage
     start: int  # first served day (offset from scenario_start)
     days: int | None  # how long it lasts (None: for good)
     alert: str  # the alert that must reach a person
@@ -36,6 +36,7 @@ YEARS: dict[str, tuple[Event, ...]] = {
         Event("label_flip", 250, 4, "PipelinesRetrainBlocked", note="the label feed arrives inverted"),
         Event("flapping", 285, 20, "PipelinesDriftDetected", note="a flaky login counter, every other day"),
         Event("outage", 320, 3, "AirflowTaskFailed", note="no batch lands"),
+        Event("label_stop", 335, 14, "PipelinesLabelsOverdue", True, "the label feed stops for two weeks"),
     ),
     "year_short": (
         Event("login_policy", 15, None, "PipelinesDriftDetected", note="each counted login stands for three"),
@@ -44,6 +45,7 @@ YEARS: dict[str, tuple[Event, ...]] = {
         Event("concept_drift", 36, None, "PipelinesLiveAucUnderFloor", True, "the features mean something else"),
         Event("label_flip", 52, 4, "PipelinesRetrainBlocked", note="the label feed arrives inverted"),
         Event("flapping", 64, 6, "PipelinesDriftDetected", note="a flaky login counter, every other day"),
+        Event("label_stop", 64, 5, "PipelinesLabelsOverdue", True, "the label feed stops for five days"),
         Event("outage", 71, 3, "AirflowTaskFailed", note="no batch lands"),
     ),
 }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -132,8 +132,13 @@ def measure_matured_days(settings: Settings) -> list[dict[str, Any]]:
                 res["model_versions"],
             )
             out.append({"day": res["day"], "live_roc_auc": res.get("live_roc_auc"), "rows": res["matched_rows"]})
+    measured = sorted(done | {o["day"] for o in out})
+    overdue = overdue_labels(predicted_days(settings), set(labelled), settings.params.simulate.label_delay_days)
+    if out or overdue or measured:  # the latest matured day's numbers stay published beside the overdue labels
+        samples = performance_samples(settings, measured[-1]) if measured else []
+        oldest = overdue[0].isoformat() if overdue else ""
+        publish(settings, "performance", [*samples, ("pipelines_labels_overdue_days", {"oldest": oldest}, len(overdue))])
     if out:
-        publish(settings, "performance", performance_samples(settings, out[-1]["day"]))
         step_succeeded(settings, "performance")
     if not out:
         predicted = predicted_days(settings)
@@ -146,6 +151,17 @@ def measure_matured_days(settings: Settings) -> list[dict[str, Any]]:
             + (f" in {settings.labels_dir} (earliest: {min(waiting)})" if waiting else ""),
         )
     return out
+
+
+def overdue_labels(predicted: list[date], labelled: set[date], delay: int) -> list[date]:
+    """Predicted days whose labels should have matured by the latest predicted day (``delay``
+    days after their own) and have not, oldest first (pure). A label feed that stops shows here
+    on the day the first missing label was due; a day with no batch (no prediction) is never
+    overdue."""
+    if not predicted:
+        return []
+    due = max(predicted) - timedelta(days=delay)
+    return [d for d in predicted if d <= due and d not in labelled]
 
 
 def performance_samples(settings: Settings, day: str) -> list[Sample]:

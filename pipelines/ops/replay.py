@@ -165,7 +165,8 @@ class Replay:
         out = []
         for a in day_alerts(self.rules, read_textfiles(textfile_dir(self.settings))):
             labels = a["labels"]
-            what = labels.get("feature") or labels.get("day") or labels.get("reason_class") or labels.get("champion_version", "")
+            what = (labels.get("feature") or labels.get("day") or labels.get("reason_class") or labels.get("oldest")
+                    or labels.get("champion_version", ""))
             out.append({"alert": a["alert"], "severity": a["severity"], "what": what})
         return out
 

@@ -41,6 +41,7 @@ SEVERITY = {
     "PipelinesDayQuarantined": "critical",
     "PipelinesStepStale": "warning",
     "PipelinesLiveAucUnderFloor": "critical",
+    "PipelinesLabelsOverdue": "warning",
     "PipelinesRetrainBlocked": "info",
     "ServingErrorBudgetBurnFast": "critical",
     "ServingErrorBudgetBurnSlow": "warning",

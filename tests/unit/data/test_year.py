@@ -14,7 +14,9 @@ START = date(2026, 4, 1)
 def test_every_story_is_on_both_calendars_after_a_quiet_start() -> None:
     for year, events in YEARS.items():
         kinds = [e.kind for e in events]
-        assert kinds == ["login_policy", "null_spike", "skew", "concept_drift", "label_flip", "flapping", "outage"], year
+        assert set(kinds) == {
+            "login_policy", "null_spike", "skew", "concept_drift", "label_flip", "flapping", "label_stop", "outage"
+        }, year
         assert events_on(year, -1) == [] and events_on(year, events[0].start - 1) == []  # the stable stretch
         assert all(e.start + (e.days or 1) <= SERVED_DAYS[year] for e in events), year
         flip = next(e for e in events if e.kind == "label_flip")
@@ -47,3 +49,8 @@ def test_an_outage_lands_no_batch_and_no_label(settings) -> None:
     landed = [date.fromisoformat(d) for d in res["batches"]]
     assert landed == [outage - timedelta(days=1), outage + timedelta(days=3)]
     assert not (settings.raw_dir / f"{outage}.parquet").exists() and not (settings.labels_dir / f"{outage}.parquet").exists()
+    stopped = START + timedelta(days=64)  # the label feed stops: the batch lands, its label never does
+    before = stopped - timedelta(days=1)
+    res = simulate(settings, start=before.isoformat(), days=10, scenario="year_short", scenario_start=START.isoformat(), rows=200)
+    assert stopped.isoformat() in res["batches"] and res["labels"] == [before.isoformat()]  # labels mature 7 days late
+    assert (settings.raw_dir / f"{stopped}.parquet").exists() and not (settings.labels_dir / f"{stopped}.parquet").exists()

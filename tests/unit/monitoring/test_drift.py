@@ -499,3 +499,20 @@ def test_many_runners_racing_for_a_dead_marker_leave_exactly_one_holder(settings
         sys.setswitchinterval(switch)
     assert not marker.exists()
     assert not [p.name for p in marker.parent.iterdir() if p.name.endswith(".tmp")]  # no temporary left behind
+
+
+def test_labels_are_overdue_from_the_day_the_first_missing_one_was_due() -> None:
+    """A label feed that stops is loud on the day its first missing label was due; a day with
+    no batch (never predicted) is never overdue."""
+    from datetime import timedelta
+
+    from pipelines.monitoring.performance import overdue_labels
+
+    days = [D + timedelta(days=i) for i in range(12) if i != 4]  # day 4 had no batch: not predicted
+    labelled = {d for d in days if d <= D + timedelta(days=5)}  # the feed stopped after day 5
+    upto = lambda last: [d for d in days if d <= D + timedelta(days=last)]  # noqa: E731
+    assert overdue_labels(upto(8), labelled, 3) == []  # labels due through day 5: all there
+    assert overdue_labels(upto(9), labelled, 3) == [D + timedelta(days=6)]  # day 6's was due on day 9
+    assert overdue_labels(upto(11), labelled, 3) == [D + timedelta(days=6), D + timedelta(days=7), D + timedelta(days=8)]
+    assert overdue_labels(upto(7), {d for d in days if d <= D + timedelta(days=3)}, 3) == []  # day 4: no batch, no label due
+    assert overdue_labels([], set(), 3) == []
