@@ -16,7 +16,7 @@ PORT ?=
 PIPFILTER := sed -u '/is ignored: it is neither a file nor a directory/d'
 
 .DEFAULT_GOAL := help
-.PHONY: help venv spark run demo test test-long test-unit serve mlflow-ui up down unpause clean-data lock
+.PHONY: help venv spark run demo test test-long test-unit serve mlflow-ui up down unpause backfill clean-data lock
 .PHONY: lint docs docs-serve reference
 
 help: ## Show this help (instant; installs nothing). Each line: what it does, how long, what it installs
@@ -69,6 +69,9 @@ unpause: venv ## Unpause the DAGs (training, scoring, monitoring, rollout) on th
 	@for d in training scoring monitoring rollout; do \
 	  PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHONPATH="$(CURDIR)" AIRFLOW_HOME="$${AIRFLOW_HOME:-$(CURDIR)/airflow}" \
 	  AIRFLOW__CORE__DAGS_FOLDER="$(CURDIR)/dags" AIRFLOW__CORE__LOAD_EXAMPLES=False airflow dags unpause $$d 2>/dev/null | tail -1; done
+
+backfill: venv ## Backfill a DAG on the local Airflow: make backfill DAG=scoring FROM=2026-01-10 TO=2026-01-20 [CONF='{"scenario": "feature_drift"}'] (seconds); refused on Airflow's default SQLite database: needs PostgreSQL
+	@scripts/backfill.sh "$(DAG)" "$(FROM)" "$(TO)" $(if $(CONF),'$(CONF)')
 
 clean-data: ## Delete generated data, models and the local MLflow store, keeping .venv (seconds; installs nothing)
 	rm -rf data models mlflow.db mlartifacts dvc-storage metrics/*.json dvc.lock

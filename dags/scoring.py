@@ -2,6 +2,8 @@
 date partition and emits the PREDICTIONS asset (which schedules monitoring).
 
 A validation failure fails the run: the batch is quarantined and nothing downstream runs.
+A run for a day with no batch (unpausing the DAG starts one for today) is skipped with the reason:
+see pipelines.ops.tasks.no_batch_reason.
 """
 
 from __future__ import annotations
@@ -51,6 +53,12 @@ def scoring() -> None:
 
         p = params or {}
         day = tasks.resolve_day(p.get("day"), logical_date, getattr(dag_run, "run_after", None))
+        run_type = getattr(dag_run, "run_type", None)
+        reason = tasks.nothing_to_score(day, getattr(run_type, "value", run_type), p.get("day"), p.get("scenario"))
+        if reason:  # the run ends skipped: no alert, nothing downstream, no PREDICTIONS event
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            raise AirflowSkipException(reason)
         tasks.land_batch(day, p.get("scenario"), p.get("scenario_start"), p.get("scenario_end"))
         return day.isoformat()
 

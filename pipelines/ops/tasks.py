@@ -5,7 +5,8 @@ Kept free of Airflow imports so the same functions run from a test or a shell. E
 function is keyed by an explicit day (the DAG passes the logical date), never by now(). A
 task's name is the name of its step everywhere else (the DVC stage, the CLI command, the
 library function); tests/unit/test_names.py checks it. The helpers here (``settings``,
-``resolve_day``, ``holding``, ``dvc_stage``, ``retrain_in_flight``, ``drift_day``) are not tasks.
+``resolve_day``, ``holding``, ``nothing_to_score``, ``no_batch_reason``, ``dvc_stage``, ``retrain_in_flight``,
+``drift_day``) are not tasks.
 """
 
 from __future__ import annotations
@@ -37,6 +38,54 @@ def resolve_day(conf_day: str | None, logical: datetime | None, run_after: datet
 
 
 # ------------------------------------------------------------------ scoring DAG
+
+
+def no_batch_reason(
+    day: date,
+    *,
+    has_batch: bool,
+    asked: bool,
+    simulated: bool,
+    calendar: tuple[date, date],
+    raw_dir: str,
+) -> str | None:
+    """Why a scoring run has nothing to score for ``day``, or None when it goes ahead.
+
+    Unpausing a DAG with catchup=False starts a run for the latest interval (today), whatever the
+    data's calendar. Such a run scores only a day that has a batch: ``has_batch`` (its raw file,
+    or its quarantined one, is there) or, with the simulated feed, a day of the simulated
+    ``calendar`` (first and last day), which ``land_batch`` simulates. A run that ``asked`` for
+    its day (a day or a scenario in its conf, a backfill's dates) goes ahead: ``land_batch``
+    simulates the day, or fails saying which file is missing."""
+    if has_batch or asked:
+        return None
+    if not simulated:
+        return f"no batch for {day} in {raw_dir}: nothing to score"
+    first, last = calendar
+    if first <= day <= last:
+        return None
+    return (
+        f"no batch for {day} in {raw_dir}, and the simulated feed's calendar is {first} to {last}: nothing to score "
+        "(name the day in the run's conf to simulate it)"
+    )
+
+
+def nothing_to_score(day: date, run_type: str | None, conf_day: str | None, scenario: str | None) -> str | None:
+    """:func:`no_batch_reason` for a scoring run of ``day``: the facts from params.yaml and
+    data/. A backfill (``run_type`` "backfill") and a conf naming the day or a scenario ask for
+    the day."""
+    s = settings()
+    sim = s.params.simulate
+    first = parse_date(sim.start)
+    raw_dir = s.raw_dir.relative_to(s.root) if s.raw_dir.is_relative_to(s.root) else s.raw_dir
+    return no_batch_reason(
+        day,
+        has_batch=find_partition(s.raw_dir, day) is not None or (s.quarantine_dir / day.isoformat()).is_dir(),
+        asked=bool(conf_day or scenario) or run_type == "backfill",
+        simulated=s.params.data.source == "simulated",
+        calendar=(first, first + timedelta(days=sim.days - 1)),
+        raw_dir=str(raw_dir),
+    )
 
 
 def land_batch(day: date, scenario: str | None = None, scenario_start: str | None = None, scenario_end: str | None = None) -> str:

@@ -250,3 +250,26 @@ def test_a_task_that_fails_for_good_is_an_alert_in_alertmanager(airflow_project,
     assert notes["log_url"].startswith(api.base + run_path), notes
     assert notes["runbook_url"].endswith("/operations/alerts/#airflowtaskfailed"), notes
     assert alert["generatorURL"] == notes["log_url"] and alert["status"]["state"] == "active", alert
+
+
+def test_unpausing_scoring_scores_no_day_without_a_batch(airflow_project, am_url: str) -> None:
+    """Unpausing the scoring DAG (daily, catchup=False) makes the scheduler start a run for the
+    latest interval, today, at once. Today has no batch in this project (its simulated calendar
+    is January): the run's tasks end skipped, land_batch's log says why in one line, and nothing
+    is landed or scored, no asset event is emitted and no alert is sent."""
+    proj, api, _ = airflow_project
+    api.patch("/api/v2/dags/scoring", {"is_paused": False})
+    run = api.wait_new_run("scoring", "scheduled", set(), timeout=300)
+    done = api.wait_run("scoring", run["dag_run_id"], timeout=300)
+    day = done["logical_date"][:10]
+    assert done["state"] == "success", done
+    path = f"/api/v2/dags/scoring/dagRuns/{urllib.request.quote(run['dag_run_id'], safe='')}"
+    states = {t["task_id"]: t["state"] for t in api.get(path + "/taskInstances")["task_instances"]}
+    assert states == {"land_batch": "skipped", "validate_batch": "skipped", "score": "skipped"}, states
+    log = json.dumps(api.get(path + "/taskInstances/land_batch/logs/1"))
+    assert log.count("nothing to score") == 1 and f"no batch for {day} in data/raw" in log, log[-2000:]
+    assert not list((proj.root / "data").glob(f"*/{day}.*")), "today was landed or scored"
+    events = api.get(f"/api/v2/assets/events?source_dag_id=scoring&source_run_id={urllib.request.quote(run['dag_run_id'])}")
+    assert events["asset_events"] == [], events
+    assert not [a for a in alerts(am_url, ALERTNAME)
+                if a["labels"]["dag_id"] == "scoring" and a["labels"]["logical_date"][:10] == day]

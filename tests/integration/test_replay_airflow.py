@@ -10,11 +10,12 @@ waiting-for-labels brake, the gate promoting the retrain.
 How the two paths meet:
 - ``prepare_airflow`` makes the story's project (the same params and calendar as the replay,
   plus dags/ and scripts/) and lands the warm-up days and the launch day as the replay does.
-  Airflow (`airflow standalone`, started by scripts/services.sh as `make up` does) then trains
-  the first champion (training DAG, triggered through the REST API as the UI does) and serves
-  the 16 days as one backfill of the scoring DAG (`POST /api/v2/backfills`, the story's scenario
-  window in its `dag_run_conf`). Backfill runs emit the PREDICTIONS asset like any run:
-  monitoring starts from it, and the retrain request starts training.
+  Airflow (`airflow standalone`, started by scripts/services.sh as `make up` does, its metadata
+  on a throw-away PostgreSQL as backfills need) then trains the first champion (training DAG,
+  triggered through the REST API as the UI does) and serves the 16 days as one backfill of the
+  scoring DAG (scripts/backfill.sh, as `make backfill` does; the story's scenario window in its
+  `dag_run_conf`). Backfill runs emit the PREDICTIONS asset like any run: monitoring starts from
+  it, and the retrain request starts training.
 - The replay runs a day's whole loop (score, monitoring, retraining) before the next day lands.
   Production does too, by time: the next batch lands a day later. A backfill packs the days into
   seconds, and then the next day's landing (which also lands the labels that mature that day)
@@ -49,6 +50,7 @@ import pandas as pd
 import pytest
 
 from tests.support.airflow_api import Api, services_env
+from tests.support.postgres import AIRFLOW_DB_PASSWORD, topology_databases
 from tests.support.system import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -107,20 +109,6 @@ def prepare(out: Path) -> dict[str, Any]:
 
 
 class Rest(Api):
-    def _call(self, method: str, path: str, body: Any = None, auth: bool = True) -> Any:
-        """Retried on a locked database: the API server's SQLite is shared with the scheduler and
-        the tasks. Seen: a 500 on a backfill pause, and a 503 "Database is locked" on the
-        backfill's creation (a rolled-back transaction: safe to retry). Other POSTs are not
-        retried (a trigger might have happened)."""
-        for attempt in range(10):
-            try:
-                return super()._call(method, path, body, auth)
-            except urllib.error.HTTPError as exc:
-                if exc.code < 500 or (method == "POST" and exc.code != 503) or attempt == 9:
-                    raise
-                time.sleep(1)
-        return None
-
     def put(self, path: str, body: Any = None) -> Any:
         return self._call("PUT", path, body if body is not None else {})
 
@@ -154,39 +142,42 @@ def replays(tmp_path_factory: pytest.TempPathFactory):
     base = tmp_path_factory.mktemp("replay-airflow")
     cli = cli_replay(base / "cli")
     home, port = base / "airflow-home", free_port()
-    env = services_env(clean_env(), base, home, port)
     root: Path | None = None
-    try:
-        ready = prepare(base / "airflow")
-        root = Path(ready["project"])
-        up = subprocess.run([str(root / "scripts/services.sh"), "up"], env=env, capture_output=True, text=True, timeout=400)
-        assert up.returncode == 0, up.stdout + up.stderr
-        ran = drive(Rest(f"http://127.0.0.1:{port}", home), ready)
-        finish(cli, timeout=900)
-        yield json.loads((base / "cli" / "timeline.json").read_text()), ready, ran
-    finally:
-        if cli.poll() is None:
-            cli.kill()
-            cli.wait()
-        if root is not None:
-            down = subprocess.run(
-                [str(root / "scripts/services.sh"), "down"], env=env, capture_output=True, text=True, timeout=120
-            )
-            log = base / "run" / "airflow.log"
-            if log.exists():
-                print("---- airflow.log (tail) ----\n" + "\n".join(log.read_text(errors="replace").splitlines()[-40:]))
-            assert down.returncode == 0, down.stderr
-            pids = subprocess.run(["pgrep", "-f", str(home)], capture_output=True, text=True).stdout.split()
-            assert not pids, f"processes left running: {pids}"
+    # Airflow's metadata on PostgreSQL, as backfills need (`make backfill` refuses SQLite)
+    with topology_databases() as pg:
+        env = {**services_env(clean_env(), base, home, port),
+               "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": pg.url("airflow", AIRFLOW_DB_PASSWORD, "airflow")}
+        try:
+            ready = prepare(base / "airflow")
+            root = Path(ready["project"])
+            up = subprocess.run([str(root / "scripts/services.sh"), "up"], env=env, capture_output=True, text=True, timeout=400)
+            assert up.returncode == 0, up.stdout + up.stderr
+            ran = drive(Rest(f"http://127.0.0.1:{port}", home), ready, root, env)
+            finish(cli, timeout=900)
+            yield json.loads((base / "cli" / "timeline.json").read_text()), ready, ran
+        finally:
+            if cli.poll() is None:
+                cli.kill()
+                cli.wait()
+            if root is not None:
+                down = subprocess.run(
+                    [str(root / "scripts/services.sh"), "down"], env=env, capture_output=True, text=True, timeout=120
+                )
+                log = base / "run" / "airflow.log"
+                if log.exists():
+                    print("---- airflow.log (tail) ----\n" + "\n".join(log.read_text(errors="replace").splitlines()[-40:]))
+                assert down.returncode == 0, down.stderr
+                pids = subprocess.run(["pgrep", "-f", str(home)], capture_output=True, text=True).stdout.split()
+                assert not pids, f"processes left running: {pids}"
 
 
 def occupy_todays_slots(api: Rest) -> set[str]:
     """The story's calendar is in the past; the wall clock is not. Unpausing a DAG with
-    catchup=False makes Airflow run its latest interval at once (scoring: today 00:00 UTC,
-    training: the last 03:00, monitoring: the last 00:30), which would land, score, train and
-    check drift on a wall-clock day outside the story. A run already there for that logical
-    date makes the scheduler skip it: trigger one while the DAG is still paused (so it cannot
-    start) and mark it done. Returns their run ids."""
+    catchup=False makes Airflow run its latest interval at once (scoring: today 00:00 UTC, a run
+    skipped for want of a batch; training: the last 03:00, which would train on a wall-clock day
+    outside the story; monitoring: the last 00:30). A run already there for that logical date
+    makes the scheduler skip it: trigger one while the DAG is still paused (so it cannot start)
+    and mark it done. Returns their run ids."""
     now = datetime.now(UTC)
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
 
@@ -205,9 +196,10 @@ def occupy_todays_slots(api: Rest) -> set[str]:
     return ids
 
 
-def drive(api: Rest, ready: dict[str, Any]) -> dict[str, Any]:
-    """Train the first champion, then serve the story's days as one backfill of the scoring DAG,
-    one day at a time, waiting for what each day's PREDICTIONS asset starts. Returns the runs."""
+def drive(api: Rest, ready: dict[str, Any], root: Path, env: dict[str, str]) -> dict[str, Any]:
+    """Train the first champion, then serve the story's days as one backfill of the scoring DAG
+    (`scripts/backfill.sh`, what `make backfill` runs), one day at a time, waiting for what each
+    day's PREDICTIONS asset starts. Returns the runs."""
     api.wait(
         "the DAGs parsed",
         lambda: {d["dag_id"] for d in api.get("/api/v2/dags")["dags"]} >= {"training", "scoring", "monitoring"},
@@ -217,20 +209,19 @@ def drive(api: Rest, ready: dict[str, Any]) -> dict[str, Any]:
     assert api.get("/api/v2/importErrors")["total_entries"] == 0
     slots = occupy_todays_slots(api)
 
-    # The backfill is created while its DAG is still paused and the scheduler idle: on SQLite a
-    # creation can meet a lock (503 "Database is locked"; Airflow then deletes the half-made
-    # backfill and the call is retried), and no half-made run must start meanwhile.
+    # The backfill is created while its DAG is still paused: no run starts before it is held.
     first_day, last_day = (date.fromisoformat(d) for d in ready["served"])
     days = [(first_day + timedelta(days=i)).isoformat() for i in range((last_day - first_day).days + 1)]
     window = {"dag_id": "scoring", "from_date": f"{days[0]}T00:00:00Z", "to_date": f"{days[-1]}T00:00:00Z"}
     planned = api.post("/api/v2/backfills/dry_run", {**window, "dag_run_conf": ready["conf"]})["backfills"]
     assert [b["logical_date"][:10] for b in planned] == days, planned
-    try:
-        backfill = api.post(
-            "/api/v2/backfills", {**window, "dag_run_conf": ready["conf"], "max_active_runs": 1, "reprocess_behavior": "none"}
-        )
-    except urllib.error.HTTPError as exc:
-        raise AssertionError(f"POST /api/v2/backfills: {exc.code} {exc.read().decode(errors='replace')}") from exc
+    made = subprocess.run(
+        [str(root / "scripts/backfill.sh"), "scoring", days[0], days[-1], json.dumps(ready["conf"])],
+        env={**env, "MAX_ACTIVE_RUNS": "1"}, capture_output=True, text=True, timeout=300,
+    )
+    assert made.returncode == 0, made.stdout[-3000:] + made.stderr[-3000:]
+    [backfill] = [b for b in api.get("/api/v2/backfills?dag_id=scoring")["backfills"] if not b["completed_at"]]
+    assert (backfill["max_active_runs"], backfill["dag_run_conf"], backfill["reprocess_behavior"]) == (1, ready["conf"], "none")
     bid = backfill["id"]
     api.put(f"/api/v2/backfills/{bid}/pause")
     queued = [r for r in api.runs("scoring") if r["run_type"] == "backfill"]
