@@ -18,7 +18,7 @@ from typing import Any
 
 from pipelines.config import Settings, load_settings
 from pipelines.errors import PipelineError
-from pipelines.io import check_not_quarantined, find_partition, parse_date
+from pipelines.io import check_not_quarantined, find_partition, parse_date, partition_files
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,11 @@ def resolve_day(conf_day: str | None, logical: datetime | None, run_after: datet
 # ------------------------------------------------------------------ scoring DAG
 
 
+# A feed that landed a batch this many days before a day is running: that day's missing batch fails
+# its scoring run (an alert), it is not skipped.
+FEED_GAP_DAYS = 7
+
+
 def no_batch_reason(
     day: date,
     *,
@@ -48,6 +53,7 @@ def no_batch_reason(
     simulated: bool,
     calendar: tuple[date, date],
     raw_dir: str,
+    latest: date | None = None,
 ) -> str | None:
     """Why a scoring run has nothing to score for ``day``, or None when it goes ahead.
 
@@ -56,11 +62,19 @@ def no_batch_reason(
     or its quarantined one, is there) or, with the simulated feed, a day of the simulated
     ``calendar`` (first and last day), which ``land_batch`` simulates. A run that ``asked`` for
     its day (a day or a scenario in its conf, a backfill's dates) goes ahead: ``land_batch``
-    simulates the day, or fails saying which file is missing."""
+    simulates the day, or fails saying which file is missing.
+
+    With your own data (``latest``: the latest landed batch before ``day``) a missing batch of a
+    running feed is a failure, not a skip: the run goes ahead, ``land_batch`` fails naming the
+    file and its alert reaches a person. Only a day with no batch in the ``FEED_GAP_DAYS`` before
+    it (an unpaused DAG long after the data, or no data at all) is skipped."""
     if has_batch or asked:
         return None
     if not simulated:
-        return f"no batch for {day} in {raw_dir}: nothing to score"
+        if latest is not None and (day - latest).days <= FEED_GAP_DAYS:
+            return None
+        since = f"the latest is {latest}" if latest else "there is none"
+        return f"no batch for {day} in {raw_dir}, nor in the {FEED_GAP_DAYS} days before it ({since}): nothing to score"
     first, last = calendar
     if first <= day <= last:
         return None
@@ -85,6 +99,7 @@ def nothing_to_score(day: date, run_type: str | None, conf_day: str | None, scen
         simulated=s.params.data.source == "simulated",
         calendar=(first, first + timedelta(days=sim.days - 1)),
         raw_dir=str(raw_dir),
+        latest=max((d for d in partition_files(s.raw_dir) if d < day), default=None),
     )
 
 

@@ -20,8 +20,16 @@ def reason(day: date = TODAY, **facts: object) -> str | None:
     return tasks.no_batch_reason(day, **given)  # type: ignore[arg-type]
 
 
-def test_own_data_a_day_without_its_file_has_nothing_to_score() -> None:
-    assert reason(simulated=False) == "no batch for 2026-12-03 in data/raw: nothing to score"
+def test_own_data_a_day_without_its_file_is_skipped_only_when_the_feed_is_not_running() -> None:
+    assert reason(simulated=False) == (
+        "no batch for 2026-12-03 in data/raw, nor in the 7 days before it (there is none): nothing to score"
+    )
+    assert reason(simulated=False, latest=date(2026, 1, 24)) == (
+        "no batch for 2026-12-03 in data/raw, nor in the 7 days before it (the latest is 2026-01-24): nothing to score"
+    )
+    # a running feed's missing batch goes ahead: land_batch fails naming the file, and that alerts
+    assert reason(simulated=False, latest=date(2026, 12, 2)) is None
+    assert reason(simulated=False, latest=date(2026, 11, 26)) is None
     assert reason(simulated=False, has_batch=True) is None
 
 
@@ -56,7 +64,9 @@ def test_the_facts_come_from_params_and_data(project: Path) -> None:
     assert tasks.nothing_to_score(date(2026, 1, 25), "scheduled", None, None) is None
 
     set_param(project / "params.yaml", "data.source", "files")
-    assert tasks.nothing_to_score(TODAY, "scheduled", None, None) == "no batch for 2026-12-03 in data/raw: nothing to score"
+    assert tasks.nothing_to_score(TODAY, "scheduled", None, None) == (
+        "no batch for 2026-12-03 in data/raw, nor in the 7 days before it (there is none): nothing to score"
+    )
     assert tasks.nothing_to_score(TODAY, "manual", None, None) is not None  # the trigger form's defaults: today
     # asked: the trigger form's day, a scenario, a backfill's dates
     assert tasks.nothing_to_score(TODAY, "manual", "2026-12-03", None) is None
@@ -66,5 +76,6 @@ def test_the_facts_come_from_params_and_data(project: Path) -> None:
     (project / "data" / "raw").mkdir(parents=True)
     (project / "data" / "raw" / "2026-12-03.csv").write_text("customer_id\n1\n")
     assert tasks.nothing_to_score(TODAY, "scheduled", None, None) is None
+    assert tasks.nothing_to_score(date(2026, 12, 6), "scheduled", None, None) is None  # a running feed's gap: it fails, loud
     (project / "data" / "quarantine" / "2026-12-04").mkdir(parents=True)
     assert tasks.nothing_to_score(date(2026, 12, 4), "scheduled", None, None) is None
