@@ -145,7 +145,7 @@ def prepare(settings: Settings, as_of: date | None = None) -> dict[str, Any]:
         # the shift file as read (pipelines/ops/stages.py re-runs this stage when it changes)
         "shift": shift,
         "shift_window": why,
-        "follows_shift": since.isoformat() if why and why.startswith("follows") and since else None,
+        "follows_shift": since.isoformat() if since is not None and usable is not labelled else None,
     }
     write_json(window, settings.training_dir / "window.json")
     return window

@@ -133,7 +133,11 @@ def measure_matured_days(settings: Settings) -> list[dict[str, Any]]:
             )
             out.append({"day": res["day"], "live_roc_auc": res.get("live_roc_auc"), "rows": res["matched_rows"]})
     measured = sorted(done | {o["day"] for o in out})
-    overdue = overdue_labels(predicted_days(settings), set(labelled), settings.params.simulate.label_delay_days)
+    pp = settings.params.prepare
+    overdue = overdue_labels(
+        list(partition_files(settings.predictions_dir)), set(labelled), settings.params.simulate.label_delay_days,
+        pp.window_days + pp.holdout_days,
+    )
     if out or overdue or measured:  # the latest matured day's numbers stay published beside the overdue labels
         samples = performance_samples(settings, measured[-1]) if measured else []
         oldest = overdue[0].isoformat() if overdue else ""
@@ -153,15 +157,16 @@ def measure_matured_days(settings: Settings) -> list[dict[str, Any]]:
     return out
 
 
-def overdue_labels(predicted: list[date], labelled: set[date], delay: int) -> list[date]:
-    """Predicted days whose labels should have matured by the latest predicted day (``delay``
-    days after their own) and have not, oldest first (pure). A label feed that stops shows here
-    on the day the first missing label was due; a day with no batch (no prediction) is never
-    overdue."""
+def overdue_labels(predicted: list[date], labelled: set[date], delay: int, horizon: int) -> list[date]:
+    """Batch-scored days whose labels should have matured by the latest scored day (``delay``
+    days after their own) and have not, oldest first, over the last ``horizon`` days that were
+    due (what a training window can still use) (pure). A label feed that stops shows here on the
+    day the first missing label was due; a day with no batch is never overdue, and labels lost
+    for good stop counting once they are older than any window."""
     if not predicted:
         return []
     due = max(predicted) - timedelta(days=delay)
-    return [d for d in predicted if d <= due and d not in labelled]
+    return [d for d in predicted if due - timedelta(days=horizon) < d <= due and d not in labelled]
 
 
 def performance_samples(settings: Settings, day: str) -> list[Sample]:
@@ -171,8 +176,8 @@ def performance_samples(settings: Settings, day: str) -> list[Sample]:
 
     summary = read_json(settings.reports_dir / "performance" / f"{day}.json")
     champion = current_alias(settings, "champion")
-    if champion is None or summary.get("live_roc_auc") is None:
-        return []
+    if champion is None or summary.get("live_roc_auc") is None or summary.get("model_versions") != [str(champion.version)]:
+        return []  # a day another version scored is not the champion's (its floor and its alert are the champion's)
     version = {"champion_version": str(champion.version)}
     dp = settings.params.drift
     holdout = champion.tags.get("holdout_roc_auc")

@@ -57,6 +57,6 @@ def audit(settings: Settings, result: dict[str, Any]) -> dict[str, Any]:
         "ok": not problems,
         "problems": problems,
         "scored_days": scored,
-        "quarantined_days": [r["day"] for r in result["days"] if not r["validated"]],
+        "quarantined_days": [r["day"] for r in result["days"] if not r["validated"] and r.get("landed") is not False],
         "registered_versions": sorted(registered, key=int),
     }

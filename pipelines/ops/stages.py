@@ -33,7 +33,7 @@ def _as_of_env(settings: Settings, as_of: date | None) -> tuple[dict[str, str], 
     built = read_json(window) if window.is_file() else {}
     # the shift file is read by the stage but is no DVC dependency (it does not exist before
     # the first retrain request): a window built with another shift is stale too
-    shift = read_json(settings.shift_file) if settings.shift_file.is_file() else None
+    shift = read_json(settings.shift_file) if settings.shift_file.is_file() else None  # as prepare.read_shift
     stale = bool(built) and (built.get("as_of") != as_of.isoformat() or built.get("shift") != shift)
     return {"PIPELINES_AS_OF": as_of.isoformat()}, stale
 

@@ -9,7 +9,7 @@ against the calendar of injected failures, and the live AUC against a hindsight 
 - **Alerts:** each injected failure raised its alert on the first day it can be seen; none
   in the stable quarter.
 - **Rows:** every landed row validated or quarantined (whole days), the scoring audit
-  (pipelines/ops/timeline.py) clean.
+  (pipelines/ops/audit.py) clean.
 - **Interventions:** training runs that failed with an error (a person must look) and served
   days with no champion.
 """

@@ -511,8 +511,10 @@ def test_labels_are_overdue_from_the_day_the_first_missing_one_was_due() -> None
     days = [D + timedelta(days=i) for i in range(12) if i != 4]  # day 4 had no batch: not predicted
     labelled = {d for d in days if d <= D + timedelta(days=5)}  # the feed stopped after day 5
     upto = lambda last: [d for d in days if d <= D + timedelta(days=last)]  # noqa: E731
-    assert overdue_labels(upto(8), labelled, 3) == []  # labels due through day 5: all there
-    assert overdue_labels(upto(9), labelled, 3) == [D + timedelta(days=6)]  # day 6's was due on day 9
-    assert overdue_labels(upto(11), labelled, 3) == [D + timedelta(days=6), D + timedelta(days=7), D + timedelta(days=8)]
-    assert overdue_labels(upto(7), {d for d in days if d <= D + timedelta(days=3)}, 3) == []  # day 4: no batch, no label due
-    assert overdue_labels([], set(), 3) == []
+    assert overdue_labels(upto(8), labelled, 3, 30) == []  # labels due through day 5: all there
+    assert overdue_labels(upto(9), labelled, 3, 30) == [D + timedelta(days=6)]  # day 6's was due on day 9
+    late = [D + timedelta(days=6), D + timedelta(days=7), D + timedelta(days=8)]
+    assert overdue_labels(upto(11), labelled, 3, 30) == late
+    assert overdue_labels(upto(11), labelled, 3, 2) == late[1:]  # lost for good: older than any window, no longer counted
+    assert overdue_labels(upto(7), {d for d in days if d <= D + timedelta(days=3)}, 3, 30) == []  # day 4: no batch
+    assert overdue_labels([], set(), 3, 30) == []
