@@ -196,9 +196,14 @@ def _year_day(
         if kind == "flapping":  # a flaky counter loses logins of whatever is counted, on alternate days
             keep = 0.55 if day.toordinal() % 2 == 0 else 1.0
             out["logins_30d"] = _rng(seed, day, 1).binomial(out["logins_30d"], keep).astype("int64")
-        elif kind not in ("label_flip", "outage", "label_stop"):
+        elif kind in ("login_policy", "null_spike", "skew", "concept_drift"):
             z = _apply_scenario(kind, _rng(seed, day, 1), c, out, z)  # type: ignore[arg-type]
-    return _frames(c, out, z, flip="label_flip" in kinds)
+    frames = _frames(c, out, z, flip="label_flip" in kinds)
+    if "new_column" in kinds:  # a schema change upstream: one more column...
+        frames.batch["referral_code"] = (c["customer_id"] % 7).astype("int64")
+    if "renamed_column" in kinds:  # ...or one under a new name
+        frames.batch.rename(columns={"tenure_months": "tenure"}, inplace=True)
+    return frames
 
 
 def no_batch(day: date, scenario: str, scenario_start: date | None, kind: str = "outage") -> bool:

@@ -4,7 +4,8 @@ The ``year`` scenario (and its compressed form, ``year_short``) chains the stori
 pipelines/ops/stories.py on the days after ``scenario_start``: a stable quarter, then the
 login-policy shift (for good), a null spike, training-serving skew, a concept shift seen only
 in live outcomes (for good), a label feed that arrives inverted before a scheduled retrain,
-flapping drift, a label feed that stops, and an upstream outage (no batch at all). Each event names the alert that must
+flapping drift, a label feed that stops, an upstream outage (no batch at all), and a schema
+change upstream (a new column, then a renamed one; each reverted after a day or two). Each event names the alert that must
 reach a person, and the day it first can: the day it starts, or, for what only labels show,
 once the first affected day's labels matured.
 """
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Event:
     kind: str  # login_policy | null_spike | skew | concept_drift | label_flip | flapping | label_stop | outage
+    #            | new_column | renamed_column
     start: int  # first served day (offset from scenario_start)
     days: int | None  # how long it lasts (None: for good)
     alert: str  # the alert that must reach a person
@@ -37,6 +39,8 @@ YEARS: dict[str, tuple[Event, ...]] = {
         Event("flapping", 285, 20, "PipelinesDriftDetected", note="a flaky login counter, every other day"),
         Event("outage", 320, 3, "AirflowTaskFailed", note="no batch lands"),
         Event("label_stop", 335, 14, "PipelinesLabelsOverdue", True, "the label feed stops for two weeks"),
+        Event("new_column", 355, 2, "PipelinesDayQuarantined", note="upstream adds a column"),
+        Event("renamed_column", 358, 2, "PipelinesDayQuarantined", note="upstream renames tenure_months"),
     ),
     "year_short": (
         Event("login_policy", 15, None, "PipelinesDriftDetected", note="each counted login stands for three"),
@@ -47,6 +51,8 @@ YEARS: dict[str, tuple[Event, ...]] = {
         Event("flapping", 64, 6, "PipelinesDriftDetected", note="a flaky login counter, every other day"),
         Event("label_stop", 64, 5, "PipelinesLabelsOverdue", True, "the label feed stops for five days"),
         Event("outage", 71, 3, "AirflowTaskFailed", note="no batch lands"),
+        Event("new_column", 74, 1, "PipelinesDayQuarantined", note="upstream adds a column"),
+        Event("renamed_column", 75, 1, "PipelinesDayQuarantined", note="upstream renames tenure_months"),
     ),
 }
 # The scheduled training run that learns from the inverted labels (all in its window, none in its

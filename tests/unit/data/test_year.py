@@ -15,7 +15,8 @@ def test_every_story_is_on_both_calendars_after_a_quiet_start() -> None:
     for year, events in YEARS.items():
         kinds = [e.kind for e in events]
         assert set(kinds) == {
-            "login_policy", "null_spike", "skew", "concept_drift", "label_flip", "flapping", "label_stop", "outage"
+            "login_policy", "null_spike", "skew", "concept_drift", "label_flip", "flapping", "label_stop", "outage",
+            "new_column", "renamed_column",
         }, year
         assert events_on(year, -1) == [] and events_on(year, events[0].start - 1) == []  # the stable stretch
         assert all(e.start + (e.days or 1) <= SERVED_DAYS[year] for e in events), year
@@ -36,6 +37,9 @@ def test_a_year_day_carries_the_events_in_force() -> None:
     assert spike.batch["income"].isna().mean() > 0.4 and quiet.batch["income"].isna().mean() < 0.05
     clean, flipped = generate_day(day(51), 2000, 42, "year_short", START), generate_day(day(52), 2000, 42, "year_short", START)
     assert flipped.labels["default"].mean() > 0.7 and clean.labels["default"].mean() < 0.3  # the feed arrives inverted
+    added, renamed = generate_day(day(74), 300, 42, "year_short", START), generate_day(day(75), 300, 42, "year_short", START)
+    assert set(added.batch.columns) - set(quiet.batch.columns) == {"referral_code"}
+    assert "tenure" in renamed.batch.columns and "tenure_months" not in renamed.batch.columns
     # the same day with no calendar started is the stable world of the story, identical whatever follows
     before = generate_day(START - timedelta(days=3), 500, 42, "year_short", START)
     assert before.batch.equals(generate_day(START - timedelta(days=3), 500, 42, "year", START).batch)
