@@ -44,6 +44,10 @@ def airflow_project(tmp_path_factory: pytest.TempPathFactory, am_url: str):
     # dag-processor share the 2 cores; latency is test_gate's subject, not this test's.
     proj.set_params("latency_single_row_p99_ms: 200", "latency_single_row_p99_ms: 5000")
     proj.set_params("latency_batch_p99_ms: 2000", "latency_batch_p99_ms: 60000")
+    # Two drifted days must start a retrain through the assets: this calendar's drifted days have
+    # no matured labels, so the shipped labels brake (10 days since the shift) would hold it; the
+    # replayed stories judge the shipped brakes, this test the DAGs' chain.
+    proj.set_params("min_labelled_drifted_days: 10", "min_labelled_drifted_days: 0")
     proj.run("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "test bounds")
 
     port = free_port()

@@ -28,7 +28,13 @@ pytestmark = pytest.mark.integration
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     """20 days, champion v1 from the first `dvc repro` (its output: ``first_repro``), and
     2026-01-19 scored before any challenger exists (``solo_scores``: the shadow test's reference)."""
-    proj = build_project(tmp_path_factory.mktemp("project") / "repo", days=20, code=True)
+    # The k-days brake is judged alone here: this calendar's drifted days have no matured labels
+    # yet, so the shipped labels brake (10 days since the shift) would hold every retrain; the
+    # replayed stories judge the shipped brakes together.
+    proj = build_project(
+        tmp_path_factory.mktemp("project") / "repo", days=20, code=True,
+        edits=[("min_labelled_drifted_days: 10", "min_labelled_drifted_days: 0")],
+    )
     proj.first_repro = proj.run(sys.executable, "-m", "dvc", "repro").stdout  # type: ignore[attr-defined]
     proj.cli("score", "--date", "2026-01-19")
     proj.solo_scores = pd.read_parquet(proj.root / "data/predictions/2026-01-19.parquet")  # type: ignore[attr-defined]
