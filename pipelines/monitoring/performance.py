@@ -138,7 +138,7 @@ def measure_matured_days(settings: Settings) -> list[dict[str, Any]]:
         list(partition_files(settings.predictions_dir)), set(labelled), settings.params.simulate.label_delay_days,
         pp.window_days + pp.holdout_days,
     )
-    if out or overdue or measured:  # the latest matured day's numbers stay published beside the overdue labels
+    if measured or overdue:  # the latest matured day's numbers stay published beside the overdue labels
         samples = performance_samples(settings, measured[-1]) if measured else []
         oldest = overdue[0].isoformat() if overdue else ""
         publish(settings, "performance", [*samples, ("pipelines_labels_overdue_days", {"oldest": oldest}, len(overdue))])

@@ -37,7 +37,7 @@ from pipelines.errors import PipelineError, ValidationFailed, first_line
 from pipelines.io import parse_date, read_json, write_json
 from pipelines.monitoring.rules import day_alerts, load_rules, read_textfiles
 from pipelines.ops.replay_project import AIRFLOW_FILES, logged, make_project, plan
-from pipelines.ops.stories import PRODUCT_SECTIONS, REPORT_TOGGLES, Story
+from pipelines.ops.stories import Story, product_overrides
 from pipelines.telemetry import PUSHGATEWAY_ENV, textfile_dir
 
 log = logging.getLogger(__name__)
@@ -267,8 +267,7 @@ class Replay:
             "failure": {"start": self.fail_start.isoformat(), "end": self.fail_end.isoformat() if self.fail_end else None},
             # every setting the replay project changed from the shipped params.yaml
             "params": self.cal["params"],
-            "product_overrides": sorted(k for k in self.cal["params"] if k.partition(".")[0] in PRODUCT_SECTIONS
-                                        and k not in REPORT_TOGGLES),
+            "product_overrides": product_overrides(self.cal["params"]),
             "rows_per_day": self.cal["rows"],
             "days": self.records,
             "trainings": self.trainings,

@@ -68,9 +68,14 @@ PRODUCT_SECTIONS = ("prepare", "drift", "gate", "train")
 REPORT_TOGGLES = ("validate.data_docs", "drift.html_report")
 
 
+def product_overrides(params: dict[str, Any]) -> list[str]:
+    """The settings among ``params`` ("section.key") that change what decides (pure)."""
+    return sorted(k for k in params if k.partition(".")[0] in PRODUCT_SECTIONS and k not in REPORT_TOGGLES)
+
+
 def check_overrides(params: dict[str, Any], who: str) -> None:
     """Refuse a story setting of the product's decisions (prepare, drift, gate, train), in one line."""
-    bad = [k for k in params if k.partition(".")[0] in PRODUCT_SECTIONS and k not in REPORT_TOGGLES]
+    bad = product_overrides(params)
     if bad:
         raise PipelineError(
             f"{who} overrides {', '.join(sorted(bad))}: stories run on the shipped settings of "

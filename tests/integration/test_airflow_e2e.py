@@ -20,7 +20,7 @@ import urllib.request
 import pytest
 
 from pipelines.monitoring.notify import ALERTMANAGER_ENV, ALERTNAME
-from tests.support.airflow_api import Api, services_env
+from tests.support.airflow_api import Api, services_env, stop_services
 from tests.support.alertmanager import alertmanager, alerts
 from tests.support.project import build_project
 from tests.support.system import free_port
@@ -59,13 +59,7 @@ def airflow_project(tmp_path_factory: pytest.TempPathFactory, am_url: str):
         assert f"http://127.0.0.1:{port}" in up.stdout and "password:" in up.stdout
         yield proj, Api(f"http://127.0.0.1:{port}", home), base
     finally:
-        down = subprocess.run([str(root / "scripts/services.sh"), "down"], env=env, capture_output=True, text=True, timeout=120)
-        log = base / "run" / "airflow.log"
-        if log.exists():
-            print("---- airflow.log (tail) ----\n" + "\n".join(log.read_text(errors="replace").splitlines()[-40:]))
-        assert down.returncode == 0, down.stderr
-        pids = subprocess.run(["pgrep", "-f", str(home)], capture_output=True, text=True).stdout.split()
-        assert not pids, f"processes left running: {pids}"
+        stop_services(root, env, base, home)
         with socket.socket() as s:
             assert s.connect_ex(("127.0.0.1", port)) != 0, "the API port is still open"
 

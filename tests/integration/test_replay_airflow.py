@@ -39,7 +39,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from datetime import UTC, date, datetime, timedelta
@@ -49,9 +48,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from tests.support.airflow_api import Api, services_env
+from tests.support.airflow_api import Api, services_env, stop_services
 from tests.support.postgres import AIRFLOW_DB_PASSWORD, topology_databases
-from tests.support.system import free_port
+from tests.support.system import free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
@@ -126,13 +125,7 @@ class Rest(Api):
         return {t["task_id"]: t["state"] for t in tis}
 
     def wait(self, what: str, check: Any, timeout: float, every: float = 2.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = check()
-            if found:
-                return found
-            time.sleep(every)
-        raise AssertionError(f"{what}: not within {timeout}s")
+        return wait_for(check, timeout, f"{what}: not within {timeout}s", every)
 
 
 @pytest.fixture(scope="module")
@@ -160,15 +153,7 @@ def replays(tmp_path_factory: pytest.TempPathFactory):
                 cli.kill()
                 cli.wait()
             if root is not None:
-                down = subprocess.run(
-                    [str(root / "scripts/services.sh"), "down"], env=env, capture_output=True, text=True, timeout=120
-                )
-                log = base / "run" / "airflow.log"
-                if log.exists():
-                    print("---- airflow.log (tail) ----\n" + "\n".join(log.read_text(errors="replace").splitlines()[-40:]))
-                assert down.returncode == 0, down.stderr
-                pids = subprocess.run(["pgrep", "-f", str(home)], capture_output=True, text=True).stdout.split()
-                assert not pids, f"processes left running: {pids}"
+                stop_services(root, env, base, home)
 
 
 def occupy_todays_slots(api: Rest) -> set[str]:

@@ -71,3 +71,17 @@ def services_env(env: dict[str, str], base: Path, home: Path, port: int) -> dict
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
     }
+
+
+def stop_services(root: Path, env: dict[str, str], base: Path, home: Path) -> None:
+    """`scripts/services.sh down` (as `make down`), the tail of Airflow's log on the test's output,
+    and no process of ``home`` left running."""
+    import subprocess
+
+    down = subprocess.run([str(root / "scripts/services.sh"), "down"], env=env, capture_output=True, text=True, timeout=120)
+    log = base / "run" / "airflow.log"
+    if log.exists():
+        print("---- airflow.log (tail) ----\n" + "\n".join(log.read_text(errors="replace").splitlines()[-40:]))
+    assert down.returncode == 0, down.stderr
+    pids = subprocess.run(["pgrep", "-f", str(home)], capture_output=True, text=True).stdout.split()
+    assert not pids, f"processes left running: {pids}"
