@@ -219,6 +219,13 @@ class DriftParams(_Section):
             "matured labels before a retrain: the retrain then trains on those days (0: do not wait)."
         ),
     )
+    refresh_after_shift: bool = Field(
+        True,
+        description=(
+            "Request a retrain when a champion that learned a shift from its first labelled days can learn from twice as "
+            "many (or a whole window): a project that does not retrain on a schedule still catches up with the new regime."
+        ),
+    )
     min_live_roc_auc: float = Field(
         0.6, ge=0, le=1, description="Live ROC AUC under which a matured day counts against the champion (0: off)."
     )

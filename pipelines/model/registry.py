@@ -189,6 +189,8 @@ def _lineage_tags(candidate: dict[str, Any], decision: dict[str, Any]) -> dict[s
         "holdout_roc_auc": str(decision["candidate"]["roc_auc"]),
         "drift_profile_sha256": candidate.get("drift_profile_sha256", ""),
         "trained_through": candidate["holdout_days"].split("..")[-1],
+        "window_follows_shift": candidate.get("window_follows_shift", ""),
+        "train_day_count": candidate.get("train_day_count", ""),
     }
 
 

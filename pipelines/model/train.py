@@ -184,6 +184,9 @@ def _lineage(settings: Settings, train_path: Path, window: dict[str, Any]) -> di
         "lock_sha256": lock_sha256(settings),
         "train_days": f"{window['train_days'][0]}..{window['train_days'][-1]}",
         "holdout_days": f"{window['holdout_days'][0]}..{window['holdout_days'][-1]}",
+        # what the drift job reads to refresh a champion that learned a shift from its first days
+        "window_follows_shift": window.get("follows_shift") or "",
+        "train_day_count": str(len(window["train_days"])),
     }
 
 

@@ -8,6 +8,11 @@ within ``drift.cooldown_days`` of the last day the champion trained on nor of th
 requested for the same champion (one the gate blocked), optionally only once
 ``drift.min_labelled_drifted_days`` days since the shift began have matured labels, and never
 while a retrain is in flight (pipelines/monitoring/inflight.py).
+
+A champion that learned a shift from its first few labelled days is refreshed as they grow
+(``drift.refresh_after_shift``, :func:`window_grown`): the request needs no drift, under the
+same cooldown and in-flight brakes, so a project that does not retrain on a schedule still
+learns the new regime from a whole window.
 """
 
 from __future__ import annotations
@@ -59,6 +64,30 @@ def performance_alarm(
     }
 
 
+def window_grown(
+    day: date,
+    follows_shift: str | None,
+    trained_days: int | None,
+    labelled_days: Collection[str],
+    window_days: int,
+    holdout_days: int,
+) -> str | None:
+    """Why a champion whose window followed a shift should learn from the grown window, or None
+    (pure): once the labelled days since the shift are twice what it used (its training days
+    plus the holdout), or fill a whole window. ``follows_shift``: the first day of the shift its
+    window followed (None: a usual window); ``trained_days``: how many days it trained on."""
+    if follows_shift is None or trained_days is None or trained_days >= window_days:
+        return None
+    since = sum(1 for d in labelled_days if follows_shift <= d <= day.isoformat())
+    need = min(2 * (trained_days + holdout_days), window_days + holdout_days)
+    if since < need:
+        return None
+    return (
+        f"the window grew: the champion learned the shift since {follows_shift} from {trained_days} day(s), "
+        f"{since} labelled day(s) since"
+    )
+
+
 def retrain_decision(
     day: date,
     drifted: list[str],
@@ -71,6 +100,7 @@ def retrain_decision(
     importance: dict[str, float] | None = None,
     labelled_days: Collection[str] | None = None,
     performance: dict[str, Any] | None = None,
+    refresh: str | None = None,
 ) -> dict[str, Any]:
     """Apply the brakes (``params``: threshold, k days in a row, cooldown, importance floor) to
     today's drift (pure). ``history``: earlier summaries, any order.
@@ -85,7 +115,8 @@ def retrain_decision(
     days since the shift can be learned from (a model retrained before then is trained on the
     old regime only), and the training window then follows the shift (pipelines/data/prepare.py).
     ``performance``: a :func:`performance_alarm`, which requests a retrain under the same brakes
-    (it needs no k drifted days in a row)."""
+    (it needs no k drifted days in a row). ``refresh``: a :func:`window_grown` reason, which
+    requests a retrain under the cooldown and in-flight brakes."""
     ignored = _unimportant(drifted, psi, importance, params.min_importance)
     drifted = [c for c in drifted if c not in ignored]
     earlier = sorted(
@@ -96,9 +127,9 @@ def retrain_decision(
     streak_days = _streak_days(day, drifted, earlier)
     start = shift_start(streak_days, performance)
     labelled = sum(1 for d in (labelled_days or ()) if start is not None and start <= d <= day.isoformat())
-    brakes = _brakes(day, drifted, len(streak_days), labelled, earlier, trained_through, running, params, performance)
+    brakes = _brakes(day, drifted, len(streak_days), labelled, earlier, trained_through, running, params, performance, refresh)
     alarm = len(performance["days"]) if performance else 0
-    retrain = (bool(drifted) or bool(alarm)) and not brakes
+    retrain = (bool(drifted) or bool(alarm) or bool(refresh)) and not brakes
     return {
         "retrain": retrain,
         "drifted_features": drifted,
@@ -107,8 +138,9 @@ def retrain_decision(
         "shift_start": start,
         "labelled_drifted_days": labelled,
         "performance_alarm": performance,
+        "refresh": refresh,
         "brakes": brakes,
-        "reason": _reason(drifted, ignored, psi, importance, params, performance, retrain, brakes),
+        "reason": _reason(drifted, ignored, psi, importance, params, performance, retrain, brakes, refresh),
     }
 
 
@@ -152,11 +184,13 @@ def _brakes(
     running: bool | str,
     params: DriftParams,
     performance: dict[str, Any] | None,
+    refresh: str | None = None,
 ) -> list[str]:
     """Each brake that holds today's retrain back, in words (none: retrain if triggered)."""
     k, cooldown_days, need_labels = params.consecutive_windows, params.cooldown_days, params.min_labelled_drifted_days
     alarm = len(performance["days"]) if performance else 0
-    triggered = bool(drifted) or bool(alarm)
+    shifted = bool(drifted) or bool(alarm)
+    triggered = shifted or bool(refresh)
     since = (day - trained_through).days if trained_through else None
     brakes = []
     if drifted and not alarm and streak < k:
@@ -167,7 +201,7 @@ def _brakes(
     if triggered and last_request and (day - date.fromisoformat(last_request)).days < cooldown_days:
         # a retrain the gate blocked is not requested again the next day (a retrain loop)
         brakes.append(f"cooldown: a retrain was requested on {last_request} for this champion, < {cooldown_days} day(s) ago")
-    if triggered and need_labels and labelled < need_labels:
+    if shifted and need_labels and labelled < need_labels:
         brakes.append(f"waiting for labels: {labelled} day(s) since the shift began have matured, {need_labels} needed")
     if triggered and running:
         brakes.append("a retrain is already in flight" + ("" if running is True else f" ({running})"))
@@ -183,6 +217,7 @@ def _reason(
     performance: dict[str, Any] | None,
     retrain: bool,
     brakes: list[str],
+    refresh: str | None = None,
 ) -> str:
     """The decision in one line: what triggered it, what held it back, what was ignored."""
     threshold, min_importance = params.psi_threshold, params.min_importance
@@ -203,6 +238,8 @@ def _reason(
         reason += "" if retrain else " - not retraining: " + "; ".join(brakes)
     elif ignored:
         reason = f"PSI above {threshold} only on features under drift.min_importance {min_importance:.2%}: {named(ignored)}"
+    elif refresh:
+        reason = refresh + ("" if retrain else " - not retraining: " + "; ".join(brakes))
     else:
         reason = f"no feature has PSI above {threshold}"
     if drifted and ignored:

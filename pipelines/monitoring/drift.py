@@ -29,7 +29,7 @@ from pipelines.config import Settings
 from pipelines.errors import PipelineError, first_line
 from pipelines.io import check_not_quarantined, day_parts, partition_files, read_json, write_json
 from pipelines.model.champion import champion_profile
-from pipelines.monitoring.decision import drifted_features, performance_alarm, retrain_decision
+from pipelines.monitoring.decision import drifted_features, performance_alarm, retrain_decision, window_grown
 from pipelines.monitoring.inflight import IN_FLIGHT_MARKER, in_flight
 from pipelines.monitoring.report import drift_samples, write_day_report
 from pipelines.telemetry import publish, step_succeeded
@@ -139,7 +139,7 @@ def _record(settings: Settings, summary: dict[str, Any], out_dir: Path) -> None:
     """The day's drift everywhere it is read: MLflow, the shift a retrain request follows, the
     JSON summary, the metrics."""
     _log_run(summary)
-    if summary["retrain"]:
+    if summary["retrain"] and summary["shift_start"]:  # a refresh keeps the shift its window follows
         record_shift(settings, summary)
     write_json(summary, out_dir / f"{summary['day']}.json")
     publish(settings, "drift", drift_samples(summary))
@@ -183,6 +183,12 @@ def _decide(
     the champion's training window, the training-run marker, matured labels, live performance."""
     dp = settings.params.drift
     trained_through = champion.tags.get("trained_through")
+    labelled = labelled_days(settings)
+    count = champion.tags.get("train_day_count")
+    refresh = window_grown(
+        day, champion.tags.get("window_follows_shift") or None, int(count) if count else None, labelled,
+        settings.params.prepare.window_days, settings.params.prepare.holdout_days,
+    ) if dp.refresh_after_shift else None
     return retrain_decision(
         day,
         drifted_features(psi, dp.psi_threshold),
@@ -193,10 +199,11 @@ def _decide(
         in_flight(out_dir / IN_FLIGHT_MARKER),
         dp,
         profile.get("importance"),
-        labelled_days(settings),
+        labelled,
         performance_alarm(performance_history(settings), str(champion.version), _float(champion.tags.get("holdout_roc_auc")), dp)
         if dp.min_live_roc_auc > 0 or dp.max_live_auc_drop < 1
         else None,
+        refresh,
     )
 
 

@@ -322,8 +322,11 @@ def test_a_compressed_year_runs_unattended_on_the_shipped_settings(tmp_path: Pat
     # the loop recovered by itself: the shifts were retrained on, the inverted labels were not promoted
     trainings = t["trainings"]
     assert any(tr["trigger"].startswith("retrain requested") and tr["role"] == "champion" for tr in trainings)
-    requested = [tr["trigger"].split(":")[1].strip()[:14] for tr in trainings if tr["trigger"].startswith("retrain requested")]
-    assert len(requested) == 2, trainings  # the feature shift and the concept shift; flapping started no loop
+    requested = [tr["trigger"] for tr in trainings if tr["trigger"].startswith("retrain requested")]
+    shifts = [r for r in requested if "the window grew" not in r]
+    assert len(shifts) == 2, trainings  # the feature shift and the concept shift; flapping started no loop
+    # each champion that learned a shift from its first days caught up as they grew (at most twice a shift)
+    assert 1 <= len(requested) - len(shifts) <= 4, trainings
     bad = [tr for tr in trainings if tr["trigger"] == "scheduled training run"]
     assert bad and not bad[0]["passed"] and bad[0]["role"] == "challenger"
     out = Path(t["project"]).parent

@@ -1,5 +1,5 @@
 import math
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
@@ -164,6 +164,28 @@ def test_retrain_waits_for_labels_of_the_days_since_the_shift() -> None:
         D, ["logins_30d"], psi_values, hist, "1", None, False, params.model_copy(update={"min_labelled_drifted_days": 0})
     )
     assert off["retrain"]
+
+
+def test_a_champion_that_learned_a_shift_from_its_first_days_is_refreshed_as_they_grow() -> None:
+    """Trained on 7 days since the shift (plus a 3-day holdout): a refresh is due at 20
+    labelled days since it began, requested with no drift, and held only by the cooldown."""
+    from pipelines.monitoring.decision import window_grown
+
+    shift, day = date(2026, 3, 1), date(2026, 3, 31)
+    labelled = [(date(2026, 2, 20) + timedelta(days=i)).isoformat() for i in range(30)]  # 02-20 .. 03-21
+    since = [d for d in labelled if d >= shift.isoformat()]
+    assert window_grown(day, shift.isoformat(), 7, since[:19], 30, 3) is None
+    why = window_grown(day, shift.isoformat(), 7, labelled[:29], 30, 3)  # 20 since the shift; those before do not count
+    assert why == "the window grew: the champion learned the shift since 2026-03-01 from 7 day(s), 20 labelled day(s) since"
+    assert window_grown(day, shift.isoformat(), 20, labelled, 30, 3) is None  # 21 since < 33, a whole window
+    assert window_grown(day, None, 7, labelled, 30, 3) is None  # a usual window: the schedule's business
+    assert window_grown(day, shift.isoformat(), 30, labelled, 30, 3) is None  # already a whole window
+
+    params = DriftParams(psi_threshold=0.2, consecutive_windows=2, cooldown_days=7, min_labelled_drifted_days=10)
+    d = retrain_decision(day, [], {"age": 0.01}, [], "2", date(2026, 3, 10), False, params, None, labelled, None, why)
+    assert d["retrain"] and d["refresh"] == why and d["reason"] == why and d["shift_start"] is None
+    held = retrain_decision(day, [], {"age": 0.01}, [], "2", date(2026, 3, 28), False, params, None, labelled, None, why)
+    assert not held["retrain"] and held["reason"].startswith(why + " - not retraining: cooldown")
 
 
 def test_a_blocked_retrain_is_not_requested_again_within_the_cooldown() -> None:
