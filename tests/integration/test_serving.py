@@ -568,6 +568,17 @@ def drive_n(server: ServerProcess, rows: list[dict[str, Any]], n: int) -> list[h
         return [c.post(server.url + "/invocations", json={"dataframe_records": [rows[i % len(rows)]]}) for i in range(n)]
 
 
+def would_promote(settings: Any, both: pd.DataFrame) -> bool:
+    """Whether the sequential test promotes on these pairs (one per entity) once each entity's
+    label says the challenger (``score_2``) was the closer: enough entities for it."""
+    from pipelines.serving.sequential import decide, log_loss_terms
+
+    y = (both["score_2"] > both["score_1"]).to_numpy(dtype="float64")
+    diffs = log_loss_terms(both["score_1"].to_numpy(), y) - log_loss_terms(both["score_2"].to_numpy(), y)
+    sp = settings.params.serve
+    return decide(diffs, sp.alpha, sp.min_outcomes, sp.max_outcomes).decision == "promote"
+
+
 def test_a_good_challenger_goes_shadow_then_canary_sticky_then_champion_on_live_outcomes(project: Any,
                                                                                          server: ServerProcess) -> None:
     settings, v1, v2 = project
@@ -617,7 +628,7 @@ def test_a_good_challenger_goes_shadow_then_canary_sticky_then_champion_on_live_
         return a.merge(b, on="request_id", suffixes=("_1", "_2"))
 
     def enough_pairs() -> bool:
-        if len(pairs()) >= settings.params.serve.min_outcomes:
+        if would_promote(settings, pairs().drop_duplicates(d.id_col)):
             return True
         drive_n(server, rows, 20)  # more traffic, bounded by the wait
         return False
