@@ -5,9 +5,14 @@ response path) and both rows land in the online prediction log with the same ``r
 Once a day's labels mature (data.labels_dir, as for batch), the requests of that day are joined
 with them on the entity id. An entity scored several times that day has *one* label, so its
 requests are not independent outcomes: they give **one** paired difference, the mean of
-``logloss(champion) - logloss(challenger)`` over its requests, in the order of each entity's
-first request. Counting each request instead would let one busy entity's label count many
-times, and the test would be sure far too early.
+``logloss(champion) - logloss(challenger)`` over its requests. Counting each request instead
+would let one busy entity's label count many times, and the test would be sure far too early.
+
+The outcomes come in the order they matured: day by day as each labels file was written (its
+mtime), and within a day in the order of each entity's first request. So a day whose labels
+come late is added after the ones already judged, never in their midst: every check sees the
+sequence the previous check saw, plus new outcomes at its end, which is what a test that looks
+after every outcome needs.
 
 Nothing is dropped in silence: a request with a non-finite score from either model is left out
 and counted; scores outside ``[serve.extreme_score, 1 - serve.extreme_score]`` (or not finite)
@@ -46,7 +51,7 @@ class Outcomes:
     def summary(self) -> dict[str, Any]:
         """The counts, for the rollout's records."""
         return {
-            "outcomes": len(self.diffs),
+            "matured_outcomes": len(self.diffs),
             "requests": self.requests,
             "nonfinite_dropped": self.nonfinite,
             "extreme_challenger": self.extreme_challenger,
@@ -101,7 +106,8 @@ def paired_outcomes(settings: Settings, champion_version: str, challenger_versio
         champ = pred[pred["model_version"] == champion_version]
         chal = pred[pred["model_version"] == challenger_version][["request_id", d.id_col, "score"]]
         both = champ.merge(chal, on=["request_id", d.id_col], suffixes=("_champion", "_challenger"))
-        joined = both.merge(labels.drop_duplicates(d.id_col), on=d.id_col).assign(_day=sub.name)
+        joined = both.merge(labels.drop_duplicates(d.id_col), on=d.id_col)
+        joined = joined.assign(_day=sub.name, _matured=labels_path.stat().st_mtime_ns)
         frames.append(joined)
         problems.append(problem)
         if cache is not None:
@@ -128,8 +134,8 @@ def _outcomes(rows: pd.DataFrame, id_col: str, timestamp_col: str, target: str, 
     per_entity = (
         ok.assign(_diff=per_request)
         .groupby(["_day", id_col], sort=False)
-        .agg(_diff=("_diff", "mean"), _first=(timestamp_col, "min"))
-        .sort_values("_first", kind="mergesort")
+        .agg(_diff=("_diff", "mean"), _matured=("_matured", "first"), _first=(timestamp_col, "min"))
+        .sort_values(["_matured", "_first"], kind="mergesort")
     )
     return Outcomes(
         diffs=per_entity["_diff"].to_numpy(dtype="float64"),

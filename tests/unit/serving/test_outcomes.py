@@ -126,7 +126,7 @@ def test_the_rollout_records_a_decision_for_a_nan_a_label_of_2_and_two_identical
     ro.start("2", now=0)
     rec = ro.judge(paired_outcomes(settings, "1", "2"), now=1)
     assert rec["action"] == "promote" and ro.stage == "promoted"
-    assert rec["outcomes"]["nonfinite_dropped"] == 1 and rec["outcomes"]["outcomes"] == 299
+    assert rec["outcomes"]["nonfinite_dropped"] == 1 and rec["outcomes"]["outcomes"] == rec["outcomes"]["matured_outcomes"] == 299
     assert ro.describe()["outcomes"]["nonfinite_dropped"] == 1
 
 
@@ -142,3 +142,19 @@ def test_the_rollout_rejects_a_challenger_with_too_many_extreme_scores(settings)
     rec = ro.judge(paired_outcomes(settings, "1", "2"), now=1)
     assert rec["action"] == "reject" and ro.stage == "rejected"
     assert "extreme or non-finite scores" in rec["reason"] and "on 2.00% of 100 paired requests" in rec["reason"]
+
+
+def test_a_day_whose_labels_come_late_is_added_after_the_outcomes_already_judged(settings) -> None:
+    import shutil
+
+    today = after_a_coming_midnight().isoformat()
+    log = PredictionLog(settings.online_predictions_dir, settings.params.data)
+    log_requests(settings, log, 0, 3, champion=0.2, challenger=0.7)
+    write_labels(settings, today, [1, 1, 1])  # the challenger closer: positive differences
+    earlier = settings.online_predictions_dir / "2020-01-01"
+    shutil.copytree(settings.online_predictions_dir / today, earlier)
+    write_labels(settings, "2020-01-01", [0, 0, 0])  # an earlier day, matured later: negative ones
+    first, late = (settings.labels_dir / f"{day}.parquet" for day in (today, "2020-01-01"))
+    os.utime(late, ns=(late.stat().st_atime_ns, first.stat().st_mtime_ns + 10**9))
+    got = paired_outcomes(settings, "1", "2").diffs
+    assert len(got) == 6 and (got[:3] > 0).all() and (got[3:] < 0).all()
