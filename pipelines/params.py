@@ -293,10 +293,25 @@ class ServeParams(_Section):
     max_prediction_psi: float = Field(
         0.25, gt=0, description="Guardrail: most PSI of challenger vs champion scores on the same requests."
     )
-    psi_min_pairs: int = Field(200, ge=10, description="Paired scores needed before the prediction PSI guardrail is judged.")
-    alpha: float = Field(0.05, gt=0, lt=0.5, description="False promotion rate of the sequential test on live outcomes.")
-    min_outcomes: int = Field(100, ge=10, description="Least matured outcomes before the sequential test decides.")
-    planned_outcomes: int = Field(2000, ge=10, description="Outcomes around which the confidence sequence is tightest.")
+    psi_min_pairs: int = Field(
+        200, ge=10, description="Paired scores needed before the prediction PSI and extreme-score guardrails are judged."
+    )
+    extreme_score: float = Field(
+        0.0001, gt=0, lt=0.5, description="A score below this or above 1 minus this (or not finite) counts as extreme."
+    )
+    max_extreme_share: float = Field(
+        0.005, ge=0, le=1,
+        description="Guardrail: most share of extreme scores of the challenger above the champion's on the same requests.",
+    )
+    alpha: float = Field(
+        0.05, gt=0, lt=0.5,
+        description="Most often a challenger that is not better is promoted by the sequential test on live outcomes "
+        "(one-sided, at any number of looks); a worse one is rejected at the same level.",
+    )
+    min_outcomes: int = Field(100, ge=10, description="Least matured outcomes (entities) before the sequential test decides.")
+    max_outcomes: int = Field(
+        5000, ge=10, description="Outcomes after which a rollout that showed no difference ends: the champion stays."
+    )
 
     @field_validator("canary_stages")
     @classmethod

@@ -18,7 +18,7 @@ The online server (``python -m pipelines serve``), one job per module:
 - ``control``: rollout control: follow the challenger, judge guardrails and outcomes, MLflow records
 - ``rollout``: the rollout's stages and guardrails (shadow, canary stages, champion or rejected)
 - ``sequential``: the always-valid sequential test on live outcomes
-- ``outcomes``: paired per-request outcome differences from the online log and matured labels
+- ``outcomes``: paired outcome differences (one per entity and label) from the online log and matured labels
 - ``offpath``: the child process that scores off the response path
 - ``payload``: request bodies to checked rows, or a 4xx naming the field
 - ``predlog``: the online prediction log (date partitions of part files: scores and model inputs)

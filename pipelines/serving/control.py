@@ -58,31 +58,30 @@ class RolloutControl:
             self.check_outcomes()
 
     def check_outcomes(self) -> dict[str, Any] | None:
-        """The sequential test on matured outcomes; promote (through the registry's lock, as
-        a manual promotion) or reject. Nothing happens while paused or without a rollout."""
-        from dataclasses import asdict
-
+        """Judge the matured outcomes (:meth:`Rollout.judge`); promote (through the registry's
+        lock, as a manual promotion), reject, stop or hold, and record it. Nothing happens while
+        paused or without a rollout."""
         from pipelines.model.registry import promote_version
         from pipelines.serving.outcomes import paired_outcomes
-        from pipelines.serving.sequential import decide
 
-        state, sp = self.store.state, self.settings.params.serve
+        state = self.store.state
         ro = self.rollout
         if state.champion is None or state.challenger is None:
             return None
         if ro.stage not in ACTIVE or ro.paused or ro.version != state.challenger.version:
             return None
         self.predlog.flush()
-        pairs = paired_outcomes(self.settings, state.champion.version, state.challenger.version, self._outcomes_cache)
-        verdict = decide(pairs, sp.alpha, sp.min_outcomes, sp.planned_outcomes)
-        if verdict.decision == "continue":
+        outcomes = paired_outcomes(self.settings, state.champion.version, state.challenger.version, self._outcomes_cache)
+        if outcomes.nonfinite > ro.outcomes.get("nonfinite_dropped", 0):
+            log.warning("rollout: %d paired requests with a non-finite score left out of the live outcomes", outcomes.nonfinite)
+        rec = ro.judge(outcomes, time.time())
+        if rec is None:
             return None
-        detail = {**asdict(verdict), "text": verdict.text, "champion_version": state.champion.version}
-        rec = ro.conclude(verdict.decision, f"sequential test on live outcomes: {verdict.text}", time.time(), detail)
+        rec["outcomes"]["champion_version"] = state.champion.version
         self.publish()
-        if verdict.decision == "promote":
+        if rec["action"] == "promote":
             by = "online rollout (sequential test on live outcomes)"
-            promote_version(self.settings, state.challenger.version, verdict.text, by=by)
+            promote_version(self.settings, state.challenger.version, rec["outcomes"]["text"], by=by)
         self.record(rec, state.challenger)
         self.poll()
         return rec

@@ -8,9 +8,16 @@ side and the entities of a 5 % stage are still in at 25 %. A stage advances only
 
 Every ``check_seconds`` the **guardrails** judge the requests since the last check, challenger
 against champion: error rate, p99 model latency against the SLO, and the PSI of the
-challenger's scores against the champion's on the same requests. A breach sets the canary to
-0 %, tags the version ``rejected`` with the reason and logs the decision (JSON and text) to the
-version's MLflow run. Promotion needs live outcomes: :mod:`pipelines.serving.sequential`.
+challenger's scores against the champion's on the same requests, and the challenger's share of
+extreme or non-finite scores beyond the champion's (serve.extreme_score, max_extreme_share). A
+breach sets the canary to 0 %, tags the version ``rejected`` with the reason and logs the
+decision (JSON and text) to the version's MLflow run.
+
+Promotion needs live outcomes (:meth:`Rollout.judge`): the matured outcomes
+(:mod:`pipelines.serving.outcomes`) go through the same extreme-score guardrail, then the
+sequential test (:mod:`pipelines.serving.sequential`) promotes, rejects, or ends the rollout at
+serve.max_outcomes; labels other than 0/1 hold the rollout (paused, with the reason) until they
+are fixed. Every one of these is a recorded decision, with the counts of what was left out.
 
 This module holds the state machine and the statistics (no I/O); the server feeds it and
 acts on its decisions.
@@ -21,12 +28,16 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from pipelines.config import ServeParams
+from pipelines.serving.sequential import decide
+
+if TYPE_CHECKING:
+    from pipelines.serving.outcomes import Outcomes
 
 MIN_LATENCY_SAMPLES = 5  # fewer calls in a window say nothing about a p99
 ACTIVE = ("shadow", "canary", "complete")
@@ -41,6 +52,28 @@ def bucket(entity: Any, salt: str) -> float:
 
 def p99(values: list[float]) -> float | None:
     return float(np.percentile(np.asarray(values, dtype="float64"), 99)) if values else None
+
+
+def extreme_count(scores: np.ndarray, extreme: float) -> int:
+    """Scores below ``extreme``, above ``1 - extreme``, or not finite."""
+    s = np.asarray(scores, dtype="float64")
+    return int((~np.isfinite(s) | (s < extreme) | (s > 1 - extreme)).sum())
+
+
+def extreme_breach(champion: int, challenger: int, n: int, params: ServeParams) -> str:
+    """The extreme-score guardrail on ``n`` paired requests: one readable line when the
+    challenger's share of extreme or non-finite scores exceeds the champion's by more than
+    serve.max_extreme_share (a log loss of up to 13.8 per such answer, or none at all), else ""."""
+    if n < params.psi_min_pairs:
+        return ""
+    share, base = challenger / n, champion / n
+    if share - base <= params.max_extreme_share:
+        return ""
+    return (
+        f"extreme or non-finite scores (below {params.extreme_score:g} or above 1 - {params.extreme_score:g}) on "
+        f"{share:.2%} of {n} paired requests against the champion's {base:.2%}: more than "
+        f"serve.max_extreme_share {params.max_extreme_share:.2%} above it"
+    )
 
 
 def score_psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float:
@@ -80,6 +113,7 @@ class Rollout:
     pairs_champion: list[float] = field(default_factory=list)
     pairs_challenger: list[float] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
+    outcomes: dict[str, Any] = field(default_factory=dict)  # the last judged outcomes' counts
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -100,6 +134,7 @@ class Rollout:
             self.stage_started, self.stage_requests = now, 0
             self.window = Window()
             self.pairs_champion, self.pairs_challenger = [], []
+            self.outcomes = {}
             if version:
                 self._note(now, "shadow", f"challenger v{version} enters shadow")
 
@@ -153,8 +188,15 @@ class Rollout:
                 f"p99 latency {lat:.1f} ms is above the SLO serve.p99_slo_ms {p.p99_slo_ms:g} ms"
                 + (f" (champion {champ:.1f} ms)" if champ is not None else "")
             )
-        if len(self.pairs_champion) >= p.psi_min_pairs:
-            psi = score_psi(np.asarray(self.pairs_champion), np.asarray(self.pairs_challenger))
+        champ_pairs, chal_pairs = np.asarray(self.pairs_champion), np.asarray(self.pairs_challenger)
+        breach = extreme_breach(
+            extreme_count(champ_pairs, p.extreme_score), extreme_count(chal_pairs, p.extreme_score), len(chal_pairs), p
+        )
+        if breach:
+            out.append(breach)
+        finite = np.isfinite(champ_pairs) & np.isfinite(chal_pairs)
+        if finite.sum() >= p.psi_min_pairs:
+            psi = score_psi(champ_pairs[finite], chal_pairs[finite])
             if psi > p.max_prediction_psi:
                 out.append(
                     f"prediction PSI {psi:.3f} against the champion's scores is above "
@@ -199,12 +241,38 @@ class Rollout:
                 return self._note(now, "reject", self.reason)
             raise ValueError(f"unknown action {action!r}: pause, resume, advance or abort")
 
-    def conclude(self, decision: str, reason: str, now: float, detail: dict[str, Any]) -> dict[str, Any]:
-        """The sequential test decided on live outcomes: promoted or rejected."""
+    def judge(self, outcomes: Outcomes, now: float) -> dict[str, Any] | None:
+        """Judge the matured outcomes; returns the decision record when the rollout ends or
+        holds, else None (keep watching; the counts are in :meth:`describe`). In order: labels
+        other than 0/1 pause the rollout (an operator resumes it once they are fixed); the
+        extreme-score guardrail rejects; the sequential test promotes, rejects, or stops the
+        rollout at serve.max_outcomes (action ``reject``: the champion stays)."""
+        p = self.params
         with self._lock:
-            self.stage, self.index, self.reason = ("promoted" if decision == "promote" else "rejected"), -1, reason
-            rec = self._note(now, decision, reason)
-            rec["outcomes"] = detail
+            if self.stage not in ACTIVE or self.paused:
+                return None
+            counts = outcomes.summary()
+            self.outcomes = counts
+            if outcomes.label_problem:
+                self.paused = True
+                reason = f"sequential test on live outcomes held: {outcomes.label_problem}; fix them, then resume the rollout"
+                rec = self._note(now, "pause", reason)
+                rec["outcomes"] = counts
+                return rec
+            breach = extreme_breach(outcomes.extreme_champion, outcomes.extreme_challenger, outcomes.requests, p)
+            if breach:
+                self.stage, self.index, self.reason = "rejected", -1, f"live outcomes: {breach}"
+                rec = self._note(now, "reject", self.reason)
+                rec["outcomes"] = counts
+                return rec
+            verdict = decide(outcomes.diffs, p.alpha, p.min_outcomes, p.max_outcomes)
+            if verdict.decision == "continue":
+                return None
+            promote = verdict.decision == "promote"
+            self.stage, self.index = ("promoted" if promote else "rejected"), -1
+            self.reason = f"sequential test on live outcomes: {verdict.text}"
+            rec = self._note(now, "promote" if promote else "reject", self.reason)
+            rec["outcomes"] = {**asdict(verdict), "text": verdict.text, **counts}
             return rec
 
     def _advance(self, now: float, why: str, w: Window) -> dict[str, Any]:
@@ -244,6 +312,7 @@ class Rollout:
             "paused": self.paused,
             "stage_requests": self.stage_requests,
             "paired_scores": len(self.pairs_champion),
+            "outcomes": self.outcomes,
             "reason": self.reason,
             "history": self.history[-20:],
         }

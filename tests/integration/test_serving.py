@@ -568,6 +568,38 @@ def drive_n(server: ServerProcess, rows: list[dict[str, Any]], n: int) -> list[h
         return [c.post(server.url + "/invocations", json={"dataframe_records": [rows[i % len(rows)]]}) for i in range(n)]
 
 
+def pairs_enough_to_promote(server: ServerProcess, settings: Any, rows: list[dict[str, Any]], day: date,
+                            v1: str, v2: str) -> pd.DataFrame:
+    """The day's paired scores of v1 (``score_1``) and v2 (``score_2``), one row per entity,
+    once there are enough entities for the sequential test to promote v2 when each entity's
+    label says v2 was the closer; drives traffic from entities not sent yet until then."""
+    from pipelines.io import day_parts
+    from pipelines.serving.sequential import decide, log_loss_terms
+
+    d, sp = settings.params.data, settings.params.serve
+    sent = 0
+
+    def pairs() -> pd.DataFrame:
+        log = pd.concat([pd.read_parquet(p) for p in day_parts(settings.online_predictions_dir, day)])
+        a = log[log["model_version"] == v1][["request_id", d.id_col, "score"]]
+        b = log[log["model_version"] == v2][["request_id", "score"]]
+        return a.merge(b, on="request_id", suffixes=("_1", "_2")).drop_duplicates(d.id_col)
+
+    def enough() -> bool:
+        nonlocal sent
+        both = pairs()
+        y = (both["score_2"] > both["score_1"]).to_numpy(dtype="float64")
+        diffs = log_loss_terms(both["score_1"].to_numpy(), y) - log_loss_terms(both["score_2"].to_numpy(), y)
+        if decide(diffs, sp.alpha, sp.min_outcomes, sp.max_outcomes).decision == "promote":
+            return True
+        drive_n(server, rows[sent:] + rows[:sent], 20)  # more traffic, bounded by the wait
+        sent = (sent + 20) % len(rows)
+        return False
+
+    wait_for(enough, 120, "not enough paired scores")
+    return pairs()
+
+
 def test_a_good_challenger_goes_shadow_then_canary_sticky_then_champion_on_live_outcomes(project: Any,
                                                                                          server: ServerProcess) -> None:
     settings, v1, v2 = project
@@ -604,26 +636,11 @@ def test_a_good_challenger_goes_shadow_then_canary_sticky_then_champion_on_live_
     httpx.post(server.url + "/rollout/resume", headers=AUTH)
 
     # promotion on live outcomes: labels mature (here: the challenger was right more often)
-    from pipelines.io import day_parts
     from tests.support.clock import after_a_coming_midnight
 
     today = after_a_coming_midnight(within=300)  # the pairs, the labels and the promotion below: waits of up to 210 s
     d = settings.params.data
-
-    def pairs() -> pd.DataFrame:
-        log = pd.concat([pd.read_parquet(p) for p in day_parts(settings.online_predictions_dir, today)])
-        a = log[log["model_version"] == v1][["request_id", d.id_col, "score"]]
-        b = log[log["model_version"] == v2][["request_id", "score"]]
-        return a.merge(b, on="request_id", suffixes=("_1", "_2"))
-
-    def enough_pairs() -> bool:
-        if len(pairs()) >= settings.params.serve.min_outcomes:
-            return True
-        drive_n(server, rows, 20)  # more traffic, bounded by the wait
-        return False
-
-    wait_for(enough_pairs, 120, "not enough paired scores")
-    both = pairs().drop_duplicates(d.id_col)
+    both = pairs_enough_to_promote(server, settings, rows, today, v1, v2)
     labels = pd.DataFrame({d.id_col: both[d.id_col], d.target: (both["score_2"] > both["score_1"]).astype("int64")})
     labels.to_parquet(settings.labels_dir / f"{today.isoformat()}.parquet", index=False)
     wait_for(lambda: httpx.get(server.url + "/version").json()["champion"]["version"] == v2, 60, "not promoted on outcomes")

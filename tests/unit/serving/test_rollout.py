@@ -82,6 +82,24 @@ def test_latency_and_prediction_shift_guardrails() -> None:
     assert same.check(now=1) is None and score_psi(champ, champ) == 0
 
 
+def test_extreme_and_non_finite_scores_of_the_challenger_breach_the_guardrail() -> None:
+    rng = np.random.default_rng(1)
+    champ = rng.beta(2, 8, 400)
+    zeros = Rollout(params(bake_seconds=1000))
+    zeros.start("3", now=0)
+    zeros.observe_pair("3", champ, np.where(np.arange(400) % 50 == 0, 0.0, champ))  # 2 % answered 0.0
+    assert "extreme or non-finite scores (below 0.0001 or above 1 - 0.0001) on 2.00% of 400" in zeros.check(now=1)["reason"]
+    nan = Rollout(params(bake_seconds=1000))
+    nan.start("4", now=0)
+    nan.observe_pair("4", champ, np.where(np.arange(400) % 40 == 0, np.nan, champ))
+    assert "on 2.50% of 400" in nan.check(now=1)["reason"]
+    few = Rollout(params(bake_seconds=1000))  # 1 in 400, and the champion's own are no breach
+    few.start("5", now=0)
+    both = np.where(np.arange(400) % 40 == 0, 1.0, champ)
+    few.observe_pair("5", both, np.where(np.arange(400) == 1, np.nan, both))
+    assert few.check(now=1) is None
+
+
 def test_operator_actions_and_sticky_buckets() -> None:
     r = Rollout(params(bake_seconds=0))
     r.start("2", now=0)
