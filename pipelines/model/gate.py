@@ -291,6 +291,7 @@ def record_decision(settings: Settings, client: Any, decision: dict[str, Any]) -
         publish(settings, "gate", gate_samples(decision))
         step_succeeded(settings, "gate")
     write_json(decision, settings.reports_dir / "gate" / "decision.json")
+    write_json(decision, settings.path("metrics", "decision.json"))  # kept by git: each experiment carries its own
     write_text(readable, settings.reports_dir / "gate" / "decision.txt")
     write_json(
         {

@@ -1,7 +1,8 @@
 """Model CI: the gate's verdict on a change, as the pull request that makes it shows it.
 
 `python -m pipelines report --markdown` (`make model-ci-report`, the CI workflows) reads the
-decision record the `gate` stage wrote in the workspace (after `dvc exp run` on the change),
+decision record the `gate` stage wrote in the workspace (``metrics/decision.json``, after `dvc exp
+run` on the change or `dvc exp apply` of an experiment),
 asks the real `dvc metrics diff` how the metrics moved against the base branch's committed
 ones, and writes one Markdown page: the decision and every check with its value and threshold,
 the bootstrap interval of the AUC difference, the slices, the metrics diff and where the plots
@@ -25,8 +26,9 @@ LOCAL_PLOTS = "dvc_plots/index.html"  # where `dvc plots diff` renders the page 
 
 
 def load_decision(settings: Settings) -> dict[str, Any]:
-    """The decision record of the last gate run in this workspace, or a one-line error."""
-    path = settings.reports_dir / "gate" / "decision.json"
+    """The decision record of the workspace's candidate (``metrics/decision.json``: git keeps it
+    with each experiment, so after `dvc exp apply` it is that experiment's), or a one-line error."""
+    path = settings.path("metrics", "decision.json")
     if not path.is_file():
         raise PipelineError(f"no gate decision at {path}: run the pipeline first (`dvc exp run` or `dvc repro gate`)")
     return read_json(path)
@@ -117,9 +119,15 @@ def _diff(diff: dict[str, Any], note: str, baseline: str) -> list[str]:
     if not diff:
         return [note]
     rows = []
-    for path, metrics in diff.items():
-        for name, m in metrics.items():
-            rows.append([f"`{path}`", f"`{name}`", _fmt(m.get("old")), _fmt(m.get("new")), _signed(m.get("diff"))])
+    for path, metrics in sorted(diff.items()):
+        for name, m in sorted(metrics.items()):
+            old, new = m.get("old"), m.get("new")
+            change = m.get("diff")
+            if isinstance(old, bool) or isinstance(new, bool):  # DVC subtracts booleans as numbers
+                change = None
+            elif isinstance(old, int) and isinstance(new, int) and change is not None:
+                change = f"{int(change):+d}"
+            rows.append([f"`{path}`", f"`{name}`", _fmt(old), _fmt(new), _signed(change)])
     return _table(["file", "metric", f"`{baseline}`", "this change", "change"], rows)
 
 

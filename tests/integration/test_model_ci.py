@@ -70,7 +70,7 @@ def test_make_model_ci_prints_the_report_and_exits_non_zero_when_the_gate_blocks
     proj, blocked = ci
     assert blocked.returncode != 0, blocked.stdout[-3000:] + blocked.stderr[-3000:]
     assert MARKER in blocked.stdout and "BLOCKED" in blocked.stdout, blocked.stdout[-3000:]
-    assert "the gate blocks this candidate: roc_auc_vs_champion" in blocked.stderr, blocked.stderr[-2000:]
+    assert "the gate blocks this candidate: roc_auc_min: 0.6" in blocked.stderr, blocked.stderr[-2000:]
     report = (proj.root / "model-ci-report.md").read_text()
     assert report in blocked.stdout
     assert "| **FAIL** | `roc_auc_vs_champion` |" in report
@@ -113,7 +113,7 @@ def test_dvc_plots_show_and_diff_render_both_models_of_both_revisions(ci, tmp_pa
     dvc(proj, "plots", "show", "-o", str(tmp_path / "show"))
     shown = (tmp_path / "show" / "index.html").read_text()
     for title in ("ROC", "Precision-recall", "Calibration", "Score distribution", "Per-slice ROC AUC"):
-        assert f'id = "{title}' in shown, title
+        assert f'id = "{title.replace(" ", "_")}__holdout_"' in shown, title
     dvc(proj, "plots", "diff", "main", "good", "-o", str(tmp_path / "diff"))
     page = (tmp_path / "diff" / "index.html").read_text()
     assert '"domain": ["main", "good"]' in page  # one colour per revision on each chart

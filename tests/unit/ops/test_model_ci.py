@@ -41,7 +41,8 @@ def decision(passed: bool) -> dict:
 
 
 DIFF = {"metrics/gate.json": {
-    "candidate_roc_auc": {"old": 0.69, "new": 0.61, "diff": -0.08}, "passed": {"old": True, "new": False},
+    "candidate_roc_auc": {"old": 0.69, "new": 0.61, "diff": -0.08}, "passed": {"old": True, "new": False, "diff": -1},
+    "checks_failed": {"old": 0, "new": 8, "diff": 8},
 }}
 
 
@@ -55,6 +56,7 @@ def test_a_blocked_candidate_reports_every_check_the_interval_slices_and_the_met
     assert "| `region=south` | 400 | 0.6800 | 0.7000 | -0.0200 | pass |" in page
     assert "| `metrics/gate.json` | `candidate_roc_auc` | 0.6900 | 0.6100 | -0.0800 |" in page
     assert "| `metrics/gate.json` | `passed` | true | false | - |" in page
+    assert "| `metrics/gate.json` | `checks_failed` | 0 | 8 | +8 |" in page
     assert "`dvc_plots/index.html` (`make model-ci-plots`)" in page
     assert blocked_reason(decision(False)).startswith("the gate blocks this candidate: roc_auc_vs_champion: -0.0836")
 
