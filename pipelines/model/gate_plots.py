@@ -88,6 +88,8 @@ def plot_data(y: np.ndarray, p: np.ndarray | None, slices: dict[str, dict[str, A
     if p is None:
         return {name: [] for name in PLOTS}
     y, p = np.asarray(y).astype("int64"), np.asarray(p, dtype="float64")
+    finite = np.isfinite(p)  # a candidate that scores NaN is blocked by the checks; its curves show the rest
+    y, p = y[finite], p[finite]
     two_classes = 0 < y.sum() < len(y)
     return {
         "roc": roc_points(y, p) if two_classes else [],

@@ -87,3 +87,5 @@ def test_plot_data_is_small_sorted_and_empty_for_a_model_without_scores(tmp_path
     assert len(names) == len(gate_plots.PLOTS) * 2
     assert json.loads((tmp_path / "roc_champion.json").read_text()) == []
     assert gate_plots.plot_data(y, None, None) == {name: [] for name in gate_plots.PLOTS}
+    nan = gate_plots.plot_data(np.array([0, 1, 1]), np.array([np.nan, 0.5, 0.9]), {})
+    assert nan["roc"] == [] and sum(r["share"] for r in nan["scores"]) == 1  # one class left: no curve
