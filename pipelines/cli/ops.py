@@ -1,4 +1,4 @@
-"""Operations commands: replay a failure story, run the whole cycle once."""
+"""Operations commands: replay a failure story, run the whole cycle once, report the gate to a pull request."""
 
 from __future__ import annotations
 
@@ -45,3 +45,33 @@ def run() -> None:
 
     res = _run(lambda: fn(_settings()), emit=False)
     print("\n".join(["", *summary_lines(res)]))
+
+
+def report(
+    markdown: bool = typer.Option(False, "--markdown", help="Markdown for a pull request (default: the readable text)."),
+    baseline: str = typer.Option(
+        "main", "--baseline", help="Git revision whose committed metrics `dvc metrics diff` compares the workspace's with."
+    ),
+    out: str | None = typer.Option(None, "--out", help="Also write the report to this file."),
+    plots_url: str | None = typer.Option(None, "--plots-url", help="Link to the rendered plots (a CI run's artifacts)."),
+    check: bool = typer.Option(False, "--check", help="Exit 1 when the gate blocks the candidate (after printing the report)."),
+) -> None:
+    """The gate's verdict on the workspace's candidate: every check, the interval, slices, metrics against a branch."""
+    from pathlib import Path
+
+    from pipelines.errors import PipelineError
+    from pipelines.io import write_text
+    from pipelines.model.gate import format_decision
+    from pipelines.ops.model_ci import blocked_reason
+    from pipelines.ops.model_ci import report as fn
+
+    def go() -> None:
+        page, decision = fn(_settings(), baseline, plots_url)
+        text = page if markdown else format_decision(decision) + "\n"
+        if out:
+            write_text(text, Path(out))
+        print(text, end="", flush=True)
+        if check and not decision["passed"]:
+            raise PipelineError(blocked_reason(decision))
+
+    _run(go, emit=False)

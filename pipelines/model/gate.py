@@ -29,10 +29,13 @@ import pandas as pd
 from pipelines.config import Settings
 from pipelines.errors import PipelineError, describe_crash, first_line
 from pipelines.io import partition_files, read_frame, read_json, write_json, write_text
-from pipelines.model import gate_checks
+from pipelines.model import gate_checks, gate_plots
 from pipelines.model.features import model_input, score_frame
 from pipelines.telemetry import Sample, publish, step_succeeded
 from pipelines.tracking import dvc_experiment, tag_bool
+
+PLOT_DATA = "plot_data"  # run_checks' facts: the plots' records, written to metrics/plots/, not into the record
+PLOTS_DIR = ("metrics", "plots")
 
 
 def _mlflow_evaluate(model_uri: str, data: pd.DataFrame, target: str) -> Any:
@@ -105,6 +108,8 @@ def run_checks(
         return checks, facts
     masks = gate_checks.segments(holdout, g.slices)
     facts["candidate_slices"] = gate_checks.slice_metrics(y, p_cand, masks)
+    plots = {"candidate": gate_plots.plot_data(y, p_cand, facts["candidate_slices"])}
+    facts[PLOT_DATA] = plots
 
     if champ_model is not None:
         p_champ = score_frame(champ_model, holdout, d, chunk)
@@ -114,6 +119,7 @@ def run_checks(
         facts["auc_difference"] = {k: round(v, 6) for k, v in boot.items()}
         checks.append(gate_checks.regression_check(boot, g.max_roc_auc_regression, g.confidence))
         facts["champion_slices"] = gate_checks.slice_metrics(y, p_champ, masks)
+        plots["champion"] = gate_plots.plot_data(y, p_champ, facts["champion_slices"])
         checks += gate_checks.slice_checks(
             facts["candidate_slices"], facts["champion_slices"], g.max_slice_roc_auc_regression, g.min_slice_rows
         )
@@ -228,6 +234,7 @@ def gate(settings: Settings) -> dict[str, Any]:
         waiver = prediction_shift_waiver(read_json(settings.training_dir / "window.json"), champion)
         checks, facts = run_checks(settings, holdout, cand_model, cand_dir, cand_result, champ_model, production, waiver)
         cand_auc = round(float(cand_result.metrics["roc_auc"]), 6)
+    gate_plots.write_plots(settings.path(*PLOTS_DIR), facts.pop(PLOT_DATA, {}))
     decision = decision_record(settings, candidate, champion, holdout, checks, facts, cand_auc)
     record_decision(settings, client, decision)
     return decision
@@ -284,11 +291,13 @@ def record_decision(settings: Settings, client: Any, decision: dict[str, Any]) -
         publish(settings, "gate", gate_samples(decision))
         step_succeeded(settings, "gate")
     write_json(decision, settings.reports_dir / "gate" / "decision.json")
+    write_json(decision, settings.path("metrics", "decision.json"))  # kept by git: each experiment carries its own
     write_text(readable, settings.reports_dir / "gate" / "decision.txt")
     write_json(
         {
             "candidate_roc_auc": cand_auc, "champion_roc_auc": champ_auc, "passed": passed,
             "checks_failed": sum(not c["passed"] for c in decision["checks"]), "verdict": decision["verdict"],
+            **{f"auc_{k}": v for k, v in (decision.get("auc_difference") or {}).items()},
         },
         settings.path("metrics", "gate.json"),
     )

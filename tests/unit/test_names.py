@@ -39,6 +39,7 @@ STEPS = {
     "serve": "pipelines.serving.launch",
     "replay": "pipelines.ops.replay",
     "run": "pipelines.ops.cycle",
+    "report": "pipelines.ops.model_ci",
 }
 TASKS = "pipelines.ops.tasks"  # every Airflow task calls the function of its name here
 DEPRECATED = {"evaluate": "gate"}  # hidden CLI aliases, kept for old scripts
