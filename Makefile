@@ -93,13 +93,13 @@ model-ci-data: venv ## Model CI: the training data from the DVC remote (`dvc pul
 	@if [ "$$($(PY) -c 'from pipelines.config import load_settings; print(load_settings().params.data.source)')" = simulated ]; then $(TOOLS_PATH) $(PY) -m pipelines simulate; fi
 	@$(TOOLS_PATH) $(PY) -m pipelines validate --all
 
-model-ci-train: venv ## Model CI: the training pipeline as a DVC experiment (`dvc exp run $(EXP_ARGS)`): trained and judged, no registry alias moves; 1-3 min
+model-ci-train: venv ## Model CI: the training pipeline as a DVC experiment (`dvc exp run` with EXP_ARGS, e.g. EXP_ARGS="-S train.max_iter=300"): trained and judged, no registry alias moves; 1-3 min
 	@$(TOOLS_PATH) $(VENV)/bin/dvc exp run $(EXP_ARGS)
 
-model-ci-plots: venv ## Model CI: `dvc plots diff $(BASE)` into dvc_plots/index.html (candidate and champion, this change against $(BASE)); seconds
+model-ci-plots: venv ## Model CI: `dvc plots diff BASE` (default main) into dvc_plots/index.html: candidate and champion, this change against BASE; seconds
 	@$(TOOLS_PATH) $(VENV)/bin/dvc plots diff $(BASE) --out dvc_plots
 
-model-ci-report: venv ## Model CI: the gate's verdict as Markdown (checks, interval, slices, `dvc metrics diff $(BASE)`, plots) into $(REPORT) and on stdout; exit 1 when the gate blocks; seconds
+model-ci-report: venv ## Model CI: the gate's verdict as Markdown (checks, interval, slices, `dvc metrics diff BASE`, plots) into REPORT (model-ci-report.md) and on stdout; exit 1 when the gate blocks; seconds
 	@$(TOOLS_PATH) $(PY) -m pipelines --quiet report --markdown --check --baseline "$(BASE)" --out "$(REPORT)" $(if $(PLOTS_URL),--plots-url "$(PLOTS_URL)")
 
 lock: ## Re-resolve requirements.in into requirements.lock (maintainers; about 4 min in a throw-away .lock-venv)
