@@ -74,13 +74,15 @@ def window_grown(
 ) -> str | None:
     """Why a champion whose window followed a shift should learn from the grown window, or None
     (pure): once the labelled days since the shift are twice what it used (its training days
-    plus the holdout), or fill a whole window. ``follows_shift``: the first day of the shift its
+    plus the holdout), or fill a whole window, and the window grows by more than the holdout.
+    Requested once per champion (:func:`retrain_decision`). ``follows_shift``: the first day of the shift its
     window followed (None: a usual window); ``trained_days``: how many days it trained on."""
     if follows_shift is None or trained_days is None or trained_days >= window_days:
         return None
     since = sum(1 for d in labelled_days if follows_shift <= d <= day.isoformat())
     need = min(2 * (trained_days + holdout_days), window_days + holdout_days)
-    if since < need:
+    # and the window grows by more than the holdout (no retrain to add a day or two)
+    if since < need or min(since - holdout_days, window_days) < trained_days + holdout_days:
         return None
     return (
         f"the window grew: the champion learned the shift since {follows_shift} from {trained_days} day(s), "
@@ -201,6 +203,9 @@ def _brakes(
     if triggered and last_request and (day - date.fromisoformat(last_request)).days < cooldown_days:
         # a retrain the gate blocked is not requested again the next day (a retrain loop)
         brakes.append(f"cooldown: a retrain was requested on {last_request} for this champion, < {cooldown_days} day(s) ago")
+    refreshed = next((h["day"] for h in earlier if h.get("refresh") and h.get("retrain")), None)
+    if refresh and not shifted and refreshed:  # the gate kept the champion: not asked again every cooldown
+        brakes.append(f"a refresh was requested on {refreshed} for this champion: once per champion")
     if shifted and need_labels and labelled < need_labels:
         brakes.append(f"waiting for labels: {labelled} day(s) since the shift began have matured, {need_labels} needed")
     if triggered and running:

@@ -31,8 +31,10 @@ import numpy as np
 import pandas as pd
 
 from pipelines.config import Settings
+from pipelines.data.prepare import binary_labels
+from pipelines.errors import PipelineError, first_line
 from pipelines.io import day_parts, find_partition, read_frame
-from pipelines.serving.sequential import log_loss_terms
+from pipelines.serving.sequential import extreme_count, log_loss_terms
 
 DAY_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -60,14 +62,14 @@ class Outcomes:
         }
 
 
-def check_labels(labels: pd.Series, where: str) -> str:
-    """One line naming the values of ``labels`` other than 0/1 ("" when all are 0 or 1)."""
-    values = pd.to_numeric(labels, errors="coerce")
-    bad = ~values.isin([0, 1])
-    if not bad.any():
-        return ""
-    shown = sorted({str(v) for v in labels[bad].unique()[:3]})
-    return f"labels in {where} must be 0 or 1: found {', '.join(shown)} on {int(bad.sum())} rows"
+def outcome_labels(labels: pd.Series, positive_label: object, target: str, where: str) -> tuple[pd.Series, str]:
+    """The labels as 0/1 the way training and live performance read them (``data.positive_label``,
+    pipelines/data/prepare.py), and one line naming the problem ("" when there is none); with a
+    problem, no label is used."""
+    try:
+        return binary_labels(labels, positive_label, target), ""
+    except PipelineError as exc:
+        return labels.iloc[:0], f"{where}: {first_line(str(exc))}"
 
 
 def paired_outcomes(settings: Settings, champion_version: str, challenger_version: str,
@@ -99,13 +101,15 @@ def paired_outcomes(settings: Settings, champion_version: str, challenger_versio
         pred = pd.concat(
             [read_frame(p, ["request_id", d.id_col, d.timestamp_col, "model_version", "score"]) for p in parts], ignore_index=True
         )
-        labels = read_frame(labels_path)[[d.id_col, d.target]].dropna()
-        problem = check_labels(labels[d.target], labels_path.name)
-        labels = labels[pd.to_numeric(labels[d.target], errors="coerce").isin([0, 1])]
-        labels[d.id_col] = labels[d.id_col].astype(str)
         champ = pred[pred["model_version"] == champion_version]
         chal = pred[pred["model_version"] == challenger_version][["request_id", d.id_col, "score"]]
         both = champ.merge(chal, on=["request_id", d.id_col], suffixes=("_champion", "_challenger"))
+        labels = read_frame(labels_path)[[d.id_col, d.target]].dropna()
+        labels[d.id_col] = labels[d.id_col].astype(str)
+        # only the labels of this rollout's pairs are read: a bad file of a day it never saw holds nothing
+        labels = labels[labels[d.id_col].isin(both[d.id_col].astype(str))]
+        binary, problem = outcome_labels(labels[d.target], d.positive_label, d.target, labels_path.name)
+        labels = labels.loc[binary.index].assign(**{d.target: binary})
         joined = both.merge(labels.drop_duplicates(d.id_col), on=d.id_col)
         joined = joined.assign(_day=sub.name, _matured=labels_path.stat().st_mtime_ns)
         frames.append(joined)
@@ -124,9 +128,6 @@ def _outcomes(rows: pd.DataFrame, id_col: str, timestamp_col: str, target: str, 
     champion = rows["score_champion"].to_numpy(dtype="float64")
     challenger = rows["score_challenger"].to_numpy(dtype="float64")
 
-    def extreme_count(s: np.ndarray) -> int:
-        return int((~np.isfinite(s) | (s < extreme) | (s > 1 - extreme)).sum())
-
     finite = np.isfinite(champion) & np.isfinite(challenger)
     ok = rows[finite]
     y = ok[target].to_numpy(dtype="float64")
@@ -141,7 +142,7 @@ def _outcomes(rows: pd.DataFrame, id_col: str, timestamp_col: str, target: str, 
         diffs=per_entity["_diff"].to_numpy(dtype="float64"),
         requests=len(rows),
         nonfinite=int((~finite).sum()),
-        extreme_challenger=extreme_count(challenger),
-        extreme_champion=extreme_count(champion),
+        extreme_challenger=extreme_count(challenger, extreme),
+        extreme_champion=extreme_count(champion, extreme),
         label_problem=label_problem,
     )

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from pipelines.config import ServeParams
-from pipelines.serving.sequential import decide
+from pipelines.serving.sequential import decide, extreme_count
 
 if TYPE_CHECKING:
     from pipelines.serving.outcomes import Outcomes
@@ -52,12 +52,6 @@ def bucket(entity: Any, salt: str) -> float:
 
 def p99(values: list[float]) -> float | None:
     return float(np.percentile(np.asarray(values, dtype="float64"), 99)) if values else None
-
-
-def extreme_count(scores: np.ndarray, extreme: float) -> int:
-    """Scores below ``extreme``, above ``1 - extreme``, or not finite."""
-    s = np.asarray(scores, dtype="float64")
-    return int((~np.isfinite(s) | (s < extreme) | (s > 1 - extreme)).sum())
 
 
 def extreme_breach(champion: int, challenger: int, n: int, params: ServeParams) -> str:

@@ -139,3 +139,9 @@ def decide(diffs: np.ndarray, alpha: float, min_outcomes: int, max_outcomes: int
     k_against = float(np.exp(log_capital(-d[:end])[0, -1]))
     at_ = end if decision != "continue" else 0
     return Verdict(decision, t, at_, float(d[:end].mean()), k_for, k_against, alpha, max_outcomes)
+
+
+def extreme_count(scores: np.ndarray, extreme: float) -> int:
+    """Scores below ``extreme``, above ``1 - extreme``, or not finite."""
+    s = np.asarray(scores, dtype="float64")
+    return int((~np.isfinite(s) | (s < extreme) | (s > 1 - extreme)).sum())

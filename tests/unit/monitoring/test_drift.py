@@ -180,12 +180,16 @@ def test_a_champion_that_learned_a_shift_from_its_first_days_is_refreshed_as_the
     assert window_grown(day, shift.isoformat(), 20, labelled, 30, 3) is None  # 21 since < 33, a whole window
     assert window_grown(day, None, 7, labelled, 30, 3) is None  # a usual window: the schedule's business
     assert window_grown(day, shift.isoformat(), 30, labelled, 30, 3) is None  # already a whole window
+    assert window_grown(day, shift.isoformat(), 29, labelled, 30, 3) is None  # a day more is no refresh
 
     params = DriftParams(psi_threshold=0.2, consecutive_windows=2, cooldown_days=7, min_labelled_drifted_days=10)
     d = retrain_decision(day, [], {"age": 0.01}, [], "2", date(2026, 3, 10), False, params, None, labelled, None, why)
     assert d["retrain"] and d["refresh"] == why and d["reason"] == why and d["shift_start"] is None
     held = retrain_decision(day, [], {"age": 0.01}, [], "2", date(2026, 3, 28), False, params, None, labelled, None, why)
     assert not held["retrain"] and held["reason"].startswith(why + " - not retraining: cooldown")
+    hist = [{"day": "2026-03-20", "champion_version": "2", "drifted_features": [], "refresh": why, "retrain": True}]
+    again = retrain_decision(day, [], {"age": 0.01}, hist, "2", date(2026, 3, 10), False, params, None, labelled, None, why)
+    assert not again["retrain"] and "a refresh was requested on 2026-03-20 for this champion: once per champion" in again["reason"]
 
 
 def test_a_blocked_retrain_is_not_requested_again_within_the_cooldown() -> None:

@@ -86,11 +86,15 @@ def test_non_finite_scores_are_left_out_and_counted_and_a_label_of_2_is_named(se
     log_requests(settings, log, 0, 8)
     log_requests(settings, log, 8, 1, challenger=float("nan"))
     log_requests(settings, log, 9, 1, challenger=0.0)  # an extreme score, still an outcome
-    write_labels(settings, today, [1] * 10 + [2])
+    write_labels(settings, today, [1] * 10 + [2])  # the 2 is the label of an entity this rollout never scored
     got = paired_outcomes(settings, "1", "2")
     assert len(got.diffs) == 9 and np.isfinite(got.diffs).all()
     assert (got.requests, got.nonfinite, got.extreme_challenger, got.extreme_champion) == (10, 1, 2, 0)
-    assert got.label_problem == f"labels in {today}.parquet must be 0 or 1: found 2 on 1 rows"
+    assert got.label_problem == ""
+    write_labels(settings, today, [1] * 9 + [2])  # now one of its pairs: the day's labels are not used, and named
+    got = paired_outcomes(settings, "1", "2")
+    assert len(got.diffs) == 0
+    assert got.label_problem.startswith(f"{today}.parquet: labels in ") and "are not 0/1 ('1', '2')" in got.label_problem
 
 
 def test_the_rollout_records_a_decision_for_a_nan_a_label_of_2_and_two_identical_models(settings) -> None:
@@ -101,11 +105,11 @@ def test_the_rollout_records_a_decision_for_a_nan_a_label_of_2_and_two_identical
 
     # a label of 2: the rollout holds (paused) with the file named, and stays held
     log_requests(settings, log, 0, 40, champion=0.3, challenger=0.3)
-    write_labels(settings, today, [0, 1] * 20 + [2])
+    write_labels(settings, today, [0, 1] * 19 + [0, 2])
     ro = Rollout(serve)
     ro.start("2", now=0)
     rec = ro.judge(paired_outcomes(settings, "1", "2"), now=1)
-    assert rec["action"] == "pause" and ro.paused and f"labels in {today}.parquet must be 0 or 1" in rec["reason"]
+    assert rec["action"] == "pause" and ro.paused and f"{today}.parquet: labels in " in rec["reason"] and "are not 0/1" in rec["reason"]
     assert ro.history[-1] is rec and ro.judge(paired_outcomes(settings, "1", "2"), now=2) is None
 
     # labels fixed, resumed: two identical models end at the horizon, the champion stays
