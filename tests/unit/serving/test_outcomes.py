@@ -109,7 +109,8 @@ def test_the_rollout_records_a_decision_for_a_nan_a_label_of_2_and_two_identical
     ro = Rollout(serve)
     ro.start("2", now=0)
     rec = ro.judge(paired_outcomes(settings, "1", "2"), now=1)
-    assert rec["action"] == "pause" and ro.paused and f"{today}.parquet: labels in " in rec["reason"] and "are not 0/1" in rec["reason"]
+    assert rec["action"] == "pause" and ro.paused
+    assert f"{today}.parquet: labels in " in rec["reason"] and "are not 0/1" in rec["reason"]
     assert ro.history[-1] is rec and ro.judge(paired_outcomes(settings, "1", "2"), now=2) is None
 
     # labels fixed, resumed: two identical models end at the horizon, the champion stays
