@@ -338,6 +338,16 @@ class Params(_Section):
     serve: ServeParams = Field(ServeParams(), description="The online server and challenger rollout.")
 
     @model_validator(mode="after")
+    def _horizon_after_the_first_decision(self) -> Params:
+        low, high = self.serve.min_outcomes, self.serve.max_outcomes
+        if high < low:
+            raise ValueError(
+                f"serve.max_outcomes {high} is below serve.min_outcomes {low}: every rollout would stop at its horizon "
+                "before the sequential test may decide"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _cooldown_covers_the_label_delay(self) -> Params:
         cooldown, delay = self.drift.cooldown_days, self.simulate.label_delay_days
         if cooldown < delay:
