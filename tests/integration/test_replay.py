@@ -340,6 +340,7 @@ def test_a_full_year_runs_unattended_on_the_shipped_settings(tmp_path: Path) -> 
     t = run_story(tmp_path / "year", "year", quick=False)
     y = year_invariants(t)
     # outside the two waits for a new world's labels (17 days each), live AUC stays at the optimum
-    # (measured 91 %; over every matured day 81 %, docs/guides/stories.md)
-    assert y["auc_at_optimum_share_steady"] >= 0.9, (y["auc_at_optimum_share_steady"], y["auc_misses"])
+    # (measured 99 %; over every matured day 89 %, docs/guides/stories.md)
+    assert y["auc_at_optimum_share_steady"] >= 0.95, (y["auc_at_optimum_share_steady"], y["auc_misses"])
+    assert y["auc_at_optimum_share"] >= 0.85, (y["auc_at_optimum_share"], y["auc_misses"])
     assert all(m["awaiting_retrain"] for m in y["auc_misses"] if m["live"] < m["hindsight"] - 0.05), y["auc_misses"]
