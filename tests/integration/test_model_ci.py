@@ -41,6 +41,8 @@ def make(proj: Project, *args: str) -> subprocess.CompletedProcess[str]:
 def ci(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, subprocess.CompletedProcess[str]]:
     proj = build_project(tmp_path_factory.mktemp("modelci") / "repo", days=DAYS, rows=ROWS, code=True)
     proj.env.update(GIT_ID)
+    for key, value in (("user.name", "t"), ("user.email", "t@t")):  # `dvc exp run` commits with the repository's identity
+        proj.run("git", "config", key, value)
     (proj.root / ".venv").symlink_to(Path(sys.executable).parents[1])  # `make` finds it installed
     for key, value in {**SHARED_MACHINE_GATE, "simulate.days": DAYS, "simulate.rows_per_day": ROWS}.items():
         proj.set_param(key, value)
