@@ -56,8 +56,8 @@ demo: venv ## Replay the headline story (login_policy: 40 warm-up + 60 served da
 test: venv spark lint docs ## Lint, docs build, whole suite with real tools in 2 processes: about 25-60 min; installs .venv, pyspark and, as root, Java 17, Chromium, PostgreSQL and Prometheus, Alertmanager, Pushgateway (Debian) when missing
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
-test-long: venv spark ## Every replayed story quick and full length, a 60-day soak: an hour or more; installs as `make test` does
-	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" REPLAY_LONG=1 $(PY) -m pytest tests/integration/test_replay.py
+test-long: venv spark ## Every replayed story quick and full length, the quick story through Airflow, a 60-day soak: an hour or more; installs as `make test` does
+	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" REPLAY_LONG=1 $(PY) -m pytest tests/integration/test_replay.py tests/integration/test_replay_airflow.py
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SOAK_DAYS=$${SOAK_DAYS:-60} $(PY) -m pytest -s tests/faults/test_soak.py
 
 test-unit: venv ## Only the unit tests, one process: about 2-5 min; installs .venv if missing

@@ -207,6 +207,7 @@ def test_null_spike_is_quarantined_and_the_champion_keeps_serving_good_days(tmp_
     nothing_lost(t)
 
 
+@IN_THE_YEAR
 def test_bad_retrain_is_blocked_by_the_gate_and_the_champion_stays(tmp_path: Path) -> None:
     t = run_story(tmp_path / "bad_retrain", "bad_retrain")
     [run] = [tr for tr in t["trainings"] if tr["trigger"] == "scheduled training run"]
@@ -233,6 +234,7 @@ def test_flapping_drift_never_starts_a_retrain_loop(tmp_path: Path) -> None:
     nothing_lost(t)
 
 
+@IN_THE_YEAR
 def test_concept_shift_only_live_performance_sees_it_and_a_retrain_recovers(tmp_path: Path) -> None:
     t = run_story(tmp_path / "concept_shift", "concept_shift")
     days = served(t)

@@ -53,7 +53,10 @@ from tests.support.postgres import AIRFLOW_DB_PASSWORD, topology_databases
 from tests.support.system import free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.integration
+# Ten minutes of one worker: it runs in `make test-long` (REPLAY_LONG=1). `make test` keeps the
+# Airflow chain in test_airflow_e2e.py and the story itself in test_replay.py.
+pytestmark = [pytest.mark.integration, pytest.mark.long,
+              pytest.mark.skipif(not os.environ.get("REPLAY_LONG"), reason="the story through Airflow: make test-long")]
 
 STORY, DAYS = "login_policy", 16
 # The gate times predictions while Airflow's scheduler, API server and dag-processor share the
