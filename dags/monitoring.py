@@ -3,7 +3,8 @@ day against the champion's reference with Evidently, and when PSI passes the thr
 RETRAIN_REQUEST (with the reason) so the training DAG starts. Otherwise it ends quietly.
 Also daily at 00:30 UTC: a day the online server served without a batch (no predictions
 asset) is checked from its prediction log; a day with a batch ends that run quietly.
-It also measures the real performance of earlier days whose labels have matured.
+It also measures the real performance of earlier days whose labels have matured, and compacts
+the closed day's online prediction log (pipelines/serving/compact.py) into a few files.
 """
 
 from __future__ import annotations
@@ -66,9 +67,17 @@ def monitoring() -> None:
 
         return tasks.performance()
 
+    @task
+    def compact(logical_date=None, dag_run=None) -> list:
+        """Merge the closed day's online prediction-log parts into a few files (and the day before's late ones)."""
+        from pipelines.ops import tasks
+
+        return tasks.compact(logical_date, getattr(dag_run, "run_after", None))
+
     decision = drift()
     retrain_due(decision) >> request_retrain(decision)
     performance()
+    compact()
 
 
 monitoring()

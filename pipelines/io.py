@@ -54,11 +54,43 @@ def partition_files(folder: Path) -> dict[date, Path]:
     return dict(sorted(found.items()))
 
 
+PART_GLOB = "part-*.parquet"  # a flush of the online prediction log (pipelines/serving/predlog.py)
+COMPACTED_GLOB = "compact-*.parquet"  # a compaction of a closed day's log (pipelines/serving/compact.py)
+HOLDS_KEY = b"pipelines.predlog.holds"  # compacted file's metadata: JSON list of the part names it holds
+REPLACES_KEY = b"pipelines.predlog.replaces"  # ... and of the compacted files it replaces
+
+
 def day_parts(folder: Path, day: date) -> list[Path]:
-    """The part files of one day in a folder of <YYYY-MM-DD>/part-*.parquet (the online
-    prediction log; pipelines/serving/predlog.py), oldest first; none when there is no folder."""
+    """The files to read of one day of the online prediction log, ``<folder>/<YYYY-MM-DD>/``:
+    its compacted files, then the parts no compacted file holds, each in name order; none when
+    there is no folder. Every reader lists a day through this, so none reads a row twice or
+    misses one while a compaction runs: a compacted file is renamed into place whole, names in
+    its metadata the parts (and older compacted files) it holds, and these are deleted only a
+    grace period later (``serve.compact_grace_seconds``), so a reader that listed them can open them."""
     d = folder / day.isoformat()
-    return sorted(p for p in d.glob("part-*.parquet")) if d.is_dir() else []
+    if not d.is_dir():
+        return []
+    compacted = sorted(d.glob(COMPACTED_GLOB))
+    covered: set[str] = set()
+    for c in compacted:
+        covered |= compacted_holds(c)
+    return [p for p in [*compacted, *sorted(d.glob(PART_GLOB))] if p.name not in covered]
+
+
+def compacted_holds(path: Path) -> set[str]:
+    """The names a compacted log file holds (its parts and the compacted files it replaces),
+    from its Parquet metadata; empty when it is gone (deleted because a newer one, older than
+    the grace period and so already listed beside it, holds it all)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except FileNotFoundError:
+        return set()
+    except (pa.ArrowException, OSError) as exc:
+        raise PipelineError(f"{path} is not a readable Parquet file: {first_line(exc)}") from exc
+    return {*json.loads(meta.get(HOLDS_KEY, b"[]")), *json.loads(meta.get(REPLACES_KEY, b"[]"))}
 
 
 def find_partition(folder: Path, day: date) -> Path | None:

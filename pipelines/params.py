@@ -275,6 +275,14 @@ class ServeParams(_Section):
         "data/predictions_online", description="Online prediction log, <dir>/<day>/part-*.parquet, read by drift and performance."
     )
     log_flush_seconds: float = Field(2.0, gt=0, description="Most seconds between writes of the prediction log's parts.")
+    compact_rows: int = Field(
+        1_000_000, ge=1, description="Most rows in one compacted file of a closed day's prediction log (more when the "
+        "day would otherwise need over 48 files)."
+    )
+    compact_grace_seconds: float = Field(
+        3600.0, ge=0, description="Seconds a compacted file of the prediction log is in place before a later compaction "
+        "of its day deletes the parts it holds (a reader that listed them can still open them)."
+    )
     shadow_queue: int = Field(
         1000, ge=1, description="Requests waiting for off-path scoring; beyond it they are dropped and counted."
     )

@@ -55,7 +55,7 @@ def options(
 for _command in (
     data.init, data.simulate, data.validate, data.prepare,
     model.train, model.gate, model.evaluate, model.promote, model.challenger, model.rollback,
-    serving.score, monitoring.drift, monitoring.performance,
+    serving.score, serving.compact, monitoring.drift, monitoring.performance,
     model.push, model.reproduce, model.status, serving.serve, ops.replay, ops.run, ops.report,
 ):
     app.command(hidden=_command is model.evaluate)(_command)

@@ -1,4 +1,4 @@
-"""Serving commands: score a day's batch, serve the champion online."""
+"""Serving commands: score a day's batch, serve the champion online, compact its prediction log."""
 
 from __future__ import annotations
 
@@ -32,3 +32,24 @@ def serve(
     from pipelines.serving.launch import serve as fn
 
     _run(lambda: fn(_settings(), host, port, reload_any_host or None, workers, STATE["params"]), emit=False)
+
+
+def compact(
+    date: str = typer.Option(..., "--date", help="Closed day (UTC) whose online prediction log to compact, YYYY-MM-DD."),
+) -> None:
+    """Merge a closed day's online prediction-log parts into a few files (at most 48).
+
+    Each compacted file names the parts it holds; the readers take it in their place. The parts
+    are deleted by a later run once the file is serve.compact_grace_seconds old. Today (or a day
+    not yet over) is refused; a run with nothing new to merge does nothing.
+    """
+    from datetime import UTC, datetime
+
+    from pipelines.cli.common import log
+    from pipelines.io import parse_date
+    from pipelines.serving.compact import compact as fn
+
+    def progress(done: int, total: int) -> None:
+        log.info("compact %s: %d of %d parts merged", date, done, total)
+
+    _run(lambda: fn(_settings(), parse_date(date), datetime.now(UTC), progress))

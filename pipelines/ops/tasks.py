@@ -289,6 +289,32 @@ def performance() -> list[dict[str, Any]]:
     return measure_matured_days(settings())
 
 
+def compact(logical: datetime | None, run_after: datetime | None, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Compact the online prediction log of the day before the run's day (closed by the daily
+    run at 00:30 UTC) and of the day before that: its second run merges late parts and deletes
+    the parts its compacted files hold, past serve.compact_grace_seconds. Idempotent: a day
+    compacted already, with nothing new, is left as it is. ``now``: the wall clock (default: read here)."""
+    from datetime import UTC
+
+    from pipelines.serving.compact import check_closed
+    from pipelines.serving.compact import compact as compact_day
+
+    day = resolve_day(None, logical, run_after)
+    clock = now or datetime.now(UTC)
+    conf = settings()
+    out = []
+    for d in (day - timedelta(days=2), day - timedelta(days=1)):
+        try:
+            check_closed(d, clock, conf.params.serve.log_flush_seconds)
+        except PipelineError as exc:  # a run started just after midnight: the next one compacts the day
+            print(f"compact {d}: skipped, {exc}")
+            continue
+        res = compact_day(conf, d, clock)
+        print(f"compact {d}: {res['reason']} ({res['removed']} covered file(s) removed, {res['files']} file(s) to read)")
+        out.append(res)
+    return out
+
+
 # ------------------------------------------------------------------ rollout DAG
 
 

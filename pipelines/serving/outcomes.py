@@ -78,7 +78,8 @@ def paired_outcomes(settings: Settings, champion_version: str, challenger_versio
     entity and day's label, oldest first (:class:`Outcomes`; empty when there are none yet).
 
     ``cache`` (the server keeps one) holds each day's joined pairs, keyed by the versions, the
-    day's part files and the labels file's mtime: a past day, whose log no longer grows, is read
+    names of the day's files (its parts, or its compacted files once compacted: pipelines/serving/compact.py) and
+    the labels file's mtime: a past day, whose log no longer grows, is read
     once, not at every check (a busy day is thousands of part files)."""
     d = settings.params.data
     folder = settings.online_predictions_dir
@@ -92,7 +93,8 @@ def paired_outcomes(settings: Settings, champion_version: str, challenger_versio
         parts = day_parts(folder, date.fromisoformat(sub.name))
         if not parts:
             continue
-        key = (champion_version, challenger_version, len(parts), parts[-1].name, str(labels_path), labels_path.stat().st_mtime_ns)
+        key = (champion_version, challenger_version, tuple(p.name for p in parts), str(labels_path),
+               labels_path.stat().st_mtime_ns)
         hit = cache.get(sub.name) if cache is not None else None
         if hit is not None and hit[0] == key:
             frames.append(hit[1])

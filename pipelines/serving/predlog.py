@@ -12,7 +12,9 @@ live-performance job reads the scores (pipelines/monitoring/). A killed server l
 the rows of its last interval, never leaves a half-written part; the temporary file of a part
 it was writing is removed, once over an hour old, by a later sweep of that day's folder (each
 server sweeps the day it writes and the day before, at most once an hour). A write itself does
-not list the day's folder, which holds thousands of parts by the evening.
+not list the day's folder, which holds thousands of parts by the evening. Once the day is
+closed, pipelines/serving/compact.py merges its parts into a few files; readers list a day
+through ``pipelines.io.day_parts``, which takes those files in the place of the parts they hold.
 
 The response path only queues a reference per request (:meth:`PredictionLog.append`): the
 feature columns are sliced from the columns the scorer already built the model's frame from

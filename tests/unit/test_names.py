@@ -31,6 +31,7 @@ STEPS = {
     "challenger": "pipelines.model.registry",
     "rollback": "pipelines.model.registry",
     "score": "pipelines.serving.score",
+    "compact": "pipelines.serving.compact",
     "drift": "pipelines.monitoring.drift",
     "performance": "pipelines.monitoring.performance",
     "push": "pipelines.ops.reproduce",

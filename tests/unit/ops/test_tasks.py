@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -79,3 +79,19 @@ def test_the_facts_come_from_params_and_data(project: Path) -> None:
     assert tasks.nothing_to_score(date(2026, 12, 6), "scheduled", None, None) is None  # a running feed's gap: it fails, loud
     (project / "data" / "quarantine" / "2026-12-04").mkdir(parents=True)
     assert tasks.nothing_to_score(date(2026, 12, 4), "scheduled", None, None) is None
+
+
+def test_the_compact_task_compacts_the_two_closed_days_before_its_day_and_skips_an_open_one(project: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = project / "data" / "predictions_online" / "2026-01-04"
+    folder.mkdir(parents=True)
+    for k in range(3):
+        pq.write_table(pa.table({"request_id": [f"r{k}"], "score": [0.5]}), folder / f"part-{k}-1-{k:06d}.parquet")
+    run = datetime(2026, 1, 6, 0, 30, tzinfo=UTC)
+    out = tasks.compact(run, None, now=run)
+    assert [(r["day"], r["merged_parts"], r["files"]) for r in out] == [("2026-01-04", 3, 1), ("2026-01-05", 0, 0)]
+    assert tasks.compact(run, None, now=run)[0]["written"] == 0  # idempotent
+    just_after_midnight = datetime(2026, 1, 6, 0, 0, 1, tzinfo=UTC)
+    assert [r["day"] for r in tasks.compact(run, None, now=just_after_midnight)] == ["2026-01-04"]  # the 5th still open
