@@ -9,20 +9,12 @@ the closed day's online prediction log (pipelines/serving/compact.py) into a few
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from airflow.sdk import dag, task
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
-from pipeline_assets import PREDICTIONS, RETRAIN_REQUEST
-
-from pipelines.monitoring.notify import task_failure_alert
-
-# A task that has failed for good (retries spent) posts an alert to Alertmanager (PIPELINES_ALERTMANAGER_URL).
-DEFAULT_ARGS = {
-    "retries": 1, "retry_delay": timedelta(seconds=30), "owner": "ml-platform",
-    "on_failure_callback": task_failure_alert,
-}
+from pipeline_assets import DEFAULT_ARGS, PREDICTIONS, RETRAIN_REQUEST
 
 
 @dag(

@@ -8,18 +8,10 @@ see pipelines.ops.tasks.no_batch_reason.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from airflow.sdk import Param, dag, task
-from pipeline_assets import PREDICTIONS
-
-from pipelines.monitoring.notify import task_failure_alert
-
-# A task that has failed for good (retries spent) posts an alert to Alertmanager (PIPELINES_ALERTMANAGER_URL).
-DEFAULT_ARGS = {
-    "retries": 1, "retry_delay": timedelta(seconds=30), "owner": "ml-platform",
-    "on_failure_callback": task_failure_alert,
-}
+from pipeline_assets import DEFAULT_ARGS, PREDICTIONS
 
 
 @dag(

@@ -8,20 +8,12 @@ as its run (it renews the marker's lease while it works, see pipelines/monitorin
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from airflow.sdk import Param, dag, task
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
-from pipeline_assets import RETRAIN_REQUEST
-
-from pipelines.monitoring.notify import task_failure_alert
-
-# A task that has failed for good (retries spent) posts an alert to Alertmanager (PIPELINES_ALERTMANAGER_URL).
-DEFAULT_ARGS = {
-    "retries": 1, "retry_delay": timedelta(seconds=30), "owner": "ml-platform",
-    "on_failure_callback": task_failure_alert,
-}
+from pipeline_assets import DEFAULT_ARGS, RETRAIN_REQUEST
 
 
 @dag(
