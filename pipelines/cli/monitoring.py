@@ -13,7 +13,7 @@ from pipelines.errors import PipelineError
 def drift(
     date: str | None = typer.Option(None, "--date", help="Day to check; default the latest validated."),
     engine: str | None = typer.Option(
-        None, "--engine", help="arrow (streamed here) or spark; default drift.engine in params.yaml."
+        None, "--engine", help="local (streamed here), spark or auto; default engine.name in params.yaml."
     ),
     source: str | None = typer.Option(
         None, "--input", help="Batch to check instead of data/validated/<day>.parquet (spark: any URI it reads, e.g. s3a://...)."
