@@ -98,23 +98,28 @@ def spark_session(master: str | None, conf: dict[str, str] | None = None) -> Any
     # A quiet JVM start: no WARN lines before our own output (see the file). Log4j 2 reads this
     # variable in the JVM pyspark launches; a user's own LOG4J_CONFIGURATION_FILE wins, and no
     # Spark setting (spark-defaults.conf's extraJavaOptions on a cluster) is touched.
-    had = os.environ.get("LOG4J_CONFIGURATION_FILE")
-    os.environ.setdefault("LOG4J_CONFIGURATION_FILE", LOG4J2.as_uri())
+    # On a local master the Python workers are this interpreter (pyspark reads PYSPARK_PYTHON
+    # when the context starts; a user's own wins): scoring runs our code, with our packages.
+    launch = {"LOG4J_CONFIGURATION_FILE": LOG4J2.as_uri()}
+    if (master or "local").startswith("local"):
+        launch["PYSPARK_PYTHON"] = sys.executable
+    added = [k for k in launch if k not in os.environ]
+    os.environ.update({k: launch[k] for k in added})
     try:
         spark = builder.getOrCreate()
     except Exception as exc:  # PySparkRuntimeError JAVA_GATEWAY_EXITED: an old or broken Java, ...
         java = os.environ.get("JAVA_HOME") or shutil.which("java")
         raise PipelineError(f"Spark could not start (needs Java 17+; using {java}): {spark_reason(exc)}") from exc
     finally:
-        if had is None:
-            os.environ.pop("LOG4J_CONFIGURATION_FILE", None)
+        for key in added:
+            os.environ.pop(key, None)
     spark.sparkContext.setLogLevel("FATAL")  # failures reach the user as our one-line error
     return spark
 
 
 def base_conf(master: str | None) -> dict[str, str]:
-    """What every step needs of a session. On a local master the Python workers are this
-    interpreter with this package importable (scoring runs our own code in them); a cluster's
+    """What every step needs of a session. On a local master the Python workers import this
+    package from where the driver does (scoring runs our own code in them); a cluster's
     executors bring their own environment with the package installed."""
     conf = {
         "spark.ui.enabled": "false",
@@ -124,8 +129,6 @@ def base_conf(master: str | None) -> dict[str, str]:
         "spark.sql.legacy.parquet.nanosAsLong": "true",
     }
     if (master or "local").startswith("local"):
-        if not os.environ.get("PYSPARK_PYTHON"):
-            conf["spark.pyspark.python"] = sys.executable
         conf["spark.executorEnv.PYTHONPATH"] = os.pathsep.join(
             x for x in (str(PACKAGE_PARENT), os.environ.get("PYTHONPATH", "")) if x
         )
@@ -136,7 +139,13 @@ JVM_NOISE = ("An error occurred while calling", "at ", "JVM stacktrace")
 
 
 def spark_reason(exc: BaseException) -> str:
-    """The message of a Spark/Py4J error without the JVM stack trace."""
+    """The message of a Spark/Py4J error without the JVM stack trace; for an exception raised
+    in a Python worker (our code in a task), the last line of its traceback: what was raised."""
+    text = str(exc)
+    if "Traceback (most recent call last)" in text:
+        raised = [line for line in text.splitlines() if line.strip() and not line.startswith((" ", "\t", "Traceback"))]
+        if raised:
+            return raised[-1].strip()
     return first_line(exc, skip=JVM_NOISE).lstrip(": ")
 
 
