@@ -25,7 +25,9 @@ path and Spark would run another. ``mapInPandas`` runs exactly ours.
 
 from __future__ import annotations
 
+import atexit
 import io
+import shutil
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
@@ -65,6 +67,7 @@ def worker_model(sha: str, blob: bytes) -> Any:
         from pipelines.model.champion import artifact_sha256
 
         folder = Path(tempfile.mkdtemp(prefix="pipelines-model-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)  # the worker's copy goes with the worker
         with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
             tar.extractall(folder, filter="data")  # the "data" filter refuses links and paths outside
         if artifact_sha256(folder) != sha:
