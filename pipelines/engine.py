@@ -101,7 +101,7 @@ def spark_session(master: str | None, conf: dict[str, str] | None = None) -> Any
     # On a local master the Python workers are this interpreter (pyspark reads PYSPARK_PYTHON
     # when the context starts; a user's own wins): scoring runs our code, with our packages.
     launch = {"LOG4J_CONFIGURATION_FILE": LOG4J2.as_uri()}
-    if (master or "local").startswith("local"):
+    if (master or "").startswith("local"):  # a master spark-submit chose may be a cluster
         launch["PYSPARK_PYTHON"] = sys.executable
     added = [k for k in launch if k not in os.environ]
     os.environ.update({k: launch[k] for k in added})
@@ -128,7 +128,7 @@ def base_conf(master: str | None) -> dict[str, str]:
         # pandas writes nanosecond timestamps (event_ts), which Spark refuses to read otherwise
         "spark.sql.legacy.parquet.nanosAsLong": "true",
     }
-    if (master or "local").startswith("local"):
+    if (master or "").startswith("local"):  # a master spark-submit chose may be a cluster
         conf["spark.executorEnv.PYTHONPATH"] = os.pathsep.join(
             x for x in (str(PACKAGE_PARENT), os.environ.get("PYTHONPATH", "")) if x
         )

@@ -108,3 +108,24 @@ def test_arrow_is_an_alias_and_a_bad_value_is_one_line(tmp_path: Path, caplog: p
     path = params_file(tmp_path, None, "  engine: polars\n")
     with pytest.raises(PipelineError, match=r"drift.engine: expected 'arrow', 'local' or 'spark', got 'polars'$"):
         load_settings(path)
+
+
+def test_local_masters_import_this_package_and_clusters_bring_their_own() -> None:
+    from pipelines.engine import PACKAGE_PARENT, base_conf
+
+    assert base_conf("local[2]")["spark.executorEnv.PYTHONPATH"].split(":")[0] == str(PACKAGE_PARENT)
+    for master in ("spark://head:7077", "yarn", None):  # None: what spark-submit chose
+        assert "spark.executorEnv.PYTHONPATH" not in base_conf(master)
+    assert base_conf(None)["spark.sql.legacy.parquet.nanosAsLong"] == "true"
+
+
+def test_an_error_raised_in_a_python_worker_is_its_last_line() -> None:
+    from pipelines.engine import spark_reason
+
+    worker = RuntimeError(
+        "\n  An exception was thrown from the Python worker. Please see the stack trace below.\n"
+        "Traceback (most recent call last):\n  File \"x.py\", line 1, in f\n    raise PipelineError(...)\n"
+        "pipelines.errors.PipelineError: labels in 'default' are not 0/1 ('maybe')\n"
+    )
+    assert spark_reason(worker) == "pipelines.errors.PipelineError: labels in 'default' are not 0/1 ('maybe')"
+    assert spark_reason(RuntimeError("[PATH_NOT_FOUND] Path does not exist: /x.")) == "[PATH_NOT_FOUND] Path does not exist: /x."
