@@ -93,7 +93,8 @@ def performance(settings: Settings, day: date, engine: str | None = None) -> dic
     label_path = find_partition(settings.labels_dir, day)
     batch = settings.predictions_dir / f"{day.isoformat()}.parquet"
     parts = day_parts(settings.online_predictions_dir, day)
-    if label_path is not None and choose_engine(settings, [*([batch] if batch.is_file() else []), *parts], override) == "spark":
+    engine = choose_engine(settings, [*([batch] if batch.is_file() else []), *parts], override)
+    if label_path is not None and engine == "spark":
         from pipelines.monitoring.performance_spark import spark_join
 
         if not batch.is_file() and not parts:
@@ -119,6 +120,7 @@ def performance(settings: Settings, day: date, engine: str | None = None) -> dic
         "prediction_rows": prediction_rows,
         "online_rows": online_rows,
         **{k: round(v, 6) for k, v in metrics.items()},
+        "engine": engine,
     }
     write_json(summary, settings.reports_dir / "performance" / f"{day.isoformat()}.json")
     return summary
