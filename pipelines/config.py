@@ -10,6 +10,7 @@ No side effects at import: nothing is created, no tracking URI is set. Deploymen
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 from functools import cached_property
 from pathlib import Path
@@ -22,6 +23,7 @@ from pipelines.errors import PipelineError
 from pipelines.params import (
     DataParams,
     DriftParams,
+    EngineParams,
     GateParams,
     Params,
     PrepareParams,
@@ -35,7 +37,8 @@ from pipelines.params import (
 )
 
 __all__ = [
-    "BINARY_CLASSES", "DataParams", "DriftParams", "GateParams", "Params", "PrepareParams", "ProjectParams", "Scenario",
+    "BINARY_CLASSES", "DataParams", "DriftParams", "EngineParams", "GateParams", "Params", "PrepareParams", "ProjectParams",
+    "Scenario",
     "ScoreParams", "ServeParams", "Settings", "SimulateParams", "TrainParams", "ValidateParams", "load_settings", "project_root",
 ]
 
@@ -94,6 +97,16 @@ class Settings:
         window follows it."""
         return self.reports_dir / "drift" / "shift.json"
 
+    @cached_property
+    def engine(self) -> EngineParams:
+        """The engine setting, with the deprecated drift.engine / drift.spark_master of an older
+        params file filling in when it has no engine section (arrow is local)."""
+        p = self.params
+        if "engine" in p.model_fields_set or (p.drift.engine is None and p.drift.spark_master is None):
+            return p.engine
+        old = {"name": "local" if p.drift.engine == "arrow" else p.drift.engine, "spark_master": p.drift.spark_master}
+        return p.engine.model_copy(update={k: v for k, v in old.items() if v is not None})
+
     @property
     def models_dir(self) -> Path:
         return self.path("models")
@@ -109,6 +122,7 @@ def project_root() -> Path:
     return Path(env).resolve() if env else Path(__file__).resolve().parent.parent
 
 
+log = logging.getLogger(__name__)
 SHOWN_VALUE_CHARS = 80  # a longer value given is not repeated in the error
 BINARY_CLASSES = 2  # the target is binary: its labels have two classes
 Key = tuple[str | int, ...]
@@ -260,4 +274,30 @@ def load_settings(params_file: Path | str | None = None) -> Settings:
         params = Params.model_validate(raw)
     except ValidationError as exc:
         raise PipelineError(_one_line(exc, marks, shown)) from exc
+    _deprecated_keys(params, marks, shown)
     return Settings(params, path.resolve().parent)
+
+
+DEPRECATED = {("drift", "engine"): "name", ("drift", "spark_master"): "spark_master"}  # -> engine.<key>
+_warned: set[tuple[str, Key]] = set()
+
+
+def _deprecated_keys(params: Params, marks: Marks, shown: str) -> None:
+    """A warning (once per file and key in a process) for each deprecated key the file still has;
+    an error when it disagrees with the engine section that replaces it."""
+    for key, new in DEPRECATED.items():
+        old = getattr(params.drift, key[1])
+        if old is None:
+            continue
+        mark = marks[key][0] if key in marks else None
+        where = f"{shown}:{mark.line + 1}:{mark.column + 1}: " if mark else f"{shown}: "
+        value = "local" if old == "arrow" else old
+        if "engine" in params.model_fields_set and getattr(params.engine, new) != value:
+            raise PipelineError(
+                f"{where}drift.{key[1]} {old!r} disagrees with engine.{new} {getattr(params.engine, new)!r}: "
+                f"drift.{key[1]} is deprecated, remove it"
+            )
+        if (shown, key) not in _warned:
+            _warned.add((shown, key))
+            log.warning("%sdrift.%s is deprecated: use engine.%s (one engine setting for drift, scoring and live "
+                        "performance)%s", where, key[1], new, "; arrow is now called local" if old == "arrow" else "")

@@ -249,11 +249,28 @@ class DriftParams(_Section):
     html_report: bool = Field(
         True, description="Write the Evidently HTML report of every day; false: JSON summary and MLflow only."
     )
-    engine: Literal["arrow", "spark"] = Field(
-        "arrow", description="arrow: streamed on this machine; spark: the same counts in Spark SQL."
+    engine: Literal["arrow", "local", "spark"] | None = Field(
+        None, description="Deprecated: use engine.name (arrow means local). Kept so older params files load, with a warning."
+    )
+    spark_master: str | None = Field(None, description="Deprecated: use engine.spark_master.")
+
+
+class EngineParams(_Section):
+    """Where the data-heavy steps (drift, scoring, live performance) run: here, or on Spark."""
+
+    name: Literal["local", "spark", "auto"] = Field(
+        "local",
+        description="local: pyarrow/pandas on this machine; spark: Spark (same results); auto: Spark above auto_rows rows.",
     )
     spark_master: str = Field(
-        "local[*]", description='Spark master for engine spark (local[*], spark://host:7077, yarn); "" keeps spark-submit\'s.'
+        "local[*]",
+        description='Spark master (local[*], spark://host:7077, yarn); "" keeps spark-submit\'s; PIPELINES_SPARK_MASTER wins.',
+    )
+    auto_rows: int = Field(
+        5_000_000, ge=1, description="With name auto: a day with more rows than this (Parquet metadata) runs on Spark."
+    )
+    spark_conf: dict[str, str] = Field(
+        default_factory=dict, description="Spark settings applied when the session starts (spark.driver.memory, ...)."
     )
 
 
@@ -343,6 +360,7 @@ class Params(_Section):
     gate: GateParams = Field(GateParams(), description="The gate a candidate must pass to become champion.")
     score: ScoreParams = Field(ScoreParams(), description="Batch scoring.")
     drift: DriftParams = Field(DriftParams(), description="Drift, live performance and retraining brakes.")
+    engine: EngineParams = Field(EngineParams(), description="The engine of drift, scoring and live performance.")
     serve: ServeParams = Field(ServeParams(), description="The online server and challenger rollout.")
 
     @model_validator(mode="after")

@@ -13,7 +13,7 @@ from pipelines.errors import PipelineError
 def drift(
     date: str | None = typer.Option(None, "--date", help="Day to check; default the latest validated."),
     engine: str | None = typer.Option(
-        None, "--engine", help="arrow (streamed here) or spark; default drift.engine in params.yaml."
+        None, "--engine", help="local (streamed here), spark or auto; default engine.name in params.yaml."
     ),
     source: str | None = typer.Option(
         None, "--input", help="Batch to check instead of data/validated/<day>.parquet (spark: any URI it reads, e.g. s3a://...)."
@@ -36,12 +36,15 @@ def drift(
 
 def performance(
     date: str | None = typer.Option(None, "--date", help="Day whose labels matured; default every such day not yet measured."),
+    engine: str | None = typer.Option(
+        None, "--engine", help="local, spark (the same join) or auto; default engine.name in params.yaml."
+    ),
 ) -> None:
     """Real ROC AUC of past predictions once their labels matured, logged to MLflow as a time series."""
     from pipelines.monitoring.performance import measure_matured_days
     from pipelines.monitoring.performance import performance as fn
 
     if date:
-        _run(lambda: fn(_settings(), _day(date)))
+        _run(lambda: fn(_settings(), _day(date), engine))
     else:
-        _run(lambda: {"measured": measure_matured_days(_settings())})
+        _run(lambda: {"measured": measure_matured_days(_settings(), engine)})

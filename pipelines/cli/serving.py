@@ -7,11 +7,16 @@ import typer
 from pipelines.cli.common import STATE, _day, _run, _settings
 
 
-def score(date: str | None = typer.Option(None, "--date", help="Day to score; default the latest validated.")) -> None:
+def score(
+    date: str | None = typer.Option(None, "--date", help="Day to score; default the latest validated."),
+    engine: str | None = typer.Option(
+        None, "--engine", help="local, spark (the same scores) or auto; default engine.name in params.yaml."
+    ),
+) -> None:
     """Score a validated daily batch with models:/<name>@champion."""
     from pipelines.serving.score import score as fn
 
-    _run(lambda: fn(_settings(), _day(date)))
+    _run(lambda: fn(_settings(), _day(date), engine=engine))
 
 
 def serve(

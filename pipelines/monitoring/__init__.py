@@ -8,6 +8,7 @@
 - ``report``: the Evidently HTML report showing the exact PSI, and the Prometheus textfile;
 - ``drift_spark``: the same counts in Spark SQL for batches larger than one machine;
 - ``performance``: real ROC AUC once labels mature, as an MLflow time series;
+- ``performance_spark``: its join of predictions and labels in Spark (the same metrics);
 - ``notify``: a failed Airflow task as an Alertmanager alert (every DAG's ``on_failure_callback``).
 
 The profile and the PSI arithmetic live with the model (pipelines/model/profile.py): they are

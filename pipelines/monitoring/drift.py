@@ -26,6 +26,7 @@ from typing import Any
 import pandas as pd
 
 from pipelines.config import Settings
+from pipelines.engine import choose_engine, engine_name, spark_master
 from pipelines.errors import PipelineError, first_line
 from pipelines.io import check_not_quarantined, day_parts, partition_files, read_json, write_json
 from pipelines.model.champion import champion_profile
@@ -41,7 +42,7 @@ SERVED = ("champion", "canary")  # the prediction log's rows that answered a cli
 def stream_counts(
     path: Path, profile: dict[str, Any], chunk_rows: int, sample_rows: int
 ) -> tuple[dict[str, dict[str, float]], int, list[pd.DataFrame]]:
-    """The arrow engine: stream a Parquet batch in chunks into the profile's frozen bins.
+    """The local engine: stream a Parquet batch in chunks into the profile's frozen bins.
     Returns PSI and null rates per feature, the row count, and a sample of min(``sample_rows``,
     rows) rows for the report's histograms, drawn across the whole batch (one seeded random row
     in each of ``sample_rows`` equal strides: a batch sorted by time is sampled all day, and a
@@ -81,11 +82,11 @@ def drift(settings: Settings, day: date, engine: str | None = None, source: str 
     """Drift of the validated batch of ``day`` (or, with none, of its online prediction log):
     JSON summary, HTML report, MLflow run.
 
-    ``engine`` (default ``drift.engine``) counts the rows into the frozen bins: "arrow"
-    streams local Parquet files in chunks, "spark" runs the same counts in Spark SQL
-    (pipelines/monitoring/drift_spark.py). ``source`` replaces the validated file, e.g. a URI
-    Spark reads; it is not validated here, and prediction drift is skipped (the local
-    predictions of ``day`` need not be of that batch).
+    ``engine`` (default ``engine.name``, pipelines/engine.py) counts the rows into the frozen
+    bins: "local" streams local Parquet files in chunks, "spark" runs the same counts in Spark
+    SQL (pipelines/monitoring/drift_spark.py), "auto" picks Spark for a large day. ``source``
+    replaces the validated file, e.g. a URI Spark reads; it is not validated here, and prediction
+    drift is skipped (the local predictions of ``day`` need not be of that batch).
 
     The summary's ``source``: "batch" (the batch's features and scores), "both" (the batch's
     features; the champion's batch and online scores), "online" (features and scores from the
@@ -95,8 +96,11 @@ def drift(settings: Settings, day: date, engine: str | None = None, source: str 
     from pipelines.tracking import setup_mlflow
 
     dp = settings.params.drift
-    engine = engine or dp.engine
-    batch, parts = _inputs(settings, day, engine, source)
+    override = engine_name(engine) if engine else None  # a bad --engine fails before any work
+    batch, parts = _inputs(settings, day, source)
+    engine = choose_engine(settings, [batch] if batch else parts, override)
+    if engine == "local" and source is not None and not Path(source).is_file():
+        raise PipelineError(f"no Parquet file at {source} (the local engine reads local files; use --engine spark for URIs)")
     setup_mlflow(settings)
     profile, champion = champion_profile(settings)
     counted = count_batch(settings, engine, batch, profile) if batch else count_log(settings, engine, parts, profile)
@@ -146,15 +150,10 @@ def _record(settings: Settings, summary: dict[str, Any], out_dir: Path) -> None:
     step_succeeded(settings, "drift")
 
 
-def _inputs(settings: Settings, day: date, engine: str, source: str | None) -> tuple[str | None, list[Path]]:
+def _inputs(settings: Settings, day: date, source: str | None) -> tuple[str | None, list[Path]]:
     """What to count: ``source``, or the validated file of ``day``, or else (None and) the
-    part files of its online prediction log; fails early with one line when the engine is
-    unknown or the day has neither."""
-    if engine not in ("arrow", "spark"):
-        raise PipelineError(f"unknown drift engine {engine!r}: use arrow or spark")
+    part files of its online prediction log; fails early with one line when the day has neither."""
     if source is not None:
-        if engine == "arrow" and not Path(source).is_file():
-            raise PipelineError(f"no Parquet file at {source} (the arrow engine reads local files; use --engine spark for URIs)")
         return source, []
     src = settings.validated_dir / f"{day.isoformat()}.parquet"
     if src.is_file():
@@ -240,7 +239,9 @@ def count_batch(
     if engine == "spark":
         from pipelines.monitoring.drift_spark import spark_drift
 
-        per_feature, rows, head = spark_drift(source, profile, dp.spark_master or None, dp.report_sample_rows)
+        per_feature, rows, head = spark_drift(
+            source, profile, spark_master(settings), dp.report_sample_rows, conf=settings.engine.spark_conf
+        )
         return per_feature, rows, [head]
     return stream_counts(Path(source), profile, dp.chunk_rows, dp.report_sample_rows)
 
@@ -258,7 +259,9 @@ def count_log(
         from pipelines.monitoring.drift_spark import spark_drift
 
         paths = [str(p) for p, _ in served]
-        per_feature, rows, head = spark_drift(paths, profile, dp.spark_master or None, dp.report_sample_rows, SERVED)
+        per_feature, rows, head = spark_drift(
+            paths, profile, spark_master(settings), dp.report_sample_rows, SERVED, settings.engine.spark_conf
+        )
         return per_feature, rows, [head]
     return stream_log_counts(served, profile, dp.chunk_rows, dp.report_sample_rows)
 
@@ -289,7 +292,7 @@ def served_counts(parts: list[Path], features: list[str]) -> list[tuple[Path, in
 def stream_log_counts(
     served: list[tuple[Path, int]], profile: dict[str, Any], chunk_rows: int, sample_rows: int
 ) -> tuple[dict[str, dict[str, float]], int, list[pd.DataFrame]]:
-    """The arrow engine on a prediction log: the served rows of each part (``served``, from
+    """The local engine on a prediction log: the served rows of each part (``served``, from
     :func:`served_counts`) streamed in chunks into the frozen bins, and a report sample drawn
     across all of them, as :func:`stream_counts` does for a batch."""
     import numpy as np

@@ -8,75 +8,21 @@ those counts (a few hundred integers) come back to the driver, where ``feature_d
 them into PSI exactly as for the streamed path: one number, whichever engine counted.
 
 Nothing here is a distributed engine of our own: Spark distributes the scan and the sums.
-``drift --engine spark`` (or ``drift.engine: spark`` in params.yaml) uses it; ``drift.spark_master``
-picks the cluster (``local[*]`` by default; empty to keep what spark-submit configured).
+``drift --engine spark`` (or ``engine.name: spark`` in params.yaml, or ``auto`` on a large day) uses
+it; ``engine.spark_master`` picks the cluster (pipelines/engine.py starts the session).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from pipelines.errors import PipelineError, first_line
+from pipelines.engine import quoted, spark_reason, spark_session
+from pipelines.errors import PipelineError
 from pipelines.model.profile import check_columns, feature_drift
 
-LOG4J2 = Path(__file__).with_name("spark-log4j2.properties")
-
-
-def spark_session(master: str | None) -> Any:
-    """A SparkSession (pyspark from requirements-spark.lock; Java 17+ on PATH or JAVA_HOME)."""
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError as exc:
-        raise PipelineError("the spark engine needs pyspark: `make spark` installs it from requirements-spark.lock") from exc
-    if not (os.environ.get("JAVA_HOME") or shutil.which("java")):
-        raise PipelineError("the spark engine needs Java 17 or newer: no `java` on PATH and JAVA_HOME is not set")
-    builder = SparkSession.builder.appName("pipelines-drift")
-    if master:
-        builder = builder.master(master)
-    conf = {
-        "spark.ui.enabled": "false",
-        "spark.ui.showConsoleProgress": "false",
-        "spark.sql.session.timeZone": "UTC",
-        # pandas writes nanosecond timestamps (event_ts), which Spark refuses to read otherwise;
-        # the drift job never reads them, but the file's schema must load
-        "spark.sql.legacy.parquet.nanosAsLong": "true",
-    }
-    for key, value in conf.items():
-        builder = builder.config(key, value)
-    # A quiet JVM start: no WARN lines before our own output (see the file). Log4j 2 reads this
-    # variable in the JVM pyspark launches; a user's own LOG4J_CONFIGURATION_FILE wins, and no
-    # Spark setting (spark-defaults.conf's extraJavaOptions on a cluster) is touched.
-    had = os.environ.get("LOG4J_CONFIGURATION_FILE")
-    os.environ.setdefault("LOG4J_CONFIGURATION_FILE", LOG4J2.as_uri())
-    try:
-        spark = builder.getOrCreate()
-    except Exception as exc:  # PySparkRuntimeError JAVA_GATEWAY_EXITED: an old or broken Java, ...
-        java = os.environ.get("JAVA_HOME") or shutil.which("java")
-        raise PipelineError(f"Spark could not start (needs Java 17+; using {java}): {spark_reason(exc)}") from exc
-    finally:
-        if had is None:
-            os.environ.pop("LOG4J_CONFIGURATION_FILE", None)
-    spark.sparkContext.setLogLevel("FATAL")  # failures reach the user as our one-line error
-    return spark
-
-
-JVM_NOISE = ("An error occurred while calling", "at ", "JVM stacktrace")
-
-
-def spark_reason(exc: BaseException) -> str:
-    """The message of a Spark/Py4J error without the JVM stack trace."""
-    return first_line(exc, skip=JVM_NOISE).lstrip(": ")
-
-
-def quoted(name: str) -> str:
-    """A column name Spark takes literally (a dot is not a struct field)."""
-    return "`" + name.replace("`", "``") + "`"
-
+__all__ = ["bin_column", "quoted", "spark_counts", "spark_drift", "spark_reason", "spark_session"]
 
 def bin_column(df: Any, name: str, frozen: dict[str, Any], numerical: bool) -> Any:
     """A Spark column: the value's bin index in the frozen profile, -1 for a null."""
@@ -122,13 +68,14 @@ def spark_counts(df: Any, profile: dict[str, Any]) -> tuple[dict[str, list[int]]
 
 
 def spark_drift(
-    source: str | list[str], profile: dict[str, Any], master: str | None, sample_rows: int, variants: tuple[str, ...] = ()
+    source: str | list[str], profile: dict[str, Any], master: str | None, sample_rows: int, variants: tuple[str, ...] = (),
+    conf: dict[str, str] | None = None,
 ) -> tuple[dict[str, Any], int, pd.DataFrame]:
     """PSI per feature of the Parquet batch at ``source`` (any path or URI Spark reads, or a
     list of them: the part files of a day's prediction log), the row count, and a seeded
     random sample of at most ``sample_rows`` rows of it (for the Evidently report's
     histograms). ``variants``: count only the rows of these (the log's served rows)."""
-    spark = spark_session(master)
+    spark = spark_session(master, conf)
     try:
         df = spark.read.parquet(*([source] if isinstance(source, str) else source))
         if variants:

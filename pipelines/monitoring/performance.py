@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ import pandas as pd
 
 from pipelines.config import BINARY_CLASSES, Settings
 from pipelines.data.prepare import binary_labels
+from pipelines.engine import choose_engine, engine_name
 from pipelines.errors import PipelineError
 from pipelines.io import check_not_quarantined, day_parts, find_partition, partition_files, read_frame, read_json, write_json
 from pipelines.telemetry import Sample, publish, step_succeeded
@@ -77,22 +79,29 @@ def predicted_days(settings: Settings) -> list[date]:
     return sorted(days)
 
 
-def performance(settings: Settings, day: date) -> dict[str, Any]:
-    """Join the day's predictions with its matured labels; log the metrics; write a summary."""
+def performance(settings: Settings, day: date, engine: str | None = None) -> dict[str, Any]:
+    """Join the day's predictions with its matured labels; log the metrics; write a summary.
+    ``engine`` (default engine.name: local, spark, or auto by the predictions' row count) joins;
+    the metrics are computed here from the joined rows either way
+    (pipelines/monitoring/performance_spark.py)."""
     import mlflow
 
     from pipelines.tracking import setup_mlflow
 
     d = settings.params.data
-    pred = day_predictions(settings, day)
+    override = engine_name(engine) if engine else None  # a bad --engine fails before any work
     label_path = find_partition(settings.labels_dir, day)
-    if label_path is None:
-        raise PipelineError(f"labels for {day} have not matured yet (nothing in {settings.labels_dir})")
-    labels = read_frame(label_path)[[d.id_col, d.target]]
-    labels[d.target] = binary_labels(labels[d.target], d.positive_label, d.target)
-    labels[d.id_col] = labels[d.id_col].astype(str)
-    joined = pred.merge(labels, on=d.id_col, how="inner")
-    joined = joined[joined[d.target].notna()]
+    batch = settings.predictions_dir / f"{day.isoformat()}.parquet"
+    parts = day_parts(settings.online_predictions_dir, day)
+    engine = choose_engine(settings, [*([batch] if batch.is_file() else []), *parts], override)
+    if label_path is not None and engine == "spark":
+        from pipelines.monitoring.performance_spark import spark_join
+
+        if not batch.is_file() and not parts:
+            day_predictions(settings, day)  # the local engine's one-line error for a day with none
+        joined, prediction_rows, online_rows = spark_join(settings, batch if batch.is_file() else None, parts, label_path)
+    else:
+        joined, prediction_rows, online_rows = local_join(settings, day, label_path)
     served = joined[joined["variant"].isin(SERVED)]  # what clients got; shadow rows only feed their model's series
     metrics = live_metrics(served["score"].to_numpy(dtype="float64"), served[d.target].to_numpy(dtype="int64"))
     setup_mlflow(settings)
@@ -108,22 +117,39 @@ def performance(settings: Settings, day: date) -> dict[str, Any]:
         "day": day.isoformat(),
         "model_versions": sorted(served["model_version"].astype(str).unique()),
         "matched_rows": len(served),
-        "prediction_rows": int(pred["variant"].isin(SERVED).sum()),
-        "online_rows": int((pred["variant"] != "batch").sum()),
+        "prediction_rows": prediction_rows,
+        "online_rows": online_rows,
         **{k: round(v, 6) for k, v in metrics.items()},
+        "engine": engine,
     }
     write_json(summary, settings.reports_dir / "performance" / f"{day.isoformat()}.json")
     return summary
 
 
-def measure_matured_days(settings: Settings) -> list[dict[str, Any]]:
-    """Real performance of every predicted day whose labels matured and is not measured yet."""
+def local_join(settings: Settings, day: date, label_path: Path | None) -> tuple[pd.DataFrame, int, int]:
+    """The local engine: the day's predictions joined with its labels (pandas), the served
+    prediction rows and the online ones."""
+    d = settings.params.data
+    pred = day_predictions(settings, day)
+    if label_path is None:
+        raise PipelineError(f"labels for {day} have not matured yet (nothing in {settings.labels_dir})")
+    labels = read_frame(label_path)[[d.id_col, d.target]]
+    labels[d.target] = binary_labels(labels[d.target], d.positive_label, d.target)
+    labels[d.id_col] = labels[d.id_col].astype(str)
+    joined = pred.merge(labels, on=d.id_col, how="inner")
+    joined = joined[joined[d.target].notna()]
+    return joined, int(pred["variant"].isin(SERVED).sum()), int((pred["variant"] != "batch").sum())
+
+
+def measure_matured_days(settings: Settings, engine: str | None = None) -> list[dict[str, Any]]:
+    """Real performance of every predicted day whose labels matured and is not measured yet
+    (``engine``: as for :func:`performance`)."""
     done = {p.stem for p in (settings.reports_dir / "performance").glob("20*.json")}
     labelled = partition_files(settings.labels_dir)
     out = []
     for day in predicted_days(settings):
         if day in labelled and day.isoformat() not in done:
-            res = performance(settings, day)
+            res = performance(settings, day, engine)
             log.info(
                 "%s: live ROC AUC %s on %s rows (model v%s)",
                 day,

@@ -148,7 +148,7 @@ def score(day: date) -> dict[str, Any]:
     from pipelines.serving.score import score as score_day
 
     res = score_day(settings(), day)
-    return {k: res[k] for k in ("day", "rows", "model_version", "mean_score", "predictions")}
+    return {k: res[k] for k in ("day", "rows", "model_version", "mean_score", "predictions", "engine")}
 
 
 # ------------------------------------------------------------------ training DAG

@@ -3,7 +3,9 @@
 Batch:
 
 - ``score``: streamed batch scoring with the verified champion (and the challenger in shadow),
-  written as atomic date partitions with the model's lineage on every row.
+  written as atomic date partitions with the model's lineage on every row;
+- ``score_spark``: the same scoring call in Spark tasks (``mapInPandas``), the same bits, the
+  same writer (the engine setting, pipelines/engine.py, picks it).
 
 The online server (``python -m pipelines serve``), one job per module:
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Iterator
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from datetime import date
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from pipelines.config import Settings
+from pipelines.engine import choose_engine, engine_name
 from pipelines.errors import PipelineError
 from pipelines.io import atomic_path, check_not_quarantined
 from pipelines.model.champion import load_verified
@@ -146,18 +148,22 @@ def _models(settings: Settings) -> tuple[Any, Any, Any, Any, Any]:
     return model, champion, signature, shadow, challenger
 
 
-def score(settings: Settings, day: date, progress: bool = True) -> dict[str, Any]:
-    """Score the validated batch of ``day``: data/predictions/<day>.parquet (+ shadow)."""
+def score(settings: Settings, day: date, progress: bool = True, engine: str | None = None) -> dict[str, Any]:
+    """Score the validated batch of ``day``: data/predictions/<day>.parquet (+ shadow).
+    ``engine`` (default engine.name: local, spark, or auto by the batch's row count) computes
+    the scores; the same writer writes them (pipelines/serving/score_spark.py)."""
     import pyarrow.parquet as pq
 
     from pipelines.failpoint import failpoint
     from pipelines.tracking import setup_mlflow
 
     d, sp = settings.params.data, settings.params.score
+    override = engine_name(engine) if engine else None  # a bad --engine fails before any work
     src = settings.validated_dir / f"{day.isoformat()}.parquet"
     if not src.is_file():
         check_not_quarantined(settings, day)
         raise PipelineError(f"no validated batch for {day} ({src} missing): run `validate --date {day}` first")
+    engine = choose_engine(settings, [src], override)
     setup_mlflow(settings)
     model, champion, signature, shadow, challenger = _models(settings)
     failpoint("score:loaded")  # the champion loaded and verified, no partition written yet
@@ -177,34 +183,40 @@ def score(settings: Settings, day: date, progress: bool = True) -> dict[str, Any
             if shadow is not None
             else None
         )
-        for batch in pf.iter_batches(
-            batch_size=sp.chunk_rows, columns=[d.id_col, d.timestamp_col, *d.features], use_threads=False
-        ):
-            X = model_input(batch.to_pandas(), d)
-            scores = predict_scores(model, X, sp.chunk_rows)
+        if engine == "spark":
+            from pipelines.serving.score_spark import spark_chunks
+
+            chunks = spark_chunks(settings, pf, src, champion, challenger)
+        else:
+            chunks = local_chunks(settings, pf, model, shadow)
+        for batch, scores, s2 in chunks:
             writer.write_table(_table(settings, schema, batch, scores, champion, day))
-            s2 = None
-            if shadow_writer is not None:
-                s2 = predict_scores(shadow, X, sp.chunk_rows)
+            if shadow_writer is not None and s2 is not None:
                 shadow_writer.write_table(_table(settings, schema, batch, s2, challenger, day))
             tally.add(scores, s2)
             if progress and total > sp.chunk_rows:
                 rate = tally.rows / max(time.perf_counter() - started, 1e-9)
-                log.info(
-                    "  scored %s/%s rows (%.0f%%), %s rows/s",
-                    f"{tally.rows:,}",
-                    f"{total:,}",
-                    100 * tally.rows / total,
-                    f"{rate:,.0f}",
-                )
+                log.info("  scored %s/%s rows (%.0f%%), %s rows/s", f"{tally.rows:,}", f"{total:,}",
+                         100 * tally.rows / total, f"{rate:,.0f}")
     summary = _summary(settings, day, tally, time.perf_counter() - started, champion, challenger, dest, shadow_dest)
+    summary["engine"] = engine
     _log_summary(summary)
     step_succeeded(settings, "score")
     log.info(
-        "scored %s rows of %s with v%s in %.2fs%s", f"{tally.rows:,}", day, champion.version, summary["seconds"],
+        "scored %s rows of %s with v%s in %.2fs on %s%s", f"{tally.rows:,}", day, champion.version, summary["seconds"], engine,
         f" (shadow v{challenger.version}: mean |diff| {summary['shadow']['mean_abs_diff']})" if "shadow" in summary else "",
     )
     return summary
+
+
+def local_chunks(settings: Settings, pf: Any, model: Any, shadow: Any) -> Iterator[tuple[Any, np.ndarray, np.ndarray | None]]:
+    """The local engine: (a chunk of ``pf``, its champion scores, its shadow scores or None),
+    streamed; memory is bounded by score.chunk_rows."""
+    d, sp = settings.params.data, settings.params.score
+    for batch in pf.iter_batches(batch_size=sp.chunk_rows, columns=[d.id_col, d.timestamp_col, *d.features], use_threads=False):
+        X = model_input(batch.to_pandas(), d)
+        s2 = predict_scores(shadow, X, sp.chunk_rows) if shadow is not None else None
+        yield batch, predict_scores(model, X, sp.chunk_rows), s2
 
 
 def _summary(
@@ -262,6 +274,7 @@ def _log_summary(summary: dict[str, Any]) -> None:
                 "day": summary["day"],
                 "model_version": summary["model_version"],
                 "threads": str(summary["threads"]),
+                "engine": summary.get("engine", "local"),
             }
         )
         mlflow.log_metrics(metrics)

@@ -37,9 +37,11 @@ OPTIONAL_ENV = {
     "PIPELINES_FAILPOINT": "fault injection for tests/faults only (pipelines/failpoint.py); never set in a deployment",
     "PIPELINES_AS_OF": "set by the pipeline itself for the prepare stage it runs (pipelines/ops/stages.py)",
     "JAVA_HOME": (
-        "only `drift --engine spark` reads it; "
-        "the image has no pyspark (requirements-spark.lock) and runs the arrow engine"
+        "only the spark engine (engine.name in params.yaml) reads it; "
+        "the image has no pyspark (requirements-spark.lock) and runs the local engine"
     ),
+    "PIPELINES_SPARK_MASTER": "overrides engine.spark_master for the spark engine only (pipelines/engine.py)",
+    "PYTHONPATH": "the spark engine passes it on to the Python workers of a local master (pipelines/engine.py)",
 }
 VAR = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 

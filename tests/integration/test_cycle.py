@@ -243,7 +243,7 @@ def test_feature_drift_calls_for_retraining_after_k_days_naming_logins(project: 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project.root / 'mlflow.db'}")
     [run] = client.search_runs(
         [client.get_experiment_by_name("credit-default").experiment_id],
-        "tags.step = 'drift' and tags.day = '2026-01-22' and tags.engine = 'arrow'",
+        "tags.step = 'drift' and tags.day = '2026-01-22' and tags.engine = 'local'",
     )
     logged = {k.removeprefix("psi_"): v for k, v in run.data.metrics.items() if k.startswith("psi_")}
     assert logged == summary["psi"] and run.data.metrics["score_psi"] == summary["score_psi"]
@@ -258,7 +258,7 @@ def test_spark_engine_gives_the_same_drift_summary(project: Project, drifted: di
     arrow = json.loads(path.read_text())
     res = project.cli("drift", "--date", "2026-01-22", "--engine", "spark")
     spark = json.loads(path.read_text())
-    assert arrow["engine"] == "arrow" and spark["engine"] == "spark"
+    assert arrow["engine"] == "local" and spark["engine"] == "spark"
     for key in ("psi", "null_rate", "rows", "score_psi", "retrain", "drifted_features", "reason"):
         assert spark[key] == arrow[key], key
     assert "retrain DUE" in res.stderr

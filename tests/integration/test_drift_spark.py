@@ -4,7 +4,8 @@ Runs a real local Spark (pyspark from requirements-spark.lock, installed by `mak
 from the machine, or from Debian's packages when it is missing) on Parquet files, against the
 streamed pyarrow counting of pipelines/model/profile.py on the same files. Equal counts mean equal
 PSI: both end in the same ``feature_drift``. A cluster cannot run here; `local[2]` runs the same
-plan on two executor threads.
+plan on two executor threads (one session for every Spark test: the ``spark`` fixture in
+tests/integration/conftest.py).
 """
 
 from __future__ import annotations
@@ -20,19 +21,8 @@ from pipelines.data.simulate import generate_day
 from pipelines.errors import PipelineError
 from pipelines.model.features import model_input
 from pipelines.model.profile import Accumulator, build_profile, stream_batches
-from tests.support.java import ensure_java
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def spark():
-    from pipelines.monitoring.drift_spark import spark_session
-
-    ensure_java()
-    session = spark_session("local[2]")
-    yield session
-    session.stop()
 
 
 def awkward_batch(settings, day: date, rows: int) -> pd.DataFrame:

@@ -74,7 +74,7 @@ def test_drift_input_needs_a_date_and_a_known_engine() -> None:
         "error: --input needs --date: the day the batch is for (its report and the retrain streak are kept by day)"
     )
     res = _cli("drift", "--date", "2026-01-05", "--engine", "polars")
-    assert res.returncode == 1 and res.stderr.strip() == "error: unknown drift engine 'polars': use arrow or spark"
+    assert res.returncode == 1 and res.stderr.strip() == "error: unknown engine 'polars' (--engine): use local, spark or auto"
 
 
 def test_init_on_an_empty_folder_is_one_line(tmp_path: Path) -> None:

@@ -63,8 +63,8 @@ def test_wrong_type_names_key_line_and_what_was_expected(tmp_path: Path) -> None
     msg, line = _error(tmp_path, "max_iter: 150", "max_iter: lots")
     expected = "expected a valid integer, unable to parse string as an integer, got 'lots'"
     assert msg.endswith(f"params.yaml:{line}:13: train.max_iter: {expected}")
-    msg, line = _error(tmp_path, "  engine: arrow", "  engine: pandas")
-    assert msg.endswith(f"params.yaml:{line}:11: drift.engine: expected 'arrow' or 'spark', got 'pandas'")
+    msg, line = _error(tmp_path, "  name: local", "  name: pandas")
+    assert msg.endswith(f"params.yaml:{line}:9: engine.name: expected 'local', 'spark' or 'auto', got 'pandas'")
     msg, line = _error(tmp_path, "positive_label: null", "positive_label: [1]")  # every member of a union, in one phrase
     expected = "expected a valid string, a valid integer, a valid number or a valid boolean, got [1]"
     assert msg.endswith(f":{line}:3: data.positive_label: {expected}")
@@ -93,7 +93,7 @@ def _models(model: type[BaseModel]) -> list[type[BaseModel]]:
 
 def test_every_params_key_has_a_description() -> None:
     models = _models(Params)
-    assert len(models) == 11  # Params and its ten sections
+    assert len(models) == 12  # Params and its eleven sections
     missing = [f"{m.__name__}.{name}" for m in models for name, f in m.model_fields.items() if not (f.description or "").strip()]
     assert missing == []
 
